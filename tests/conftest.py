@@ -53,3 +53,35 @@ def sec_subset(sec_val):
     return QADataset(
         {q: sec_val["queries"][q] for q in qids}, corpus, {q: list(sec_val["relevant_docs"][q]) for q in qids}
     )
+
+
+TOPICS = ["pump", "valve", "hose", "filter", "cylinder", "accumulator", "seal", "cooler", "motor", "reservoir"]
+ISSUES = ["leaks oil", "runs hot", "makes noise", "loses pressure", "vibrates", "sticks"]
+
+
+def make_tiny_dataset(n: int = 30, tag: str = ""):
+    """A small synthetic QA dataset (n questions, n passages) for smoke runs."""
+    from core.dataset import QADataset
+
+    queries, corpus, rel = {}, {}, {}
+    for i in range(n):
+        t, s = TOPICS[i % len(TOPICS)], ISSUES[(i // len(TOPICS)) % len(ISSUES)]
+        queries[f"q{i}{tag}"] = f"why the {t} {s} case {i}"
+        corpus[f"d{i}{tag}"] = f"When the {t} {s}, inspect item {i}: check mounting, fluid level and fittings."
+        rel[f"q{i}{tag}"] = [f"d{i}{tag}"]
+    return QADataset(queries, corpus, rel)
+
+
+@pytest.fixture
+def tiny_store(tmp_path):
+    """A store holding one tiny dataset (train 24 questions, eval 6 against all passages)."""
+    from core.dataset import QADataset
+    from core.store import Store
+
+    ds = make_tiny_dataset(30)
+    q = ds.query_ids
+    train = ds.subset(q[:24], [f"d{i}" for i in range(24)])
+    ev = QADataset({k: ds.queries[k] for k in q[24:]}, ds.corpus, {k: ds.relevant_docs[k] for k in q[24:]})
+    store = Store(tmp_path / "ws")
+    ds_id = store.save_dataset("tiny", train, ev)
+    return store, ds_id

@@ -142,6 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds_id = store.save_dataset(name, train, ev, report=report, meta={"origin": "cli"})
     config = TrainConfig(base_model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.lr, max_seq_length=args.max_seq_length, loss=args.loss,
+                         index_max_seq_length=args.index_max_seq_length,
                          hard_negatives=args.hard_negatives, seed=args.seed, max_steps=args.max_steps).to_dict()
     if args.method == "adapter":
         config.update({"epochs": args.epochs if args.epochs != 2 else 30})
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=2)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=5e-5)
-    t.add_argument("--max-seq-length", type=int, default=256)
+    t.add_argument("--max-seq-length", type=int, default=256, help="tokens per text while training")
+    t.add_argument("--index-max-seq-length", type=int, default=512, help="tokens per passage when searching")
     t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default="mnrl")
     t.add_argument("--hard-negatives", type=int, default=0)
     t.add_argument("--max-steps", type=int, default=-1, help="cap on training steps (smoke runs)")

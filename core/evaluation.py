@@ -33,6 +33,8 @@ class RetrievalResult:
     per_query: pd.DataFrame  # index query_id; metric columns + gold_rank
     metrics: dict[str, float]
     seconds: float
+    # (query vectors (n_q, dim), passage vectors (n_docs, dim)) for dense systems, else None
+    vectors: tuple[np.ndarray, np.ndarray] | None = None
 
     def ranking(self) -> Ranking:
         return self.ids, self.scores
@@ -83,8 +85,10 @@ def evaluate_dense(model, ds: QADataset, *, name: str = "dense", cache: Embeddin
                    progress: StageProgress | None = None, batch_size: int = 32) -> RetrievalResult:
     """Metrics of a SentenceTransformer used as a dense retriever on ``ds``."""
     t0 = time.perf_counter()
-    ranking, _, _ = dense_ranking(model, ds, cache=cache, progress=progress, batch_size=batch_size)
-    return score_ranking(name, ds, ranking, time.perf_counter() - t0)
+    ranking, q_vecs, d_vecs = dense_ranking(model, ds, cache=cache, progress=progress, batch_size=batch_size)
+    res = score_ranking(name, ds, ranking, time.perf_counter() - t0)
+    res.vectors = (q_vecs, d_vecs)
+    return res
 
 
 def evaluate_bm25(ds: QADataset, *, name: str = "BM25") -> RetrievalResult:

@@ -62,8 +62,10 @@ def _run_adapter(base, train: QADataset, ev: QADataset, config: dict, cache, rep
     reporter.check_cancel()
     adapter.save(run_dir / "adapter.npz")
     e_ids, e_d, e_q = _vectors(base, ev, cache, reporter, "evaluation data")
-    ranking = DenseIndex(e_ids, e_d).search(adapter.transform(e_q))
+    t_q = adapter.transform(e_q)
+    ranking = DenseIndex(e_ids, e_d).search(t_q)
     res = score_ranking("tuned (adapter)", ev, ranking, time.perf_counter() - t0)
+    res.vectors = (t_q, e_d)
     return res, {"chosen": hist.chosen, "train_seconds": time.perf_counter() - t0}
 
 
@@ -89,6 +91,7 @@ def _run_nudge(base, train: QADataset, ev: QADataset, config: dict, cache, repor
     e_d = np.stack([nudged.get(i, v) for i, v in zip(e_ids, e_d)]).astype(np.float32)
     ranking = DenseIndex(e_ids, e_d).search(e_q)
     res = score_ranking("tuned (NUDGE)", ev, ranking, time.perf_counter() - t0)
+    res.vectors = (e_q, e_d)
     return res, {"chosen": hist.chosen, "train_seconds": time.perf_counter() - t0}
 
 
@@ -104,7 +107,10 @@ def _run_full(train: QADataset, ev: QADataset, config: dict, cache, reporter: Re
 
 
 def save_results(run_dir: Path, ev: QADataset, systems: list[RetrievalResult], info: dict[str, Any]) -> dict:
-    """Write results.json, per_query.csv and rankings.json; return the results dict."""
+    """Write results.json, per_query.csv, rankings.json and vectors.npz; return the results dict.
+
+    ``systems`` starts with the base and the tuned dense systems.
+    """
     frames = []
     for r in systems:
         f = r.per_query[["gold_rank", "Accuracy@10", "MRR@10", "nDCG@10"]].copy()
@@ -113,6 +119,11 @@ def save_results(run_dir: Path, ev: QADataset, systems: list[RetrievalResult], i
     per_query = pd.concat(frames, axis=1)
     per_query.insert(0, "question", [ev.queries[q] for q in per_query.index])
     atomic_write_bytes(run_dir / "per_query.csv", per_query.to_csv().encode("utf-8"))
+    base, tuned = systems[0], systems[1]
+    if base.vectors is not None and tuned.vectors is not None:
+        with open(run_dir / "vectors.npz", "wb") as fh:  # for the map and free-text search: no re-encoding
+            np.savez(fh, base_q=base.vectors[0], base_d=base.vectors[1], tuned_q=tuned.vectors[0],
+                     tuned_d=tuned.vectors[1])
     rankings = {r.name: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
                          for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for r in systems}
     atomic_write_json(run_dir / "rankings.json", rankings)
@@ -151,8 +162,8 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
     t0 = time.perf_counter()
     reporter.phase("preparing", "Loading the base model")
     base = load_model(config.get("base_model"), device=device)
-    if config.get("max_seq_length") and method != "full":
-        base.max_seq_length = int(config["max_seq_length"])
+    if config.get("index_max_seq_length"):
+        base.max_seq_length = int(config["index_max_seq_length"])
     reporter.phase("encoding", "Scoring the base model")
     base_res = evaluate_dense(base, ev, name="base", cache=cache, progress=_stage(reporter))
     reporter.check_cancel()

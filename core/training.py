@@ -36,7 +36,9 @@ class TrainConfig:
     learning_rate: float = 5e-5  # higher than 2e-5: one or two epochs must move a small model
     warmup_ratio: float = 0.1  # short warm-up keeps the first steps from wrecking the pretrained space
     scheduler: str = "linear"  # linear decay to 0 by the last step
-    max_seq_length: int = 256  # tokens per passage; longer sees more of long passages but costs time
+    max_seq_length: int = 256  # tokens per text while training: cost grows fast with length on CPU
+    index_max_seq_length: int = 512  # tokens per passage when encoding for search (base and tuned alike):
+    # long passages cut at 256 lose their second half; encoding is cheap next to training
     loss: str = "mnrl"  # "mnrl" | "cached_mnrl" (big batch, little memory) | "matryoshka"
     mini_batch_size: int = 16  # CachedMNRL: texts per forward chunk (memory), not the effective batch
     matryoshka_dims: list[int] = field(default_factory=lambda: [384, 256, 128, 64])
@@ -301,6 +303,7 @@ def train_full(train_ds: QADataset, config: TrainConfig, out_dir: str | Path, re
         best = {"metric": f"val {VAL_METRIC}", "value": trainer.state.best_metric,
                 "checkpoint": Path(trainer.state.best_model_checkpoint or "").name}
     reporter.phase("saving", "Saving the tuned model")
+    model.max_seq_length = config.index_max_seq_length
     model_dir = out_dir / "model"
     model.save(str(model_dir))
     shutil.rmtree(ckpt, ignore_errors=True)

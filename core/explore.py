@@ -1,0 +1,139 @@
+"""What the map and comparison pages need from a finished run, without re-encoding.
+
+``open_run`` reads the run folder (eval split, results, rankings, saved vectors);
+``RunView.search`` answers a free-text query with base and tuned side by side, loading
+only the query encoders (the passage vectors come from ``vectors.npz``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.dataset import QADataset
+from core.store import Store, read_json
+
+
+@dataclass
+class RunView:
+    """A finished run's eval data, results and vectors (rows: ``query_ids`` / ``passage_ids``)."""
+
+    run_id: str
+    run_dir: Path
+    method: str
+    config: dict[str, Any]
+    eval: QADataset
+    results: dict[str, Any]
+    rankings: dict[str, Any]
+    query_ids: list[str]
+    passage_ids: list[str]
+    base_q: np.ndarray
+    base_d: np.ndarray
+    tuned_q: np.ndarray
+    tuned_d: np.ndarray
+    _encoders: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def per_query(self) -> pd.DataFrame:
+        """per_query.csv: question, then '<system>|gold_rank', '<system>|MRR@10', ... per system."""
+        return pd.read_csv(self.run_dir / "per_query.csv", index_col=0)
+
+    def winners_losers(self) -> pd.DataFrame:
+        """Per eval question: gold rank base -> tuned, its change and movement, best wins first."""
+        pq = self.per_query()
+        base, tuned = self.results["order"][0], self.results["order"][1]
+        before, after = pq[f"{base}|gold_rank"], pq[f"{tuned}|gold_rank"]
+        b, a = before.fillna(101), after.fillna(101)
+        df = pd.DataFrame({"question": pq["question"], "rank before": before, "rank after": after,
+                           "change": b - a})
+        df["movement"] = np.where(a < b, "improved", np.where(a > b, "worsened", "same"))
+        return df.sort_values(["change", "rank after"], ascending=[False, True])
+
+    def gold_vectors(self, space: str) -> np.ndarray:
+        """(n_q, dim): each eval question's first gold passage vector in ``space``."""
+        d = self.base_d if space == "base" else self.tuned_d
+        pos = {p: i for i, p in enumerate(self.passage_ids)}
+        return np.stack([d[pos[self.eval.relevant_docs[q][0]]] for q in self.query_ids])
+
+    def _encoder(self, which: str):
+        """A function text -> (dim,) query vector for 'base' or 'tuned' (models loaded once)."""
+        if which in self._encoders:
+            return self._encoders[which]
+        from core.embedding import encode, load_model
+
+        if which == "tuned" and self.method == "full":
+            model = load_model(str(self.run_dir / "model"))
+            fn = lambda t: encode(model, [t], kind="query")[0]  # noqa: E731
+        else:
+            base = self._encoders.get("_base_model") or load_model(self.config.get("base_model"))
+            base.max_seq_length = int(self.config.get("index_max_seq_length") or base.max_seq_length)
+            self._encoders["_base_model"] = base
+            if which == "tuned" and self.method == "adapter":
+                from core.adapters import LinearAdapter
+
+                adapter = LinearAdapter.load(self.run_dir / "adapter.npz")
+                fn = lambda t: adapter.transform(encode(base, [t], kind="query"))[0]  # noqa: E731
+            else:
+                fn = lambda t: encode(base, [t], kind="query")[0]  # noqa: E731
+        self._encoders[which] = fn
+        return fn
+
+    def search(self, text: str, k: int = 10) -> dict[str, pd.DataFrame]:
+        """Top ``k`` passages for ``text`` from base and tuned, side by side.
+
+        Returns:
+            {"base": df, "tuned": df}; each df has rank, passage_id, score, passage, source,
+            gold (True when ``text`` is an eval question and this is its passage) and
+            other_rank (this passage's rank in the other system's top 100, NaN if absent).
+        """
+        text = (text or "").strip()
+        if not text:
+            raise ValueError("Type a question first.")
+        from core.index import DenseIndex
+
+        gold: set[str] = set()
+        for q in self.query_ids:
+            if self.eval.queries[q].strip().lower() == text.lower():
+                gold = set(self.eval.relevant_docs[q])
+                break
+        out = {}
+        full = {}
+        for space, mat in (("base", self.base_d), ("tuned", self.tuned_d)):
+            qv = self._encoder(space)(text)[None, :]
+            ids, scores = DenseIndex(self.passage_ids, mat, kind="exact").search(qv, 100)
+            full[space] = (ids[0], scores[0])
+        for space, other in (("base", "tuned"), ("tuned", "base")):
+            ids, scores = full[space]
+            other_rank = {d: r + 1 for r, d in enumerate(full[other][0])}
+            out[space] = pd.DataFrame({
+                "rank": range(1, min(k, len(ids)) + 1),
+                "passage_id": ids[:k],
+                "score": scores[:k],
+                "passage": [self.eval.corpus[d] for d in ids[:k]],
+                "source": [self.eval.sources.get(d, "") for d in ids[:k]],
+                "gold": [d in gold for d in ids[:k]],
+                "other_rank": [other_rank.get(d, np.nan) for d in ids[:k]],
+            })
+        return out
+
+
+def open_run(store: Store, run_id: str) -> RunView:
+    """Load a finished run's view (no model, no encoding).
+
+    Raises:
+        FileNotFoundError: the run has no saved results or vectors (not finished, or failed).
+    """
+    run = store.get_run(run_id)
+    run_dir = store.run_dir(run_id)
+    if not (run_dir / "vectors.npz").exists() or not (run_dir / "results.json").exists():
+        raise FileNotFoundError(f"Run {run_id} has no results yet (status: {run['status']}).")
+    _, ev = store.load_dataset(run["dataset_id"])
+    with np.load(run_dir / "vectors.npz", allow_pickle=False) as z:
+        vecs = {k: z[k] for k in ("base_q", "base_d", "tuned_q", "tuned_d")}
+    config = read_json(run_dir / "config.json", {})
+    return RunView(run_id=run_id, run_dir=run_dir, method=config.get("method", run["method"]), config=config,
+                   eval=ev, results=read_json(run_dir / "results.json"), rankings=read_json(run_dir / "rankings.json", {}),
+                   query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)

@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install dev run test lint clean
+.PHONY: install dev browser run test lint clean
 
 # torch first, pinned to the CPU wheel on local disk: an unpinned torch pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,12 @@ $(VENV)/.dev: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# Real-browser tests use Debian's chromium (never `playwright install`: it downloads a browser).
+browser:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
 dev: $(VENV)/.dev
 
 run: install
@@ -31,7 +37,7 @@ run: install
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
-test: dev
+test: dev browser
 	$(PY) -m pytest -q
 
 lint: dev

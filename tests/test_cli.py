@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -32,8 +33,10 @@ def test_evaluate_json_has_dense_bm25_hybrid(tmp_path, sec_subset):
 def test_evaluate_table_and_bad_file(tmp_path):
     path = tmp_path / "pairs.csv"
     ds = make_tiny_dataset(12)
-    rows = ["question,passage"] + [f"{ds.queries[q]},{ds.corpus[ds.relevant_docs[q][0]]}" for q in ds.query_ids]
-    path.write_text("\n".join(rows).replace(": check mounting, fluid level and fittings.", " check mounting"))
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["question", "passage"])
+        w.writerows([ds.queries[q], ds.corpus[ds.relevant_docs[q][0]]] for q in ds.query_ids)
     proc = _run(["evaluate", "--data", str(path), "--bm25"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Accuracy@10" in proc.stdout and "BM25" in proc.stdout

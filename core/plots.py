@@ -1,0 +1,491 @@
+"""Plotly figures for the lab, built from data frames only.
+
+This file owns how results look: the embedding maps (points of a ``Projection`` with gold links
+and a highlighted query), metric bars, the training loss curve and the before/after gold-rank
+scatter. Every function takes plain data (DataFrames, lists) and returns a ``plotly`` Figure; none
+loads a model, encodes text or runs UMAP (that is ``core.projection``), and none imports streamlit.
+
+Figures use SVG ``Scatter`` rather than WebGL ``Scattergl``: a page shows several figures and
+browsers cap WebGL contexts (headless test browsers may lack WebGL), while a few thousand markers
+and one path per link class stay fast in SVG.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import html
+import textwrap
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.metrics import HEADLINE
+from core.projection import rank_movement
+
+QUERY_COLOR = "#111111"  # queries: near-black open diamonds, a colour no passage ever gets
+QUERY_SYMBOL = "diamond-open"
+NO_SOURCE = "(no source)"
+NO_SOURCE_COLOR = "#b0b0b0"
+# Movement colours for links and the rank scatter; greens/reds darker than the passage palette's.
+MOVEMENT_COLORS = {"improved": "#1a9641", "worsened": "#d7191c", "same": "#c8c8c8"}
+MOVEMENT_ORDER = ("improved", "worsened", "same")
+# Qualitative palette for passage sources (Plotly's default 10 + D3's 10 minus near-duplicates
+# and greys); sources beyond it get golden-angle hues, never black or grey.
+PALETTE = [
+    "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
+    "#FF97FF", "#FECB52", "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B",
+    "#E377C2", "#BCBD22", "#17BECF",
+]  # fmt: skip
+HOVER_CHARS = 200  # hover text is cut here: enough to recognise a passage, short enough to read
+POINT_SIZE = 6  # marker size of ordinary points; highlighted ones are drawn at HIGHLIGHT_SIZE
+HIGHLIGHT_SIZE = 16
+LEGEND_MAX_SOURCES = 30  # above this many sources one passage trace (no per-source legend) is drawn
+RANK_NAN = 101  # where "not in the top 100" is drawn on rank axes
+MAP_HEIGHT = 560
+
+
+def _extra_color(i: int) -> str:
+    """The i-th colour after the palette: golden-angle hue, mid lightness and saturation."""
+    h = (i * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hls_to_rgb(h, 0.55, 0.65)
+    return f"#{int(r * 255):02X}{int(g * 255):02X}{int(b * 255):02X}"
+
+
+def source_colors(sources: Sequence[str]) -> dict[str, str]:
+    """A stable colour per source: by position in the sorted list of distinct sources.
+
+    Args:
+        sources: every source name of the figure(s) that must agree (repeats and NaN allowed).
+
+    Returns:
+        {source: "#RRGGBB"}; NaN/empty maps to :data:`NO_SOURCE` in light grey.
+    """
+    names = sorted({_source_name(s) for s in sources} - {NO_SOURCE})
+    colors = {s: PALETTE[i] if i < len(PALETTE) else _extra_color(i - len(PALETTE)) for i, s in enumerate(names)}
+    colors[NO_SOURCE] = NO_SOURCE_COLOR
+    return colors
+
+
+def _source_name(s) -> str:
+    if s is None or (isinstance(s, float) and np.isnan(s)) or str(s).strip() == "":
+        return NO_SOURCE
+    return str(s)
+
+
+def hover_text(text, limit: int = HOVER_CHARS, width: int = 70) -> str:
+    """HTML-escaped ``text`` cut at ``limit`` characters (full length noted), wrapped at ``width``."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return ""
+    s = " ".join(str(text).split())
+    if len(s) > limit:
+        s = s[:limit].rstrip() + f"… ({len(s):,} chars)"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(s, width)) or ""
+
+
+def _hover(df: pd.DataFrame, label: str) -> list[str]:
+    """Hover strings for the rows of ``df``: bold label and id, then source/movement, then text."""
+    out = []
+    for row in df.itertuples(index=False):
+        head = f"<b>{label}</b> {html.escape(str(row.id))}"
+        extra = []
+        src = getattr(row, "source", None)
+        if label == "passage" and "source" in df.columns:
+            extra.append(html.escape(_source_name(src)))
+        mov = getattr(row, "movement", None)
+        if label == "question" and isinstance(mov, str):
+            extra.append(mov)
+        if extra:
+            head += " · " + " · ".join(extra)
+        body = hover_text(getattr(row, "text", None)) if "text" in df.columns else ""
+        out.append(head + ("<br>" + body if body else ""))
+    return out
+
+
+def _xy_lookup(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    return {str(i): (float(x), float(y)) for i, x, y in zip(df["id"], df["x"], df["y"])}
+
+
+def _segments(pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> tuple[list, list]:
+    """Line segments as one x and one y list with None between segments (one trace, many lines)."""
+    xs: list = []
+    ys: list = []
+    for (x0, y0), (x1, y1) in pairs:
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return xs, ys
+
+
+def embedding_map(
+    points: pd.DataFrame,
+    space: str,
+    links: pd.DataFrame | None = None,
+    highlight: dict | None = None,
+    title: str | None = None,
+    uirevision: str | None = None,
+) -> go.Figure:
+    """Scatter of one space of a projection: passages by source, queries in black, gold links.
+
+    Args:
+        points: ``Projection.points`` (columns space, kind, id, x, y), optionally with ``text``
+            (hover text), ``source`` (passage's source document; colours) and ``movement`` (queries:
+            improved/worsened/same; shown on hover). Pass the frame with BOTH spaces: source colours
+            come from the sorted sources of the whole frame, so the base and tuned figures agree.
+        space: "base" or "tuned": which rows to draw.
+        links: optional DataFrame(query_id, passage_id[, movement]): a thin segment from each query
+            to its gold passage, one trace per movement class (green improved, red worsened, grey
+            same; no movement column = all "same"). Pairs whose ends are not on the map are skipped.
+        highlight: optional {"query_id": str, "top_ids": [passage id, ...]}: that query drawn large
+            and its top passages ringed, numbered by rank.
+        title: figure title.
+        uirevision: plotly uirevision; default ``"embedding-map-<space>"`` so zoom and pan survive
+            Streamlit reruns.
+
+    Returns:
+        The figure. Each trace's ``meta`` names its role ("links", "passages", "queries",
+        "highlight-query", "highlight-passages") and ``customdata`` holds point ids.
+    """
+    colors = source_colors(points["source"].tolist()) if "source" in points.columns else {}
+    df = points[points["space"] == space]
+    qs = df[df["kind"] == "query"]
+    ps = df[df["kind"] == "passage"]
+    fig = go.Figure()
+
+    if links is not None and len(links):
+        q_xy, p_xy = _xy_lookup(qs), _xy_lookup(ps)
+        move = links["movement"] if "movement" in links.columns else pd.Series("same", index=links.index)
+        for cls in MOVEMENT_ORDER:
+            sel = links[move.fillna("same").to_numpy() == cls]
+            pairs = [
+                (q_xy[str(q)], p_xy[str(p)])
+                for q, p in zip(sel["query_id"], sel["passage_id"])
+                if str(q) in q_xy and str(p) in p_xy
+            ]
+            if not pairs:
+                continue
+            xs, ys = _segments(pairs)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": MOVEMENT_COLORS[cls], "width": 0.8},
+                    name=f"gold link: {cls} ({len(pairs)})",
+                    hoverinfo="skip",
+                    opacity=0.7,
+                    meta="links",
+                    legendgroup="links",
+                )
+            )
+
+    if len(ps):
+        src = ps["source"].map(_source_name) if "source" in ps.columns else pd.Series(NO_SOURCE, index=ps.index)
+        groups = sorted(src.unique())
+        marker = {"size": POINT_SIZE, "opacity": 0.75, "line": {"width": 0}}
+        if len(groups) <= LEGEND_MAX_SOURCES:
+            for g in groups:
+                part = ps[(src == g).to_numpy()]
+                name = "passages" if "source" not in ps.columns else g
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["x"],
+                        y=part["y"],
+                        mode="markers",
+                        name=name,
+                        marker={**marker, "color": colors.get(g, NO_SOURCE_COLOR) if colors else PALETTE[0]},
+                        text=_hover(part, "passage"),
+                        hovertemplate="%{text}<extra></extra>",
+                        customdata=part["id"].astype(str).tolist(),
+                        meta="passages",
+                        legendgroup="passages",
+                    )
+                )
+        else:
+            fig.add_trace(
+                go.Scatter(
+                    x=ps["x"],
+                    y=ps["y"],
+                    mode="markers",
+                    name=f"passages ({len(groups)} sources)",
+                    marker={**marker, "color": [colors.get(g, NO_SOURCE_COLOR) for g in src]},
+                    text=_hover(ps, "passage"),
+                    hovertemplate="%{text}<extra></extra>",
+                    customdata=ps["id"].astype(str).tolist(),
+                    meta="passages",
+                )
+            )
+
+    if len(qs):
+        fig.add_trace(
+            go.Scatter(
+                x=qs["x"],
+                y=qs["y"],
+                mode="markers",
+                name=f"questions ({len(qs)})",
+                marker={"size": POINT_SIZE + 1, "symbol": QUERY_SYMBOL, "color": QUERY_COLOR, "line": {"width": 1}},
+                text=_hover(qs, "question"),
+                hovertemplate="%{text}<extra></extra>",
+                customdata=qs["id"].astype(str).tolist(),
+                meta="queries",
+            )
+        )
+
+    if highlight:
+        _add_highlight(fig, qs, ps, highlight)
+
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        height=MAP_HEIGHT,
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        legend={"itemsizing": "constant", "groupclick": "toggleitem"},
+        hovermode="closest",
+        uirevision=uirevision or f"embedding-map-{space}",
+    )
+    # UMAP axes have no units or meaning: hide ticks and grid, keep distances honest (equal aspect).
+    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def _add_highlight(fig: go.Figure, qs: pd.DataFrame, ps: pd.DataFrame, highlight: dict) -> None:
+    """Enlarge the highlighted query and ring its top passages (numbered 1..k by rank)."""
+    qid = highlight.get("query_id")
+    top = [str(t) for t in highlight.get("top_ids") or []]
+    p_xy = _xy_lookup(ps)
+    q_xy = _xy_lookup(qs)
+    shown = [(rank, pid, p_xy[pid]) for rank, pid in enumerate(top, start=1) if pid in p_xy]
+    if qid is not None and str(qid) in q_xy and shown:
+        xs, ys = _segments([(q_xy[str(qid)], xy) for _, _, xy in shown])
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="lines", line={"color": QUERY_COLOR, "width": 1, "dash": "dot"},
+                hoverinfo="skip", showlegend=False, meta="highlight-links",
+            )
+        )  # fmt: skip
+    if shown:
+        by_id = ps.assign(id=ps["id"].astype(str)).drop_duplicates("id").set_index("id", drop=False)
+        part = by_id.loc[[pid for _, pid, _ in shown]]
+        fig.add_trace(
+            go.Scatter(
+                x=[xy[0] for _, _, xy in shown],
+                y=[xy[1] for _, _, xy in shown],
+                mode="markers+text",
+                text=[str(r) for r, _, _ in shown],
+                textposition="top center",
+                hovertext=[f"rank {r}<br>{h}" for (r, _, _), h in zip(shown, _hover(part, "passage"))],
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker={"size": HIGHLIGHT_SIZE, "symbol": "circle-open", "color": QUERY_COLOR, "line": {"width": 2}},
+                name=f"top {len(shown)} passages",
+                customdata=[pid for _, pid, _ in shown],
+                meta="highlight-passages",
+            )
+        )
+    if qid is not None and str(qid) in q_xy:
+        row = qs[qs["id"].astype(str) == str(qid)].head(1)
+        x, y = q_xy[str(qid)]
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[y],
+                mode="markers",
+                marker={"size": HIGHLIGHT_SIZE, "symbol": "diamond", "color": QUERY_COLOR,
+                        "line": {"width": 2, "color": "white"}},
+                text=_hover(row, "question"),
+                hovertemplate="%{text}<extra></extra>",
+                name="selected question",
+                customdata=[str(qid)],
+                meta="highlight-query",
+            )
+        )  # fmt: skip
+
+
+def metric_bars(table: pd.DataFrame, metrics: list[str] | None = None) -> go.Figure:
+    """Grouped bars: one group per metric, one bar per system.
+
+    Args:
+        table: systems x metrics (index = system name; a ``system`` column is used as the index if
+            present), values in metric units.
+        metrics: columns to show, in order; default the :data:`core.metrics.HEADLINE` metrics the
+            table has, else all its numeric columns.
+
+    Returns:
+        The figure (y axis fixed to 0..1 when every value lies there, so runs compare by eye).
+    """
+    t = table.set_index("system") if "system" in table.columns else table
+    if metrics is None:
+        metrics = [m for m in HEADLINE if m in t.columns] or list(t.select_dtypes("number").columns)
+    missing = [m for m in metrics if m not in t.columns]
+    if missing:
+        raise ValueError(f"metrics not in the table: {missing}")
+    fig = go.Figure()
+    for system, row in t[metrics].iterrows():
+        vals = row.astype(float)
+        fig.add_trace(
+            go.Bar(
+                x=metrics,
+                y=vals.tolist(),
+                name=str(system),
+                text=[f"{v:.3f}" if np.isfinite(v) else "" for v in vals],
+                textposition="outside",
+                hovertemplate=f"<b>{html.escape(str(system))}</b><br>%{{x}}: %{{y:.4f}}<extra></extra>",
+            )
+        )
+    values = t[metrics].to_numpy(dtype=float)
+    in_unit = values.size and np.nanmin(values) >= 0 and np.nanmax(values) <= 1
+    fig.update_layout(
+        barmode="group",
+        template="plotly_white",
+        yaxis={"range": [0, 1.08]} if in_unit else {},  # headroom for the value labels
+        legend={"orientation": "h", "y": -0.15},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        uirevision="metric-bars",
+    )
+    return fig
+
+
+def loss_curve(
+    losses: list[tuple[int, float]],
+    evals: list[tuple[int, dict]] | None = None,
+    metric: str = "MRR@10",
+) -> go.Figure:
+    """Training loss per step and, if given, a validation metric per evaluation.
+
+    Args:
+        losses: (step, loss) pairs, in any order.
+        evals: (step, {metric name: value}) pairs; evaluations lacking ``metric`` are skipped.
+        metric: which metric of ``evals`` to plot, on a secondary y axis at the right.
+
+    Returns:
+        The figure; with no losses and no evals it carries a "no training steps yet" note.
+    """
+    fig = go.Figure()
+    loss = sorted((int(s), float(v)) for s, v in losses or [])
+    if loss:
+        fig.add_trace(
+            go.Scatter(
+                x=[s for s, _ in loss],
+                y=[v for _, v in loss],
+                mode="lines",
+                name="training loss",
+                line={"color": "#636EFA", "width": 1.5},
+                hovertemplate="step %{x}<br>loss %{y:.4f}<extra></extra>",
+            )
+        )
+    ev = sorted((int(s), float(d[metric])) for s, d in evals or [] if metric in d and d[metric] is not None)
+    if ev:
+        fig.add_trace(
+            go.Scatter(
+                x=[s for s, _ in ev],
+                y=[v for _, v in ev],
+                mode="lines+markers",
+                name=f"validation {metric}",
+                yaxis="y2",
+                line={"color": "#EF553B", "width": 2},
+                hovertemplate=f"step %{{x}}<br>{html.escape(metric)} %{{y:.4f}}<extra></extra>",
+            )
+        )
+    layout: dict = {
+        "template": "plotly_white",
+        "xaxis": {"title": {"text": "step"}},
+        "yaxis": {"title": {"text": "loss"}},
+        "legend": {"orientation": "h", "y": 1.12},
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "hovermode": "x unified",
+        "uirevision": "loss-curve",
+    }
+    if ev:
+        layout["yaxis2"] = {
+            "title": {"text": metric}, "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ".3f",
+        }
+    if not loss and not ev:
+        layout["annotations"] = [
+            {"text": "No training steps yet", "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}
+        ]
+    fig.update_layout(**layout)
+    return fig
+
+
+def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
+    """Gold rank before vs after tuning, one point per query, on log axes.
+
+    Points below the diagonal improved. Ranks that are NaN (gold not in the top 100) are drawn at
+    101, labelled ">100". Points get a small deterministic jitter (a few percent, in log space) so
+    queries with equal ranks do not hide each other; hover shows the exact ranks.
+
+    Args:
+        per_query: one row per query (index = query id) with gold-rank columns ``before`` and
+            ``after`` and optionally ``question`` (hover text).
+        before: column of ranks before tuning.
+        after: column of ranks after tuning.
+
+    Returns:
+        The figure, points coloured by movement (improved / worsened / same).
+    """
+    b = per_query[before].astype(float)
+    a = per_query[after].astype(float)
+    move = rank_movement(b, a).reindex(per_query.index)
+    rng = np.random.default_rng(0)
+    jitter = 0.025  # log10 units: ~6% either way, visible separation without leaving the rank's band
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[1, RANK_NAN], y=[1, RANK_NAN], mode="lines", line={"color": "#999999", "dash": "dash", "width": 1},
+            hoverinfo="skip", showlegend=False, meta="diagonal",
+        )
+    )  # fmt: skip
+    for cls in MOVEMENT_ORDER:
+        sel = (move == cls).to_numpy()
+        if not sel.any():
+            continue
+        bx = b[sel].fillna(RANK_NAN).to_numpy()
+        ay = a[sel].fillna(RANK_NAN).to_numpy()
+        jx = bx * 10 ** rng.uniform(-jitter, jitter, len(bx))
+        jy = ay * 10 ** rng.uniform(-jitter, jitter, len(ay))
+        rows = per_query[sel]
+        qtext = rows["question"] if "question" in rows.columns else pd.Series([None] * len(rows))
+        hover = [
+            f"<b>{html.escape(str(qid))}</b> · {cls}<br>rank {_rank_label(r0)} → {_rank_label(r1)}"
+            + (f"<br>{hover_text(q)}" if hover_text(q) else "")
+            for qid, r0, r1, q in zip(rows.index, b[sel], a[sel], qtext)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=jx,
+                y=jy,
+                mode="markers",
+                name=f"{cls} ({int(sel.sum())})",
+                marker={"color": MOVEMENT_COLORS[cls], "size": 7, "opacity": 0.8,
+                        "line": {"width": 0.5, "color": "#555555"}},
+                text=hover,
+                hovertemplate="%{text}<extra></extra>",
+                customdata=[str(i) for i in rows.index],
+                meta=cls,
+            )
+        )  # fmt: skip
+    ticks = [1, 2, 3, 5, 10, 20, 50, RANK_NAN]  # no "100" tick: it would overlap ">100"
+    labels = [str(t) for t in ticks[:-1]] + [">100"]
+    axis = {
+        "type": "log",
+        "range": [np.log10(0.8), np.log10(140)],
+        "tickvals": ticks,
+        "ticktext": labels,
+        "showgrid": True,
+        "zeroline": False,
+    }
+    fig.update_layout(
+        template="plotly_white",
+        xaxis={**axis, "title": {"text": f"gold rank, {before}"}},
+        yaxis={**axis, "title": {"text": f"gold rank, {after}"}, "scaleanchor": "x", "scaleratio": 1},
+        legend={"orientation": "h", "y": -0.18},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        hovermode="closest",
+        uirevision="rank-scatter",
+    )
+    return fig
+
+
+def _rank_label(r) -> str:
+    return ">100" if r is None or not np.isfinite(r) else str(int(r))

@@ -1,0 +1,418 @@
+"""2-D maps of query and passage embeddings before and after tuning, and the numbers beside them.
+
+This file owns the projection side of the "embedding map" view: picking a deterministic sample of
+queries and passages, fitting one UMAP layout on the base model's vectors and a second on the tuned
+model's vectors in the same frame (see :func:`fit_projection`), caching the result to disk without
+pickle, and the small statistics shown next to the maps (:func:`alignment_stats`,
+:func:`rank_movement`). Drawing lives in ``core.plots``; this file never draws and never loads a model.
+
+umap-learn is imported inside :func:`fit_projection` only: importing it takes seconds (numba).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
+
+SPACES = ("base", "tuned")
+KINDS = ("query", "passage")
+MIN_POINTS = 4  # UMAP's spectral initialisation needs a handful of points; fewer is no map anyway
+_FORMAT = 1  # version of the saved file layout
+_UMAP_EXACT_BELOW = 4096  # UMAP computes all pairwise distances below this many points
+
+
+@dataclass
+class ProjectionParams:
+    """UMAP settings and the sample cap; equal params on equal vectors give an equal map."""
+
+    # UMAP's own default: balances local clusters against global layout for a few thousand points.
+    n_neighbors: int = 15
+    # UMAP's default; small enough that passages about one topic visibly clump.
+    min_dist: float = 0.1
+    # Points (queries + passages) per map: ~1,500 fits in well under 20 s on 2 cores and is
+    # about as many as a browser scatter plot stays readable and responsive with.
+    sample: int = 1500
+    seed: int = 42
+
+    def key(self) -> str:
+        """Short stable string for cache file names, e.g. ``"n15-d0.1-s1500-r42"``."""
+        return f"n{self.n_neighbors}-d{self.min_dist:g}-s{self.sample}-r{self.seed}"
+
+
+@dataclass
+class Projection:
+    """Both 2-D maps of one sample.
+
+    Attributes:
+        points: one row per point per space, columns ``space`` ("base" | "tuned"), ``kind``
+            ("query" | "passage"), ``id`` (str), ``x``, ``y`` (float32). Both spaces hold the
+            same (kind, id) rows in the same order, and the tuned frame is aligned onto the base
+            one, so coordinates are comparable across spaces.
+        params: the settings used.
+        seconds: wall time of the fit (both maps and the alignment).
+    """
+
+    points: pd.DataFrame
+    params: ProjectionParams = field(default_factory=ProjectionParams)
+    seconds: float = 0.0
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to ``path`` (an .npz file: columns as plain arrays plus a JSON header; no pickle).
+
+        The file is written under a temporary name and renamed, so a reader never sees half a file.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": _FORMAT, "params": asdict(self.params), "seconds": float(self.seconds)}
+        p = self.points
+        arrays = {
+            "space": np.asarray(p["space"].astype(str).to_numpy(), dtype=str),
+            "kind": np.asarray(p["kind"].astype(str).to_numpy(), dtype=str),
+            "id": np.asarray(p["id"].astype(str).to_numpy(), dtype=str),
+            "x": p["x"].to_numpy(dtype=np.float32),
+            "y": p["y"].to_numpy(dtype=np.float32),
+            "meta": np.asarray(json.dumps(meta)),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Projection:
+        """Read a file written by :meth:`save` (``allow_pickle=False``).
+
+        Raises:
+            ValueError: the file is not a projection file of a known format.
+        """
+        with np.load(Path(path), allow_pickle=False) as z:
+            try:
+                meta = json.loads(str(z["meta"]))
+                cols = {k: z[k] for k in ("space", "kind", "id", "x", "y")}
+            except KeyError as e:
+                raise ValueError(f"{path} is not a saved projection (missing {e})") from None
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path}: unknown projection format {meta.get('format')!r}")
+        points = pd.DataFrame(
+            {
+                "space": cols["space"].astype(str).tolist(),
+                "kind": cols["kind"].astype(str).tolist(),
+                "id": cols["id"].astype(str).tolist(),
+                "x": cols["x"].astype(np.float32),
+                "y": cols["y"].astype(np.float32),
+            }
+        )
+        return cls(points, ProjectionParams(**meta["params"]), float(meta["seconds"]))
+
+
+def sample_points(
+    query_ids: Sequence[str],
+    passage_ids: Sequence[str],
+    sample: int,
+    seed: int = 42,
+    keep_passage_ids: Collection[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which queries and passages go on the map.
+
+    Everything is kept when ``len(query_ids) + len(passage_ids) <= sample``. Otherwise exactly
+    ``sample`` points are kept: queries and passages in proportion to their counts, every passage in
+    ``keep_passage_ids`` first (taking room from the queries if the passages' share is too small),
+    the rest drawn at random with ``seed``.
+
+    Args:
+        query_ids: n_q query ids.
+        passage_ids: n_d passage ids.
+        sample: the most points kept.
+        seed: seed of the random draw; same inputs and seed, same sample.
+        keep_passage_ids: passage ids always kept (e.g. the gold passages of the queries); ids
+            not in ``passage_ids`` are ignored.
+
+    Returns:
+        (query rows, passage rows): sorted int index arrays into the two id lists.
+
+    Raises:
+        ValueError: the passages to keep alone are more than ``sample``.
+    """
+    n_q, n_d = len(query_ids), len(passage_ids)
+    if n_q + n_d <= sample:
+        return np.arange(n_q), np.arange(n_d)
+    keep = set(keep_passage_ids or ())
+    is_kept = np.fromiter((str(p) in keep for p in passage_ids), dtype=bool, count=n_d)
+    n_keep = int(is_kept.sum())
+    if n_keep > sample:
+        raise ValueError(
+            f"{n_keep} passages must be kept but the map holds at most {sample} points: "
+            "raise the sample size or keep fewer passages."
+        )
+    q_take = min(n_q, int(round(sample * n_q / (n_q + n_d))))
+    d_take = sample - q_take
+    if d_take < n_keep:  # kept passages take room from the queries
+        d_take = n_keep
+    d_take = min(d_take, n_d)
+    q_take = min(n_q, sample - d_take)
+    rng = np.random.default_rng(seed)
+    q_rows = np.sort(rng.choice(n_q, size=q_take, replace=False))
+    free = np.flatnonzero(~is_kept)
+    extra = rng.choice(free, size=d_take - n_keep, replace=False)
+    d_rows = np.sort(np.concatenate([np.flatnonzero(is_kept), extra]).astype(int))
+    return q_rows, d_rows
+
+
+def warm_up() -> float:
+    """Import umap and JIT-compile its numba code on a tiny random map; returns seconds taken.
+
+    The first :func:`fit_projection` in a process otherwise pays this (about 30 s on 2 busy
+    cores; later fits of 1,500 points take a few seconds). Safe to call from a background thread
+    at app start; compiled code is shared by later calls in the process.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(40, 8)).astype(np.float32)
+    params = ProjectionParams(n_neighbors=5)
+    xy = _umap_layout(vecs, params, init="spectral")
+    _umap_layout(vecs[:, ::-1].copy(), params, init=xy)  # the array-init path of the tuned map
+    return time.perf_counter() - start
+
+
+def _umap_layout(vectors: np.ndarray, params: ProjectionParams, init: np.ndarray | str) -> np.ndarray:
+    """(n, dim) vectors -> (n, 2) float64 UMAP coordinates, cosine metric.
+
+    Below UMAP's exact-neighbours threshold (4,096 points) the cosine distance matrix is computed
+    here with one matrix product and passed as ``metric="precomputed"``: the same neighbour graph as
+    ``metric="cosine"``, but UMAP would otherwise call its numba cosine once per pair through
+    scikit-learn (about 1.1 M Python calls, ~5 s, for 1,500 points). Larger samples use
+    ``metric="cosine"`` and UMAP's approximate neighbours.
+    """
+    import umap  # slow import (numba); only when a map is actually fitted
+
+    n = vectors.shape[0]
+    exact = n < _UMAP_EXACT_BELOW
+    reducer = umap.UMAP(
+        n_neighbors=max(2, min(params.n_neighbors, n - 1)),  # UMAP needs n_neighbors < n
+        min_dist=params.min_dist,
+        n_components=2,
+        metric="precomputed" if exact else "cosine",
+        random_state=params.seed,
+        n_jobs=1,  # what random_state implies anyway; saying it silences UMAP's warning
+        low_memory=True,
+        init=init,
+    )
+    data = _cosine_distances(vectors) if exact else vectors
+    with warnings.catch_warnings():
+        # "using precomputed metric; inverse_transform will be unavailable": we never invert.
+        warnings.filterwarnings("ignore", message=".*precomputed metric.*")
+        return np.asarray(reducer.fit_transform(data), dtype=np.float64)
+
+
+def _cosine_distances(vectors: np.ndarray) -> np.ndarray:
+    """(n, dim) -> (n, n) float32 cosine distances, 0 on the diagonal (rows need not be unit)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    dist = 1.0 - unit @ unit.T
+    np.clip(dist, 0.0, 2.0, out=dist)  # rounding can give -1e-7 for identical rows
+    np.fill_diagonal(dist, 0.0)
+    return dist.astype(np.float32, copy=False)
+
+
+def _procrustes_onto(moving: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``moving`` (n, 2) rotated/reflected to best fit ``target`` (n, 2), with target's centre and size.
+
+    Size = Frobenius norm of the centred points (root-mean-square radius), matched rather than
+    least-squares fitted: the least-squares scale shrinks a layout that fits imperfectly, and two
+    maps shown side by side should be drawn at the same size.
+    """
+    from scipy.linalg import orthogonal_procrustes
+
+    mu_m, mu_t = moving.mean(axis=0), target.mean(axis=0)
+    m, t = moving - mu_m, target - mu_t
+    norm_m, norm_t = np.linalg.norm(m), np.linalg.norm(t)
+    if norm_m == 0 or norm_t == 0:  # degenerate (all points on one spot): just shift
+        return moving - mu_m + mu_t
+    rot, _ = orthogonal_procrustes(m / norm_m, t / norm_t)
+    return (m / norm_m) @ rot * norm_t + mu_t
+
+
+def _check(name: str, arr: np.ndarray, rows: int) -> np.ndarray:
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != rows:
+        raise ValueError(f"{name} must be ({rows}, dim), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return arr
+
+
+def _stack(q: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Query rows then passage rows; either block may be empty (and then of any width)."""
+    if not len(q):
+        return d
+    if not len(d):
+        return q
+    return np.concatenate([q, d])
+
+
+def fit_projection(
+    query_ids: Sequence[str],
+    passage_ids: Sequence[str],
+    base_q: np.ndarray,
+    base_d: np.ndarray,
+    tuned_q: np.ndarray,
+    tuned_d: np.ndarray,
+    params: ProjectionParams | None = None,
+    progress: Progress | None = None,
+    keep_passage_ids: Collection[str] | None = None,
+) -> Projection:
+    """Fit comparable 2-D maps of the base and the tuned embedding spaces.
+
+    How the two frames are made comparable:
+
+    1. A deterministic sample (:func:`sample_points`) is taken once; both maps show the same ids.
+    2. UMAP (cosine metric, 2 components, ``random_state=seed``) is fitted on the BASE vectors.
+    3. A second UMAP is fitted on the TUNED vectors, initialised from the base 2-D layout, so
+       structure that did not change starts, and mostly stays, where it was.
+    4. The tuned layout is aligned onto the base one with an orthogonal Procrustes fit: both are
+       centred and scaled to unit Frobenius norm, the best rotation (or reflection) is applied, and
+       the result is given the base map's centre and size. This removes the arbitrary rotation,
+       scale and offset UMAP leaves, so where a point moved between the maps means something.
+
+    Both fits use ``metric="cosine"`` (as a precomputed cosine-distance matrix below 4,096 points,
+    see :func:`_umap_layout`), ``n_components=2``, ``random_state=seed`` (hence one thread) and
+    ``low_memory=True``. Expect the tuned map to differ in detail even for near-identical vectors:
+    UMAP's layout is noisy at the level of single points; groups and their placement are what
+    compare.
+
+    When the sampled tuned vectors equal the base ones (an untrained run), steps 3 and 4 are skipped
+    and the tuned map is the base map: the maps then differ nowhere.
+
+    Args:
+        query_ids: n_q query ids, aligned with the rows of ``base_q`` and ``tuned_q``.
+        passage_ids: n_d passage ids, aligned with the rows of ``base_d`` and ``tuned_d``.
+        base_q: (n_q, dim) float32 L2-normalised query vectors from the base model.
+        base_d: (n_d, dim) passage vectors from the base model.
+        tuned_q: (n_q, dim') query vectors from the tuned model (dim' may differ from dim).
+        tuned_d: (n_d, dim') passage vectors from the tuned model.
+        params: UMAP settings and sample cap; default :class:`ProjectionParams`.
+        progress: called with (message, fraction) as the steps start.
+        keep_passage_ids: passages always on the map (e.g. the sampled queries' gold passages).
+
+    Returns:
+        The :class:`Projection`; ``points`` holds 2 x (sampled queries + sampled passages) rows.
+
+    Raises:
+        ValueError: shapes disagree, vectors hold NaN, or fewer than 4 points would be mapped.
+    """
+    params = params or ProjectionParams()
+    report = progress or (lambda _msg, _frac: None)
+    start = time.perf_counter()
+    query_ids = [str(q) for q in query_ids]
+    passage_ids = [str(p) for p in passage_ids]
+    n_q, n_d = len(query_ids), len(passage_ids)
+    base_q, tuned_q = _check("base_q", base_q, n_q), _check("tuned_q", tuned_q, n_q)
+    base_d, tuned_d = _check("base_d", base_d, n_d), _check("tuned_d", tuned_d, n_d)
+    if n_q and n_d and base_q.shape[1] != base_d.shape[1]:
+        raise ValueError(f"base_q and base_d differ in width: {base_q.shape[1]} vs {base_d.shape[1]}")
+    if n_q and n_d and tuned_q.shape[1] != tuned_d.shape[1]:
+        raise ValueError(f"tuned_q and tuned_d differ in width: {tuned_q.shape[1]} vs {tuned_d.shape[1]}")
+
+    q_rows, d_rows = sample_points(query_ids, passage_ids, params.sample, params.seed, keep_passage_ids)
+    n = len(q_rows) + len(d_rows)
+    if n < MIN_POINTS:
+        raise ValueError(f"a map needs at least {MIN_POINTS} queries and passages, got {n}")
+    base = _stack(base_q[q_rows], base_d[d_rows])
+    tuned = _stack(tuned_q[q_rows], tuned_d[d_rows])
+
+    report("Fitting base map", 0.0)
+    xy_base = _umap_layout(base, params, init="spectral")
+    if tuned.shape == base.shape and np.array_equal(tuned, base):
+        report("Tuned vectors equal the base ones: reusing the base map", 0.9)
+        xy_tuned = xy_base.copy()
+    else:
+        report("Fitting tuned map", 0.45)
+        xy_tuned = _umap_layout(tuned, params, init=xy_base)
+        report("Aligning", 0.9)
+        xy_tuned = _procrustes_onto(xy_tuned, xy_base)
+
+    kinds = ["query"] * len(q_rows) + ["passage"] * len(d_rows)
+    ids = [query_ids[i] for i in q_rows] + [passage_ids[i] for i in d_rows]
+    frames = [
+        pd.DataFrame(
+            {
+                "space": space,
+                "kind": kinds,
+                "id": ids,
+                "x": xy[:, 0].astype(np.float32),
+                "y": xy[:, 1].astype(np.float32),
+            }
+        )
+        for space, xy in zip(SPACES, (xy_base, xy_tuned))
+    ]
+    points = pd.concat(frames, ignore_index=True)
+    report("Done", 1.0)
+    return Projection(points, params, time.perf_counter() - start)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of (n, dim) ``a`` and ``b``; 0 where a row is all zeros."""
+    num = (a * b).sum(axis=-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def alignment_stats(query_vecs: np.ndarray, gold_vecs: np.ndarray, passage_vecs: np.ndarray) -> dict[str, float]:
+    """How close questions sit to their answers, and the question cloud to the passage cloud.
+
+    Args:
+        query_vecs: (n, dim) query vectors.
+        gold_vecs: (n, dim) each query's gold passage vector, row-aligned with ``query_vecs``
+            (for several gold passages the caller passes the first or their mean).
+        passage_vecs: (m, dim) all passage vectors.
+
+    Returns:
+        ``mean_query_gold_cosine``: mean over rows of cos(query_i, gold_i);
+        ``centroid_distance``: euclidean distance between the mean query and the mean passage vector;
+        ``centroid_cosine``: cosine of those two centroids.
+    """
+    q = np.asarray(query_vecs, dtype=np.float64)
+    g = np.asarray(gold_vecs, dtype=np.float64)
+    d = np.asarray(passage_vecs, dtype=np.float64)
+    if q.shape != g.shape:
+        raise ValueError(f"query_vecs {q.shape} and gold_vecs {g.shape} must be row-aligned")
+    cq, cd = q.mean(axis=0), d.mean(axis=0)
+    return {
+        "mean_query_gold_cosine": float(_cos(q, g).mean()) if len(q) else float("nan"),
+        "centroid_distance": float(np.linalg.norm(cq - cd)),
+        "centroid_cosine": float(_cos(cq, cd)),
+    }
+
+
+def rank_movement(base_rank: pd.Series, tuned_rank: pd.Series) -> pd.Series:
+    """Per query, whether the gold passage moved up or down the ranking.
+
+    Args:
+        base_rank: 1-based gold rank per query (index = query id) before tuning; NaN = not in the
+            top 100, i.e. worse than any rank.
+        tuned_rank: the same after tuning. The two are aligned on their index; a query missing
+            from one side counts as NaN there.
+
+    Returns:
+        Series (same index, union of both) named ``movement``: "improved" (smaller rank after),
+        "worsened" (larger rank after) or "same" (equal ranks, or NaN both times).
+    """
+    before, after = base_rank.align(tuned_rank)
+    b = before.astype(float).fillna(np.inf).to_numpy()
+    a = after.astype(float).fillna(np.inf).to_numpy()
+    out = np.where(a < b, "improved", np.where(a > b, "worsened", "same"))
+    return pd.Series(out, index=before.index, name="movement", dtype=object)

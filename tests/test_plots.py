@@ -1,0 +1,214 @@
+"""Plot builders: figures from small frames, stable source colours, link traces, highlight, curves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from core import plots
+
+
+def _points() -> pd.DataFrame:
+    """Both spaces of a tiny projection: 4 queries, 9 passages from 3 sources (+1 without)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    sources = ["b.pdf p.1", "a.pdf p.2", "c.docx", None]
+    for space in ("base", "tuned"):
+        for i in range(4):
+            rows.append((space, "query", f"q{i}", f"question {i} " + "why " * 80, None, ["improved", "worsened", "same", "same"][i]))
+        for j in range(9):
+            src = sources[j % 4] if not (space == "tuned" and j == 8) else sources[0]
+            rows.append((space, "passage", f"d{j}", f"passage <{j}> text", src, None))
+    df = pd.DataFrame(rows, columns=["space", "kind", "id", "text", "source", "movement"])
+    df["x"] = rng.normal(size=len(df)).astype(np.float32)
+    df["y"] = rng.normal(size=len(df)).astype(np.float32)
+    return df
+
+
+def _role(fig: go.Figure, role: str) -> list:
+    return [t for t in fig.data if t.meta == role]
+
+
+def _passage_colours(fig: go.Figure) -> dict[str, str]:
+    """{passage id: colour} from the figure's passage traces."""
+    out = {}
+    for t in _role(fig, "passages"):
+        cols = t.marker.color
+        cols = [cols] * len(t.customdata) if isinstance(cols, str) else list(cols)
+        out.update(zip(t.customdata, cols))
+    return out
+
+
+def test_embedding_map_builds_and_is_serialisable():
+    pts = _points()
+    fig = plots.embedding_map(pts, "base", title="Base model")
+    assert isinstance(fig, go.Figure)
+    json.loads(fig.to_json())  # plotly can serialise it (what Streamlit does)
+    assert fig.layout.yaxis.scaleanchor == "x"
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.yaxis.showticklabels is False
+    assert fig.layout.uirevision == "embedding-map-base"
+    assert fig.layout.title.text == "Base model"
+    (q,) = _role(fig, "queries")
+    assert len(q.x) == 4 and set(q.customdata) == {"q0", "q1", "q2", "q3"}
+    assert sum(len(t.x) for t in _role(fig, "passages")) == 9
+    # Hover: long text cut with its length noted, HTML escaped, movement shown.
+    assert "chars)" in q.text[0] and "improved" in q.text[0]
+    assert all(len(h) < 400 for h in q.text)
+    p_text = " ".join(h for t in _role(fig, "passages") for h in t.text)
+    assert "&lt;3&gt;" in p_text and "<3>" not in p_text
+
+
+def test_source_colours_agree_between_spaces_and_skip_query_colour():
+    pts = _points()
+    base = plots.embedding_map(pts, "base")
+    tuned = plots.embedding_map(pts, "tuned")
+    cb, ct = _passage_colours(base), _passage_colours(tuned)
+    src = pts.set_index(["space", "id"])["source"].map(plots._source_name)
+    # Same source -> same colour, in either figure.
+    by_source: dict[str, set] = {}
+    for space, cols in (("base", cb), ("tuned", ct)):
+        for pid, col in cols.items():
+            by_source.setdefault(src[(space, pid)], set()).add(col)
+    assert all(len(c) == 1 for c in by_source.values()), by_source
+    assert len({next(iter(c)) for c in by_source.values()}) == len(by_source)  # distinct sources differ
+    # Queries never share a passage colour.
+    for fig, cols in ((base, cb), (tuned, ct)):
+        (q,) = _role(fig, "queries")
+        assert q.marker.color not in set(cols.values())
+        assert q.marker.symbol == plots.QUERY_SYMBOL
+
+
+def test_many_sources_single_trace_with_stable_colours():
+    n = plots.LEGEND_MAX_SOURCES + 10
+    pts = pd.DataFrame(
+        {
+            "space": ["base"] * n + ["tuned"] * n,
+            "kind": "passage",
+            "id": [f"d{i}" for i in range(n)] * 2,
+            "x": np.arange(2 * n, dtype=np.float32),
+            "y": np.zeros(2 * n, dtype=np.float32),
+            "source": [f"doc{i:03d}" for i in range(n)] + [f"doc{(i + 1) % n:03d}" for i in range(n)],
+        }
+    )
+    base, tuned = plots.embedding_map(pts, "base"), plots.embedding_map(pts, "tuned")
+    assert len(_role(base, "passages")) == 1
+    colours = plots.source_colors(pts["source"])
+    assert len(set(colours.values())) == n + 1  # every source its own colour (+ "no source")
+    assert plots.QUERY_COLOR not in colours.values()
+    cb, ct = _passage_colours(base), _passage_colours(tuned)
+    assert cb["d1"] == ct["d0"] == colours["doc001"]  # doc001 is d1 in base, d0 in tuned
+
+
+def test_links_use_at_most_three_line_traces():
+    pts = _points()
+    links = pd.DataFrame(
+        {
+            "query_id": ["q0", "q1", "q2", "q3", "q0", "missing"],
+            "passage_id": ["d0", "d1", "d2", "d3", "d4", "d0"],
+            "movement": ["improved", "worsened", "same", "same", "improved", "same"],
+        }
+    )
+    fig = plots.embedding_map(pts, "base", links=links)
+    line_traces = [t for t in fig.data if t.mode == "lines"]
+    assert len(line_traces) <= 3 and all(t.meta == "links" for t in line_traces)
+    by_name = {t.name.split(":")[1].split("(")[0].strip(): t for t in line_traces}
+    assert set(by_name) == {"improved", "worsened", "same"}
+    assert by_name["improved"].line.color == plots.MOVEMENT_COLORS["improved"]
+    assert len(by_name["improved"].x) == 6 and by_name["improved"].x[2] is None  # 2 segments
+    assert len(by_name["same"].x) == 6  # the pair with an unknown query is skipped
+    base = pts[pts["space"] == "base"].set_index("id")
+    assert by_name["worsened"].x[:2] == (base.loc["q1", "x"], base.loc["d1", "x"])
+    # 1,000 links are still 3 traces; links without a movement column are all "same".
+    rng = np.random.default_rng(1)
+    many = pd.DataFrame({"query_id": rng.choice(["q0", "q1", "q2", "q3"], 1000),
+                         "passage_id": rng.choice([f"d{j}" for j in range(9)], 1000),
+                         "movement": rng.choice(["improved", "worsened", "same"], 1000)})  # fmt: skip
+    fig = plots.embedding_map(pts, "base", links=many)
+    assert len(_role(fig, "links")) == 3
+    fig = plots.embedding_map(pts, "base", links=many[["query_id", "passage_id"]])
+    (only,) = _role(fig, "links")
+    assert only.line.color == plots.MOVEMENT_COLORS["same"]
+
+
+def test_highlight_enlarges_the_chosen_points():
+    pts = _points()
+    fig = plots.embedding_map(pts, "tuned", highlight={"query_id": "q2", "top_ids": ["d5", "d1", "nope"]})
+    (hq,) = _role(fig, "highlight-query")
+    (hp,) = _role(fig, "highlight-passages")
+    tuned = pts[pts["space"] == "tuned"].set_index("id")
+    assert (hq.x[0], hq.y[0]) == (tuned.loc["q2", "x"], tuned.loc["q2", "y"])
+    assert list(hp.customdata) == ["d5", "d1"] and list(hp.text) == ["1", "2"]
+    assert hp.x[0] == tuned.loc["d5", "x"]
+    base_size = _role(fig, "queries")[0].marker.size
+    assert hq.marker.size > base_size and hp.marker.size > _role(fig, "passages")[0].marker.size
+    # A highlight whose ids are not on the map adds nothing and does not fail.
+    fig2 = plots.embedding_map(pts, "tuned", highlight={"query_id": "zz", "top_ids": []})
+    assert not _role(fig2, "highlight-query") and not _role(fig2, "highlight-passages")
+
+
+def test_embedding_map_minimal_columns():
+    pts = _points()[["space", "kind", "id", "x", "y"]]
+    fig = plots.embedding_map(pts, "base")
+    (p,) = _role(fig, "passages")
+    assert p.name == "passages" and len(p.x) == 9
+
+
+def test_metric_bars_grouped():
+    table = pd.DataFrame(
+        {"MRR@10": [0.5, 0.62], "nDCG@10": [0.55, 0.66], "Accuracy@1": [0.4, 0.5], "n": [10, 10]},
+        index=["base", "tuned"],
+    )
+    fig = plots.metric_bars(table)
+    assert fig.layout.barmode == "group"
+    assert [t.name for t in fig.data] == ["base", "tuned"]
+    assert list(fig.data[0].x) == ["Accuracy@1", "MRR@10", "nDCG@10"]  # headline order, "n" left out
+    fig = plots.metric_bars(table.reset_index(names="system"), metrics=["nDCG@10"])
+    assert list(fig.data[1].y) == [0.66]
+    with pytest.raises(ValueError):
+        plots.metric_bars(table, metrics=["nope"])
+
+
+def test_loss_curve_with_and_without_evals():
+    losses = [(i, 2.0 / (i + 1)) for i in range(0, 50, 5)]
+    fig = plots.loss_curve(losses)
+    assert len(fig.data) == 1 and "yaxis2" not in fig.to_plotly_json()["layout"]
+    evals = [(10, {"MRR@10": 0.4}), (0, {"MRR@10": 0.3}), (20, {"nDCG@10": 0.5})]
+    fig = plots.loss_curve(losses, evals)
+    assert len(fig.data) == 2
+    ev = fig.data[1]
+    assert ev.yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
+    assert list(ev.x) == [0, 10] and list(ev.y) == [0.3, 0.4]  # sorted; eval without the metric skipped
+    fig = plots.loss_curve(losses, evals, metric="nDCG@10")
+    assert list(fig.data[1].y) == [0.5]
+    empty = plots.loss_curve([])
+    assert len(empty.data) == 0 and "No training" in empty.layout.annotations[0].text
+
+
+def test_rank_scatter_handles_nan():
+    per_query = pd.DataFrame(
+        {
+            "base": [5, 1, np.nan, 3, np.nan],
+            "tuned": [1, 4, 2, np.nan, np.nan],
+            "question": ["q a", "q <b>", "q c", "q d", "q e"],
+        },
+        index=["a", "b", "c", "d", "e"],
+    )
+    fig = plots.rank_scatter(per_query, "base", "tuned")
+    json.loads(fig.to_json())
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert ">100" in fig.layout.xaxis.ticktext
+    pts = {t.meta: t for t in fig.data if t.mode == "markers"}
+    assert set(pts) == {"improved", "worsened", "same"}
+    assert list(pts["improved"].customdata) == ["a", "c"]
+    # NaN drawn near 101 (jitter is a few percent); finite everywhere.
+    allx = np.concatenate([np.asarray(t.x, dtype=float) for t in pts.values()])
+    assert np.isfinite(allx).all()
+    c = list(pts["improved"].customdata).index("c")
+    assert pts["improved"].x[c] == pytest.approx(plots.RANK_NAN, rel=0.07)
+    assert "&lt;b&gt;" in pts["worsened"].text[0] and ">100" in pts["worsened"].text[1]
+    (diag,) = [t for t in fig.data if t.meta == "diagonal"]
+    assert list(diag.x) == list(diag.y)

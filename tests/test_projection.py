@@ -1,0 +1,219 @@
+"""Projection: sampling, comparable base/tuned UMAP frames, save/load, alignment stats, rank movement.
+
+UMAP runs on a few hundred synthetic points only; the first fit pays numba's JIT warm-up once.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.projection import (
+    Projection,
+    ProjectionParams,
+    alignment_stats,
+    fit_projection,
+    rank_movement,
+    sample_points,
+)
+
+N_Q, N_D, DIM, K = 200, 100, 32, 5
+PARAMS = ProjectionParams(n_neighbors=10, min_dist=0.1, sample=240, seed=3)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """5 well-separated clusters; query i and passage j belong to cluster i % 5 and j % 5.
+
+    Query i's gold passage is passage i % 100 (same cluster). The "tuned" space is the base space
+    under a random rotation plus a little noise: same structure, different coordinates.
+    """
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(K, DIM)) * 3
+    q_lab, d_lab = np.arange(N_Q) % K, np.arange(N_D) % K
+    base_q = _unit(centres[q_lab] + rng.normal(size=(N_Q, DIM)))
+    base_d = _unit(centres[d_lab] + rng.normal(size=(N_D, DIM)))
+    rot, _ = np.linalg.qr(rng.normal(size=(DIM, DIM)))
+    tuned_q = _unit(base_q @ rot + 0.01 * rng.normal(size=(N_Q, DIM)))
+    tuned_d = _unit(base_d @ rot + 0.01 * rng.normal(size=(N_D, DIM)))
+    return {
+        "qids": [f"q{i}" for i in range(N_Q)],
+        "dids": [f"d{j}" for j in range(N_D)],
+        "gold": {f"q{i}": f"d{i % N_D}" for i in range(N_Q)},
+        "label": {**{f"q{i}": int(q_lab[i]) for i in range(N_Q)}, **{f"d{j}": int(d_lab[j]) for j in range(N_D)}},
+        "base": (base_q, base_d),
+        "tuned": (tuned_q, tuned_d),
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    keep = {data["gold"][q] for q in data["qids"][:30]}
+    steps: list[tuple[str, float]] = []
+    proj = fit_projection(
+        data["qids"], data["dids"], *data["base"], *data["tuned"], params=PARAMS,
+        progress=lambda m, f: steps.append((m, f)), keep_passage_ids=keep,
+    )  # fmt: skip
+    return proj, keep, steps
+
+
+def _xy(points: pd.DataFrame, space: str) -> pd.DataFrame:
+    return points[points["space"] == space].set_index(["kind", "id"])[["x", "y"]]
+
+
+def test_both_spaces_hold_same_ids_without_nan(fitted):
+    proj, _, _ = fitted
+    p = proj.points
+    assert list(p.columns) == ["space", "kind", "id", "x", "y"]
+    assert set(p["space"]) == {"base", "tuned"} and set(p["kind"]) == {"query", "passage"}
+    assert p["x"].dtype == np.float32 and p["y"].dtype == np.float32
+    assert not p[["x", "y"]].isna().any().any()
+    base, tuned = _xy(p, "base"), _xy(p, "tuned")
+    assert list(base.index) == list(tuned.index)  # same (kind, id) rows, same order
+    assert not base.index.duplicated().any()
+    assert proj.params == PARAMS and proj.seconds > 0
+
+
+def test_fit_keeps_cap_and_kept_passages(fitted):
+    proj, keep, _ = fitted
+    base = proj.points[proj.points["space"] == "base"]
+    assert len(base) == PARAMS.sample
+    assert keep <= set(base.loc[base["kind"] == "passage", "id"])
+
+
+def test_progress_reports_the_steps(fitted):
+    _, _, steps = fitted
+    msgs = [m for m, _ in steps]
+    assert msgs[:3] == ["Fitting base map", "Fitting tuned map", "Aligning"]
+    fracs = [f for _, f in steps]
+    assert fracs == sorted(fracs) and fracs[0] == 0.0 and fracs[-1] == 1.0
+
+
+def test_tuned_frame_is_aligned_onto_base(fitted, data):
+    """A rotated space is the same structure: each cluster lands where it was in the base map."""
+    proj, _, _ = fitted
+    base, tuned = _xy(proj.points, "base"), _xy(proj.points, "tuned")
+    labels = np.array([data["label"][i] for _, i in base.index])
+    cb = np.array([base.to_numpy()[labels == c].mean(0) for c in range(K)])
+    ct = np.array([tuned.to_numpy()[labels == c].mean(0) for c in range(K)])
+    nearest = np.linalg.norm(ct[:, None, :] - cb[None, :, :], axis=2).argmin(axis=1)
+    assert list(nearest) == list(range(K))
+    # Same centre and overall size (root-mean-square radius): the alignment matched them.
+    t, b = tuned.to_numpy(dtype=float), base.to_numpy(dtype=float)
+    np.testing.assert_allclose(t.mean(0), b.mean(0), atol=1e-4)
+    assert np.linalg.norm(t - t.mean(0)) == pytest.approx(np.linalg.norm(b - b.mean(0)), rel=1e-4)
+
+
+def test_identical_vectors_give_identical_layouts(fitted, data):
+    proj0, keep, _ = fitted
+    steps: list[str] = []
+    proj = fit_projection(
+        data["qids"], data["dids"], *data["base"], *data["base"], params=PARAMS,
+        progress=lambda m, f: steps.append(m), keep_passage_ids=keep,
+    )  # fmt: skip
+    base, tuned = _xy(proj.points, "base"), _xy(proj.points, "tuned")
+    np.testing.assert_allclose(tuned.to_numpy(), base.to_numpy(), atol=1e-5)
+    assert "Fitting tuned map" not in steps  # the untrained case reuses the base map
+    # Same sample, params and seed: the base map is reproduced exactly.
+    pd.testing.assert_frame_equal(base, _xy(proj0.points, "base"))
+
+
+def test_sample_points_cap_determinism_and_kept_passages():
+    qids = [f"q{i}" for i in range(600)]
+    dids = [f"d{j}" for j in range(300)]
+    keep = {f"d{j}" for j in range(0, 300, 7)}  # 43 passages
+    q1, d1 = sample_points(qids, dids, 300, seed=1, keep_passage_ids=keep)
+    q2, d2 = sample_points(qids, dids, 300, seed=1, keep_passage_ids=keep)
+    assert np.array_equal(q1, q2) and np.array_equal(d1, d2)
+    assert len(q1) + len(d1) == 300
+    assert (len(q1), len(d1)) == (200, 100)  # proportional to 600 : 300
+    assert keep <= {dids[j] for j in d1}
+    assert list(q1) == sorted(set(q1)) and list(d1) == sorted(set(d1))
+    q3, _ = sample_points(qids, dids, 300, seed=2, keep_passage_ids=keep)
+    assert not np.array_equal(q1, q3)
+    # Many kept passages take room from the queries; the cap still holds.
+    big_keep = {f"d{j}" for j in range(150)}
+    q4, d4 = sample_points(qids, dids, 300, seed=1, keep_passage_ids=big_keep)
+    assert len(q4) + len(d4) == 300 and big_keep <= {dids[j] for j in d4} and len(q4) == 150
+    # Under the cap everything is kept; more kept passages than the cap is an error.
+    q5, d5 = sample_points(qids[:10], dids[:10], 300)
+    assert len(q5) == len(d5) == 10
+    with pytest.raises(ValueError, match="must be kept"):
+        sample_points(qids, dids, 100, keep_passage_ids=set(dids[:101]))
+
+
+def test_save_load_roundtrip_without_pickle(fitted, tmp_path):
+    proj, _, _ = fitted
+    path = proj.save(tmp_path / "cache" / f"map-{PARAMS.key()}.npz")
+    with np.load(path, allow_pickle=False) as z:  # loads with pickle disabled
+        assert all(z[k].dtype != object for k in z.files)
+        assert json.loads(str(z["meta"]))["params"]["sample"] == PARAMS.sample
+    assert zipfile.is_zipfile(path)
+    back = Projection.load(path)
+    pd.testing.assert_frame_equal(back.points, proj.points.reset_index(drop=True), check_dtype=False)
+    assert back.points["x"].dtype == np.float32
+    assert back.params == proj.params and back.seconds == pytest.approx(proj.seconds)
+    # The name is kept as given (numpy would otherwise append ".npz").
+    other = proj.save(tmp_path / "map.bin")
+    assert other.name == "map.bin" and Projection.load(other).points.shape == proj.points.shape
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(Exception):  # noqa: B017 - numpy's own error for a corrupt file
+        Projection.load(tmp_path / "bad.npz")
+
+
+def test_params_key_is_short_and_stable():
+    assert ProjectionParams().key() == "n15-d0.1-s1500-r42"
+    assert ProjectionParams(n_neighbors=30, min_dist=0.25, sample=800, seed=1).key() == "n30-d0.25-s800-r1"
+
+
+def test_fit_rejects_bad_shapes(data):
+    bq, bd = data["base"]
+    with pytest.raises(ValueError, match="base_q"):
+        fit_projection(data["qids"], data["dids"], bq[:-1], bd, bq, bd)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = bq.copy()
+        bad[0, 0] = np.nan
+        fit_projection(data["qids"], data["dids"], bq, bd, bad, bd)
+
+
+def test_alignment_stats_by_hand():
+    q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    g = np.array([[1.0, 0.0], [1.0, 0.0]])  # cos 1 and 0
+    d = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    out = alignment_stats(q, g, d)
+    assert out["mean_query_gold_cosine"] == pytest.approx(0.5)
+    cq, cd = np.array([0.5, 0.5]), np.array([0.25, 0.25])
+    assert out["centroid_distance"] == pytest.approx(np.linalg.norm(cq - cd))  # = sqrt(0.125)
+    assert out["centroid_cosine"] == pytest.approx(1.0)
+    # Non-unit rows: cosine, not dot product.
+    out2 = alignment_stats(np.array([[3.0, 4.0]]), np.array([[6.0, 8.0]]), np.array([[0.0, 2.0]]))
+    assert out2["mean_query_gold_cosine"] == pytest.approx(1.0)
+    assert out2["centroid_distance"] == pytest.approx(np.hypot(3.0, 2.0))
+    assert out2["centroid_cosine"] == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        alignment_stats(q, g[:1], d)
+
+
+def test_rank_movement_cases():
+    idx = ["a", "b", "c", "d", "e", "f"]
+    before = pd.Series([5, 1, 3, np.nan, 7, np.nan], index=idx)
+    after = pd.Series([2, 4, 3, 9, np.nan, np.nan], index=idx)
+    out = rank_movement(before, after)
+    assert out.name == "movement"
+    assert out.to_dict() == {
+        "a": "improved", "b": "worsened", "c": "same",
+        "d": "improved",  # from outside the top 100 into it
+        "e": "worsened",  # fell out of the top 100
+        "f": "same",      # never found
+    }  # fmt: skip
+    # Aligned on the index; a query missing on one side counts as not found there.
+    out2 = rank_movement(pd.Series({"x": 1.0, "y": 2.0}), pd.Series({"y": 1.0, "z": 3.0}))
+    assert out2.to_dict() == {"x": "worsened", "y": "improved", "z": "improved"}

@@ -1,0 +1,27 @@
+"""Embedding Tuning Lab: the router. Page config, navigation, the sidebar pickers, the page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+
+st.set_page_config(page_title="Embedding Tuning Lab", page_icon=":material/science:", layout="wide")
+
+ui.ensure_sample()
+
+pg = st.navigation(
+    [
+        st.Page("pages/1_Data.py", title="Data", icon=":material/upload_file:", default=True),
+        st.Page("pages/2_Train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/3_Embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),
+        st.Page("pages/4_Compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/5_Runs.py", title="Runs", icon=":material/history:"),
+    ]
+)
+
+with st.sidebar:
+    st.markdown("### :material/science: Embedding Tuning Lab")
+    ui.sidebar()
+
+pg.run()

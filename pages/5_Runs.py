@@ -1,0 +1,97 @@
+"""Runs: the history, two runs side by side, the tuned model as a zip, deleting a run."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+import ui
+from core.export import model_zip
+from core.runs import load_results
+
+st.title("Runs")
+ui.hint(
+    "Every run so far: compare two side by side, download a tuned model as a zip, or delete runs you no "
+    "longer need."
+)
+ui.show_flash()
+store = ui.get_store()
+runs = store.list_runs()
+names = ui.dataset_names(store)
+if not runs:
+    st.info("No run yet: launch one on the **Train** page.")
+    st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+labels = {r["id"]: ui.run_label(r, names) for r in runs}
+done = [r["id"] for r in runs if r["status"] == "done"]
+
+st.subheader("History")
+st.dataframe(
+    ui.runs_frame(runs, names),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "created": st.column_config.DatetimeColumn("created", format="D MMM YYYY, HH:mm"),
+        **{
+            m: st.column_config.NumberColumn(m, format="%.3f", help="Tuned model on the evaluation questions")
+            for m in ("Accuracy@10", "MRR@10", "nDCG@10")
+        },
+    },
+)
+
+st.subheader("Compare two runs")
+if len(done) < 2:
+    st.caption("Two finished runs are needed.")
+else:
+    cols = st.columns(2)
+    for i, col in enumerate(cols):
+        with col:
+            rid = st.selectbox(
+                f"Run {'AB'[i]}", done, index=i, format_func=labels.get, key=f"etl_runs_cmp_{i}"
+            )
+            results = load_results(store, rid)
+            if results:
+                ui.metrics_table(results, key=f"etl_runs_table_{i}", explain=False)
+    st.caption(ui.METRIC_HELP)
+
+st.subheader("Download a tuned model")
+if not done:
+    st.caption("No finished run yet.")
+else:
+    rid = st.selectbox("Run", done, format_func=labels.get, key="etl_runs_dl")
+    method = next(r["method"] for r in runs if r["id"] == rid)
+    what = {
+        "full": "the fine-tuned model folder (sentence-transformers format)",
+        "adapter": "the adapter weights (use with the base model)",
+        "nudge": "the nudged passage vectors (use with the base model)",
+    }.get(method, "the run's files")
+    st.caption(f"The zip holds {what}, the settings, the scores and a README on how to use it.")
+    safe = (
+        re.sub(r"[^A-Za-z0-9_.-]+", "-", next(r["name"] for r in runs if r["id"] == rid)).strip("-.") or rid
+    )
+    st.download_button(
+        "Download model (.zip)",
+        icon=":material/download:",
+        data=lambda rid=rid: model_zip(store.run_dir(rid)),
+        file_name=f"{safe[:60]}.zip",
+        mime="application/zip",
+        key="etl_runs_zip",
+        on_click="ignore",
+    )
+
+st.subheader("Delete a run")
+rid = st.selectbox("Run to delete", list(labels), format_func=labels.get, key="etl_runs_del")
+sure = st.checkbox(
+    "Yes, delete this run with its model and results (this cannot be undone)", key=f"etl_runs_del_ok_{rid}"
+)
+if st.button("Delete run", icon=":material/delete:", disabled=not sure, key="etl_runs_del_btn"):
+    try:
+        store.delete_run(rid)
+    except ValueError as exc:
+        st.error(ui.plain(str(exc)))
+    else:
+        ui.forget_run(rid)
+        ui.flash(f"Deleted run “{labels[rid]}”.")
+        st.rerun()

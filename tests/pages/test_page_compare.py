@@ -1,0 +1,30 @@
+"""Compare page: metrics table with deltas, winners/losers filter, free-text search side by side."""
+
+from __future__ import annotations
+
+import ui
+from tests.pages.conftest import open_app, texts
+
+
+def test_table_filter_and_search(finished_run):
+    store, run_id = finished_run
+    at = open_app()
+    at.session_state[ui.RUN_KEY] = run_id
+    at.switch_page("pages/4_Compare.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.index) == ["base", "tuned (adapter)", "BM25", "hybrid (tuned + BM25, RRF)"]
+    assert "(" in table.loc["BM25", "MRR@10"]  # score (change vs base)
+    assert len(at.get("plotly_chart")) == 2  # metric bars and the rank scatter
+    at.segmented_control(key="etl_cmp_filter").set_value("worsened").run()
+    assert not at.exception
+    view = ui.get_run_view(run_id)
+    question = view.eval.queries[view.query_ids[0]]
+    at.text_input(key=ui.QUERY_TEXT_KEY).set_value(question).run()
+    assert not at.exception
+    base, tuned = (df.value for df in at.dataframe[-2:])  # the two result tables, side by side
+    hits = {"base": base, "tuned": tuned}
+    for df in hits.values():
+        assert len(df) == 5 and {"rank", "gold", "score", "passage"} <= set(df.columns)
+    assert "✓" in hits["base"]["gold"].tolist() + hits["tuned"]["gold"].tolist()
+    assert "Base model" in texts(at)

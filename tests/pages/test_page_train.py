@@ -1,0 +1,60 @@
+"""Train page: launch a smoke-size full fine-tune, watch it, see the results table; cancel a run."""
+
+from __future__ import annotations
+
+import ui
+from tests.pages.conftest import open_app, texts, wait_for_run
+
+
+def _train_page(ds_id: str):
+    at = open_app()
+    at.session_state[ui.DATASET_KEY] = ds_id
+    at.switch_page("pages/2_Train.py").run()
+    assert not at.exception
+    return at
+
+
+def _smoke_settings(at, max_steps: int = 2) -> None:
+    at.radio(key="etl_cfg_method").set_value("full")
+    at.number_input(key="etl_cfg_epochs").set_value(1)
+    at.number_input(key="etl_cfg_batch_size").set_value(8)
+    at.selectbox(key="etl_cfg_max_seq_length").set_value(64)
+    at.number_input(key="etl_cfg_max_steps").set_value(max_steps)
+
+
+def test_launch_smoke_full_run_then_results(tiny_dataset):
+    store, ds_id = tiny_dataset
+    at = _train_page(ds_id)
+    assert "Estimated duration" in texts(at)
+    _smoke_settings(at)
+    at.run()
+    at.button(key="etl_launch").click().run()
+    assert not at.exception
+    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    assert store.get_run(run_id)["config"]["max_steps"] == 2
+    page = texts(at)
+    assert "tiny · Full fine-tune" in page and ("running" in page or "queued" in page or "done" in page)
+    assert wait_for_run(store, run_id) == "done"
+    at.run()
+    assert not at.exception
+    page = texts(at)
+    assert "· done" in page
+    table = next(df.value for df in at.dataframe if "MRR@10" in df.value.columns)
+    assert list(table.index)[:2] == ["base", "tuned (full)"] and len(table) == 4
+    assert at.session_state[ui.RUN_KEY] == run_id  # the finished run is now the one to explore
+    assert at.get("plotly_chart")  # the loss curve
+
+
+def test_cancel_a_run(tiny_dataset):
+    store, ds_id = tiny_dataset
+    at = _train_page(ds_id)
+    _smoke_settings(at, max_steps=-1)
+    at.run()
+    at.button(key="etl_launch").click().run()
+    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    at.button(key=f"etl_cancel_{run_id}").click().run()
+    assert not at.exception
+    assert wait_for_run(store, run_id) == "cancelled"
+    at.run()
+    assert "was cancelled" in texts(at)
+    assert not at.button(key="etl_launch").disabled  # free to launch again

@@ -39,7 +39,9 @@ class RunView:
 
     def per_query(self) -> pd.DataFrame:
         """per_query.csv: question, then '<system>|gold_rank', '<system>|MRR@10', ... per system."""
-        return pd.read_csv(self.run_dir / "per_query.csv", index_col=0)
+        path = self.run_dir / "per_query.csv"
+        first = pd.read_csv(path, nrows=0).columns[0]
+        return pd.read_csv(path, index_col=0, dtype={first: str})  # ids stay text: "007" is not 7
 
     def winners_losers(self) -> pd.DataFrame:
         """Per eval question: gold rank base -> tuned, its change and movement, best wins first."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.store import Store, append_jsonl, atomic_write_json, read_jsonl
+from core.store import Store, append_jsonl, atomic_write_json, read_json, read_jsonl
 
 PHASES = ("queued", "preparing", "mining", "encoding", "training", "evaluating", "saving", "done")
 
@@ -235,4 +235,8 @@ def history_from_files(store: Store, run_id: str) -> Snapshot:
             snap.notes.append(ev["message"])
     if snap.status == "done":
         snap.phase = "done"
+    if snap.status == "failed":
+        err = read_json(store.run_dir(run_id) / "error.json", {}) or {}
+        snap.traceback = err.get("traceback")
+        snap.error = snap.error or err.get("error")
     return snap

@@ -58,6 +58,10 @@ def test_exception_marks_failed_with_message(tmp_path):
     snap = _wait(JobRunner(store).submit(run_id, boom))
     assert snap.status == "failed" and "injected failure at step 3" in snap.error and "Traceback" in snap.traceback
     assert "injected failure" in store.get_run(run_id)["error"]
+    # after a restart (no job object), the files still tell what failed and where
+    hist = history_from_files(Store(tmp_path), run_id)
+    assert hist.status == "failed" and "injected failure at step 3" in hist.error
+    assert "RuntimeError" in hist.traceback
 
 
 def test_cancel_and_one_job_at_a_time(tmp_path):

@@ -532,31 +532,16 @@ def projection(view, params):
 
     The file name comes from ``ProjectionParams.key()``, so each setting is fitted once per run.
     """
-    from core.projection import Projection, fit_projection
-
-    path = view.run_dir / f"projection-{params.key()}.npz"
-    if path.exists():
+    if (view.run_dir / f"projection-{params.key()}.npz").exists():
         try:
-            return Projection.load(path)
+            return view.projection(params)
         except (ValueError, OSError):
-            path.unlink(missing_ok=True)  # unreadable (old format, torn): fit again
+            pass
     status, update = status_progress(
         "Drawing the maps with UMAP… (the first map after a server start takes about a minute here)"
     )
     with status:
-        gold = {view.eval.relevant_docs[q][0] for q in view.query_ids}
-        proj = fit_projection(
-            view.query_ids,
-            view.passage_ids,
-            view.base_q,
-            view.base_d,
-            view.tuned_q,
-            view.tuned_d,
-            params,
-            progress=update,
-            keep_passage_ids=gold,
-        )
-        proj.save(path)
+        proj = view.projection(params, progress=update)
     status.update(
         label=f"Maps ready ({proj.seconds:.0f} s; saved with the run)", state="complete", expanded=False
     )
@@ -565,30 +550,41 @@ def projection(view, params):
 
 def map_points(view, proj) -> pd.DataFrame:
     """Projection points with hover text, passage sources and each question's movement."""
-    pts = proj.points.copy()
-    is_q = (pts["kind"] == "query").to_numpy()
-    ids = pts["id"].astype(str)
-    pts["text"] = [
-        view.eval.queries.get(i, "") if q else view.eval.corpus.get(i, "") for i, q in zip(ids, is_q)
-    ]
-    pts["source"] = [None if q else (view.eval.sources.get(i) or None) for i, q in zip(ids, is_q)]
-    movement = winners_losers(view.run_id)["movement"]
-    pts["movement"] = [movement.get(i) if q else None for i, q in zip(ids, is_q)]
-    return pts
+    return view.map_points(proj, winners_losers(view.run_id))
 
 
 def gold_links(view) -> pd.DataFrame:
     """(query_id, passage_id, movement): each eval question to its first gold passage."""
-    movement = winners_losers(view.run_id)["movement"]
-    return pd.DataFrame(
-        {
-            "query_id": view.query_ids,
-            "passage_id": [view.eval.relevant_docs[q][0] for q in view.query_ids],
-            "movement": [movement.get(q, "same") for q in view.query_ids],
-        }
-    )
+    return view.gold_links(winners_losers(view.run_id))
 
 
 def short(text: str, n: int = 90) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def verdict_panel(results: dict, key: str) -> None:
+    """The plain-language verdict and the paired intervals/tests behind it."""
+    from core.runs import comparisons_table
+
+    line = results.get("verdict")
+    if not line:
+        return
+    st.info(f":material/gavel: {plain(line)}")
+    table = comparisons_table(results)
+    with st.expander("Confidence intervals and significance (per question, paired)"):
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            key=key,
+            column_config={
+                "delta": st.column_config.NumberColumn("change", format="%+.3f"),
+                "p-value": st.column_config.NumberColumn("p-value", format="%.4f"),
+            },
+        )
+        st.caption(
+            "Change: mean per-question difference (second system minus first). 95% CI: paired bootstrap over "
+            "questions (2,000 resamples). p-value: paired randomization test (10,000 sign flips). A difference "
+            "is called real when p < 0.05 and the interval excludes 0."
+        )

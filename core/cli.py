@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -132,7 +133,7 @@ def _train_eval_from_files(train_path: str, eval_path: str | None, seed: int, sp
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import execute_run, results_table
+    from core.runs import comparisons_table, execute_run, results_table
     from core.store import Store
     from core.training import TrainConfig
 
@@ -165,6 +166,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(table.round(4).to_string())
+            print()
+            print(comparisons_table(results).round(4).to_string(index=False))
+        print(f"\n{results['verdict']}")
         print(f"run folder: {store.run_dir(run_id)}", file=sys.stderr)
     return 0
 
@@ -200,7 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu / cuda / mps (default: best available)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("report", help="write a finished run's stakeholder report (one self-contained HTML file)")
+    r.add_argument("run", help="run id (see the Runs page or the run folder names)")
+    r.add_argument("--out", default=None, help="output file (default: report.html in the run folder)")
+    r.add_argument("--workspace", default=None, help="workspace root (default: $ETL_WORKSPACE or workspace/ in the project)")
+    r.add_argument("--no-maps", action="store_true", help="leave out the UMAP maps (faster)")
+    r.set_defaults(func=cmd_report)
     return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.report import build_report
+    from core.store import Store, atomic_write_bytes
+
+    store = Store(args.workspace) if args.workspace else Store()
+    try:
+        store.get_run(args.run)
+    except KeyError:
+        print(f"error: no run {args.run!r} in {store.root}; list runs with the Runs page", file=sys.stderr)
+        return 2
+    out = Path(args.out or store.run_dir(args.run) / "report.html")
+    html = build_report(store, args.run, progress=_progress_printer("report"), with_maps=not args.no_maps)
+    atomic_write_bytes(out, html.encode("utf-8"))
+    print(f"report written to {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,42 @@ class RunView:
         df["movement"] = np.where(a < b, "improved", np.where(a > b, "worsened", "same"))
         return df.sort_values(["change", "rank after"], ascending=[False, True])
 
+    def gold_links(self, wl: pd.DataFrame | None = None) -> pd.DataFrame:
+        """(query_id, passage_id, movement): each eval question to its first gold passage."""
+        movement = (self.winners_losers() if wl is None else wl)["movement"]
+        return pd.DataFrame({
+            "query_id": self.query_ids,
+            "passage_id": [self.eval.relevant_docs[q][0] for q in self.query_ids],
+            "movement": [movement.get(q, "same") for q in self.query_ids],
+        })
+
+    def map_points(self, proj, wl: pd.DataFrame | None = None) -> pd.DataFrame:
+        """A projection's points with hover text, passage sources and each question's movement."""
+        movement = (self.winners_losers() if wl is None else wl)["movement"]
+        pts = proj.points.copy()
+        is_q = (pts["kind"] == "query").to_numpy()
+        ids = pts["id"].astype(str)
+        pts["text"] = [self.eval.queries.get(i, "") if q else self.eval.corpus.get(i, "") for i, q in zip(ids, is_q)]
+        pts["source"] = [None if q else (self.eval.sources.get(i) or None) for i, q in zip(ids, is_q)]
+        pts["movement"] = [movement.get(i) if q else None for i, q in zip(ids, is_q)]
+        return pts
+
+    def projection(self, params, progress=None):
+        """The run's 2-D maps for ``params``: read from the run folder, else fitted and saved there."""
+        from core.projection import Projection, fit_projection
+
+        path = self.run_dir / f"projection-{params.key()}.npz"
+        if path.exists():
+            try:
+                return Projection.load(path)
+            except (ValueError, OSError):
+                path.unlink(missing_ok=True)  # unreadable (old format, torn): fit again
+        gold = {self.eval.relevant_docs[q][0] for q in self.query_ids}
+        proj = fit_projection(self.query_ids, self.passage_ids, self.base_q, self.base_d, self.tuned_q,
+                              self.tuned_d, params, progress=progress, keep_passage_ids=gold)
+        proj.save(path)
+        return proj
+
     def gold_vectors(self, space: str) -> np.ndarray:
         """(n_q, dim): each eval question's first gold passage vector in ``space``."""
         d = self.base_d if space == "base" else self.tuned_d

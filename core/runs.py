@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import stats
 from core.dataset import DataError, QADataset
-from core.evaluation import RetrievalResult, evaluate_bm25, evaluate_dense, evaluate_hybrid, score_ranking
+from core.evaluation import RetrievalResult, dense_ranking, evaluate_bm25, evaluate_dense, score_ranking
+from core.fusion import choose_fusion, fuse, hybrid_name
 from core.jobs import Reporter
 from core.store import Store, atomic_write_bytes, atomic_write_json, read_json
 
@@ -66,7 +68,15 @@ def _run_adapter(base, train: QADataset, ev: QADataset, config: dict, cache, rep
     ranking = DenseIndex(e_ids, e_d).search(t_q)
     res = score_ranking("tuned (adapter)", ev, ranking, time.perf_counter() - t0)
     res.vectors = (t_q, e_d)
-    return res, {"chosen": hist.chosen, "train_seconds": time.perf_counter() - t0}
+    vecs = dict(zip(ids, d_vecs))
+    qv = dict(zip(train.query_ids, q_vecs))
+
+    def val_ranking(val: QADataset):
+        v_ids = list(val.corpus)
+        return DenseIndex(v_ids, np.stack([vecs[i] for i in v_ids])).search(
+            adapter.transform(np.stack([qv[q] for q in val.query_ids])))
+
+    return res, {"chosen": hist.chosen, "train_seconds": time.perf_counter() - t0}, val_ranking
 
 
 def _run_nudge(base, train: QADataset, ev: QADataset, config: dict, cache, reporter: Reporter, run_dir: Path):
@@ -92,7 +102,14 @@ def _run_nudge(base, train: QADataset, ev: QADataset, config: dict, cache, repor
     ranking = DenseIndex(e_ids, e_d).search(e_q)
     res = score_ranking("tuned (NUDGE)", ev, ranking, time.perf_counter() - t0)
     res.vectors = (e_q, e_d)
-    return res, {"chosen": hist.chosen, "train_seconds": time.perf_counter() - t0}
+    qv = dict(zip(train.query_ids, q_vecs))
+
+    def val_ranking(val: QADataset):
+        v_ids = list(val.corpus)
+        return DenseIndex(v_ids, np.stack([nudged[i] for i in v_ids])).search(
+            np.stack([qv[q] for q in val.query_ids]))
+
+    return res, {"chosen": hist.chosen, "train_seconds": time.perf_counter() - t0}, val_ranking
 
 
 def _run_full(train: QADataset, ev: QADataset, config: dict, cache, reporter: Reporter, run_dir: Path,
@@ -103,7 +120,12 @@ def _run_full(train: QADataset, ev: QADataset, config: dict, cache, reporter: Re
     model, info = train_full(train, cfg, run_dir, reporter, device=device)
     reporter.phase("evaluating", f"Scoring the tuned model on {len(ev)} eval questions")
     res = evaluate_dense(model, ev, name="tuned (full)", cache=cache, progress=_stage(reporter))
-    return res, info
+
+    def val_ranking(val: QADataset):
+        reporter.phase("evaluating", f"Choosing the hybrid's fusion on {len(val)} validation questions")
+        return dense_ranking(model, val, cache=cache, progress=_stage(reporter))[0]
+
+    return res, info, val_ranking
 
 
 def save_results(run_dir: Path, ev: QADataset, systems: list[RetrievalResult], info: dict[str, Any]) -> dict:
@@ -127,6 +149,8 @@ def save_results(run_dir: Path, ev: QADataset, systems: list[RetrievalResult], i
     rankings = {r.name: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
                          for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for r in systems}
     atomic_write_json(run_dir / "rankings.json", rankings)
+    order = [r.name for r in systems]
+    deltas = stats.compare_systems(per_query, order) if len(systems) > 1 else []
     results = {
         "systems": {r.name: {**r.metrics, "seconds": r.seconds} for r in systems},
         "order": [r.name for r in systems],
@@ -134,6 +158,8 @@ def save_results(run_dir: Path, ev: QADataset, systems: list[RetrievalResult], i
         "info": info,
         "n_eval_questions": len(ev),
         "n_eval_passages": len(ev.corpus),
+        "comparisons": [d.to_dict() for d in deltas],
+        "verdict": stats.verdict(deltas, order) if deltas else "",
     }
     atomic_write_json(run_dir / "results.json", results)
     return results
@@ -168,16 +194,28 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
     base_res = evaluate_dense(base, ev, name="base", cache=cache, progress=_stage(reporter))
     reporter.check_cancel()
     if method == "full":
-        tuned, info = _run_full(train, ev, config, cache, reporter, run_dir, device)
+        tuned, info, val_ranking = _run_full(train, ev, config, cache, reporter, run_dir, device)
     elif method == "adapter":
-        tuned, info = _run_adapter(base, train, ev, config, cache, reporter, run_dir)
+        tuned, info, val_ranking = _run_adapter(base, train, ev, config, cache, reporter, run_dir)
     else:
-        tuned, info = _run_nudge(base, train, ev, config, cache, reporter, run_dir)
+        tuned, info, val_ranking = _run_nudge(base, train, ev, config, cache, reporter, run_dir)
     reporter.check_cancel()
+    # The hybrid's fusion is chosen on the same validation questions the full fine-tune held out
+    # (same fraction and seed), never on the evaluation split.
+    from core.training import TrainConfig, split_validation
+
+    cfg = TrainConfig.from_dict(config)
+    _, val = split_validation(train, cfg.val_fraction or 0.1, cfg.seed)
+    choice = choose_fusion(val, val_ranking(val) if val is not None else None)
+    if method != "full" and val is not None:
+        choice["note"] += (f" The {method} fit also saw some of these questions, so the choice may lean toward the "
+                           "dense side.")
+    reporter.note(choice["note"])
     reporter.phase("evaluating", "BM25 and hybrid baselines")
     bm25 = evaluate_bm25(ev)
-    hybrid = evaluate_hybrid(ev, tuned, bm25, name="hybrid (tuned + BM25, RRF)")
-    info = {**info, "method": method, "total_seconds": time.perf_counter() - t0}
+    hybrid = score_ranking(hybrid_name(choice), ev, fuse(tuned.ranking(), bm25.ranking(), choice),
+                           tuned.seconds + bm25.seconds)
+    info = {**info, "method": method, "fusion": choice, "total_seconds": time.perf_counter() - t0}
     results = save_results(run_dir, ev, [base_res, tuned, bm25, hybrid], info)
     if method == "full":
         from core.training import append_model_card_metrics
@@ -198,7 +236,23 @@ def _has_tabulate() -> bool:
 
 
 def load_results(store: Store, run_id: str) -> dict | None:
-    return read_json(store.run_dir(run_id) / "results.json")
+    """results.json of a run; runs saved before intervals existed get them computed (and saved) here."""
+    run_dir = store.run_dir(run_id)
+    results = read_json(run_dir / "results.json")
+    if results and "comparisons" not in results and (run_dir / "per_query.csv").exists():
+        first = pd.read_csv(run_dir / "per_query.csv", nrows=0).columns[0]
+        per_query = pd.read_csv(run_dir / "per_query.csv", index_col=0, dtype={first: str})
+        deltas = stats.compare_systems(per_query, results["order"])
+        results["comparisons"] = [d.to_dict() for d in deltas]
+        results["verdict"] = stats.verdict(deltas, results["order"]) if deltas else ""
+        atomic_write_json(run_dir / "results.json", results)
+    return results
+
+
+def comparisons_table(results: dict) -> pd.DataFrame:
+    """The paired comparisons of a results dict as a display table."""
+    return stats.deltas_frame([stats.Delta(**{k: v for k, v in d.items() if k != "significant"})
+                               for d in results.get("comparisons", [])])
 
 
 def load_rankings(store: Store, run_id: str) -> dict:

@@ -332,6 +332,7 @@ def draw_done(run_id: str, snap) -> None:
         return
     ui.metric_tiles(results)
     ui.metrics_table(results, key=f"etl_train_table_{run_id}")
+    ui.verdict_panel(results, key=f"etl_train_ci_{run_id}")
     c = st.columns(3)
     c[0].page_link("pages/3_Embedding_map.py", label="See the embedding maps", icon=":material/scatter_plot:")
     c[1].page_link(

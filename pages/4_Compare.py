@@ -25,6 +25,7 @@ st.caption(
 
 ui.metric_tiles(results)
 ui.metrics_table(results, key="etl_cmp_table")
+ui.verdict_panel(results, key="etl_cmp_ci")
 with st.expander("Chart", expanded=True):
     st.plotly_chart(metric_bars(results_table(results)), key="etl_cmp_bars", height=340)
 

@@ -8,7 +8,9 @@ import streamlit as st
 
 import ui
 from core.export import model_zip
+from core.report import build_report
 from core.runs import load_results
+from core.store import atomic_write_bytes
 
 st.title("Runs")
 ui.hint(
@@ -80,6 +82,29 @@ else:
         key="etl_runs_zip",
         on_click="ignore",
     )
+
+    st.subheader("Report for stakeholders")
+    st.caption(
+        "One HTML file that opens offline in any browser: the verdict, scores with confidence intervals, "
+        "the before/after maps, the biggest wins and losses, the data and its leakage check, settings and versions."
+    )
+    report_path = store.run_dir(rid) / "report.html"
+    if st.button("Build report", icon=":material/description:", key="etl_runs_report_build"):
+        status, update = ui.status_progress("Building the report… (the maps take up to a minute the first time)")
+        with status:
+            html = build_report(store, rid, progress=update)
+            atomic_write_bytes(report_path, html.encode("utf-8"))
+        status.update(label="Report ready", state="complete", expanded=False)
+    if report_path.exists():
+        st.download_button(
+            "Download report (.html)",
+            icon=":material/download:",
+            data=report_path.read_bytes(),
+            file_name=f"{safe[:60]}-report.html",
+            mime="text/html",
+            key="etl_runs_report_dl",
+            on_click="ignore",
+        )
 
 st.subheader("Delete a run")
 rid = st.selectbox("Run to delete", list(labels), format_func=labels.get, key="etl_runs_del")

@@ -1,0 +1,233 @@
+"""A stakeholder report of one finished run: one self-contained HTML file.
+
+Everything is inside the file (plotly's JavaScript inlined once, figures as JSON, no
+link to the network), so it opens offline and can be mailed. All user text (questions,
+passages, names) is HTML-escaped.
+
+    html = build_report(store, run_id)          # or: python -m core report RUN
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+
+from core.store import Store, read_json
+
+LIBRARIES = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "umap-learn", "plotly",
+             "scipy", "numpy", "pandas")
+TOP_CASES = 5  # winners and losers listed with their passages
+PASSAGE_CHARS = 700  # passage text shown per case
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#1f2328;line-height:1.45}
+h1{margin-bottom:.2em} h2{margin-top:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
+.verdict{font-size:1.15em;background:#eef6ff;border-left:5px solid #0969da;padding:.8em 1em;margin:1em 0}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em} th,td{border:1px solid #d0d7de;padding:.3em .6em;
+text-align:left;vertical-align:top} th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.up{color:#1a7f37}.down{color:#cf222e} .muted{color:#656d76;font-size:.9em}
+.maps{display:grid;grid-template-columns:1fr 1fr;gap:1em} .case{margin:.8em 0;padding:.6em .8em;border:1px solid #d0d7de;
+border-radius:6px} .case p{margin:.3em 0} pre{white-space:pre-wrap;background:#f6f8fa;padding:.8em;font-size:.85em}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def _table(df: pd.DataFrame, fmt: dict[str, str] | None = None, index: bool = True) -> str:
+    fmt = fmt or {}
+    cols = list(df.columns)
+    head = ("<th></th>" if index else "") + "".join(f"<th>{_e(c)}</th>" for c in cols)
+    rows = []
+    for idx, row in df.iterrows():
+        cells = [f"<th>{_e(idx)}</th>"] if index else []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, float):
+                cells.append(f'<td class="num">{format(v, fmt.get(c, ".3f"))}</td>')
+            else:
+                cells.append(f"<td>{_e(v)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _metrics_html(results: dict) -> str:
+    from core.runs import results_table
+
+    table = results_table(results)
+    delta = table - table.iloc[0]
+    head = "<th>system</th>" + "".join(f"<th>{_e(c)}</th>" for c in table.columns)
+    rows = []
+    for i, system in enumerate(table.index):
+        cells = [f"<th>{_e(system)}</th>"]
+        for c in table.columns:
+            v, d = table.loc[system, c], delta.loc[system, c]
+            cls = "up" if d > 0.0005 else "down" if d < -0.0005 else ""
+            extra = f' <span class="{cls}">({d:+.3f})</span>' if i else ""
+            cells.append(f'<td class="num">{v:.3f}{extra}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _case_html(view, qid: str, row: pd.Series) -> str:
+    def rank(r) -> str:
+        return ">100" if r != r else str(int(r))
+
+    gold = view.eval.relevant_docs[qid][0]
+    passage = view.eval.corpus.get(gold, "")
+    if len(passage) > PASSAGE_CHARS:
+        passage = passage[:PASSAGE_CHARS] + "…"
+    source = view.eval.sources.get(gold, "")
+    return (
+        f'<div class="case"><p><b>{_e(row["question"])}</b></p>'
+        f"<p>Answer passage rank: base {rank(row['rank before'])} → tuned {rank(row['rank after'])}</p>"
+        f'<p class="muted">{_e(source) + ": " if source else ""}{_e(passage)}</p></div>'
+    )
+
+
+def build_report(store: Store, run_id: str, progress=None, with_maps: bool = True) -> str:
+    """The whole report as one HTML string.
+
+    Args:
+        progress: optional callable(message, fraction) (the maps take ~20 s the first time).
+        with_maps: include the before/after UMAP maps (fitted once per run, then read back).
+
+    Raises:
+        FileNotFoundError: the run has not finished (no results).
+    """
+    from core.explore import open_run
+    from core.plots import embedding_map, metric_bars
+    from core.projection import ProjectionParams, alignment_stats
+    from core.runs import comparisons_table, load_results, results_table
+    from core.splits import leakage_report
+
+    run = store.get_run(run_id)
+    results = load_results(store, run_id)
+    view = open_run(store, run_id)
+    view.results = results
+    ds = store.get_dataset(run["dataset_id"])
+    train, ev = store.load_dataset(run["dataset_id"])
+    report = store.dataset_report(run["dataset_id"])
+    config = read_json(store.run_dir(run_id) / "config.json", {})
+    order = results["order"]
+
+    figures: list[str] = []
+
+    def fig_html(fig, height: int = 420) -> str:
+        fig.update_layout(height=height)
+        first = not figures
+        out = fig.to_html(full_html=False, include_plotlyjs=True if first else False,
+                          config={"displaylogo": False, "responsive": True})
+        figures.append(out)
+        return out
+
+    parts = [f"<h1>Retrieval tuning report: {_e(run.get('name') or run_id)}</h1>",
+             f'<p class="muted">Run {_e(run_id)} · method {_e(run["method"])} · dataset “{_e(ds["name"])}” · '
+             f"generated {time.strftime('%Y-%m-%d %H:%M')} by Embedding Tuning Lab</p>",
+             f'<div class="verdict">{_e(results.get("verdict") or "No verdict (no per-question data).")}</div>',
+             "<h2>Scores</h2>",
+             f"<p>{results.get('n_eval_questions')} evaluation questions searching {results.get('n_eval_passages')} "
+             "passages. Changes in brackets are against the base model. BM25 is keyword search; the hybrid fuses the "
+             "tuned model's ranking with BM25's.</p>",
+             _metrics_html(results)]
+    ci = comparisons_table(results)
+    if not ci.empty:
+        parts += ["<h3>Confidence intervals and significance</h3>",
+                  _table(ci, {"delta": "+.3f", "p-value": ".4f"}, index=False),
+                  '<p class="muted">Change: mean per-question difference (second minus first system). 95% CI: '
+                  "paired bootstrap over questions (2,000 resamples). p-value: paired randomization test "
+                  "(10,000 sign flips). Called real when p &lt; 0.05 and the interval excludes 0.</p>"]
+    parts.append(fig_html(metric_bars(results_table(results)), 380))
+
+    if with_maps:
+        if progress:
+            progress("Drawing the before/after maps", 0.1)
+        params = ProjectionParams()
+        proj = view.projection(params)
+        wl = view.winners_losers()
+        points = view.map_points(proj, wl)
+        links = view.gold_links(wl)
+        base = alignment_stats(view.base_q, view.gold_vectors("base"), view.base_d)
+        tuned = alignment_stats(view.tuned_q, view.gold_vectors("tuned"), view.tuned_d)
+        parts += ["<h2>Embedding maps: before and after</h2>",
+                  "<p>UMAP maps of the evaluation questions (◇) and passages (dots, coloured by source document); "
+                  "a line joins each question to its answer passage, green when tuning moved the answer up, red "
+                  "when down. The tuned map is aligned onto the base one so positions compare.</p>",
+                  '<div class="maps"><div>'
+                  + fig_html(embedding_map(points, "base", links, title="Before: base model"), 560)
+                  + "</div><div>"
+                  + fig_html(embedding_map(points, "tuned", links, title=f"After: {order[1]}"), 560)
+                  + "</div></div>",
+                  _table(pd.DataFrame({
+                      "base": [base["mean_query_gold_cosine"], base["centroid_distance"]],
+                      "tuned": [tuned["mean_query_gold_cosine"], tuned["centroid_distance"]],
+                  }, index=["mean question ↔ answer cosine (higher is closer)",
+                            "distance between question and passage centroids"]))]
+    else:
+        wl = view.winners_losers()
+
+    if progress:
+        progress("Writing the report", 0.8)
+    improved = wl[wl["movement"] == "improved"].head(TOP_CASES)
+    worsened = wl[wl["movement"] == "worsened"].iloc[::-1].head(TOP_CASES)
+    counts = wl["movement"].value_counts()
+    parts += ["<h2>Winners and losers</h2>",
+              f"<p>{int(counts.get('improved', 0))} questions improved, {int(counts.get('worsened', 0))} worsened, "
+              f"{int(counts.get('same', 0))} unchanged (rank of the answer passage, base → tuned).</p>",
+              "<h3>Biggest wins</h3>" + ("".join(_case_html(view, q, r) for q, r in improved.iterrows()) or "<p>None.</p>"),
+              "<h3>Biggest losses</h3>" + ("".join(_case_html(view, q, r) for q, r in worsened.iterrows()) or "<p>None.</p>")]
+
+    leak = leakage_report(train, ev) if ev is not None else None
+    split = report.get("split", {}) if isinstance(report, dict) else {}
+    by = report.get("by") or split.get("by") or (json.loads(ds["meta"]).get("split_by") if ds.get("meta") else None)
+    parts += ["<h2>Data and leakage</h2>",
+              _table(pd.DataFrame({"value": [
+                  ds["name"], ds.get("fingerprint") or train.fingerprint(), ev.fingerprint() if ev else "",
+                  len(train), len(ev) if ev else 0, len(ev.corpus) if ev else 0,
+                  by or "given files (separate train and evaluation files)",
+              ]}, index=["dataset", "training data fingerprint", "evaluation data fingerprint", "training questions",
+                         "evaluation questions", "evaluation passages", "split"]))]
+    if leak is not None:
+        parts.append(f"<p>Questions shared by training and evaluation: {len(leak.exact_duplicates)} identical, "
+                     f"{len(leak.near_duplicates)} near-identical; {leak.shared_passages} passages answer questions "
+                     "on both sides. Shared questions flatter the tuned model's score.</p>")
+        rows = [(train.queries.get(t, ""), ev.queries.get(e, ""), 1.0) for t, e in leak.exact_duplicates[:20]]
+        rows += [(train.queries.get(t, ""), ev.queries.get(e, ""), float(s)) for t, e, s in leak.near_duplicates[:20]]
+        if rows:
+            parts.append(_table(pd.DataFrame(rows, columns=["training question", "evaluation question", "similarity"]),
+                                {"similarity": ".2f"}, index=False))
+
+    info = results.get("info", {})
+    parts += ["<h2>Settings</h2>",
+              _table(pd.DataFrame({"value": [json.dumps(v) if isinstance(v, list | dict) else str(v)
+                                             for v in config.values()]}, index=list(config))),
+              "<p>" + ", ".join(f"{_e(k)}: {_e(round(v, 1) if isinstance(v, float) else v)}"
+                                for k, v in info.items() if k in ("train_seconds", "total_seconds", "steps", "best",
+                                                                  "chosen", "pairs")) + "</p>",
+              "<h2>Library versions</h2>",
+              _table(pd.DataFrame({"version": _versions()}))]
+    card = store.run_dir(run_id) / "model" / "README.md"
+    if card.exists():
+        parts += ["<h2>Model card</h2>", f"<pre>{_e(card.read_text(encoding='utf-8', errors='replace'))}</pre>"]
+    body = "\n".join(parts)
+    title = _e(f"Report: {run.get('name') or run_id}")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+            f"<body>{body}</body></html>")

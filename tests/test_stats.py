@@ -1,0 +1,82 @@
+"""Intervals and tests against known cases and against scipy's own implementations."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from core.stats import compare, compare_systems, paired_bootstrap, paired_test, verdict
+
+
+def test_identical_systems_interval_around_zero_and_large_p():
+    rng = np.random.default_rng(1)
+    a = rng.random(300)
+    delta, low, high = paired_bootstrap(a, a.copy())
+    assert delta == 0 and low == 0 and high == 0
+    assert paired_test(a, a.copy()) == 1.0
+
+
+def test_same_distribution_not_called_different():
+    rng = np.random.default_rng(2)
+    a = rng.random(400)
+    b = a + rng.normal(0, 0.2, 400)  # noise, no shift
+    delta, low, high = paired_bootstrap(a, b)
+    assert low < 0 < high
+    assert paired_test(a, b) > 0.05
+
+
+def test_clear_win_is_significant():
+    rng = np.random.default_rng(3)
+    a = rng.random(200)
+    b = a + 0.1 + rng.normal(0, 0.05, 200)
+    delta, low, high = paired_bootstrap(a, b)
+    assert 0.09 < delta < 0.11 and 0 < low < delta < high
+    assert paired_test(a, b) < 0.01
+
+
+def test_bootstrap_matches_scipy():
+    rng = np.random.default_rng(4)
+    a = rng.random(250)
+    b = a + rng.normal(0.03, 0.1, 250)
+    _, low, high = paired_bootstrap(a, b, n_resamples=5000)
+    ref = sps.bootstrap((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), paired=True, vectorized=True,
+                        n_resamples=5000, method="percentile", random_state=0).confidence_interval
+    assert low == pytest.approx(ref.low, abs=0.004) and high == pytest.approx(ref.high, abs=0.004)
+
+
+def test_randomization_test_agrees_with_paired_t_test():
+    rng = np.random.default_rng(5)
+    a = rng.random(300)
+    b = a + rng.normal(0.012, 0.1, 300)
+    p = paired_test(a, b)
+    p_t = sps.ttest_rel(b, a).pvalue
+    assert p == pytest.approx(p_t, abs=0.03)
+
+
+def _per_query(base, tuned, bm25):
+    return pd.DataFrame({"base|nDCG@10": base, "tuned (full)|nDCG@10": tuned, "BM25|nDCG@10": bm25})
+
+
+def test_verdict_names_the_winner_and_the_baseline_ahead():
+    rng = np.random.default_rng(6)
+    base = rng.random(300) * 0.6
+    tuned = base + 0.1 + rng.normal(0, 0.05, 300)
+    bm25 = tuned + 0.15 + rng.normal(0, 0.05, 300)
+    pq = _per_query(base, tuned, bm25)
+    order = ["base", "tuned (full)", "BM25"]
+    deltas = compare_systems(pq, order)
+    assert [(d.a, d.b) for d in deltas] == [("base", "tuned (full)"), ("tuned (full)", "BM25")]
+    line = verdict(deltas, order)
+    assert line.startswith("The tuned model beats the base model on nDCG@10 by +0.10")
+    assert "p < 0.001" in line and "BM25 is still ahead of it by 0.15" in line and "use BM25" in line
+
+
+def test_verdict_when_no_difference():
+    rng = np.random.default_rng(7)
+    base = rng.random(100)
+    pq = _per_query(base, base + rng.normal(0, 0.1, 100), base - 0.3)
+    order = ["base", "tuned (full)", "BM25"]
+    line = verdict(compare_systems(pq, order), order)
+    assert "cannot be told apart" in line and "no baseline does significantly better" in line
+    d = compare(pq, "base", "tuned (full)")
+    assert not d.significant and d.n == 100

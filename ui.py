@@ -302,7 +302,8 @@ def _current(key: str, options: list[str]) -> str | None:
 
 
 def _done_runs(store: Store) -> list[dict]:
-    return [r for r in store.list_runs() if r["status"] == "done"]  # newest first
+    # newest first; a shoot-out has no map or comparison of its own (its method runs do)
+    return [r for r in store.list_runs() if r["status"] == "done" and r["method"] != "shootout"]
 
 
 def selected_dataset() -> str | None:

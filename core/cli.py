@@ -15,6 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from core.training import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -146,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          index_max_seq_length=args.index_max_seq_length,
                          hard_negatives=args.hard_negatives, seed=args.seed, max_steps=args.max_steps).to_dict()
     if args.method == "adapter":
-        config.update({"epochs": args.epochs if args.epochs != 2 else 30})
+        config.update({"epochs": args.epochs if args.epochs != TRAIN_DEFAULTS.epochs else 30})
     run_id = store.create_run(ds_id, args.method, config, name=f"{args.method} on {name}")
     print(f"run {run_id} ({len(train)} training questions, {len(ev)} eval questions, {len(ev.corpus)} passages)",
           file=sys.stderr)
@@ -191,19 +195,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval", default=None, help="evaluation QA file; default: 20%% of --train held out")
     t.add_argument("--method", choices=["full", "adapter", "nudge"], default="full")
     t.add_argument("--model", default=None, help="base model folder or hub id")
-    t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=5e-5)
-    t.add_argument("--max-seq-length", type=int, default=256, help="tokens per text while training")
+    t.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs)
+    t.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
+    t.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.learning_rate)
+    t.add_argument("--max-seq-length", type=int, default=TRAIN_DEFAULTS.max_seq_length, help="tokens per text while training")
     t.add_argument("--index-max-seq-length", type=int, default=512, help="tokens per passage when searching")
-    t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default="mnrl")
-    t.add_argument("--hard-negatives", type=int, default=0)
+    t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default=TRAIN_DEFAULTS.loss)
+    t.add_argument("--hard-negatives", type=int, default=TRAIN_DEFAULTS.hard_negatives)
     t.add_argument("--max-steps", type=int, default=-1, help="cap on training steps (smoke runs)")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
     t.add_argument("--device", default=None, help="cpu / cuda / mps (default: best available)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    so = sub.add_parser("shootout", help="base, full, adapter, NUDGE, BM25 and hybrid on one split: quality vs time")
+    so.add_argument("--train", required=True, help="training QA file (any format `evaluate` reads)")
+    so.add_argument("--eval", default=None, help="evaluation QA file; default: 20%% of --train held out")
+    so.add_argument("--methods", nargs="+", choices=["full", "adapter", "nudge"], default=["full", "adapter", "nudge"])
+    so.add_argument("--model", default=None, help="base model folder or hub id")
+    so.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs, help="full fine-tune epochs")
+    so.add_argument("--max-steps", type=int, default=-1, help="cap on full fine-tune steps (smoke runs)")
+    so.add_argument("--seed", type=int, default=42)
+    so.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
+    so.add_argument("--device", default=None)
+    so.add_argument("--json", action="store_true")
+    so.set_defaults(func=cmd_shootout)
 
     r = sub.add_parser("report", help="write a finished run's stakeholder report (one self-contained HTML file)")
     r.add_argument("run", help="run id (see the Runs page or the run folder names)")
@@ -212,6 +229,40 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-maps", action="store_true", help="leave out the UMAP maps (faster)")
     r.set_defaults(func=cmd_report)
     return p
+
+
+def cmd_shootout(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.runs import execute_run
+    from core.shootout import shootout_table
+    from core.store import Store
+    from core.training import TrainConfig
+
+    store = Store()
+    train, ev, report = _train_eval_from_files(args.train, args.eval, args.seed, args.split_by)
+    name = f"cli shoot-out {os.path.basename(args.train)} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    ds_id = store.save_dataset(name, train, ev, report=report, meta={"origin": "cli"})
+    full = TrainConfig(base_model=args.model, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed).to_dict()
+    config = {"methods": args.methods, "base_model": args.model, "full": full, "adapter": {"seed": args.seed},
+              "nudge": {"seed": args.seed}}
+    run_id = store.create_run(ds_id, "shootout", config, name=name)
+    print(f"shoot-out {run_id}: {', '.join(args.methods)} on {len(train)} training / {len(ev)} eval questions, "
+          f"{len(ev.corpus)} passages", file=sys.stderr)
+    store.update_run(run_id, status="running", started=time.time())
+    try:
+        out = execute_run(store, run_id, PrintReporter(), device=args.device)
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", ended=time.time(), error=str(exc))
+        raise
+    store.update_run(run_id, status="done", ended=time.time(), metrics=out["headline"])
+    if args.json:
+        print(json.dumps(out, indent=1, default=str))
+        return 0
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(shootout_table(out).drop(columns=["method run"]).round(4).to_string())
+    print(f"\n{out['verdict']}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -489,3 +489,17 @@ def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
 
 def _rank_label(r) -> str:
     return ">100" if r is None or not np.isfinite(r) else str(int(r))
+
+
+def quality_vs_time(table: pd.DataFrame, metric: str = "nDCG@10") -> go.Figure:
+    """Shoot-out: one point per system, time (log) across, quality up."""
+    fig = go.Figure()
+    for system, row in table.iterrows():
+        fig.add_trace(go.Scatter(
+            x=[max(float(row["seconds"]), 0.01)], y=[float(row[metric])], mode="markers+text", name=str(system),
+            text=[html.escape(str(system))], textposition="top center", marker={"size": 12},
+            hovertemplate=f"{html.escape(str(system))}<br>{metric} %{{y:.3f}}<br>%{{x:.1f}} s<extra></extra>",
+        ))
+    fig.update_layout(xaxis={"title": "seconds (log scale)", "type": "log"}, yaxis={"title": metric},
+                      showlegend=False, margin={"l": 50, "r": 20, "t": 30, "b": 50}, template="plotly_white")
+    return fig

@@ -178,6 +178,10 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
     run = store.get_run(run_id)
     config = read_json(store.run_dir(run_id) / "config.json", {})
     method = config.get("method", run["method"])
+    if method == "shootout":
+        from core.shootout import run_shootout
+
+        return run_shootout(store, run_id, reporter, device=device)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     run_dir = store.run_dir(run_id)

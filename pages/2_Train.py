@@ -10,8 +10,9 @@ import ui
 from core import adapters
 from core.embedding import resolve_model
 from core.jobs import BusyError, history_from_files
-from core.plots import loss_curve
+from core.plots import loss_curve, quality_vs_time
 from core.runs import execute_run, load_results
+from core.shootout import shootout_table
 from core.store import read_json
 from core.training import TrainConfig
 
@@ -19,6 +20,7 @@ METHODS = {
     "full": "Full fine-tune",
     "adapter": "Query adapter",
     "nudge": "NUDGE",
+    "shootout": "All methods (shoot-out)",
 }
 METHOD_CAPTIONS = {
     "full": "Updates all the model's weights. Best results; minutes to hours on a CPU.",
@@ -26,6 +28,8 @@ METHOD_CAPTIONS = {
     "passages need no re-encoding.",
     "nudge": "Moves the stored passage vectors toward their training questions. Seconds; "
     "for a fixed collection of passages only.",
+    "shootout": "Runs the three methods one after another on this split (NUDGE only where it applies) and "
+    "puts them beside BM25 and the hybrid: quality against time.",
 }
 STATUS_ICON = {
     "queued": ":material/hourglass_empty:",
@@ -96,7 +100,9 @@ def launch_form(ds_id: str) -> None:
 
     config: dict = {"base_model": base_model.strip() or None}
     epochs = 1
-    if method == "full":
+    if method in ("full", "shootout"):
+        if method == "shootout":
+            st.caption("Settings of the full fine-tune (the adapter and NUDGE use their defaults):")
         c = st.columns(5)
         with c[0]:
             epochs = setting(
@@ -212,6 +218,15 @@ def launch_form(ds_id: str) -> None:
             int(max_steps),
             int(hn),
         )
+        if method == "shootout":
+            fast = ui.estimate_seconds("adapter", len(train.pairs()), len(train.corpus), len(ev.corpus))
+            nudge_ok = adapters.nudge_applies(train.corpus, ev.corpus)[0]
+            estimate += fast * (2 if nudge_ok else 1)
+            config = {
+                "base_model": config["base_model"],
+                "methods": ["full", "adapter", "nudge"],
+                "full": {k: v for k, v in config.items() if k != "base_model"},
+            }
     else:
         if method == "adapter":
             c = st.columns(3)
@@ -324,7 +339,33 @@ def explore_once(run_id: str) -> None:
         st.session_state[EXPLORED_KEY] = run_id
 
 
+def draw_shootout(run_id: str) -> None:
+    out = read_json(store.run_dir(run_id) / "shootout.json")
+    if not out:
+        st.warning("The shoot-out finished but its results file is missing.")
+        return
+    table = shootout_table(out)
+    st.info(f":material/emoji_events: {ui.plain(out['verdict'])}")
+    st.dataframe(
+        table.drop(columns=["method run"]),
+        width="stretch",
+        key=f"etl_shootout_table_{run_id}",
+        column_config={
+            **{m: st.column_config.NumberColumn(m, format="%.3f") for m in ("Accuracy@10", "MRR@10", "nDCG@10")},
+            "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+        },
+    )
+    st.plotly_chart(quality_vs_time(table), key=f"etl_shootout_chart_{run_id}", height=360)
+    st.caption(
+        "Each method is also a run of its own: pick it in the sidebar to open its map and comparison (with "
+        "confidence intervals)."
+    )
+
+
 def draw_done(run_id: str, snap) -> None:
+    if store.get_run(run_id)["method"] == "shootout":
+        draw_shootout(run_id)
+        return
     explore_once(run_id)
     results = snap.result if snap.result and "systems" in snap.result else load_results(store, run_id)
     if not results:

@@ -27,7 +27,7 @@ if not runs:
     st.stop()
 
 labels = {r["id"]: ui.run_label(r, names) for r in runs}
-done = [r["id"] for r in runs if r["status"] == "done"]
+done = [r["id"] for r in runs if r["status"] == "done" and r["method"] != "shootout"]
 
 st.subheader("History")
 st.dataframe(

@@ -13,7 +13,7 @@ def _val(n=30):
 def _ranking(val, good: bool):
     ids, scores = [], []
     docs = list(val.corpus)
-    for i, q in enumerate(val.query_ids):
+    for i in range(len(val.query_ids)):
         order = [f"d{i}"] + [d for d in docs if d != f"d{i}"] if good else [d for d in docs if d != f"d{i}"] + [f"d{i}"]
         ids.append(order[:20])
         scores.append([1.0 - 0.01 * r for r in range(len(order[:20]))])

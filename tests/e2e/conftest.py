@@ -47,36 +47,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Start `streamlit run app.py` on a free loopback port with its own workspace."""
-    port = _free_port()
-    ws = tmp_path_factory.mktemp("e2e-workspace")
+def start_app(ws: Path, port: int | None = None) -> tuple[str, subprocess.Popen]:
+    """`streamlit run app.py` on loopback with workspace ``ws``; returns (url, process) once healthy."""
+    port = port or _free_port()
     env = {**os.environ, "ETL_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    log = open(ws / "server.log", "w")
+    log = open(ws / "server.log", "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return url, proc
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited: {(ws / 'server.log').read_text()[-2000:]}")
+    stop_app(proc)
+    pytest.fail("streamlit did not answer /_stcore/health within 120 s")
+
+
+def stop_app(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Stop the server's whole process group (``SIGKILL`` = the laptop lid closing mid-run)."""
     try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited: {(ws / 'server.log').read_text()[-2000:]}")
-        else:
-            pytest.fail("streamlit did not answer /_stcore/health within 120 s")
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """The app on a free loopback port with its own workspace, for the whole session."""
+    ws = tmp_path_factory.mktemp("e2e-workspace")
+    url, proc = start_app(ws)
+    try:
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        stop_app(proc)

@@ -9,6 +9,7 @@ import ui
 st.set_page_config(page_title="Embedding Tuning Lab", page_icon=":material/science:", layout="wide")
 
 ui.ensure_sample()
+ui.warm_up_maps()
 
 pg = st.navigation(
     [

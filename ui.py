@@ -66,6 +66,8 @@ ENCODE_SECONDS_PER_PASSAGE = 120 / 3000
 STARTUP_SECONDS = 15
 # Adapter / NUDGE fits on cached vectors: a few seconds after encoding.
 FAST_FIT_SECONDS = 5
+# CachedMNRL computes every embedding twice (once without gradients), ~1/3 more time than MNRL.
+LOSS_COST = {"cached_mnrl": 1.35, "matryoshka": 1.05}
 # Validation during a full fine-tune searches at most this many passages once per epoch
 # (core.training.VAL_CORPUS_CAP).
 VAL_PASSAGES = 400
@@ -81,6 +83,7 @@ def estimate_seconds(
     batch_size: int = 32,
     max_steps: int = -1,
     hard_negatives: int = 0,
+    loss: str = "mnrl",
 ) -> float:
     """A rough duration of a run before it starts (see the constants above for the reasons)."""
     encode_eval = n_eval_passages * ENCODE_SECONDS_PER_PASSAGE
@@ -95,7 +98,8 @@ def estimate_seconds(
     if max_steps and max_steps > 0:
         pairs_seen = min(pairs_seen, max_steps * batch_size)
     scale = max(min(max_seq_length, 512), 32) / FULL_REFERENCE_TOKENS
-    train = pairs_seen * FULL_SECONDS_PER_PAIR * scale
+    train = pairs_seen * FULL_SECONDS_PER_PAIR * scale * LOSS_COST.get(loss, 1.0)
+    train *= 1 + 0.5 * max(hard_negatives, 0)  # each mined negative is one more passage per pair to encode
     val = min(n_train_passages, VAL_PASSAGES) * ENCODE_SECONDS_PER_PASSAGE * max(epochs, 1)
     mining = n_train_passages * ENCODE_SECONDS_PER_PASSAGE if hard_negatives else 0.0
     return STARTUP_SECONDS + 2 * encode_eval + train + val + mining
@@ -150,6 +154,17 @@ def ensure_sample() -> str | None:
     except (OSError, DataError) as exc:
         st.sidebar.warning(f"The sample dataset could not be added: {plain(str(exc))}")
         return None
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_maps() -> None:
+    """Compile UMAP's numba code once per server process, in the background, at start-up: the
+    first map someone opens then skips that ~30 s (core.projection.warm_up)."""
+    import threading
+
+    from core.projection import warm_up
+
+    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
 
 
 @st.cache_resource(show_spinner="Opening the run…", max_entries=4)

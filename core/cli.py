@@ -134,10 +134,24 @@ def _train_eval_from_files(train_path: str, eval_path: str | None, seed: int, sp
     return tr, ev, {"split": rep.to_dict()}
 
 
+def _execute_recorded(store, run_id: str, device: str | None) -> dict:
+    """Execute a run in this process, recording running / done / failed in the catalog as the app does."""
+    from core.runs import execute_run
+
+    store.update_run(run_id, status="running", started=time.time())
+    try:
+        results = execute_run(store, run_id, PrintReporter(), device=device)
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", ended=time.time(), error=str(exc))
+        raise
+    store.update_run(run_id, status="done", ended=time.time(), metrics=results["headline"])
+    return results
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import comparisons_table, execute_run, results_table
+    from core.runs import comparisons_table, results_table
     from core.store import Store
     from core.training import TrainConfig
 
@@ -157,13 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.method == "nudge":
         print("note: NUDGE updates the stored passage vectors of the training corpus; it only helps when the "
               "eval questions search that same corpus.", file=sys.stderr)
-    store.update_run(run_id, status="running", started=time.time())
-    try:
-        results = execute_run(store, run_id, PrintReporter(), device=args.device)
-    except BaseException as exc:
-        store.update_run(run_id, status="failed", ended=time.time(), error=str(exc))
-        raise
-    store.update_run(run_id, status="done", ended=time.time(), metrics=results["headline"])
+    results = _execute_recorded(store, run_id, args.device)
     table = results_table(results)
     if args.json:
         print(json.dumps(results, indent=1, default=str))
@@ -234,7 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_shootout(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import execute_run
     from core.shootout import shootout_table
     from core.store import Store
     from core.training import TrainConfig
@@ -249,13 +256,7 @@ def cmd_shootout(args: argparse.Namespace) -> int:
     run_id = store.create_run(ds_id, "shootout", config, name=name)
     print(f"shoot-out {run_id}: {', '.join(args.methods)} on {len(train)} training / {len(ev)} eval questions, "
           f"{len(ev.corpus)} passages", file=sys.stderr)
-    store.update_run(run_id, status="running", started=time.time())
-    try:
-        out = execute_run(store, run_id, PrintReporter(), device=args.device)
-    except BaseException as exc:
-        store.update_run(run_id, status="failed", ended=time.time(), error=str(exc))
-        raise
-    store.update_run(run_id, status="done", ended=time.time(), metrics=out["headline"])
+    out = _execute_recorded(store, run_id, args.device)
     if args.json:
         print(json.dumps(out, indent=1, default=str))
         return 0

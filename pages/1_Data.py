@@ -290,6 +290,11 @@ if parts:
                     ds_id = store.save_dataset(name, train, ev, report=report, meta=meta)
                 except DataError as exc:
                     ui.show_data_error(exc)
+                except OSError as exc:
+                    st.error(
+                        f"The dataset could not be written to disk ({ui.plain(exc.strerror or str(exc))}); "
+                        "nothing was saved. Free some space in the workspace folder and save again."
+                    )
                 else:
                     ui.select_dataset(ds_id)
                     ui.flash(

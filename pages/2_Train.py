@@ -40,6 +40,7 @@ STATUS_ICON = {
     "interrupted": ":orange[:material/warning:]",
 }
 SEQ_LENGTHS = [64, 128, 256, 384, 512]
+LOSSES = ["mnrl", "cached_mnrl", "matryoshka"]
 EXPLORED_KEY = "etl_train_explored"  # the last launched run already selected for exploring
 
 st.title("Train")
@@ -183,7 +184,8 @@ def launch_form(ds_id: str) -> None:
                     st.selectbox,
                     "Loss",
                     why.get("loss", ""),
-                    options=["mnrl", "cached_mnrl", "matryoshka"],
+                    options=LOSSES,
+                    index=LOSSES.index(defaults.loss),
                     key="etl_cfg_loss",
                 )
             with a[3]:
@@ -217,6 +219,7 @@ def launch_form(ds_id: str) -> None:
             int(batch),
             int(max_steps),
             int(hn),
+            loss,
         )
         if method == "shootout":
             fast = ui.estimate_seconds("adapter", len(train.pairs()), len(train.corpus), len(ev.corpus))

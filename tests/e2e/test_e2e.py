@@ -121,5 +121,22 @@ def test_user_journey(page: Page, app_url, artifacts, pair_file):
 
     # 5. Runs: the finished run is listed with its download.
     go(page, "Runs")
-    expect(page.get_by_role("button", name=re.compile("Download"))).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Download model"))).to_be_visible()
     shot(page, artifacts, "5_runs")
+
+    # 6. The stakeholder report: built on the Runs page, downloaded, opened offline in Chromium.
+    page.get_by_role("button", name="Build report").click()
+    expect(page.get_by_text("Report ready")).to_be_visible(timeout=TRAIN_TIMEOUT)
+    idle(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name=re.compile("Download report")).click()
+    report = artifacts / "report.html"
+    dl.value.save_as(report)
+    doc = page.context.new_page()
+    doc.route(re.compile(r"^https?://"), lambda route: route.abort())  # offline: any network fetch fails
+    doc.goto(report.as_uri())
+    expect(doc.get_by_role("heading", name=re.compile("^Retrieval tuning report"))).to_be_visible()
+    expect(doc.locator(".verdict")).to_contain_text("base model")
+    expect(doc.locator(".plotly-graph-div")).to_have_count(3)
+    expect(doc.locator(".plotly-graph-div").nth(1).locator(".scatterlayer .point").first).to_be_attached()
+    doc.screenshot(path=str(artifacts / "8_report.png"), full_page=True, animations="disabled")

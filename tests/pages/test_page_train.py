@@ -58,3 +58,24 @@ def test_cancel_a_run(tiny_dataset):
     at.run()
     assert "was cancelled" in texts(at)
     assert not at.button(key="etl_launch").disabled  # free to launch again
+
+
+def test_shootout_from_the_train_page(tiny_dataset):
+    store, ds_id = tiny_dataset
+    at = _train_page(ds_id)
+    _smoke_settings(at)
+    at.radio(key="etl_cfg_method").set_value("shootout").run()
+    assert "Settings of the full fine-tune" in texts(at)
+    at.button(key="etl_launch").click().run()
+    assert not at.exception
+    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    config = store.get_run(run_id)["config"]
+    assert config["methods"] == ["full", "adapter", "nudge"] and config["full"]["max_steps"] == 2
+    assert wait_for_run(store, run_id, timeout=600) == "done"
+    at.run()
+    assert not at.exception
+    page = texts(at)
+    assert "Best on nDCG@10" in page
+    table = next(df.value for df in at.dataframe if "seconds" in df.value.columns)
+    assert {"base", "BM25", "tuned (full)", "tuned (adapter)", "tuned (NUDGE)"} <= set(table.index)
+    assert ui.RUN_KEY not in at.session_state or at.session_state[ui.RUN_KEY] != run_id  # not a run to explore

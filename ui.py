@@ -221,10 +221,15 @@ def default_reasons(obj: Any) -> dict[str, str]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def load_qa(name: str, data: bytes, mapping: dict | None = None):
-    """``core.data.load_qa_file`` cached by file bytes and mapping (reruns do not re-parse)."""
-    from core.data import load_qa_file
+    """``core.data.load_qa_file`` cached by file bytes and mapping (reruns do not re-parse).
 
-    return load_qa_file(name, data, mapping=mapping)
+    Passages longer than what a passage is searched by (``TrainConfig.index_max_seq_length``
+    tokens, estimated without loading the model) are reported.
+    """
+    from core.data import load_qa_file
+    from core.training import TrainConfig
+
+    return load_qa_file(name, data, mapping=mapping, max_tokens=TrainConfig().index_max_seq_length)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -5,11 +5,16 @@ This module owns everything between the bytes a user uploads and a clean dataset
 * format detection (by extension, then by content): pair tables (CSV, TSV, JSONL, JSON
   list or ``{"data": [...]}``), the IR JSON ``{queries, corpus, relevant_docs}`` and BEIR
   (a folder, or a .zip read in memory);
-* text decoding (UTF-8, UTF-8 with BOM, UTF-16 with BOM, a Windows-1252 fallback with a
+* refusals before any parsing: a question file over :data:`MAX_QA_FILE_BYTES`, and files
+  whose content signature says they are something else (a PDF, an image, an archive);
+* text decoding (UTF-8, UTF-8 with BOM, UTF-16 with BOM; invalid UTF-8 is read as
+  Windows-1252, or as UTF-8 with the bad bytes replaced when the file is mostly UTF-8, with a
   warning; binary content is refused);
 * column detection for pair tables (:func:`detect_columns`) and explicit mappings;
 * conversion of pairs to a dataset (passages and questions de-duplicated, stable ids
   ``q0001`` / ``d0001`` in first-seen order);
+* repeated keys inside a JSON object (e.g. an id used twice in an IR dataset): the first
+  value is kept, with a warning;
 * the :class:`ValidationReport`: every :class:`Problem` found, each naming where it is
   (``row 14`` counts rows as a spreadsheet shows them: the header is row 1).
 
@@ -36,9 +41,15 @@ from core.dataset import DataError, QADataset
 
 # Zip guard: BEIR sets that fit a browser-upload workflow are far smaller; anything bigger
 # is more likely a zip bomb (tiny compressed, huge expanded) than a dataset.
-MAX_ZIP_UNCOMPRESSED_BYTES = 500 * 1024 * 1024
+MAX_ZIP_UNCOMPRESSED_BYTES = 500_000_000  # messages say MB = 10^6 bytes
 # A BEIR zip needs three to a handful of files; tens of thousands of members is not one.
 MAX_ZIP_MEMBERS = 10_000
+# Size cap for one question file (CSV/TSV/JSON/JSONL). 50 MB of pairs is well over 100,000
+# passages: hours per training epoch and long encodes on this app's CPU machines, and several GB
+# of memory once parsed, split and checked for leakage (10 MB parses in ~2 s on 2 cores; a 100 MB
+# file would hold the page for ~20 s and then stall the split). Refusing it up front, before
+# decoding, keeps the page responsive and says what to do (sample or split the file).
+MAX_QA_FILE_BYTES = 50_000_000
 # Problems of one kind listed one by one before a single "... and N more" line: enough to
 # find the pattern, few enough for the page to stay readable.
 MAX_LISTED = 10
@@ -78,6 +89,20 @@ _REFUSED_EXTS = {
     ".doc": "a Word document",
     ".parquet": "a Parquet file",
 }
+# Content signatures of files that get renamed to .csv/.json by mistake. Checked before decoding:
+# a small PDF can hold no NUL byte at all and would otherwise be read as a one-column table.
+_MAGIC = (
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Office file (.xls or .doc)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -208,6 +233,16 @@ def _fail(message: str, where: str | None = None) -> NoReturn:
     _refuse([Problem("error", message, where)])
 
 
+def _check_size(name: str, size: int) -> None:
+    """Refuse a question file over :data:`MAX_QA_FILE_BYTES` before reading or decoding it."""
+    if size > MAX_QA_FILE_BYTES:
+        _fail(
+            f"{name} is {size / 1e6:.0f} MB, over the {MAX_QA_FILE_BYTES / 1e6:.0f} MB limit for one question "
+            "file (that many pairs would take hours per training epoch on this machine). Keep a sample of the "
+            "rows, or split the file and upload the part you need."
+        )
+
+
 def _norm_ws(text: str) -> str:
     """Whitespace-normalised text: the key used to de-duplicate passages and questions."""
     return " ".join(text.split())
@@ -253,6 +288,12 @@ def _as_texts(value: Any) -> list[str]:
     return [json.dumps(value, ensure_ascii=False)]
 
 
+def _json_msg(e: json.JSONDecodeError) -> str:
+    """The decoder's message without a trailing "at" ("Unterminated string starting at"), which
+    the caller's own "at column N" would otherwise double."""
+    return e.msg.removesuffix(" at")
+
+
 def _describe(obj: Any) -> str:
     if isinstance(obj, dict):
         keys = list(obj)
@@ -268,8 +309,11 @@ def _describe(obj: Any) -> str:
 def _decode(data: bytes, label: str, problems: list[Problem]) -> tuple[str, str]:
     """Bytes -> text and the encoding used.
 
-    UTF-8 with BOM and UTF-16 with BOM are honoured; otherwise strict UTF-8, falling back
-    to Windows-1252 with a warning naming the first bad byte. Binary content is refused.
+    UTF-8 with BOM and UTF-16 with BOM are honoured; otherwise strict UTF-8. Text that is not
+    valid UTF-8 is read as Windows-1252, or, when it is mostly valid UTF-8 (at least as many
+    well-formed non-ASCII characters as bad byte sequences), as UTF-8 with the bad bytes
+    replaced by U+FFFD; either way with a warning naming the first bad byte. Binary content
+    is refused.
 
     Raises:
         DataError: NUL bytes or mostly control bytes (binary), or undecodable UTF-16.
@@ -303,6 +347,22 @@ def _decode(data: bytes, label: str, problems: list[Problem]) -> tuple[str, str]
         offset = e.start + (3 if bom else 0)
         line = data.count(b"\n", 0, offset) + 1
         where = f"{label} line {line}"
+        lenient = body.decode("utf-8", errors="replace")
+        n_bad = lenient.count("\ufffd") - body.count("\ufffd".encode())
+        n_good = len(lenient) - len(lenient.encode("ascii", "ignore")) - lenient.count("\ufffd")
+        if n_good >= n_bad:
+            # Mostly UTF-8 with a few damaged bytes: reading it all as Windows-1252 would garble
+            # every correct accented letter ("café" -> "cafÃ©"), so replace only the bad bytes.
+            problems.append(
+                Problem(
+                    "warning",
+                    f"{where}: byte {offset} ({data[offset : offset + 1].hex()}) is not valid UTF-8 "
+                    f"({n_bad} bad byte sequence{'s' if n_bad != 1 else ''} in all, in a file that is otherwise "
+                    "UTF-8); each was replaced by '\ufffd'. Fix those characters in the file if they matter.",
+                    where,
+                )
+            )
+            return lenient, "utf-8-sig" if bom else "utf-8"
         problems.append(
             Problem(
                 "warning",
@@ -553,7 +613,7 @@ def _parse_jsonl(text: str, label: str, what: str = "a JSON object") -> list[tup
             bad.append(
                 Problem(
                     "error",
-                    f"{_cap(where)} is not valid JSON ({e.msg} at column {e.colno}). Each line "
+                    f"{_cap(where)} is not valid JSON ({_json_msg(e)} at column {e.colno}). Each line "
                     f'must be {what} on its own, e.g. {{"question": "...", "passage": "..."}}.',
                     where,
                 )
@@ -1128,18 +1188,30 @@ def _table_from_text(name: str, text: str, kind: str | None, problems: list[Prob
     if kind == "jsonl" and stripped[0] == "[":
         kind = "json"
     if kind == "json":
+        repeated: dict[str, int] = {}
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=lambda pairs: _first_wins(pairs, repeated))
         except json.JSONDecodeError as e:
             if e.msg == "Extra data" and stripped[0] == "{":
                 kind = "jsonl"  # a .json file holding one object a line
             else:
                 _fail(
-                    f"{name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}. Fix it there, "
+                    f"{name} is not valid JSON: {_json_msg(e)} at line {e.lineno}, column {e.colno}. Fix it there, "
                     "or export the file again.",
                     f"line {e.lineno}",
                 )
         else:
+            if repeated:
+                n = sum(repeated.values())
+                problems.append(
+                    Problem(
+                        "warning",
+                        f"{name}: {n} key(s) appear more than once inside one JSON object: "
+                        f"{_quote_list(repeated)}. Only the first value of each was kept (for an IR dataset: "
+                        "the first question or passage with that id). Give every question and passage its "
+                        "own id, or remove the repeats.",
+                    )
+                )
             return _json_shape(obj)
     if kind == "jsonl":
         records = [(f"line {i}", rec) for i, rec in _parse_jsonl(text, "")]
@@ -1148,6 +1220,21 @@ def _table_from_text(name: str, text: str, kind: str | None, problems: list[Prob
     delimiter = _pick_delimiter(text, _TABLE_EXTS.get(ext))
     columns, records = _parse_table(text, delimiter, problems)
     return "table", ("tsv" if delimiter == "\t" else "csv", columns, records)
+
+
+def _first_wins(pairs: list[tuple[str, Any]], repeated: dict[str, int]) -> dict[str, Any]:
+    """JSON object hook: keep the first value of a repeated key and count the repeats.
+
+    ``json.loads`` alone keeps the last value silently, which would drop a question or a
+    passage of an IR dataset whose id is used twice without a word.
+    """
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            repeated[k] = repeated.get(k, 0) + 1
+            continue
+        out[k] = v
+    return out
 
 
 _SHAPES = (
@@ -1190,6 +1277,17 @@ def _sniff_kind(name: str, data: bytes) -> str | None:
         _fail(
             f"{name} is {_REFUSED_EXTS[ext]}, not a data file. Export the table as CSV UTF-8, then upload that."
         )
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            _fail(
+                f"{name} is {what} (judging by its content), not a question file. Export the pairs as CSV "
+                "UTF-8, JSON or JSONL and upload that"
+                + (
+                    " (a PDF that holds the source text can be uploaded as a document)."
+                    if "PDF" in what
+                    else "."
+                )
+            )
     if data[:4] == b"PK\x03\x04" or ext == ".zip":
         return "zip"
     if ext in _JSON_EXTS:
@@ -1215,6 +1313,7 @@ def read_columns(name: str, data: bytes) -> list[str]:
     kind = _sniff_kind(name, data)
     if kind == "zip":
         return []
+    _check_size(name, len(data))
     text, _ = _decode(data, name, [])
     what, payload = _table_from_text(name, text, kind, [])
     return payload[1] if what == "table" else []
@@ -1245,11 +1344,13 @@ def load_qa_file(
         The dataset, its report (warnings only) and, for answer-only files, the answers.
 
     Raises:
-        DataError: the file is refused (binary, empty, malformed, columns not found, no
-            usable pair); ``.problems`` lists every error.
+        DataError: the file is refused (over :data:`MAX_QA_FILE_BYTES`, binary, empty,
+            malformed, columns not found, no usable pair); ``.problems`` lists every error.
     """
     problems: list[Problem] = []
     kind = _sniff_kind(name, data)
+    if kind != "zip":  # a BEIR zip has its own limits (members, expanded size)
+        _check_size(name, len(data))
     answers: dict[str, str] = {}
     where_of: dict[str, str] = {}
     used_mapping: ColumnMapping | None = None
@@ -1322,4 +1423,6 @@ def load_qa_path(path: str | Path, **kw: Any) -> LoadResult:
         return LoadResult(ds, report)
     if not path.is_file():
         _fail(f"{path} does not exist.")
+    if path.suffix.lower() != ".zip":
+        _check_size(path.name, path.stat().st_size)  # before reading it into memory
     return load_qa_file(path.name, path.read_bytes(), **kw)

@@ -137,7 +137,8 @@ def _control_share(text: str, sample: int = 200_000) -> float:
 
 
 def _decode_text(name: str, data: bytes, notes: list[str] | None) -> str:
-    """Decode a text file: BOM-marked UTF-8/16/32, then UTF-8, then cp1252 / latin-1 (with a note)."""
+    """Decode a text file: BOM-marked UTF-8/16/32, then UTF-8, then (with a note) UTF-8 with the bad bytes
+    replaced when the file is mostly valid UTF-8, else cp1252 / latin-1."""
     boms = (
         (b"\xef\xbb\xbf", "utf-8-sig"),
         (b"\xff\xfe\x00\x00", "utf-32"),
@@ -165,15 +166,27 @@ def _decode_text(name: str, data: bytes, notes: list[str] | None) -> str:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            try:
-                text, enc = data.decode("cp1252"), "Windows-1252"
-            except UnicodeDecodeError:
-                text, enc = data.decode("latin-1"), "Latin-1"
-            if notes is not None:
-                notes.append(
+            lenient = data.decode("utf-8", errors="replace")
+            n_bad = lenient.count("\ufffd") - data.count("\ufffd".encode())
+            n_good = len(lenient) - len(lenient.encode("ascii", "ignore")) - lenient.count("\ufffd")
+            if n_good >= n_bad:
+                # Mostly UTF-8 with a few damaged bytes: Windows-1252 would garble every correct accent.
+                text = lenient
+                message = (
+                    f"{name}: {n_bad} byte sequence{'s' if n_bad != 1 else ''} not valid UTF-8 in a file that is "
+                    "otherwise UTF-8; each was replaced by '\ufffd'. Fix those characters if they matter."
+                )
+            else:
+                try:
+                    text, enc = data.decode("cp1252"), "Windows-1252"
+                except UnicodeDecodeError:
+                    text, enc = data.decode("latin-1"), "Latin-1"
+                message = (
                     f"{name}: not valid UTF-8; read it as {enc}. If accented letters or symbols look wrong, "
                     "save the file as UTF-8 and upload it again."
                 )
+            if notes is not None:
+                notes.append(message)
     if _control_share(text) > 0.01:
         raise DataError(
             f"{name}: the bytes could not be decoded as text (too many control characters; it may be a binary "

@@ -83,7 +83,9 @@ def load_model(name: str | None = None, device: str | None = None):
 
     target = resolve_model(name)
     try:
-        model = SentenceTransformer(target, device=pick_device(device), trust_remote_code=False)
+        # safetensors only: a pickled pytorch_model.bin can run code when loaded, so it is refused
+        model = SentenceTransformer(target, device=pick_device(device), trust_remote_code=False,
+                                    model_kwargs={"use_safetensors": True})
     except Exception as exc:  # noqa: BLE001 - re-raised with a user-facing message
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " This machine is offline: give a local model folder instead." if offline else ""

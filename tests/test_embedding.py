@@ -79,3 +79,20 @@ def test_fingerprint_changes_with_weights(model):
 def test_encode_rejects_unknown_kind(model):
     with pytest.raises(ValueError):
         encode(model, ["x"], kind="doc")
+
+
+def test_pickled_weights_are_refused(model, tmp_path):
+    """A model folder with only pytorch_model.bin (a pickle that can run code) is not loaded."""
+    import pytest
+
+    from core.embedding import load_model
+
+    import torch
+    from safetensors.torch import load_file
+
+    model.save(str(tmp_path / "m"))
+    weights = tmp_path / "m" / "model.safetensors"
+    torch.save(load_file(str(weights)), tmp_path / "m" / "pytorch_model.bin")  # the same weights, pickled
+    weights.unlink()
+    with pytest.raises(ValueError, match="Could not load model"):
+        load_model(str(tmp_path / "m"), device="cpu")

@@ -84,11 +84,10 @@ def test_encode_rejects_unknown_kind(model):
 def test_pickled_weights_are_refused(model, tmp_path):
     """A model folder with only pytorch_model.bin (a pickle that can run code) is not loaded."""
     import pytest
-
-    from core.embedding import load_model
-
     import torch
     from safetensors.torch import load_file
+
+    from core.embedding import load_model
 
     model.save(str(tmp_path / "m"))
     weights = tmp_path / "m" / "model.safetensors"

@@ -41,7 +41,7 @@ test: dev browser
 	$(PY) -m pytest -q
 
 lint: dev
-	$(VENV)/bin/ruff check core tests app.py
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) workspace test-artifacts

@@ -225,7 +225,10 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
               _table(pd.DataFrame({"version": _versions()}))]
     card = store.run_dir(run_id) / "model" / "README.md"
     if card.exists():
-        parts += ["<h2>Model card</h2>", f"<pre>{_e(card.read_text(encoding='utf-8', errors='replace'))}</pre>"]
+        parts += ["<h2>Model card</h2>",
+                  "<details><summary>The tuned model's README.md (sentence-transformers model card with this "
+                  "tool's evaluation section)</summary>"
+                  f"<pre>{_e(card.read_text(encoding='utf-8', errors='replace'))}</pre></details>"]
     body = "\n".join(parts)
     title = _e(f"Report: {run.get('name') or run_id}")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'

@@ -79,3 +79,25 @@ def test_shootout_from_the_train_page(tiny_dataset):
     table = next(df.value for df in at.dataframe if "seconds" in df.value.columns)
     assert {"base", "BM25", "tuned (full)", "tuned (adapter)", "tuned (NUDGE)"} <= set(table.index)
     assert ui.RUN_KEY not in at.session_state or at.session_state[ui.RUN_KEY] != run_id  # not a run to explore
+
+
+def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch):
+    store, ds_id = tiny_dataset
+
+    def boom(store_, run_id, job, device=None):
+        job.phase("training", "Training")
+        raise RuntimeError("injected failure inside training")
+
+    monkeypatch.setattr("core.runs.execute_run", boom)  # the page imports it on each script run
+    at = _train_page(ds_id)
+    _smoke_settings(at)
+    at.run()
+    at.button(key="etl_launch").click().run()
+    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    assert wait_for_run(store, run_id) == "failed"
+    at.run()
+    assert not at.exception
+    page = texts(at)
+    assert "· failed" in page and "The run failed: RuntimeError: injected failure inside training" in page
+    assert any("Technical details" in e.label for e in at.expander)
+    assert not at.button(key="etl_launch").disabled

@@ -31,6 +31,7 @@ from core.data import MAX_QA_FILE_BYTES, MAX_ZIP_UNCOMPRESSED_BYTES, load_qa_fil
 from core.dataset import DataError, QADataset
 from core.documents import link_answers, load_documents
 from core.splits import split_dataset
+from tests.test_data import make_zip
 from tests.test_documents import make_blank_pdf, make_docx, make_encrypted_pdf, make_pdf
 
 Files = list[tuple[str, bytes]]
@@ -67,14 +68,6 @@ GOOD_CSV = csv_text(PAIRS)
 def one(name: str, data: bytes | str) -> Callable[[], Files]:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     return lambda: [(name, raw)]
-
-
-def make_zip(files: dict[str, str | bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in files.items():
-            zf.writestr(name, content)
-    return buf.getvalue()
 
 
 def beir(qrels: str | None = None, corpus_extra: list[dict] | None = None) -> dict[str, str]:

@@ -277,7 +277,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"error: no run {args.run!r} in {store.root}; list runs with the Runs page", file=sys.stderr)
         return 2
     out = Path(args.out or store.run_dir(args.run) / "report.html")
-    html = build_report(store, args.run, progress=_progress_printer("report"), with_maps=not args.no_maps)
+    try:
+        html = build_report(store, args.run, progress=_progress_printer("report"), with_maps=not args.no_maps)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} Reports are made of finished runs (for a shoot-out: of each method's run).",
+              file=sys.stderr)
+        return 2
     atomic_write_bytes(out, html.encode("utf-8"))
     print(f"report written to {out}")
     return 0

@@ -295,6 +295,9 @@ def train_full(train_ds: QADataset, config: TrainConfig, out_dir: str | Path, re
         evaluator=make_evaluator(val, reporter) if use_val else None,
         callbacks=callbacks,
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # log dicts go to the reporter, not to stdout
     trainer.train()
     if reporter.should_stop():
         shutil.rmtree(ckpt, ignore_errors=True)

@@ -18,6 +18,10 @@ pytestmark = pytest.mark.e2e
 SLOW = 60_000  # ms: model loading and encoding on 2 CPU cores
 TRAIN_TIMEOUT = 420_000  # ms: smoke training plus base/tuned scoring of the uploaded passages
 
+# Every assertion waits as long as an action may: while a run trains, both cores are busy and a
+# page rerun in another session takes 15-40 s here (the default 5 s is far too short).
+expect.set_options(timeout=SLOW)
+
 
 def idle(page: Page, timeout: int = SLOW) -> None:
     """Wait for the script run that follows the last interaction to end."""

@@ -396,6 +396,9 @@ def loss_curve(
         "hovermode": "x unified",
         "uirevision": "loss-curve",
     }
+    last = max([s for s, _ in loss] + [s for s, _ in ev] + [0])
+    if last <= 12:  # short runs: one tick per whole step, not 1.5, 2.5
+        layout["xaxis"]["dtick"] = 1
     if ev:
         layout["yaxis2"] = {
             "title": {"text": metric}, "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ".3f",

@@ -131,7 +131,9 @@ def verdict(deltas: list[Delta], order: list[str], metric: str = PRIMARY) -> str
     if main is None:
         return "Not enough per-question data for a verdict."
     ci = f"[{main.low:+.2f}, {main.high:+.2f}]"
-    if main.significant and main.delta > 0:
+    if main.delta == 0 and main.low == 0 and main.high == 0:
+        first = f"The tuned model scores every evaluation question exactly like the base model on {metric} (no change)"
+    elif main.significant and main.delta > 0:
         first = f"The tuned model beats the base model on {metric} by {main.delta:+.2f} {ci}, {fmt_p(main.p_value)}"
     elif main.significant:
         first = f"The tuned model is worse than the base model on {metric} by {main.delta:+.2f} {ci}, {fmt_p(main.p_value)}"

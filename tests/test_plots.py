@@ -186,6 +186,9 @@ def test_loss_curve_with_and_without_evals():
     assert list(fig.data[1].y) == [0.5]
     empty = plots.loss_curve([])
     assert len(empty.data) == 0 and "No training" in empty.layout.annotations[0].text
+    assert fig.layout.xaxis.dtick is None  # 45 steps: plotly's own ticks
+    short = plots.loss_curve([(1, 2.0), (2, 1.5), (5, 0.7)])
+    assert short.layout.xaxis.dtick == 1  # whole steps only on a short run
 
 
 def test_rank_scatter_handles_nan():

@@ -80,3 +80,14 @@ def test_verdict_when_no_difference():
     assert "cannot be told apart" in line and "no baseline does significantly better" in line
     d = compare(pq, "base", "tuned (full)")
     assert not d.significant and d.n == 100
+
+
+def test_verdict_when_tuned_is_identical_to_base():
+    # e.g. the adapter kept its identity start: no interval to narrow, say so plainly
+    rng = np.random.default_rng(8)
+    base = rng.random(80)
+    pq = _per_query(base, base.copy(), base - 0.2)
+    order = ["base", "tuned (full)", "BM25"]
+    line = verdict(compare_systems(pq, order), order)
+    assert line.startswith("The tuned model scores every evaluation question exactly like the base model")
+    assert "narrow" not in line and "no baseline does significantly better" in line

@@ -31,6 +31,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class PhaseMemory:
+    """Samples this process's resident memory every 0.2 s and keeps the peak per phase
+    (phase names come from the run's reporter: preparing, encoding, training, ...)."""
+
+    def __init__(self):
+        import threading
+
+        self.phase = "start"
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * self._page / 2**20
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {k: round(v) for k, v in self.peaks.items()}
+
+
 def one_method(method: str, workspace: str, overrides: dict) -> dict:
     """Run one method through the project's own code path (execute_run), in this process."""
     from core.cli import PrintReporter
@@ -53,13 +79,21 @@ def one_method(method: str, workspace: str, overrides: dict) -> dict:
     if method == "adapter":
         config["epochs"] = 30
     run_id = store.create_run(ds_id, method, config)
+    mem = PhaseMemory()
+
+    class Reporter(PrintReporter):
+        def phase(self, name: str, message: str = "") -> None:
+            mem.phase = name
+            super().phase(name, message)
+
     t0 = time.perf_counter()
     try:
-        results = execute_run(store, run_id, PrintReporter(), device="cpu")
+        results = execute_run(store, run_id, Reporter(), device="cpu")
     except Exception as exc:  # noqa: BLE001 - a refusal (NUDGE) is a result to print
-        return {"method": method, "error": str(exc), "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+        return {"method": method, "error": str(exc), "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
+                "peak_by_phase": mem.stop()}
     return {"method": method, "results": results, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
-            "config": config}
+            "config": config, "peak_by_phase": mem.stop()}
 
 
 def plain_sentence_transformers(epochs: int, batch_size: int, lr: float, warmup: float, seq: int, loss: str,
@@ -142,6 +176,9 @@ def main() -> int:
     print(f"\n== results (metrics on val_dataset.json: {len(val['queries'])} questions, {len(val['corpus'])} passages) ==")
     for o in outs:
         print(f"\n-- {o['method']}: wall {o['seconds']:.0f} s, peak RSS {o['peak_rss_mb']:.0f} MB")
+        if o.get("peak_by_phase"):
+            print("   peak RSS by phase (MB, sampled every 0.2 s): "
+                  + ", ".join(f"{k} {v}" for k, v in o["peak_by_phase"].items()))
         if "error" in o:
             print(f"   refused: {o['error']}")
         if "results" in o:

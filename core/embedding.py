@@ -122,21 +122,6 @@ def forget_fingerprint(model) -> None:
         del model._etl_fingerprint
 
 
-def release_memory() -> None:
-    """Give freed memory back to the operating system: a garbage collection, then glibc's
-    ``malloc_trim`` where there is one. Encoding at 512 tokens leaves hundreds of MB of freed
-    heap behind; trimming it before a fine-tune keeps it out of the training peak."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
-
-
 def embedding_dim(model) -> int:
     """Output dimension (sentence-transformers renamed the getter in v6)."""
     fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

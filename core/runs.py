@@ -172,7 +172,7 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
         DataError: the dataset cannot serve this method (e.g. NUDGE on a disjoint eval corpus).
         jobs.Cancelled: the reporter asked to stop.
     """
-    from core.embedding import EmbeddingCache, load_model, release_memory
+    from core.embedding import EmbeddingCache, load_model
 
     reporter = reporter or Reporter()
     run = store.get_run(run_id)
@@ -198,8 +198,6 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
     base_res = evaluate_dense(base, ev, name="base", cache=cache, progress=_stage(reporter))
     reporter.check_cancel()
     if method == "full":
-        del base  # training loads its own copy; free this one and the encode's heap first
-        release_memory()
         tuned, info, val_ranking = _run_full(train, ev, config, cache, reporter, run_dir, device)
     elif method == "adapter":
         tuned, info, val_ranking = _run_adapter(base, train, ev, config, cache, reporter, run_dir)

@@ -69,7 +69,7 @@ FAST_FIT_SECONDS = 5
 # CachedMNRL computes every embedding twice (once without gradients), ~1/3 more time than MNRL.
 LOSS_COST = {"cached_mnrl": 1.35, "matryoshka": 1.05}
 # Validation during a full fine-tune searches at most this many passages once per epoch
-# (core.training.VAL_CORPUS_CAP).
+# (core.tuning.full.VAL_CORPUS_CAP).
 VAL_PASSAGES = 400
 
 
@@ -130,13 +130,13 @@ def get_store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def _runner(root: str):
-    from core.jobs import JobRunner
+    from core.tuning.jobs import JobRunner
 
     return JobRunner(_store(root))
 
 
 def get_runner():
-    """The process-wide ``core.jobs.JobRunner`` (one job at a time, seen by every tab)."""
+    """The process-wide ``core.tuning.jobs.JobRunner`` (one job at a time, seen by every tab)."""
     return _runner(str(default_root()))
 
 
@@ -159,23 +159,23 @@ def ensure_sample() -> str | None:
 @st.cache_resource(show_spinner=False)
 def warm_up_maps() -> None:
     """Compile UMAP's numba code once per server process, in the background, at start-up: the
-    first map someone opens then skips that ~30 s (core.projection.warm_up)."""
+    first map someone opens then skips that ~30 s (core.insight.projection.warm_up)."""
     import threading
 
-    from core.projection import warm_up
+    from core.insight.projection import warm_up
 
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
 
 
 @st.cache_resource(show_spinner="Opening the run…", max_entries=4)
 def _run_view(root: str, run_id: str):
-    from core.explore import open_run
+    from core.insight.explore import open_run
 
     return open_run(_store(root), run_id)
 
 
 def get_run_view(run_id: str):
-    """``core.explore.RunView`` of a finished run, cached (its query encoders load once)."""
+    """``core.insight.explore.RunView`` of a finished run, cached (its query encoders load once)."""
     return _run_view(str(default_root()), run_id)
 
 
@@ -221,13 +221,13 @@ def default_reasons(obj: Any) -> dict[str, str]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def load_qa(name: str, data: bytes, mapping: dict | None = None):
-    """``core.data.load_qa_file`` cached by file bytes and mapping (reruns do not re-parse).
+    """``core.ingest.qafiles.load_qa_file`` cached by file bytes and mapping (reruns do not re-parse).
 
     Passages longer than what a passage is searched by (``TrainConfig.index_max_seq_length``
     tokens, estimated without loading the model) are reported.
     """
-    from core.data import load_qa_file
-    from core.training import TrainConfig
+    from core.ingest.qafiles import load_qa_file
+    from core.tuning.full import TrainConfig
 
     return load_qa_file(name, data, mapping=mapping, max_tokens=TrainConfig().index_max_seq_length)
 
@@ -235,7 +235,7 @@ def load_qa(name: str, data: bytes, mapping: dict | None = None):
 @st.cache_data(show_spinner=False, max_entries=32)
 def read_columns(name: str, data: bytes) -> list[str]:
     """Column names of a pair table for the mapping form; [] when the file cannot be parsed."""
-    from core.data import read_columns as _read
+    from core.ingest.qafiles import read_columns as _read
 
     try:
         return _read(name, data)
@@ -245,8 +245,8 @@ def read_columns(name: str, data: bytes) -> list[str]:
 
 @st.cache_data(show_spinner="Reading documents…", max_entries=8)
 def load_documents(files: tuple[tuple[str, bytes], ...]):
-    """``core.documents.load_documents`` cached by the uploaded files."""
-    from core.documents import load_documents as _load
+    """``core.ingest.documents.load_documents`` cached by the uploaded files."""
+    from core.ingest.documents import load_documents as _load
 
     return _load(list(files))
 
@@ -254,7 +254,7 @@ def load_documents(files: tuple[tuple[str, bytes], ...]):
 @st.cache_resource(show_spinner="Loading the base model…")
 def base_model():
     """The bundled base model (for the answer-linking embedding fallback)."""
-    from core.embedding import load_model
+    from core.retrieval.embedding import load_model
 
     return load_model()
 
@@ -437,7 +437,7 @@ def metrics_table(results: dict, key: str | None = None, explain: bool = True) -
 
     Returns the numeric table (systems x metrics) it showed.
     """
-    from core.runs import results_table
+    from core.tuning.runs import results_table
 
     table = results_table(results)
     delta = table - table.iloc[0]
@@ -586,7 +586,7 @@ def short(text: str, n: int = 90) -> str:
 
 def verdict_panel(results: dict, key: str) -> None:
     """The plain-language verdict and the paired intervals/tests behind it."""
-    from core.runs import comparisons_table
+    from core.tuning.runs import comparisons_table
 
     line = results.get("verdict")
     if not line:

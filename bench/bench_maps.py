@@ -25,8 +25,8 @@ def main() -> int:
     p.add_argument("--run", default=None)
     p.add_argument("--points", type=int, default=1500)
     args = p.parse_args()
-    from core.explore import open_run
-    from core.projection import ProjectionParams, fit_projection, warm_up
+    from core.insight.explore import open_run
+    from core.insight.projection import ProjectionParams, fit_projection, warm_up
     from core.store import Store
 
     store = Store(args.workspace)

@@ -60,10 +60,10 @@ class PhaseMemory:
 def one_method(method: str, workspace: str, overrides: dict) -> dict:
     """Run one method through the project's own code path (execute_run), in this process."""
     from core.cli import PrintReporter
-    from core.data import load_qa_path
-    from core.runs import execute_run
+    from core.ingest.qafiles import load_qa_path
     from core.store import Store
-    from core.training import TrainConfig
+    from core.tuning.full import TrainConfig
+    from core.tuning.runs import execute_run
 
     store = Store(workspace)
     found = store.find_dataset("sec-10k")
@@ -142,7 +142,7 @@ def main() -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override the default recipe (e.g. hard_negatives=1 epochs=3); JSON values")
     args = p.parse_args()
-    from core.training import TrainConfig
+    from core.tuning.full import TrainConfig
 
     overrides = {}
     for kv in args.set:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.training import TrainConfig
+from core.tuning.full import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
 
@@ -37,7 +37,7 @@ def _progress_printer(label: str):
 
 
 def _load_eval_data(path: str):
-    from core.data import load_qa_path
+    from core.ingest.qafiles import load_qa_path
 
     result = load_qa_path(path)
     for p in result.report.problems:
@@ -48,8 +48,8 @@ def _load_eval_data(path: str):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.embedding import EmbeddingCache, load_model
-    from core.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid, metrics_table
+    from core.retrieval.embedding import EmbeddingCache, load_model
+    from core.retrieval.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid, metrics_table
     from core.store import Store
 
     ds = _load_eval_data(args.data)
@@ -86,7 +86,7 @@ class PrintReporter:
     """Shows a job's progress on stderr (the CLI's Reporter)."""
 
     def __init__(self):
-        from core.jobs import Reporter
+        from core.tuning.jobs import Reporter
 
         self._base = Reporter()
         self._last = 0.0
@@ -128,7 +128,7 @@ def _train_eval_from_files(train_path: str, eval_path: str | None, seed: int, sp
     if eval_path:
         ev = _load_eval_data(eval_path)
         return (*join_train_eval(train, ev), {"split": f"given: train={train_path}, eval={eval_path}"})
-    from core.splits import split_dataset
+    from core.ingest.splits import split_dataset
 
     tr, ev, rep = split_dataset(train, eval_fraction=0.2, seed=seed, by=split_by)
     return tr, ev, {"split": rep.to_dict()}
@@ -136,7 +136,7 @@ def _train_eval_from_files(train_path: str, eval_path: str | None, seed: int, sp
 
 def _execute_recorded(store, run_id: str, device: str | None) -> dict:
     """Execute a run in this process, recording running / done / failed in the catalog as the app does."""
-    from core.runs import execute_run
+    from core.tuning.runs import execute_run
 
     store.update_run(run_id, status="running", started=time.time())
     try:
@@ -151,9 +151,9 @@ def _execute_recorded(store, run_id: str, device: str | None) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.runs import comparisons_table, results_table
     from core.store import Store
-    from core.training import TrainConfig
+    from core.tuning.full import TrainConfig
+    from core.tuning.runs import comparisons_table, results_table
 
     store = Store()
     train, ev, report = _train_eval_from_files(args.train, args.eval, args.seed, args.split_by)
@@ -242,9 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_shootout(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.shootout import shootout_table
     from core.store import Store
-    from core.training import TrainConfig
+    from core.tuning.full import TrainConfig
+    from core.tuning.shootout import shootout_table
 
     store = Store()
     train, ev, report = _train_eval_from_files(args.train, args.eval, args.seed, args.split_by)
@@ -267,7 +267,7 @@ def cmd_shootout(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from core.report import build_report
+    from core.insight.report import build_report
     from core.store import Store, atomic_write_bytes
 
     store = Store(args.workspace) if args.workspace else Store()

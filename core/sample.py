@@ -26,7 +26,7 @@ def load_sample() -> tuple[QADataset, QADataset, dict]:
 
     The eval corpus is every passage of both files.
     """
-    from core.data import load_qa_file
+    from core.ingest.qafiles import load_qa_file
 
     parts = {}
     reports = {}

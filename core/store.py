@@ -5,7 +5,7 @@ Layout under the workspace root (``$ETL_WORKSPACE``, default ``<project>/workspa
     catalog.sqlite            datasets and runs tables (the index; folders hold the data)
     datasets/<id>/            train.json, eval.json (QADataset JSON), report.json, meta.json
     runs/<id>/                config.json, status.json, metrics.jsonl, model/, results ...
-    cache/embeddings.sqlite   the embedding cache (core.embedding.EmbeddingCache)
+    cache/embeddings.sqlite   the embedding cache (core.retrieval.embedding.EmbeddingCache)
 
 Every file is written to a temporary name and moved into place with ``os.replace``; a
 dataset folder is complete before its catalog row exists, so a crash leaves either

@@ -9,8 +9,8 @@ import streamlit as st
 
 import ui
 from core.dataset import DataError, join_train_eval
-from core.documents import link_answers
-from core.splits import SPLIT_MODES, leakage_report, split_dataset
+from core.ingest.documents import link_answers
+from core.ingest.splits import SPLIT_MODES, leakage_report, split_dataset
 
 ROLES = {
     "split": "Training + evaluation (split below)",

@@ -7,14 +7,14 @@ import time
 import streamlit as st
 
 import ui
-from core import adapters
-from core.embedding import resolve_model
-from core.jobs import BusyError, history_from_files
-from core.plots import loss_curve, quality_vs_time
-from core.runs import execute_run, load_results
-from core.shootout import shootout_table
+from core.insight.plots import loss_curve, quality_vs_time
+from core.retrieval.embedding import resolve_model
 from core.store import read_json
-from core.training import TrainConfig
+from core.tuning import adapters
+from core.tuning.full import TrainConfig
+from core.tuning.jobs import BusyError, history_from_files
+from core.tuning.runs import execute_run, load_results
+from core.tuning.shootout import shootout_table
 
 METHODS = {
     "full": "Full fine-tune",

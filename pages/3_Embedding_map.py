@@ -7,8 +7,8 @@ from dataclasses import asdict
 import streamlit as st
 
 import ui
-from core.plots import embedding_map
-from core.projection import ProjectionParams, alignment_stats
+from core.insight.plots import embedding_map
+from core.insight.projection import ProjectionParams, alignment_stats
 
 st.title("Embedding map")
 ui.hint(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from core.plots import metric_bars, rank_scatter
-from core.runs import results_table
+from core.insight.plots import metric_bars, rank_scatter
+from core.tuning.runs import results_table
 
 FILTERS = {"all": "All questions", "improved": "Improved", "worsened": "Worsened", "same": "Unchanged"}
 

@@ -7,10 +7,10 @@ import re
 import streamlit as st
 
 import ui
-from core.export import model_zip
-from core.report import build_report
-from core.runs import load_results
+from core.insight.export import model_zip
+from core.insight.report import build_report
 from core.store import atomic_write_bytes
+from core.tuning.runs import load_results
 
 st.title("Runs")
 ui.hint(

@@ -26,7 +26,7 @@ def _workspace(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def model():
-    from core.embedding import load_model
+    from core.retrieval.embedding import load_model
 
     return load_model(device="cpu")
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import adapters as A
-from core.adapters import LinearAdapter, fit_linear_adapter, mrr_at_10, nudge, nudge_applies, replace_nudged
+from core.tuning import adapters as A
+from core.tuning.adapters import (
+    LinearAdapter,
+    fit_linear_adapter,
+    mrr_at_10,
+    nudge,
+    nudge_applies,
+    replace_nudged,
+)
 
 DIM = 32
 
@@ -183,7 +190,7 @@ def test_adapter_bad_inputs(rotation_task):
 
 
 def test_mrr_matches_core_metrics():
-    from core.metrics import per_query_metrics
+    from core.retrieval.metrics import per_query_metrics
 
     rng = np.random.default_rng(3)
     corpus, queries = _noise(rng, 60), _noise(rng, 25)
@@ -306,8 +313,8 @@ def _as_dataset(queries_pos: list[list[int]], m: int):
 
 
 def test_with_dense_index_and_score_ranking(rotation_task, fitted, nudge_task):
-    from core.evaluation import score_ranking
-    from core.index import DenseIndex
+    from core.retrieval.evaluation import score_ranking
+    from core.retrieval.index import DenseIndex
 
     t = rotation_task
     ad, _ = fitted

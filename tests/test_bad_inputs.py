@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.data import MAX_QA_FILE_BYTES, MAX_ZIP_UNCOMPRESSED_BYTES, load_qa_file, load_qa_path
 from core.dataset import DataError, QADataset
-from core.documents import link_answers, load_documents
-from core.splits import split_dataset
+from core.ingest.documents import link_answers, load_documents
+from core.ingest.qafiles import MAX_QA_FILE_BYTES, MAX_ZIP_UNCOMPRESSED_BYTES, load_qa_file, load_qa_path
+from core.ingest.splits import split_dataset
 from tests.test_data import make_zip
 from tests.test_documents import make_blank_pdf, make_docx, make_encrypted_pdf, make_pdf
 
@@ -804,7 +804,7 @@ def test_100mb_file_on_disk_refused_before_reading(tmp_path, monkeypatch):
 
 
 def test_100mb_bytes_refused_quickly_and_columns_not_parsed():
-    from core.data import read_columns
+    from core.ingest.qafiles import read_columns
 
     data = file_100mb()
     start = time.perf_counter()
@@ -818,7 +818,7 @@ def test_100mb_bytes_refused_quickly_and_columns_not_parsed():
 def test_size_cap_boundary(monkeypatch):
     """A file of exactly the cap is read, one byte more is refused (cap patched small: a real 50 MB
     table of tiny rows takes minutes to parse on 2 cores)."""
-    from core import data as D
+    from core.ingest import qafiles as D
 
     data = GOOD_CSV.encode()
     monkeypatch.setattr(D, "MAX_QA_FILE_BYTES", len(data))
@@ -838,7 +838,7 @@ def test_zip_bomb_refused_before_inflating():
 
 def test_zip_bomb_with_lying_sizes_stops_at_the_budget(monkeypatch):
     """A member whose header understates its size is read only up to the expansion budget."""
-    from core import data as D
+    from core.ingest import qafiles as D
 
     monkeypatch.setattr(D, "MAX_ZIP_UNCOMPRESSED_BYTES", 4 << 20)
     buf = io.BytesIO()

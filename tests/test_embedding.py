@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.embedding import (
+from core.retrieval.embedding import (
     EmbeddingCache,
     encode,
     model_fingerprint,
@@ -30,7 +30,7 @@ def test_pick_device():
 
 
 def test_load_offline_hub_id_fails_clearly():
-    from core.embedding import load_model
+    from core.retrieval.embedding import load_model
 
     with pytest.raises(ValueError, match="offline"):
         load_model("someorg/certainly-not-a-cached-model")
@@ -64,7 +64,7 @@ def test_fingerprint_changes_with_weights(model):
 
     import torch
 
-    from core.embedding import forget_fingerprint
+    from core.retrieval.embedding import forget_fingerprint
 
     fp = model_fingerprint(model)
     other = copy.deepcopy(model)
@@ -87,7 +87,7 @@ def test_pickled_weights_are_refused(model, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from core.embedding import load_model
+    from core.retrieval.embedding import load_model
 
     model.save(str(tmp_path / "m"))
     weights = tmp_path / "m" / "model.safetensors"

@@ -1,4 +1,4 @@
-"""core.export: the model zip of each method, from fake run folders (no training needed)."""
+"""core.insight.export: the model zip of each method, from fake run folders (no training needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.export import model_card, model_zip
+from core.insight.export import model_card, model_zip
 
 RESULTS = {
     "systems": {

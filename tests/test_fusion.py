@@ -1,8 +1,8 @@
 """The hybrid's fusion is chosen on validation data: the better side gets the weight."""
 
-import core.fusion as F
+import core.retrieval.fusion as F
 from core.dataset import QADataset
-from core.evaluation import score_ranking
+from core.retrieval.evaluation import score_ranking
 
 
 def _val(n=30):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.index import BM25Index, DenseIndex, rrf_fuse, weighted_fuse
+from core.retrieval.index import BM25Index, DenseIndex, rrf_fuse, weighted_fuse
 
 
 def _unit(rng, n, d):

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from core.jobs import BusyError, JobRunner, history_from_files
 from core.store import Store
+from core.tuning.jobs import BusyError, JobRunner, history_from_files
 
 
 def _wait(job, timeout=120):
@@ -100,8 +100,8 @@ def test_full_training_job_end_to_end(tiny_store):
     """Smoke-size full fine-tune through the job runner; the saved model reloads and encodes."""
     from sentence_transformers import SentenceTransformer
 
-    from core.runs import execute_run
-    from core.training import TrainConfig
+    from core.tuning.full import TrainConfig
+    from core.tuning.runs import execute_run
 
     store, ds_id = tiny_store
     cfg = TrainConfig(epochs=1, batch_size=8, max_steps=2, max_seq_length=64).to_dict()
@@ -117,7 +117,7 @@ def test_full_training_job_end_to_end(tiny_store):
     assert "Embedding Tuning Lab" in (model_dir / "README.md").read_text()
     assert (store.run_dir(run_id) / "per_query.csv").exists()
     # the finished run opens without re-encoding passages and answers a typed query side by side
-    from core.explore import open_run
+    from core.insight.explore import open_run
 
     view = open_run(store, run_id)
     assert view.base_d.shape == view.tuned_d.shape == (30, 384)
@@ -131,8 +131,8 @@ def test_full_training_job_end_to_end(tiny_store):
 
 @pytest.mark.slow
 def test_cancel_lands_within_a_step_of_real_training(tiny_store):
-    from core.runs import execute_run
-    from core.training import TrainConfig
+    from core.tuning.full import TrainConfig
+    from core.tuning.runs import execute_run
 
     store, ds_id = tiny_store
     cfg = TrainConfig(epochs=1, batch_size=4, max_steps=200, max_seq_length=32, val_fraction=0).to_dict()

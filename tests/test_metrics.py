@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from core import metrics as M
+from core.retrieval import metrics as M
 
 ST_KEYS = {
     "Accuracy@{k}": ("accuracy@k", M.ACCURACY_KS),
@@ -67,7 +67,7 @@ def test_random_rankings_match_st_compute_metrics():
 @pytest.mark.slow
 def test_dense_retrieval_matches_st_evaluator_on_sec_subset(model, sec_subset):
     """Our whole dense pipeline (encode, FAISS, metrics) vs the evaluator with the same model."""
-    from core.evaluation import evaluate_dense
+    from core.retrieval.evaluation import evaluate_dense
 
     ds = sec_subset
     ours = evaluate_dense(model, ds).metrics

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core import plots
+from core.insight import plots
 
 
 def _points() -> pd.DataFrame:

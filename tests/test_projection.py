@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.projection import (
+from core.insight.projection import (
     Projection,
     ProjectionParams,
     alignment_stats,

@@ -2,9 +2,9 @@
 
 import json
 
-from core.jobs import JobRunner
-from core.runs import execute_run
-from core.shootout import shootout_table
+from core.tuning.jobs import JobRunner
+from core.tuning.runs import execute_run
+from core.tuning.shootout import shootout_table
 from tests.conftest import make_tiny_dataset
 from tests.test_cli import _run
 from tests.test_jobs import _wait

@@ -1,11 +1,11 @@
-"""Tests for core.splits: determinism, grouping modes, leakage report, refusals."""
+"""Tests for core.ingest.splits: determinism, grouping modes, leakage report, refusals."""
 
 from __future__ import annotations
 
 import pytest
 
 from core.dataset import DataError, QADataset
-from core.splits import NEAR_DUPLICATE_THRESHOLD, leakage_report, split_dataset
+from core.ingest.splits import NEAR_DUPLICATE_THRESHOLD, leakage_report, split_dataset
 
 TOPICS = [
     "revenue", "margin", "debt", "cash flow", "headcount", "risk factors", "litigation", "dividends",

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from core.stats import compare, compare_systems, paired_bootstrap, paired_test, verdict
+from core.insight.stats import compare, compare_systems, paired_bootstrap, paired_test, verdict
 
 
 def test_identical_systems_interval_around_zero_and_large_p():

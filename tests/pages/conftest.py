@@ -78,7 +78,7 @@ def tiny_dataset(workspace):
 @pytest.fixture(scope="module")
 def finished_run(tiny_dataset):
     """(store, run id) of a finished adapter run on the tiny dataset, made by core directly."""
-    from core.runs import execute_run
+    from core.tuning.runs import execute_run
 
     store, ds_id = tiny_dataset
     run_id = store.create_run(ds_id, "adapter", {"epochs": 5}, name="tiny adapter")
@@ -93,8 +93,8 @@ def save_cheap_projection(store, run_id: str) -> None:
     tests exercise loading and drawing without UMAP's ~45 s JIT warm-up on 2 cores."""
     import pandas as pd
 
-    from core.explore import open_run
-    from core.projection import Projection, ProjectionParams
+    from core.insight.explore import open_run
+    from core.insight.projection import Projection, ProjectionParams
 
     view = open_run(store, run_id)
     frames = []

@@ -16,7 +16,7 @@ def test_history_download_and_delete(finished_run):
     assert history["name"].tolist() == ["tiny adapter"] and history["status"].tolist() == ["done"]
     assert history["MRR@10"].notna().all()
     assert at.download_button(key="etl_runs_zip").label.startswith("Download model")
-    from core.export import model_zip
+    from core.insight.export import model_zip
 
     with zipfile.ZipFile(io.BytesIO(model_zip(store.run_dir(run_id)))) as zf:
         assert f"{run_id}/adapter.npz" in zf.namelist()

@@ -88,7 +88,7 @@ def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch)
         job.phase("training", "Training")
         raise RuntimeError("injected failure inside training")
 
-    monkeypatch.setattr("core.runs.execute_run", boom)  # the page imports it on each script run
+    monkeypatch.setattr("core.tuning.runs.execute_run", boom)  # the page imports it on each script run
     at = _train_page(ds_id)
     _smoke_settings(at)
     at.run()

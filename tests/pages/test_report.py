@@ -25,7 +25,7 @@ def test_report_is_self_contained_and_escaped(finished_run, tmp_path, capsys):
 
 
 def test_report_escapes_user_text(finished_run, tmp_path):
-    from core.report import build_report
+    from core.insight.report import build_report
 
     store, run_id = finished_run
     run = store.get_run(run_id)

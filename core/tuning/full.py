@@ -6,7 +6,7 @@ positive); optional CachedMNRL (large effective batch on small memory) and
 MatryoshkaLoss; optional hard negatives mined with sentence-transformers' own
 ``mine_hard_negatives`` and a relative margin that keeps likely false negatives out;
 retrieval metrics on a validation part of the training data after each epoch (our
-metrics, ``core.evaluation``), the best epoch kept, early stopping; the model saved in
+metrics, ``core.retrieval.evaluation``), the best epoch kept, early stopping; the model saved in
 sentence-transformers format with a model card that carries its metrics.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.dataset import QADataset
-from core.jobs import Cancelled, Reporter
+from core.tuning.jobs import Cancelled, Reporter
 
 VAL_METRIC = "mrr@10"  # what picks the best epoch: rewards the first relevant hit near the top
 VAL_CORPUS_CAP = 400  # validation searches at most this many passages (its positives + others), for speed
@@ -109,8 +109,8 @@ def split_validation(ds: QADataset, fraction: float, seed: int) -> tuple[QADatas
 
 def make_evaluator(val: QADataset, reporter: Reporter, name: str = "val"):
     """A sentence-transformers evaluator that scores with our metrics and reports them."""
-    from core.embedding import forget_fingerprint
-    from core.evaluation import evaluate_dense
+    from core.retrieval.embedding import forget_fingerprint
+    from core.retrieval.evaluation import evaluate_dense
 
     base = _evaluator_base()
 
@@ -200,7 +200,7 @@ def _mine(model, pairs, ds: QADataset, config: TrainConfig, reporter: Reporter):
 
 
 def build_loss(model, config: TrainConfig):
-    from core.embedding import embedding_dim
+    from core.retrieval.embedding import embedding_dim
 
     losses = _losses()
     if config.loss == "mnrl":
@@ -236,7 +236,7 @@ def train_full(train_ds: QADataset, config: TrainConfig, out_dir: str | Path, re
     from sentence_transformers.training_args import BatchSamplers
     from transformers import EarlyStoppingCallback
 
-    from core.embedding import load_model
+    from core.retrieval.embedding import load_model
 
     reporter = reporter or Reporter()
     out_dir = Path(out_dir)
@@ -311,7 +311,7 @@ def train_full(train_ds: QADataset, config: TrainConfig, out_dir: str | Path, re
     model_dir = out_dir / "model"
     model.save(str(model_dir))
     shutil.rmtree(ckpt, ignore_errors=True)
-    from core.embedding import forget_fingerprint
+    from core.retrieval.embedding import forget_fingerprint
 
     forget_fingerprint(model)
     info = {

@@ -1,9 +1,9 @@
 """Fast tuning methods that work on cached embeddings: a linear query adapter and NUDGE.
 
-Both start from vectors the base model already produced (``core.embedding.encode``:
+Both start from vectors the base model already produced (``core.retrieval.embedding.encode``:
 float32, L2-normalised rows) and never touch the model, so they run in seconds on a CPU.
 Their output is evaluated exactly like a full fine-tune: the caller ranks with
-``core.index.DenseIndex`` and scores with ``core.evaluation.score_ranking``.
+``core.retrieval.index.DenseIndex`` and scores with ``core.retrieval.evaluation.score_ranking``.
 
 * ``fit_linear_adapter`` learns ``q' = normalise(q @ W.T + b)`` for QUERY vectors only
   (passages stay as they are, so no re-indexing). Loss: InfoNCE over the whole corpus.
@@ -14,7 +14,7 @@ Their output is evaluated exactly like a full fine-tune: the caller ranks with
 
 Both hold back a validation part of the training queries (``val_fraction``, drawn by
 ``seed``) to choose what to keep (the epoch; the step size gamma) by MRR@10, the same
-definition as ``core.metrics``.
+definition as ``core.retrieval.metrics``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.metrics import MRR_K
+from core.retrieval.metrics import MRR_K
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
 ShouldStop = Callable[[], bool]  # True -> stop early (cancel) and return what was learned so far
@@ -220,7 +220,7 @@ def _reciprocal_ranks(
 
 
 def mrr_at_10(query_vecs: np.ndarray, positives: Sequence[Sequence[int]], corpus_vecs: np.ndarray) -> float:
-    """MRR@10 by brute-force inner product (the ``core.metrics`` definition), for validation.
+    """MRR@10 by brute-force inner product (the ``core.retrieval.metrics`` definition), for validation.
 
     Args:
         query_vecs: (n, dim) float32 query vectors.

@@ -4,7 +4,7 @@ This file owns the projection side of the "embedding map" view: picking a determ
 queries and passages, fitting one UMAP layout on the base model's vectors and a second on the tuned
 model's vectors in the same frame (see :func:`fit_projection`), caching the result to disk without
 pickle, and the small statistics shown next to the maps (:func:`alignment_stats`,
-:func:`rank_movement`). Drawing lives in ``core.plots``; this file never draws and never loads a model.
+:func:`rank_movement`). Drawing lives in ``core.insight.plots``; this file never draws and never loads a model.
 
 umap-learn is imported inside :func:`fit_projection` only: importing it takes seconds (numba).
 """

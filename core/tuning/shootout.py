@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from core.jobs import Cancelled, Reporter
 from core.store import Store, atomic_write_json, read_json
+from core.tuning.jobs import Cancelled, Reporter
 
 METHOD_ORDER = ("full", "adapter", "nudge")
 COLUMNS = ["system", "method run", "Accuracy@10", "MRR@10", "nDCG@10", "seconds", "time measured"]
@@ -51,8 +51,8 @@ def run_shootout(store: Store, run_id: str, reporter: Reporter | None = None, de
     The shoot-out's config may hold ``methods`` (default all three) and ``full`` / ``adapter``
     overrides of each method's settings.
     """
-    from core.adapters import nudge_applies
-    from core.runs import execute_run
+    from core.tuning.adapters import nudge_applies
+    from core.tuning.runs import execute_run
 
     reporter = reporter or Reporter()
     run = store.get_run(run_id)

@@ -76,7 +76,7 @@ class RunView:
 
     def projection(self, params, progress=None):
         """The run's 2-D maps for ``params``: read from the run folder, else fitted and saved there."""
-        from core.projection import Projection, fit_projection
+        from core.insight.projection import Projection, fit_projection
 
         path = self.run_dir / f"projection-{params.key()}.npz"
         if path.exists():
@@ -100,7 +100,7 @@ class RunView:
         """A function text -> (dim,) query vector for 'base' or 'tuned' (models loaded once)."""
         if which in self._encoders:
             return self._encoders[which]
-        from core.embedding import encode, load_model
+        from core.retrieval.embedding import encode, load_model
 
         if which == "tuned" and self.method == "full":
             model = load_model(str(self.run_dir / "model"))
@@ -110,7 +110,7 @@ class RunView:
             base.max_seq_length = int(self.config.get("index_max_seq_length") or base.max_seq_length)
             self._encoders["_base_model"] = base
             if which == "tuned" and self.method == "adapter":
-                from core.adapters import LinearAdapter
+                from core.tuning.adapters import LinearAdapter
 
                 adapter = LinearAdapter.load(self.run_dir / "adapter.npz")
                 fn = lambda t: adapter.transform(encode(base, [t], kind="query"))[0]  # noqa: E731
@@ -130,7 +130,7 @@ class RunView:
         text = (text or "").strip()
         if not text:
             raise ValueError("Type a question first.")
-        from core.index import DenseIndex
+        from core.retrieval.index import DenseIndex
 
         gold: set[str] = set()
         for q in self.query_ids:

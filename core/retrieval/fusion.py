@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import metrics as M
 from core.dataset import QADataset
-from core.evaluation import evaluate_bm25, score_ranking
-from core.index import Ranking, rrf_fuse, weighted_fuse
+from core.retrieval import metrics as M
+from core.retrieval.evaluation import evaluate_bm25, score_ranking
+from core.retrieval.index import Ranking, rrf_fuse, weighted_fuse
 
 ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # dense weight candidates of weighted fusion
 OBJECTIVE = "nDCG@10"

@@ -3,7 +3,7 @@
 This file owns how results look: the embedding maps (points of a ``Projection`` with gold links
 and a highlighted query), metric bars, the training loss curve and the before/after gold-rank
 scatter. Every function takes plain data (DataFrames, lists) and returns a ``plotly`` Figure; none
-loads a model, encodes text or runs UMAP (that is ``core.projection``), and none imports streamlit.
+loads a model, encodes text or runs UMAP (that is ``core.insight.projection``), and none imports streamlit.
 
 Figures use SVG ``Scatter`` rather than WebGL ``Scattergl``: a page shows several figures and
 browsers cap WebGL contexts (headless test browsers may lack WebGL), while a few thousand markers
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.metrics import HEADLINE
-from core.projection import rank_movement
+from core.insight.projection import rank_movement
+from core.retrieval.metrics import HEADLINE
 
 QUERY_COLOR = "#111111"  # queries: near-black open diamonds, a colour no passage ever gets
 QUERY_SYMBOL = "diamond-open"
@@ -308,7 +308,7 @@ def metric_bars(table: pd.DataFrame, metrics: list[str] | None = None) -> go.Fig
     Args:
         table: systems x metrics (index = system name; a ``system`` column is used as the index if
             present), values in metric units.
-        metrics: columns to show, in order; default the :data:`core.metrics.HEADLINE` metrics the
+        metrics: columns to show, in order; default the :data:`core.retrieval.metrics.HEADLINE` metrics the
             table has, else all its numeric columns.
 
     Returns:

@@ -21,12 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import stats
 from core.dataset import DataError, QADataset
-from core.evaluation import RetrievalResult, dense_ranking, evaluate_bm25, evaluate_dense, score_ranking
-from core.fusion import choose_fusion, fuse, hybrid_name
-from core.jobs import Reporter
+from core.insight import stats
+from core.retrieval.evaluation import (
+    RetrievalResult,
+    dense_ranking,
+    evaluate_bm25,
+    evaluate_dense,
+    score_ranking,
+)
+from core.retrieval.fusion import choose_fusion, fuse, hybrid_name
 from core.store import Store, atomic_write_bytes, atomic_write_json, read_json
+from core.tuning.jobs import Reporter
 
 METHODS = ("full", "adapter", "nudge")
 TOP_SAVED = 10  # ranked docs per question kept in rankings.json for the comparison pages
@@ -37,7 +43,7 @@ def _stage(reporter: Reporter):
 
 
 def _vectors(model, ds: QADataset, cache, reporter: Reporter, label: str):
-    from core.embedding import encode
+    from core.retrieval.embedding import encode
 
     reporter.phase("encoding", f"Encoding {label}: {len(ds.corpus)} passages, {len(ds)} questions")
     ids = list(ds.corpus)
@@ -48,8 +54,8 @@ def _vectors(model, ds: QADataset, cache, reporter: Reporter, label: str):
 
 
 def _run_adapter(base, train: QADataset, ev: QADataset, config: dict, cache, reporter: Reporter, run_dir: Path):
-    from core.adapters import fit_linear_adapter
-    from core.index import DenseIndex
+    from core.retrieval.index import DenseIndex
+    from core.tuning.adapters import fit_linear_adapter
 
     t0 = time.perf_counter()
     ids, d_vecs, q_vecs = _vectors(base, train, cache, reporter, "training data")
@@ -80,8 +86,8 @@ def _run_adapter(base, train: QADataset, ev: QADataset, config: dict, cache, rep
 
 
 def _run_nudge(base, train: QADataset, ev: QADataset, config: dict, cache, reporter: Reporter, run_dir: Path):
-    from core.adapters import nudge, nudge_applies
-    from core.index import DenseIndex
+    from core.retrieval.index import DenseIndex
+    from core.tuning.adapters import nudge, nudge_applies
 
     ok, why = nudge_applies(train.corpus, ev.corpus)
     if not ok:
@@ -114,7 +120,7 @@ def _run_nudge(base, train: QADataset, ev: QADataset, config: dict, cache, repor
 
 def _run_full(train: QADataset, ev: QADataset, config: dict, cache, reporter: Reporter, run_dir: Path,
               device: str | None):
-    from core.training import TrainConfig, train_full
+    from core.tuning.full import TrainConfig, train_full
 
     cfg = TrainConfig.from_dict(config)
     model, info = train_full(train, cfg, run_dir, reporter, device=device)
@@ -172,14 +178,14 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
         DataError: the dataset cannot serve this method (e.g. NUDGE on a disjoint eval corpus).
         jobs.Cancelled: the reporter asked to stop.
     """
-    from core.embedding import EmbeddingCache, load_model
+    from core.retrieval.embedding import EmbeddingCache, load_model
 
     reporter = reporter or Reporter()
     run = store.get_run(run_id)
     config = read_json(store.run_dir(run_id) / "config.json", {})
     method = config.get("method", run["method"])
     if method == "shootout":
-        from core.shootout import run_shootout
+        from core.tuning.shootout import run_shootout
 
         return run_shootout(store, run_id, reporter, device=device)
     if method not in METHODS:
@@ -206,7 +212,7 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
     reporter.check_cancel()
     # The hybrid's fusion is chosen on the same validation questions the full fine-tune held out
     # (same fraction and seed), never on the evaluation split.
-    from core.training import TrainConfig, split_validation
+    from core.tuning.full import TrainConfig, split_validation
 
     cfg = TrainConfig.from_dict(config)
     _, val = split_validation(train, cfg.val_fraction or 0.1, cfg.seed)
@@ -222,7 +228,7 @@ def execute_run(store: Store, run_id: str, reporter: Reporter | None = None, dev
     info = {**info, "method": method, "fusion": choice, "total_seconds": time.perf_counter() - t0}
     results = save_results(run_dir, ev, [base_res, tuned, bm25, hybrid], info)
     if method == "full":
-        from core.training import append_model_card_metrics
+        from core.tuning.full import append_model_card_metrics
 
         table = pd.DataFrame(results["systems"]).T.drop(columns=["seconds"]).round(4)
         append_model_card_metrics(run_dir / "model", table.to_markdown() if _has_tabulate() else table.to_string(),
@@ -265,7 +271,7 @@ def load_rankings(store: Store, run_id: str) -> dict:
 
 def results_table(results: dict) -> pd.DataFrame:
     """Systems x headline metrics, in the saved order."""
-    from core.metrics import HEADLINE
+    from core.retrieval.metrics import HEADLINE
 
     rows = [{"system": n, **{c: results["systems"][n][c] for c in HEADLINE}} for n in results["order"]]
     return pd.DataFrame(rows).set_index("system")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core import metrics as M
 from core.dataset import QADataset
-from core.embedding import EmbeddingCache, encode
-from core.index import BM25Index, DenseIndex, Ranking, rrf_fuse, weighted_fuse
+from core.retrieval import metrics as M
+from core.retrieval.embedding import EmbeddingCache, encode
+from core.retrieval.index import BM25Index, DenseIndex, Ranking, rrf_fuse, weighted_fuse
 
 StageProgress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
 

@@ -69,7 +69,7 @@ def _table(df: pd.DataFrame, fmt: dict[str, str] | None = None, index: bool = Tr
 
 
 def _metrics_html(results: dict) -> str:
-    from core.runs import results_table
+    from core.tuning.runs import results_table
 
     table = results_table(results)
     delta = table - table.iloc[0]
@@ -112,11 +112,11 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     Raises:
         FileNotFoundError: the run has not finished (no results).
     """
-    from core.explore import open_run
-    from core.plots import embedding_map, metric_bars
-    from core.projection import ProjectionParams, alignment_stats
-    from core.runs import comparisons_table, load_results, results_table
-    from core.splits import leakage_report
+    from core.ingest.splits import leakage_report
+    from core.insight.explore import open_run
+    from core.insight.plots import embedding_map, metric_bars
+    from core.insight.projection import ProjectionParams, alignment_stats
+    from core.tuning.runs import comparisons_table, load_results, results_table
 
     run = store.get_run(run_id)
     results = load_results(store, run_id)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui
+from ui import resources as res
+from ui import widgets
 
 st.set_page_config(page_title="Embedding Tuning Lab", page_icon=":material/science:", layout="wide")
 
-ui.ensure_sample()
-ui.warm_up_maps()
+res.ensure_sample()
+res.warm_up_maps()
 
 pg = st.navigation(
     [
@@ -23,6 +24,6 @@ pg = st.navigation(
 
 with st.sidebar:
     st.markdown("### :material/science: Embedding Tuning Lab")
-    ui.sidebar()
+    widgets.sidebar()
 
 pg.run()

@@ -126,3 +126,19 @@ def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADat
     corpus = {**tr.corpus, **ev.corpus}
     sources = {**tr.sources, **ev.sources}
     return tr, QADataset(ev.queries, corpus, ev.relevant_docs, ev.negatives, sources)
+
+
+def merge_datasets(parts: list[QADataset]) -> QADataset:
+    """Several uploaded files of one role as one dataset (ids re-keyed by content, so a passage
+    present in two files is one passage)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = QADataset({}, {}, {})
+    for i, ds in enumerate(parts):
+        r = rekey_by_text(ds, f"f{i + 1}-q")
+        out.queries.update(r.queries)
+        out.corpus.update(r.corpus)
+        out.relevant_docs.update(r.relevant_docs)
+        out.negatives.update(r.negatives)
+        out.sources.update(r.sources)
+    return out

@@ -7,10 +7,12 @@ from pathlib import PurePath
 import pandas as pd
 import streamlit as st
 
-import ui
-from core.dataset import DataError, join_train_eval
+from core.dataset import DataError, join_train_eval, merge_datasets
 from core.ingest.documents import link_answers
 from core.ingest.splits import SPLIT_MODES, leakage_report, split_dataset
+from core.insight.history import datasets_frame
+from ui import resources as res
+from ui import state, widgets
 
 ROLES = {
     "split": "Training + evaluation (split below)",
@@ -27,14 +29,14 @@ PREVIEW_ROWS = 5
 MAX_PROBLEMS_SHOWN = 5
 
 st.title("Data")
-ui.hint(
+widgets.hint(
     "Upload question/passage pairs (CSV, TSV, JSONL, JSON or a BEIR zip), or questions with answers plus the "
     "documents that hold them; check the report, split, and save a named dataset. The sample dataset is "
     "already saved: you can go straight to Train."
 )
-ui.show_flash()
-store = ui.get_store()
-mappings: dict = st.session_state.setdefault(ui.MAPPINGS_KEY, {})
+state.show_flash()
+store = res.get_store()
+mappings: dict = st.session_state.setdefault(state.MAPPINGS_KEY, {})
 
 left, right = st.columns(2)
 qa_files = left.file_uploader(
@@ -93,36 +95,36 @@ def guess_role(name: str) -> str:
 def file_panel(name: str, data: bytes, docs) -> tuple[str, object, str] | None:
     """Report of one QA file; returns (role, dataset, summary) when it can be used."""
     try:
-        res = ui.load_qa(name, data, mappings.get(name))
+        loaded = res.load_qa(name, data, mappings.get(name))
     except DataError as exc:
-        ui.show_data_error(exc)
-        columns = ui.read_columns(name, data)
+        widgets.show_data_error(exc)
+        columns = res.read_columns(name, data)
         if columns:
             mapping_form(name, columns, None)
         return None
-    rep = res.report
+    rep = loaded.report
     st.markdown(
-        f"**{ui.plain(rep.summary())}** · format {rep.format}"
+        f"**{widgets.plain(rep.summary())}** · format {rep.format}"
         + (f" · {rep.encoding}" if rep.encoding else "")
     )
     for p in rep.problems[:MAX_PROBLEMS_SHOWN]:
         text = p.message if not p.where or p.where.lower() in p.message.lower() else f"{p.where}: {p.message}"
-        (st.error if p.level == "error" else st.warning)(ui.plain(text))
+        (st.error if p.level == "error" else st.warning)(widgets.plain(text))
     if len(rep.problems) > MAX_PROBLEMS_SHOWN:
         with st.expander(f"{len(rep.problems) - MAX_PROBLEMS_SHOWN} more warnings"):
             for p in rep.problems[MAX_PROBLEMS_SHOWN:]:
-                st.markdown(f"- {ui.plain(p.message)}")
+                st.markdown(f"- {widgets.plain(p.message)}")
     if rep.mapping is not None and (not rep.mapping.confident or name in mappings):
         with st.expander("Columns", expanded=not rep.mapping.confident):
-            mapping_form(name, ui.read_columns(name, data), rep.mapping)
+            mapping_form(name, res.read_columns(name, data), rep.mapping)
 
-    ds = res.dataset
-    if res.answers and not ds.corpus:
+    ds = loaded.dataset
+    if loaded.answers and not ds.corpus:
         if docs is None or not docs.chunks:
             preview = pd.DataFrame(
                 {
-                    "question": [ds.queries[q] for q in list(res.answers)[:PREVIEW_ROWS]],
-                    "answer": list(res.answers.values())[:PREVIEW_ROWS],
+                    "question": [ds.queries[q] for q in list(loaded.answers)[:PREVIEW_ROWS]],
+                    "answer": list(loaded.answers.values())[:PREVIEW_ROWS],
                 }
             )
             st.dataframe(preview, hide_index=True, width="stretch")
@@ -138,7 +140,7 @@ def file_panel(name: str, data: bytes, docs) -> tuple[str, object, str] | None:
         )
         with st.spinner("Linking answers to passages…"):
             ds, links = link_answers(
-                ds.queries, res.answers, docs.chunks, model=ui.base_model() if use_model else None
+                ds.queries, loaded.answers, docs.chunks, model=res.base_model() if use_model else None
             )
         labels = {c.id: c.label for c in docs.chunks}
         n_ok = sum(link.linked for link in links)
@@ -149,8 +151,8 @@ def file_panel(name: str, data: bytes, docs) -> tuple[str, object, str] | None:
         st.dataframe(
             pd.DataFrame(
                 {
-                    "question": [res.dataset.queries.get(lk.query_id, "") for lk in links],
-                    "answer": [res.answers.get(lk.query_id, "") for lk in links],
+                    "question": [loaded.dataset.queries.get(lk.query_id, "") for lk in links],
+                    "answer": [loaded.answers.get(lk.query_id, "") for lk in links],
                     "linked passage from": [
                         labels.get(lk.chunk_id or lk.candidate_id or "", "") for lk in links
                     ],
@@ -191,19 +193,19 @@ def file_panel(name: str, data: bytes, docs) -> tuple[str, object, str] | None:
 
 docs = None
 if doc_files:
-    docs = ui.load_documents(tuple((f.name, f.getvalue()) for f in doc_files))
+    docs = res.load_documents(tuple((f.name, f.getvalue()) for f in doc_files))
     with right:
         st.caption(f"{len(docs.files)} document(s) read, {len(docs.chunks)} passages.")
         for problem in docs.problems:
-            st.error(ui.plain(problem))
+            st.error(widgets.plain(problem))
         for note in docs.notes:
-            st.warning(ui.plain(note))
+            st.warning(widgets.plain(note))
 
 parts: list[tuple[str, object, str]] = []
 summaries: dict[str, str] = {}
 for f in qa_files or []:
     with st.container(border=True):
-        st.markdown(f"#### {ui.plain(f.name)}")
+        st.markdown(f"#### {widgets.plain(f.name)}")
         got = file_panel(f.name, f.getvalue(), docs)
         if got:
             parts.append(got)
@@ -222,7 +224,7 @@ if parts:
             "Separate evaluation file(s): passages present in several files count once, and evaluation "
             "searches the passages of all files."
         )
-        train, ev = join_train_eval(ui.combine(trains), ui.combine(evals))
+        train, ev = join_train_eval(merge_datasets(trains), merge_datasets(evals))
         rep = leakage_report(train, ev)
         split_info = {"by": "given files"}
     else:
@@ -248,14 +250,14 @@ if parts:
             horizontal=False,
         )
         try:
-            train, ev, rep = split_dataset(ui.combine(trains), frac, int(seed), by)
+            train, ev, rep = split_dataset(merge_datasets(trains), frac, int(seed), by)
             split_info = {"by": by, "eval_fraction": frac, "seed": int(seed)}
         except DataError as exc:
-            ui.show_data_error(exc)
+            widgets.show_data_error(exc)
     if train is not None and ev is not None:
-        st.info(ui.plain(rep.summary()))
+        st.info(widgets.plain(rep.summary()))
         for note in rep.notes:
-            st.caption(ui.plain(note))
+            st.caption(widgets.plain(note))
         if rep.exact_duplicates or rep.near_duplicates:
             st.warning(
                 f"{len(rep.exact_duplicates)} identical and {len(rep.near_duplicates)} near-identical "
@@ -289,15 +291,15 @@ if parts:
                 try:
                     ds_id = store.save_dataset(name, train, ev, report=report, meta=meta)
                 except DataError as exc:
-                    ui.show_data_error(exc)
+                    widgets.show_data_error(exc)
                 except OSError as exc:
                     st.error(
-                        f"The dataset could not be written to disk ({ui.plain(exc.strerror or str(exc))}); "
+                        f"The dataset could not be written to disk ({widgets.plain(exc.strerror or str(exc))}); "
                         "nothing was saved. Free some space in the workspace folder and save again."
                     )
                 else:
-                    ui.select_dataset(ds_id)
-                    ui.flash(
+                    state.select_dataset(ds_id)
+                    state.flash(
                         f"Saved dataset “{name}”: {len(train)} training and {len(ev)} evaluation questions. "
                         "It is selected in the sidebar: go to Train next."
                     )
@@ -306,7 +308,7 @@ elif not qa_files:
     st.info("Upload a question file to begin, or use the sample dataset that is already saved.")
 
 st.subheader("Saved datasets")
-saved = ui.datasets_frame(store)
+saved = datasets_frame(store)
 if saved.empty:
     st.caption("None yet.")
 else:

@@ -6,15 +6,17 @@ import time
 
 import streamlit as st
 
-import ui
 from core.insight.plots import loss_curve, quality_vs_time
 from core.retrieval.embedding import resolve_model
 from core.store import read_json
 from core.tuning import adapters
+from core.tuning.estimate import estimate_seconds, fmt_duration
 from core.tuning.full import TrainConfig
 from core.tuning.jobs import BusyError, history_from_files
 from core.tuning.runs import execute_run, load_results
 from core.tuning.shootout import shootout_table
+from ui import resources as res
+from ui import state, widgets
 
 METHODS = {
     "full": "Full fine-tune",
@@ -44,14 +46,14 @@ LOSSES = ["mnrl", "cached_mnrl", "matryoshka"]
 EXPLORED_KEY = "etl_train_explored"  # the last launched run already selected for exploring
 
 st.title("Train")
-ui.hint(
+widgets.hint(
     "Pick a method and launch: training runs in the background, so you can leave this page and come back; "
     "the scores appear here when it finishes."
 )
-store, runner = ui.get_store(), ui.get_runner()
+store, runner = res.get_store(), res.get_runner()
 defaults = TrainConfig()
-why = ui.default_reasons(TrainConfig)
-why_adapter = ui.default_reasons(adapters)
+why = widgets.default_reasons(TrainConfig)
+why_adapter = widgets.default_reasons(adapters)
 
 
 def setting(widget, label: str, reason: str, **kw):
@@ -65,9 +67,9 @@ def setting(widget, label: str, reason: str, **kw):
 
 def launch_form(ds_id: str) -> None:
     meta = store.get_dataset(ds_id)
-    train, ev = ui.load_dataset(ds_id)
+    train, ev = res.load_dataset(ds_id)
     st.markdown(
-        f"Dataset **{ui.plain(meta['name'])}**: {len(train)} training questions, {len(ev) if ev else 0} evaluation "
+        f"Dataset **{widgets.plain(meta['name'])}**: {len(train)} training questions, {len(ev) if ev else 0} evaluation "
         f"questions, {meta['n_passages']} passages. Change it in the sidebar."
     )
     if ev is None or len(ev) == 0:
@@ -97,7 +99,7 @@ def launch_form(ds_id: str) -> None:
         )
         ok, reason = adapters.nudge_applies(train.corpus, ev.corpus)
         if not ok:
-            st.warning(ui.plain(reason))
+            st.warning(widgets.plain(reason))
 
     config: dict = {"base_model": base_model.strip() or None}
     epochs = 1
@@ -209,7 +211,7 @@ def launch_form(ds_id: str) -> None:
             "loss": loss,
             "seed": int(seed),
         }
-        estimate = ui.estimate_seconds(
+        estimate = estimate_seconds(
             "full",
             len(train.pairs()),
             len(train.corpus),
@@ -222,7 +224,7 @@ def launch_form(ds_id: str) -> None:
             loss,
         )
         if method == "shootout":
-            fast = ui.estimate_seconds("adapter", len(train.pairs()), len(train.corpus), len(ev.corpus))
+            fast = estimate_seconds("adapter", len(train.pairs()), len(train.corpus), len(ev.corpus))
             nudge_ok = adapters.nudge_applies(train.corpus, ev.corpus)[0]
             estimate += fast * (2 if nudge_ok else 1)
             config = {
@@ -277,9 +279,9 @@ def launch_form(ds_id: str) -> None:
                 key="etl_cfg_nudge_seed",
             )
             config |= {"seed": int(seed)}
-        estimate = ui.estimate_seconds(method, len(train.pairs()), len(train.corpus), len(ev.corpus))
+        estimate = estimate_seconds(method, len(train.pairs()), len(train.corpus), len(ev.corpus))
     st.info(
-        f":material/timer: Estimated duration: **{ui.fmt_duration(estimate)}** on this machine "
+        f":material/timer: Estimated duration: **{fmt_duration(estimate)}** on this machine "
         f"({len(train.pairs())} training pairs, {len(ev.corpus)} passages to search)."
     )
 
@@ -292,7 +294,7 @@ def launch_form(ds_id: str) -> None:
     active = runner.active()
     if active is not None:
         st.warning(
-            f"Run “{ui.plain(store.get_run(active.run_id)['name'])}” is training now. Wait for it or "
+            f"Run “{widgets.plain(store.get_run(active.run_id)['name'])}” is training now. Wait for it or "
             "cancel it below, then launch again."
         )
     if st.button(
@@ -305,7 +307,7 @@ def launch_form(ds_id: str) -> None:
         try:
             resolve_model(config["base_model"])
         except ValueError as exc:
-            st.error(ui.plain(str(exc)))
+            st.error(widgets.plain(str(exc)))
             return
         run_id = store.create_run(ds_id, method, config, name=name.strip() or None)
         try:
@@ -315,13 +317,13 @@ def launch_form(ds_id: str) -> None:
             store.delete_run(run_id)
             st.error(str(exc))
             return
-        st.session_state[ui.TRAIN_RUN_KEY] = run_id
+        st.session_state[state.TRAIN_RUN_KEY] = run_id
         st.rerun()
 
 
 def shown_run() -> str | None:
     """The run to show: this session's last launch, else the running job, else the newest run."""
-    run_id = st.session_state.get(ui.TRAIN_RUN_KEY)
+    run_id = st.session_state.get(state.TRAIN_RUN_KEY)
     active = runner.active()
     for candidate in (run_id, active.run_id if active else None):
         if candidate:
@@ -337,8 +339,8 @@ def shown_run() -> str | None:
 def explore_once(run_id: str) -> None:
     """Select a run this session launched for the Map and Compare pages, once, when it is done
     (later choices in the sidebar are left alone)."""
-    if st.session_state.get(ui.TRAIN_RUN_KEY) == run_id and st.session_state.get(EXPLORED_KEY) != run_id:
-        ui.select_run(run_id)
+    if st.session_state.get(state.TRAIN_RUN_KEY) == run_id and st.session_state.get(EXPLORED_KEY) != run_id:
+        state.select_run(run_id)
         st.session_state[EXPLORED_KEY] = run_id
 
 
@@ -348,7 +350,7 @@ def draw_shootout(run_id: str) -> None:
         st.warning("The shoot-out finished but its results file is missing.")
         return
     table = shootout_table(out)
-    st.info(f":material/emoji_events: {ui.plain(out['verdict'])}")
+    st.info(f":material/emoji_events: {widgets.plain(out['verdict'])}")
     st.dataframe(
         table.drop(columns=["method run"]),
         width="stretch",
@@ -374,9 +376,9 @@ def draw_done(run_id: str, snap) -> None:
     if not results:
         st.warning("The run finished but its results file is missing.")
         return
-    ui.metric_tiles(results)
-    ui.metrics_table(results, key=f"etl_train_table_{run_id}")
-    ui.verdict_panel(results, key=f"etl_train_ci_{run_id}")
+    widgets.metric_tiles(results)
+    widgets.metrics_table(results, key=f"etl_train_table_{run_id}")
+    widgets.verdict_panel(results, key=f"etl_train_ci_{run_id}")
     c = st.columns(3)
     c[0].page_link("pages/3_Embedding_map.py", label="See the embedding maps", icon=":material/scatter_plot:")
     c[1].page_link(
@@ -389,7 +391,7 @@ def live_panel(run_id: str) -> None:
     job = runner.get(run_id)
     live = job is not None and not job.snapshot().finished
 
-    @st.fragment(run_every=ui.POLL_SECONDS if live else None)
+    @st.fragment(run_every=widgets.POLL_SECONDS if live else None)
     def panel() -> None:
         try:
             run = store.get_run(run_id)
@@ -402,14 +404,14 @@ def live_panel(run_id: str) -> None:
                 explore_once(run_id)  # before the rerun, so the sidebar shows it at once
             st.rerun()
         status = snap.status
-        st.markdown(f"#### {STATUS_ICON.get(status, '')} {ui.plain(run['name'])} · {status}")
+        st.markdown(f"#### {STATUS_ICON.get(status, '')} {widgets.plain(run['name'])} · {status}")
         st.caption(f"Method {run['method']} · run id {run_id}")
         if status in ("queued", "running"):
             c = st.columns(4)
             c[0].metric("Phase", snap.phase)
             c[1].metric("Epoch", f"{snap.epoch:.2f}" if snap.epoch is not None else "–")
-            c[2].metric("Elapsed", ui.fmt_duration(time.time() - snap.started) if snap.started else "–")
-            c[3].metric("Time left in this phase", ui.fmt_duration(snap.eta_seconds) or "–")
+            c[2].metric("Elapsed", fmt_duration(time.time() - snap.started) if snap.started else "–")
+            c[3].metric("Time left in this phase", fmt_duration(snap.eta_seconds) or "–")
             text = (
                 f"{snap.message} · {snap.step}/{snap.total}" if snap.total else (snap.message or "Starting…")
             )
@@ -421,13 +423,13 @@ def live_panel(run_id: str) -> None:
         if snap.losses or snap.evals:
             st.plotly_chart(loss_curve(snap.losses, snap.evals), key=f"etl_loss_{run_id}", height=300)
         for note in snap.notes:
-            st.caption(f":material/info: {ui.plain(note)}")
+            st.caption(f":material/info: {widgets.plain(note)}")
         if status == "done":
             draw_done(run_id, snap)
         elif status == "failed":
             err = read_json(store.run_dir(run_id) / "error.json", {}) or {}
             st.error(
-                f"The run failed: {ui.plain(snap.error or run.get('error') or err.get('error', 'unknown error'))}"
+                f"The run failed: {widgets.plain(snap.error or run.get('error') or err.get('error', 'unknown error'))}"
             )
             tb = snap.traceback or err.get("traceback")
             if tb:
@@ -438,12 +440,12 @@ def live_panel(run_id: str) -> None:
                 "This run was cancelled; nothing was saved for it. Launch it again when you are ready."
             )
         elif status == "interrupted":
-            st.warning(ui.plain(run.get("error") or "The app stopped while this run was active."))
+            st.warning(widgets.plain(run.get("error") or "The app stopped while this run was active."))
 
     panel()
 
 
-ds_id = ui.selected_dataset()
+ds_id = state.selected_dataset()
 with st.container(border=True):
     st.subheader("New run")
     if ds_id:

@@ -6,19 +6,20 @@ from dataclasses import asdict
 
 import streamlit as st
 
-import ui
 from core.insight.plots import embedding_map
 from core.insight.projection import ProjectionParams, alignment_stats
+from ui import resources as res
+from ui import state, widgets
 
 st.title("Embedding map")
-ui.hint(
+widgets.hint(
     "Dots are passages (one colour per source document), ◇ are questions; a line joins each question to its "
     "answer passage: green when tuning moved the answer up the ranking, red when down. Pick a question to "
     "ring its top passages in both maps."
 )
-view = ui.require_run()
+view = widgets.require_run()
 
-saved = st.session_state.get(ui.MAP_PARAMS_KEY) or asdict(ProjectionParams())
+saved = st.session_state.get(state.MAP_PARAMS_KEY) or asdict(ProjectionParams())
 with st.expander("Map settings (UMAP)"):
     with st.form("etl_map_form", border=False):
         c = st.columns(4)
@@ -49,7 +50,7 @@ with st.expander("Map settings (UMAP)"):
         )
         seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
         if st.form_submit_button("Redraw maps"):
-            st.session_state[ui.MAP_PARAMS_KEY] = {
+            st.session_state[state.MAP_PARAMS_KEY] = {
                 "n_neighbors": int(n_neighbors),
                 "min_dist": float(min_dist),
                 "sample": int(sample),
@@ -59,19 +60,19 @@ with st.expander("Map settings (UMAP)"):
 
 params = ProjectionParams(**saved)
 try:
-    proj = ui.projection(view, params)
+    proj = res.projection(view, params)
 except ValueError as exc:
-    st.warning(f"No map for this run: {ui.plain(str(exc))}")
+    st.warning(f"No map for this run: {widgets.plain(str(exc))}")
     st.stop()
-points = ui.map_points(view, proj)
-links = ui.gold_links(view)
+points = res.map_points(view, proj)
+links = res.gold_links(view)
 
 order = view.results["order"]
 c1, c2 = st.columns([3, 1])
 qid = c1.selectbox(
     "Highlight a question",
     [None, *view.query_ids],
-    format_func=lambda q: "(none)" if q is None else ui.short(view.eval.queries[q]),
+    format_func=lambda q: "(none)" if q is None else widgets.short(view.eval.queries[q]),
     key="etl_map_query",
 )
 k = c2.slider("Top passages ringed", 1, 10, 5, key="etl_map_k")
@@ -103,7 +104,7 @@ st.caption(
 )
 
 if qid is not None:
-    wl = ui.winners_losers(view.run_id)
+    wl = res.winners_losers(view.run_id)
     if qid in wl.index:
         row = wl.loc[qid]
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui
+from core.insight.explore import search_table
 from core.insight.plots import metric_bars, rank_scatter
 from core.tuning.runs import results_table
+from ui import resources as res
+from ui import state, widgets
 
 FILTERS = {"all": "All questions", "improved": "Improved", "worsened": "Worsened", "same": "Unchanged"}
 
 st.title("Compare")
-ui.hint(
+widgets.hint(
     "How much did tuning help? The table compares the base model, the tuned model, keyword search (BM25) and a "
     "hybrid; below, see which questions won or lost, and try your own question against both models."
 )
-view = ui.require_run()
+view = widgets.require_run()
 results = view.results
 order = results["order"]
 st.caption(
@@ -23,14 +25,14 @@ st.caption(
     f"{results.get('n_eval_passages', len(view.passage_ids))} passages."
 )
 
-ui.metric_tiles(results)
-ui.metrics_table(results, key="etl_cmp_table")
-ui.verdict_panel(results, key="etl_cmp_ci")
+widgets.metric_tiles(results)
+widgets.metrics_table(results, key="etl_cmp_table")
+widgets.verdict_panel(results, key="etl_cmp_ci")
 with st.expander("Chart", expanded=True):
     st.plotly_chart(metric_bars(results_table(results)), key="etl_cmp_bars", height=340)
 
 st.subheader("Question by question")
-wl = ui.winners_losers(view.run_id)
+wl = res.winners_losers(view.run_id)
 counts = wl["movement"].value_counts()
 pick = st.segmented_control(
     "Show",
@@ -70,7 +72,7 @@ st.subheader("Try a question")
 def prefill() -> None:
     q = st.session_state.get("etl_cmp_pick")
     if q:
-        st.session_state[ui.QUERY_TEXT_KEY] = view.eval.queries[q]
+        st.session_state[state.QUERY_TEXT_KEY] = view.eval.queries[q]
 
 
 c1, c2 = st.columns([3, 1])
@@ -78,12 +80,12 @@ c1.selectbox(
     "Start from an evaluation question (optional)",
     [None, *view.query_ids],
     key="etl_cmp_pick",
-    format_func=lambda q: "(type your own below)" if q is None else ui.short(view.eval.queries[q], 120),
+    format_func=lambda q: "(type your own below)" if q is None else widgets.short(view.eval.queries[q], 120),
     on_change=prefill,
 )
 k = c2.number_input("Passages to show", 1, 50, 5, key="etl_cmp_k")
 text = st.text_input(
-    "Your question", key=ui.QUERY_TEXT_KEY, placeholder="e.g. how often should hoses be replaced?"
+    "Your question", key=state.QUERY_TEXT_KEY, placeholder="e.g. how often should hoses be replaced?"
 )
 if text.strip():
     with st.spinner("Searching with both models… (the first search loads them)"):
@@ -98,7 +100,7 @@ if text.strip():
         with col:
             st.markdown(f"**{title}**")
             st.dataframe(
-                ui.search_table(found[space], other),
+                search_table(found[space], other),
                 hide_index=True,
                 width="stretch",
                 key=f"etl_cmp_hits_{space}",

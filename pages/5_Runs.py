@@ -6,32 +6,34 @@ import re
 
 import streamlit as st
 
-import ui
 from core.insight.export import model_zip
+from core.insight.history import dataset_names, run_label, runs_frame
 from core.insight.report import build_report
 from core.store import atomic_write_bytes
 from core.tuning.runs import load_results
+from ui import resources as res
+from ui import state, widgets
 
 st.title("Runs")
-ui.hint(
+widgets.hint(
     "Every run so far: compare two side by side, download a tuned model as a zip, or delete runs you no "
     "longer need."
 )
-ui.show_flash()
-store = ui.get_store()
+state.show_flash()
+store = res.get_store()
 runs = store.list_runs()
-names = ui.dataset_names(store)
+names = dataset_names(store)
 if not runs:
     st.info("No run yet: launch one on the **Train** page.")
     st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-labels = {r["id"]: ui.run_label(r, names) for r in runs}
+labels = {r["id"]: run_label(r, names) for r in runs}
 done = [r["id"] for r in runs if r["status"] == "done" and r["method"] != "shootout"]
 
 st.subheader("History")
 st.dataframe(
-    ui.runs_frame(runs, names),
+    runs_frame(runs, names),
     hide_index=True,
     width="stretch",
     column_config={
@@ -55,8 +57,8 @@ else:
             )
             results = load_results(store, rid)
             if results:
-                ui.metrics_table(results, key=f"etl_runs_table_{i}", explain=False)
-    st.caption(ui.METRIC_HELP)
+                widgets.metrics_table(results, key=f"etl_runs_table_{i}", explain=False)
+    st.caption(widgets.METRIC_HELP)
 
 st.subheader("Download a tuned model")
 if not done:
@@ -90,7 +92,7 @@ else:
     )
     report_path = store.run_dir(rid) / "report.html"
     if st.button("Build report", icon=":material/description:", key="etl_runs_report_build"):
-        status, update = ui.status_progress("Building the report… (the maps take up to a minute the first time)")
+        status, update = widgets.status_progress("Building the report… (the maps take up to a minute the first time)")
         with status:
             html = build_report(store, rid, progress=update)
             atomic_write_bytes(report_path, html.encode("utf-8"))
@@ -115,8 +117,8 @@ if st.button("Delete run", icon=":material/delete:", disabled=not sure, key="etl
     try:
         store.delete_run(rid)
     except ValueError as exc:
-        st.error(ui.plain(str(exc)))
+        st.error(widgets.plain(str(exc)))
     else:
-        ui.forget_run(rid)
-        ui.flash(f"Deleted run “{labels[rid]}”.")
+        res.forget_run(rid)
+        state.flash(f"Deleted run “{labels[rid]}”.")
         st.rerun()

@@ -175,3 +175,31 @@ def open_run(store: Store, run_id: str) -> RunView:
     return RunView(run_id=run_id, run_dir=run_dir, method=config.get("method", run["method"]), config=config,
                    eval=ev, results=read_json(run_dir / "results.json"), rankings=read_json(run_dir / "rankings.json", {}),
                    query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
+
+def search_table(df: pd.DataFrame, other: str) -> pd.DataFrame:
+    """A ``RunView.search`` result for display: ✓ on the gold passage, rank movement vs ``other``."""
+
+    def move(rank: int, other_rank: float) -> str:
+        if pd.isna(other_rank):
+            return f"new (not in {other}'s top 100)"
+        d = int(other_rank) - rank
+        return (
+            f"▲ {d} (was {int(other_rank)})"
+            if d > 0
+            else f"▼ {-d} (was {int(other_rank)})"
+            if d < 0
+            else "same"
+        )
+
+    return pd.DataFrame(
+        {
+            "rank": df["rank"],
+            "gold": ["✓" if g else "" for g in df["gold"]],
+            "score": df["score"].round(3),
+            f"vs {other}": [move(r, o) for r, o in zip(df["rank"], df["other_rank"])],
+            "passage": df["passage"],
+            "source": df["source"],
+        }
+    )
+
+

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ui
 from tests.pages.conftest import open_app, texts
+from ui import resources as res
+from ui import state
 
 
 def test_table_filter_and_search(finished_run):
     store, run_id = finished_run
     at = open_app()
-    at.session_state[ui.RUN_KEY] = run_id
+    at.session_state[state.RUN_KEY] = run_id
     at.switch_page("pages/4_Compare.py").run()
     assert not at.exception
     table = at.dataframe[0].value
@@ -18,9 +19,9 @@ def test_table_filter_and_search(finished_run):
     assert len(at.get("plotly_chart")) == 2  # metric bars and the rank scatter
     at.segmented_control(key="etl_cmp_filter").set_value("worsened").run()
     assert not at.exception
-    view = ui.get_run_view(run_id)
+    view = res.get_run_view(run_id)
     question = view.eval.queries[view.query_ids[0]]
-    at.text_input(key=ui.QUERY_TEXT_KEY).set_value(question).run()
+    at.text_input(key=state.QUERY_TEXT_KEY).set_value(question).run()
     assert not at.exception
     base, tuned = (df.value for df in at.dataframe[-2:])  # the two result tables, side by side
     hits = {"base": base, "tuned": tuned}

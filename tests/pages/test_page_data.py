@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ui
 from core.sample import SAMPLE_DIR, SAMPLE_NAME
 from tests.pages.conftest import open_app, texts
+from ui import state
 
 PAIRS = (
     "question,passage\n"
@@ -39,7 +39,7 @@ def test_upload_csv_report_split_and_save(workspace):
     # the new dataset is now the selected one (the sidebar's dataset, used by Train)
     from core.store import Store
 
-    assert at.session_state[ui.DATASET_KEY] == Store(workspace).find_dataset("Pump pairs")["id"]
+    assert at.session_state[state.DATASET_KEY] == Store(workspace).find_dataset("Pump pairs")["id"]
 
 
 def test_answer_only_file_linked_to_documents(workspace):

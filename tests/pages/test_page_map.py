@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import ui
 from tests.pages.conftest import open_app, save_cheap_projection, texts
+from ui import resources as res
+from ui import state
 
 
 def test_empty_state_without_a_finished_run(workspace):
@@ -18,7 +19,7 @@ def test_two_maps_highlight_and_alignment(finished_run):
     store, run_id = finished_run
     save_cheap_projection(store, run_id)  # the default-settings map, without UMAP's JIT warm-up
     at = open_app()
-    at.session_state[ui.RUN_KEY] = run_id
+    at.session_state[state.RUN_KEY] = run_id
     at.switch_page("pages/3_Embedding_map.py").run()
     assert not at.exception
     charts = at.get("plotly_chart")
@@ -26,7 +27,7 @@ def test_two_maps_highlight_and_alignment(finished_run):
     assert "Before: base model" in charts[0].proto.spec and "After: tuned (adapter)" in charts[1].proto.spec
     labels = [m.label for m in at.metric]
     assert "Question ↔ answer similarity" in labels
-    view = ui.get_run_view(run_id)
+    view = res.get_run_view(run_id)
     at.selectbox(key="etl_map_query").set_value(view.query_ids[0]).run()
     assert not at.exception
     assert '"selected question"' in at.get("plotly_chart")[0].proto.spec
@@ -37,7 +38,7 @@ def test_two_maps_highlight_and_alignment(finished_run):
 def test_new_settings_fit_umap_and_save_with_the_run(finished_run):
     store, run_id = finished_run
     at = open_app()
-    at.session_state[ui.RUN_KEY] = run_id
+    at.session_state[state.RUN_KEY] = run_id
     at.switch_page("pages/3_Embedding_map.py").run()
     at.slider[0].set_value(5)  # neighbours
     at.number_input[0].set_value(300)  # points on the map

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ui
 from tests.pages.conftest import open_app, texts, wait_for_run
+from ui import state
 
 
 def _train_page(ds_id: str):
     at = open_app()
-    at.session_state[ui.DATASET_KEY] = ds_id
+    at.session_state[state.DATASET_KEY] = ds_id
     at.switch_page("pages/2_Train.py").run()
     assert not at.exception
     return at
@@ -30,7 +30,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     at.run()
     at.button(key="etl_launch").click().run()
     assert not at.exception
-    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    run_id = at.session_state[state.TRAIN_RUN_KEY]
     assert store.get_run(run_id)["config"]["max_steps"] == 2
     page = texts(at)
     assert "tiny · Full fine-tune" in page and ("running" in page or "queued" in page or "done" in page)
@@ -41,7 +41,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     assert "· done" in page
     table = next(df.value for df in at.dataframe if "MRR@10" in df.value.columns)
     assert list(table.index)[:2] == ["base", "tuned (full)"] and len(table) == 4
-    assert at.session_state[ui.RUN_KEY] == run_id  # the finished run is now the one to explore
+    assert at.session_state[state.RUN_KEY] == run_id  # the finished run is now the one to explore
     assert at.get("plotly_chart")  # the loss curve
 
 
@@ -51,7 +51,7 @@ def test_cancel_a_run(tiny_dataset):
     _smoke_settings(at, max_steps=-1)
     at.run()
     at.button(key="etl_launch").click().run()
-    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    run_id = at.session_state[state.TRAIN_RUN_KEY]
     at.button(key=f"etl_cancel_{run_id}").click().run()
     assert not at.exception
     assert wait_for_run(store, run_id) == "cancelled"
@@ -68,7 +68,7 @@ def test_shootout_from_the_train_page(tiny_dataset):
     assert "Settings of the full fine-tune" in texts(at)
     at.button(key="etl_launch").click().run()
     assert not at.exception
-    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    run_id = at.session_state[state.TRAIN_RUN_KEY]
     config = store.get_run(run_id)["config"]
     assert config["methods"] == ["full", "adapter", "nudge"] and config["full"]["max_steps"] == 2
     assert wait_for_run(store, run_id, timeout=600) == "done"
@@ -78,7 +78,7 @@ def test_shootout_from_the_train_page(tiny_dataset):
     assert "Best on nDCG@10" in page
     table = next(df.value for df in at.dataframe if "seconds" in df.value.columns)
     assert {"base", "BM25", "tuned (full)", "tuned (adapter)", "tuned (NUDGE)"} <= set(table.index)
-    assert ui.RUN_KEY not in at.session_state or at.session_state[ui.RUN_KEY] != run_id  # not a run to explore
+    assert state.RUN_KEY not in at.session_state or at.session_state[state.RUN_KEY] != run_id  # not a run to explore
 
 
 def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch):
@@ -93,7 +93,7 @@ def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch)
     _smoke_settings(at)
     at.run()
     at.button(key="etl_launch").click().run()
-    run_id = at.session_state[ui.TRAIN_RUN_KEY]
+    run_id = at.session_state[state.TRAIN_RUN_KEY]
     assert wait_for_run(store, run_id) == "failed"
     at.run()
     assert not at.exception

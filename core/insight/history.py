@@ -1,0 +1,61 @@
+"""The catalog as tables: run history and saved datasets, as the Runs and Data pages show them."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pandas as pd
+
+from core.store import Store
+
+
+def done_runs(store: Store) -> list[dict]:
+    """Finished runs, newest first; a shoot-out has no map or comparison of its own (its method runs do)."""
+    return [r for r in store.list_runs() if r["status"] == "done" and r["method"] != "shootout"]
+
+
+def dataset_names(store: Store) -> dict[str, str]:
+    return {d["id"]: d["name"] for d in store.list_datasets()}
+
+
+def run_label(run: dict, names: dict[str, str]) -> str:
+    created = time.strftime("%d %b %H:%M", time.localtime(run["created"]))
+    return f"{run.get('name') or run['id']} · {run['method']} · {names.get(run.get('dataset_id'), '?')} · {created}"
+
+
+
+def runs_frame(runs: list[dict], names: dict[str, str]) -> pd.DataFrame:
+    """The run history as a display table (newest first)."""
+    rows = []
+    for r in runs:
+        m = r.get("metrics") or {}
+        rows.append(
+            {
+                "name": r.get("name") or r["id"],
+                "status": r["status"],
+                "method": r["method"],
+                "dataset": names.get(r.get("dataset_id"), "(deleted)"),
+                "created": datetime.fromtimestamp(r["created"]),
+                "Accuracy@10": m.get("Accuracy@10"),
+                "MRR@10": m.get("MRR@10"),
+                "nDCG@10": m.get("nDCG@10"),
+                "id": r["id"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def datasets_frame(store: Store) -> pd.DataFrame:
+    rows = [
+        {
+            "name": d["name"],
+            "train questions": d["n_train"],
+            "eval questions": d["n_eval"],
+            "passages": d["n_passages"],
+            "created": datetime.fromtimestamp(d["created"]),
+        }
+        for d in reversed(store.list_datasets())
+    ]
+    return pd.DataFrame(rows)
+

@@ -1,0 +1,185 @@
+"""Cached resources: the store, the job runner, run views, parsed uploads and the base model.
+
+Cached resources are keyed by the workspace root (``$ETL_WORKSPACE``), so one server process
+(or one test process switching workspaces) never mixes two workspaces:
+
+* ``get_store()``   the catalog + run folders (thread-safe: one SQLite connection per call);
+* ``get_runner()``  the process-wide job registry: every browser tab sees the same running job;
+* ``get_run_view(run_id)``  a finished run's eval data, results and vectors (plus the query
+  encoders it loads on the first free-text search).
+
+``st.cache_resource`` holds shared objects (they must be thread-safe); ``st.cache_data`` holds
+frames and parsed files.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.dataset import DataError, QADataset
+from core.store import Store, default_root
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> Store:
+    return Store(root)
+
+
+def get_store() -> Store:
+    """The workspace store ($ETL_WORKSPACE or ./workspace), shared by all sessions."""
+    return _store(str(default_root()))
+
+
+@st.cache_resource(show_spinner=False)
+def _runner(root: str):
+    from core.tuning.jobs import JobRunner
+
+    return JobRunner(_store(root))
+
+
+def get_runner():
+    """The process-wide ``core.tuning.jobs.JobRunner`` (one job at a time, seen by every tab)."""
+    return _runner(str(default_root()))
+
+
+@st.cache_resource(show_spinner="Adding the sample dataset…")
+def _sample(root: str) -> str:
+    from core.sample import ensure_sample
+
+    return ensure_sample(_store(root))[0]
+
+
+def ensure_sample() -> str | None:
+    """Save the bundled sample dataset once per workspace; None (with a warning) if it cannot load."""
+    try:
+        return _sample(str(default_root()))
+    except (OSError, DataError) as exc:
+        st.sidebar.warning(f"The sample dataset could not be added: {exc}")
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_maps() -> None:
+    """Compile UMAP's numba code once per server process, in the background, at start-up: the
+    first map someone opens then skips that ~30 s (core.insight.projection.warm_up)."""
+    import threading
+
+    from core.insight.projection import warm_up
+
+    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
+
+
+@st.cache_resource(show_spinner="Opening the run…", max_entries=4)
+def _run_view(root: str, run_id: str):
+    from core.insight.explore import open_run
+
+    return open_run(_store(root), run_id)
+
+
+def get_run_view(run_id: str):
+    """``core.insight.explore.RunView`` of a finished run, cached (its query encoders load once)."""
+    return _run_view(str(default_root()), run_id)
+
+
+def forget_run(run_id: str) -> None:
+    """Drop cached views and frames of a run (after deleting it)."""
+    _run_view.clear()
+    _winners_losers.clear()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _winners_losers(root: str, run_id: str) -> pd.DataFrame:
+    df = _run_view(root, run_id).winners_losers()
+    df.index = df.index.astype(str)  # per_query.csv is read back without dtypes: "7" would be 7
+    return df
+
+
+def winners_losers(run_id: str) -> pd.DataFrame:
+    """Per eval question: gold rank before -> after, change and movement (cached per run)."""
+    return _winners_losers(str(default_root()), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _dataset(root: str, ds_id: str):
+    return _store(root).load_dataset(ds_id)
+
+
+def load_dataset(ds_id: str) -> tuple[QADataset, QADataset | None]:
+    """(train, eval or None) of a saved dataset (cached: saved datasets never change)."""
+    return _dataset(str(default_root()), ds_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_qa(name: str, data: bytes, mapping: dict | None = None):
+    """``core.ingest.qafiles.load_qa_file`` cached by file bytes and mapping (reruns do not re-parse).
+
+    Passages longer than what a passage is searched by (``TrainConfig.index_max_seq_length``
+    tokens, estimated without loading the model) are reported.
+    """
+    from core.ingest.qafiles import load_qa_file
+    from core.tuning.full import TrainConfig
+
+    return load_qa_file(name, data, mapping=mapping, max_tokens=TrainConfig().index_max_seq_length)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def read_columns(name: str, data: bytes) -> list[str]:
+    """Column names of a pair table for the mapping form; [] when the file cannot be parsed."""
+    from core.ingest.qafiles import read_columns as _read
+
+    try:
+        return _read(name, data)
+    except DataError:
+        return []
+
+
+@st.cache_data(show_spinner="Reading documents…", max_entries=8)
+def load_documents(files: tuple[tuple[str, bytes], ...]):
+    """``core.ingest.documents.load_documents`` cached by the uploaded files."""
+    from core.ingest.documents import load_documents as _load
+
+    return _load(list(files))
+
+
+@st.cache_resource(show_spinner="Loading the base model…")
+def base_model():
+    """The bundled base model (for the answer-linking embedding fallback)."""
+    from core.retrieval.embedding import load_model
+
+    return load_model()
+
+
+
+def projection(view, params):
+    """The run's 2-D maps for ``params``: loaded from the run folder, else fitted (with progress) and saved.
+
+    The file name comes from ``ProjectionParams.key()``, so each setting is fitted once per run.
+    """
+    if (view.run_dir / f"projection-{params.key()}.npz").exists():
+        try:
+            return view.projection(params)
+        except (ValueError, OSError):
+            pass
+    from ui.widgets import status_progress
+
+    status, update = status_progress(
+        "Drawing the maps with UMAP… (the first map after a server start takes about a minute here)"
+    )
+    with status:
+        proj = view.projection(params, progress=update)
+    status.update(
+        label=f"Maps ready ({proj.seconds:.0f} s; saved with the run)", state="complete", expanded=False
+    )
+    return proj
+
+
+def map_points(view, proj) -> pd.DataFrame:
+    """Projection points with hover text, passage sources and each question's movement."""
+    return view.map_points(proj, winners_losers(view.run_id))
+
+
+def gold_links(view) -> pd.DataFrame:
+    """(query_id, passage_id, movement): each eval question to its first gold passage."""
+    return view.gold_links(winners_losers(view.run_id))
+

@@ -1,0 +1,238 @@
+"""Widgets every page shares: escaping user text, hints, errors, the sidebar, metric tiles and tables,
+the verdict panel, a progress box. Everything here draws; logic lives in ``core``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.dataset import DataError
+from core.insight.history import done_runs, run_label
+from ui import state
+from ui.resources import get_run_view, get_runner, get_store
+
+POLL_SECONDS = 1.0  # live panel refresh while a job runs: smooth enough, cheap for the server
+HEADLINE = ["Accuracy@10", "MRR@10", "nDCG@10"]  # the three numbers shown as metric tiles
+DELTA_EPS = 0.0005  # changes smaller than this are shown uncoloured (rounding noise at 3 decimals)
+
+METRIC_HELP = (
+    "Each cell: score (change vs the base model). **Accuracy@k**: share of questions whose answer "
+    "passage is in the top k. **MRR@10**: 1 / rank of the first answer passage (0 beyond 10), averaged. "
+    "**nDCG@10**: like MRR but rewards every answer passage by position. **Recall@10**: share of the "
+    "answer passages found in the top 10. **MAP@100**: mean average precision over the top 100. "
+    "All range 0-1, higher is better. BM25 is keyword search; hybrid fuses tuned + BM25."
+)
+
+
+@functools.cache
+def default_reasons(obj: Any) -> dict[str, str]:
+    """{name: reason} from the comments beside defaults where they are declared
+    (``epochs: int = 2  # reason`` in a dataclass, ``EPOCHS = 30  # reason`` in a module)."""
+    try:
+        src = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return {}
+    found = re.finditer(r"^\s*(\w+)\s*(?::[^=\n]+)?=[^#\n]+#\s*(.+)$", src, re.M)
+    return {m.group(1): m.group(2).strip() for m in found}
+
+
+# --------------------------------------------------------------------------- text helpers
+_MD_SPECIAL = set("\\`*_[]<>$|~#:")
+
+
+def plain(text: str) -> str:
+    """User text made safe for a Markdown element: special characters escaped (``$`` would start
+    LaTeX, ``*`` italics, ``[`` links, ``:`` emoji codes, a leading ``-`` a list), so it shows as typed."""
+    out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+    out = re.sub(r"^(\s*)([-+])", r"\1\\\2", out, flags=re.M)  # a leading "-" or "+" would start a list
+    return re.sub(r"^(\s*\d+)\.", r"\1\\.", out, flags=re.M)  # "1." would start a numbered list
+
+
+
+def show_data_error(exc: DataError, title: str | None = None) -> None:
+    """A DataError as a plain error box: the message, then every further problem it lists."""
+    head = f"**{plain(title)}**: " if title else ""
+    st.error(head + plain(str(exc)))
+    rest = [p for p in exc.problems if p != str(exc)]
+    if rest:
+        with st.expander(f"All {len(exc.problems)} problems found"):
+            for p in rest[:50]:
+                st.markdown(f"- {plain(p)}")
+            if len(rest) > 50:
+                st.caption(f"… and {len(rest) - 50} more.")
+
+
+def hint(text: str) -> None:
+    """The one-line 'what to do here' hint at the top of each page."""
+    st.caption(f":material/lightbulb: {text}")
+
+
+
+def _picker(label: str, key: str, widget_key: str, options: list[str], labels: dict[str, str], **kw) -> None:
+    """A selectbox mirroring the plain session key ``key`` (set before drawing, copied back on change)."""
+    st.session_state[widget_key] = state.current(key, options)
+
+    def copy_back() -> None:
+        st.session_state[key] = st.session_state[widget_key]
+
+    st.selectbox(
+        label, options, format_func=lambda i: labels.get(i, i), key=widget_key, on_change=copy_back, **kw
+    )
+
+
+def sidebar() -> None:
+    """Dataset and run pickers (their values survive page changes) and the running job, if any."""
+    store = get_store()
+    datasets = list(reversed(store.list_datasets()))  # newest first
+    names = {d["id"]: d["name"] for d in datasets}
+    _picker(
+        "Dataset",
+        state.DATASET_KEY,
+        state.DATASET_PICKER,
+        list(names),
+        names,
+        placeholder="No dataset yet",
+        help="The dataset the Train page uses. Add datasets on the Data page.",
+    )
+    done = done_runs(store)
+    labels = {r["id"]: run_label(r, names) for r in done}
+    _picker(
+        "Run to explore",
+        state.RUN_KEY,
+        state.RUN_PICKER,
+        list(labels),
+        labels,
+        placeholder="No finished run yet",
+        help="The finished run the Embedding map and Compare pages show.",
+    )
+    job = get_runner().active()
+    if job is not None:  # static text: the live numbers are on the Train page (the sidebar is not polled)
+        st.info(":material/hourglass_top: A run is training. Follow it on the Train page.")
+
+
+def require_run() -> Any:
+    """The selected finished run's view, or an empty-state message and ``st.stop()``."""
+    run_id = state.selected_run()
+    if not run_id:
+        st.info(
+            "No finished run yet: launch one on the **Train** page (the sample dataset takes a few minutes)."
+        )
+        st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/model_training:")
+        st.stop()
+    try:
+        return get_run_view(run_id)
+    except (FileNotFoundError, KeyError) as exc:
+        st.warning(f"This run cannot be shown: {plain(str(exc))}")
+        st.stop()
+
+
+# --------------------------------------------------------------------------- shared widgets
+def _tile(col, label: str, value: float, base: float) -> None:
+    d = value - base
+    col.metric(
+        label,
+        f"{value:.3f}",
+        delta=f"{d:+.3f} vs base",
+        delta_color="normal" if abs(d) >= DELTA_EPS else "off",
+    )
+
+
+def metric_tiles(results: dict) -> None:
+    """Tuned model's headline metrics as tiles, with the change vs the base model (and BM25's MRR@10)."""
+    order = results["order"]
+    base, tuned = results["systems"][order[0]], results["systems"][order[1]]
+    cols = st.columns(len(HEADLINE) + 1)
+    for col, m in zip(cols, HEADLINE):
+        _tile(col, f"{m} (tuned)", tuned[m], base[m])
+    bm25 = results["systems"].get(order[2]) if len(order) > 2 else None
+    if bm25:
+        _tile(cols[-1], "MRR@10 (BM25, keywords)", bm25["MRR@10"], base["MRR@10"])
+    if all(abs(tuned[m] - base[m]) < 1e-9 for m in HEADLINE):
+        st.info(
+            "The tuned model scores exactly like the base model: on the held-out training questions no setting "
+            "beat the starting point, so the method kept it (nothing changed). Try a full fine-tune, more "
+            "training pairs, or more epochs."
+        )
+
+
+def metrics_table(results: dict, key: str | None = None, explain: bool = True) -> pd.DataFrame:
+    """Systems x metrics, each cell 'score (change vs base)', gains green and losses red.
+
+    Returns the numeric table (systems x metrics) it showed.
+    """
+    from core.tuning.runs import results_table
+
+    table = results_table(results)
+    delta = table - table.iloc[0]
+    text = table.map(lambda v: f"{v:.3f}").astype(object)
+    for system in table.index[1:]:
+        for c in table.columns:
+            text.loc[system, c] = f"{table.loc[system, c]:.3f} ({delta.loc[system, c]:+.3f})"
+
+    def colour(col: pd.Series) -> list[str]:
+        d = delta[col.name]
+        return ["color: #1a7f37" if v > DELTA_EPS else "color: #cf222e" if v < -DELTA_EPS else "" for v in d]
+
+    st.dataframe(text.style.apply(colour, axis=0), width="stretch", key=key)
+    if explain:
+        st.caption(METRIC_HELP)
+    return table
+
+
+
+
+
+
+
+
+
+
+def status_progress(label: str):
+    """A ``st.status`` box with a progress bar; returns (status, callback(message, fraction))."""
+    status = st.status(label, expanded=True)
+    bar = status.progress(0.0, text="Starting…")
+
+    def update(message: str, fraction: float) -> None:
+        bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+    return status, update
+
+
+
+
+def short(text: str, n: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def verdict_panel(results: dict, key: str) -> None:
+    """The plain-language verdict and the paired intervals/tests behind it."""
+    from core.tuning.runs import comparisons_table
+
+    line = results.get("verdict")
+    if not line:
+        return
+    st.info(f":material/gavel: {plain(line)}")
+    table = comparisons_table(results)
+    with st.expander("Confidence intervals and significance (per question, paired)"):
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            key=key,
+            column_config={
+                "delta": st.column_config.NumberColumn("change", format="%+.3f"),
+                "p-value": st.column_config.NumberColumn("p-value", format="%.4f"),
+            },
+        )
+        st.caption(
+            "Change: mean per-question difference (second system minus first). 95% CI: paired bootstrap over "
+            "questions (2,000 resamples). p-value: paired randomization test (10,000 sign flips). A difference "
+            "is called real when p < 0.05 and the interval excludes 0."
+        )

@@ -57,13 +57,29 @@ class PhaseMemory:
         return {k: round(v) for k, v in self.peaks.items()}
 
 
+def make_spec(method: str, overrides: dict):
+    """The method's default spec with ``overrides`` applied (scoring names go to the scoring)."""
+    from core.tuning.spec import RunSpec, Scoring
+
+    spec = RunSpec.for_method(method)
+    for k, v in overrides.items():
+        if k in Scoring.__dataclass_fields__:
+            setattr(spec.scoring, k, v)
+        elif k == "seed":
+            spec.seed = v
+        elif k in type(spec.settings).__dataclass_fields__:
+            setattr(spec.settings, k, v)
+    return spec
+
+
 def one_method(method: str, workspace: str, overrides: dict) -> dict:
-    """Run one method through the project's own code path (execute_run), in this process."""
+    """Run one method through the project's own code path (the CLI's foreground job), in this process."""
     from core.cli import PrintReporter
     from core.ingest.qafiles import load_qa_path
     from core.store import Store
-    from core.tuning.full import TrainConfig
-    from core.tuning.runs import execute_run
+    from core.tuning.execute import execute
+    from core.tuning.jobs import run_foreground
+    from core.tuning.runs import create_run
 
     store = Store(workspace)
     found = store.find_dataset("sec-10k")
@@ -75,10 +91,8 @@ def one_method(method: str, workspace: str, overrides: dict) -> dict:
         train = load_qa_path(DATA / "train_dataset.json").dataset
         ev = load_qa_path(DATA / "val_dataset.json").dataset
         ds_id = store.save_dataset("sec-10k", train, ev)
-    config = {**TrainConfig().to_dict(), **overrides}
-    if method == "adapter":
-        config["epochs"] = 30
-    run_id = store.create_run(ds_id, method, config)
+    spec = make_spec(method, overrides)
+    run_id = create_run(store, ds_id, spec)
     mem = PhaseMemory()
 
     class Reporter(PrintReporter):
@@ -87,13 +101,13 @@ def one_method(method: str, workspace: str, overrides: dict) -> dict:
             super().phase(name, message)
 
     t0 = time.perf_counter()
-    try:
-        results = execute_run(store, run_id, Reporter(), device="cpu")
-    except Exception as exc:  # noqa: BLE001 - a refusal (NUDGE) is a result to print
-        return {"method": method, "error": str(exc), "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
-                "peak_by_phase": mem.stop()}
-    return {"method": method, "results": results, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
-            "config": config, "peak_by_phase": mem.stop()}
+    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device="cpu"), Reporter())
+    snap = job.snapshot()
+    out = {"method": method, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
+           "spec": spec.to_dict(), "peak_by_phase": mem.stop()}
+    if snap.status != "done":  # a refusal (NUDGE on a disjoint corpus) is a result to print
+        return {**out, "error": snap.error}
+    return {**out, "results": snap.result.to_dict()}
 
 
 def plain_sentence_transformers(epochs: int, batch_size: int, lr: float, warmup: float, seq: int, loss: str,
@@ -142,8 +156,6 @@ def main() -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override the default recipe (e.g. hard_negatives=1 epochs=3); JSON values")
     args = p.parse_args()
-    from core.tuning.full import TrainConfig
-
     overrides = {}
     for kv in args.set:
         k, v = kv.split("=", 1)
@@ -151,7 +163,7 @@ def main() -> int:
             overrides[k] = json.loads(v)
         except json.JSONDecodeError:
             overrides[k] = v
-    cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
+    cfg = make_spec("full", overrides).settings
     if args.one:
         out = (plain_sentence_transformers(cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio,
                                            cfg.max_seq_length, cfg.loss, cfg.mini_batch_size, cfg.hard_negatives,
@@ -161,7 +173,8 @@ def main() -> int:
         return 0
     workspace = args.workspace or tempfile.mkdtemp(prefix="etl-bench-")
     print(f"sec-10k-qa: train {DATA / 'train_dataset.json'}, eval {DATA / 'val_dataset.json'}; workspace {workspace}")
-    print(f"full recipe: {json.dumps(cfg.to_dict())}" + (f"  (overrides: {overrides})" if overrides else " (defaults)"))
+    print(f"full recipe: {json.dumps(make_spec('full', overrides).to_dict())}"
+          + (f"  (overrides: {overrides})" if overrides else " (defaults)"))
     outs = []
     for m in args.methods:
         proc = subprocess.run([sys.executable, __file__, "--one", m, "--workspace", workspace, "--set", *args.set],
@@ -183,17 +196,17 @@ def main() -> int:
             print(f"   refused: {o['error']}")
         if "results" in o:
             r = o["results"]
-            for name in r["order"]:
-                m = r["systems"][name]
-                print(f"   {name:32s} Acc@1 {m['Accuracy@1']:.4f}  Acc@10 {m['Accuracy@10']:.4f}  "
-                      f"MRR@10 {m['MRR@10']:.4f}  nDCG@10 {m['nDCG@10']:.4f}")
-            info = r["info"]
-            print(f"   training: {info.get('train_seconds', 0):.0f} s, steps {info.get('steps')}, best {info.get('best')}"
-                  f" chosen {info.get('chosen')}")
+            for sysm in r["systems"].values():
+                m = sysm["metrics"]
+                print(f"   {sysm['name']:32s} Acc@1 {m['Accuracy@1']:.4f}  Acc@10 {m['Accuracy@10']:.4f}  "
+                      f"MRR@10 {m['MRR@10']:.4f}  nDCG@10 {m['nDCG@10']:.4f}  "
+                      f"(passages at {sysm['conditions']['passage_tokens']} tokens)")
+            for line in r["training"] + [r["verdict"]]:
+                print(f"   {line}")
     full = next((o for o in outs if o["method"] == "full" and "results" in o), None)
     plain = next((o for o in outs if o["method"] == "plain sentence-transformers"), None)
     if full and plain:
-        ours = full["results"]["info"]["train_seconds"]
+        ours = full["results"]["training_seconds"]
         print(f"\ntime ratio, full fine-tune (model load + mining + training + validation) vs plain ST "
               f"(model load + training): {ours:.0f} s / {plain['seconds']:.0f} s = {ours / plain['seconds']:.2f}x")
     return 0

@@ -3,92 +3,49 @@
 Commands:
     evaluate        metrics table for dense (a model), BM25 and hybrid on a QA file
     prepare-sample  put the sample dataset into the workspace (idempotent)
-    train           fine-tune (full / adapter / nudge) and print base vs tuned vs BM25
+    train           fine-tune (full / adapter / nudge) and print base vs tuned vs BM25 / hybrid
+    shootout        every method on one split: quality against time
+    report          a finished run's stakeholder report (one HTML file)
+
+``train`` and ``shootout`` build a ``RunSpec`` from the method's defaults and the flags given;
+a flag given is a flag used (a flag the method has no setting for is refused, not ignored).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from core.tuning.full import TrainConfig
-
-TRAIN_DEFAULTS = TrainConfig()
+from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+logger = logging.getLogger(__name__)
 
-def _progress_printer(label: str):
-    last = [0.0]
-
-    def show(message: str, fraction: float) -> None:
-        now = time.monotonic()
-        if now - last[0] > 1.0 or fraction >= 1.0:
-            last[0] = now
-            print(f"\r{label}: {message} ({fraction:4.0%})", end="\n" if fraction >= 1.0 else "", file=sys.stderr,
-                  flush=True)
-
-    return show
-
-
-def _load_eval_data(path: str):
-    from core.ingest.qafiles import load_qa_path
-
-    result = load_qa_path(path)
-    for p in result.report.problems:
-        print(f"{p.level}: {p.message}", file=sys.stderr)
-    if result.answers and not result.dataset.corpus:
-        raise SystemExit(f"{path} gives answers, not passages: link it to documents in the app first.")
-    return result.dataset
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.retrieval.embedding import EmbeddingCache, load_model
-    from core.retrieval.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid, metrics_table
-    from core.store import Store
-
-    ds = _load_eval_data(args.data)
-    print(f"{len(ds)} questions, {len(ds.corpus)} passages", file=sys.stderr)
-    cache = None if args.no_cache else EmbeddingCache(Store().cache_path)
-    model = load_model(args.model)
-    results = [evaluate_dense(model, ds, name=f"dense ({args.model or 'default'})", cache=cache,
-                              progress=_progress_printer("dense"))]
-    if args.bm25 or args.hybrid:
-        results.append(evaluate_bm25(ds))
-    if args.hybrid:
-        results.append(evaluate_hybrid(ds, results[0], results[1]))
-    table = metrics_table(results)
-    if args.json:
-        print(json.dumps({r.name: {**r.metrics, "seconds": r.seconds} for r in results}, indent=1))
-    else:
-        import pandas as pd
-
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(table.round(4).to_string())
-    return 0
-
-
-def cmd_prepare_sample(args: argparse.Namespace) -> int:
-    from core.sample import ensure_sample
-    from core.store import Store
-
-    ds_id, created = ensure_sample(Store())
-    print(("Created" if created else "Found") + f" sample dataset {ds_id}", file=sys.stderr)
-    return 0
+# CLI flag -> the settings field it sets, per method (a method missing from a row has no such setting).
+FLAG_FIELDS: dict[str, dict[str, str]] = {
+    "epochs": {"full": "epochs", "adapter": "epochs"},
+    "lr": {"full": "learning_rate", "adapter": "lr"},
+    "batch_size": {"full": "batch_size", "adapter": "batch_size"},
+    "max_seq_length": {"full": "max_seq_length"},
+    "loss": {"full": "loss"},
+    "hard_negatives": {"full": "hard_negatives"},
+    "max_steps": {"full": "max_steps"},
+}
 
 
 class PrintReporter:
     """Shows a job's progress on stderr (the CLI's Reporter)."""
 
     def __init__(self):
-        from core.tuning.jobs import Reporter
-
-        self._base = Reporter()
         self._last = 0.0
         self._phase = ""
 
@@ -96,12 +53,12 @@ class PrintReporter:
         self._phase = name
         print(f"\n[{name}] {message}", file=sys.stderr, flush=True)
 
-    def progress(self, step: int, total: int, epoch: float | None = None) -> None:
+    def progress(self, done: int, total: int, unit: str = "steps", epoch: float | None = None) -> None:
         now = time.monotonic()
-        if total and (now - self._last > 2.0 or step >= total):
+        if total and (now - self._last > 2.0 or done >= total):
             self._last = now
-            ep = f" epoch {epoch:.2f}" if epoch is not None else ""
-            print(f"  {self._phase} {step}/{total}{ep}", file=sys.stderr, flush=True)
+            ep = f" (epoch {epoch:.2f})" if epoch is not None else ""
+            print(f"  {self._phase}: {done}/{total} {unit}{ep}", file=sys.stderr, flush=True)
 
     def loss(self, step: int, value: float) -> None:
         if step % 10 == 0:
@@ -117,152 +74,194 @@ class PrintReporter:
     def should_stop(self) -> bool:
         return False
 
-    def check_cancel(self) -> None:
-        return None
+
+def _load_qa(path: str):
+    from core.ingest.qafiles import load_qa_path
+
+    result = load_qa_path(path)
+    for p in result.report.problems:
+        print(f"{p.level}: {p.message}", file=sys.stderr)
+    if result.answers and not result.dataset.corpus:
+        raise SystemExit(f"{path} gives answers, not passages: link it to documents in the app first.")
+    return result.dataset
 
 
-def _train_eval_from_files(train_path: str, eval_path: str | None, seed: int, split_by: str):
-    from core.dataset import join_train_eval
-
-    train = _load_eval_data(train_path)
-    if eval_path:
-        ev = _load_eval_data(eval_path)
-        return (*join_train_eval(train, ev), {"split": f"given: train={train_path}, eval={eval_path}"})
-    from core.ingest.splits import split_dataset
-
-    tr, ev, rep = split_dataset(train, eval_fraction=0.2, seed=seed, by=split_by)
-    return tr, ev, {"split": rep.to_dict()}
-
-
-def _execute_recorded(store, run_id: str, device: str | None) -> dict:
-    """Execute a run in this process, recording running / done / failed in the catalog as the app does."""
-    from core.tuning.runs import execute_run
-
-    store.update_run(run_id, status="running", started=time.time())
+def _parse_value(cls: type, name: str, text: str) -> Any:
+    """``text`` converted to the type of settings field ``name`` of ``cls``."""
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        raise ValueError(f"--set {name}: {cls.__name__} has no setting {name!r} "
+                         f"(settings: {', '.join(x.name for x in dataclasses.fields(cls))})")
+    kind = str(f.type)
     try:
-        results = execute_run(store, run_id, PrintReporter(), device=device)
-    except BaseException as exc:
-        store.update_run(run_id, status="failed", ended=time.time(), error=str(exc))
-        raise
-    store.update_run(run_id, status="done", ended=time.time(), metrics=results["headline"])
-    return results
+        if kind.startswith("list"):
+            return [int(x) for x in text.split(",") if x]
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ValueError(f"--set {name}={text}: expected a {kind}") from None
+    return text
+
+
+def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
+    """The run spec of a ``train`` / ``shootout`` command: defaults, then every flag given.
+
+    Raises:
+        ValueError: a flag the method has no setting for, or an unknown ``--set`` name.
+    """
+    scoring = Scoring()
+    if args.passage_tokens is not None:
+        scoring.passage_tokens = args.passage_tokens
+    if args.validation_share is not None:
+        scoring.validation_share = args.validation_share
+    target = "full" if method == "shootout" else method
+    overrides: dict[str, Any] = {}
+    for flag, by_method in FLAG_FIELDS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if target not in by_method:
+            raise ValueError(f"--{flag.replace('_', '-')} does not apply to the {method} method "
+                             f"(it applies to: {', '.join(by_method)}).")
+        overrides[by_method[target]] = value
+    spec = RunSpec.for_method(method, base_model=args.model, seed=args.seed, scoring=scoring)
+    sub = spec.settings.full if method == "shootout" else spec.settings
+    for name, value in overrides.items():
+        setattr(sub, name, value)
+    for item in args.set or []:
+        name, _, text = item.partition("=")
+        obj, cls = sub, type(sub)
+        if method == "shootout" and "." in name:
+            part, name = name.split(".", 1)
+            if part not in TUNING_METHODS:
+                raise ValueError(f"--set {item}: use full.NAME, adapter.NAME or nudge.NAME in a shoot-out")
+            obj = getattr(spec.settings, part)
+            cls = SETTINGS_OF[part]
+        setattr(obj, name, _parse_value(cls, name, text))
+    if method == "shootout" and args.methods:
+        spec.settings.methods = list(args.methods)
+    return RunSpec.from_dict(spec.to_dict())  # validates the result
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.retrieval.embedding import EmbeddingCache, load_model
+    from core.retrieval.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid
+    from core.retrieval.metrics import metrics_frame
+    from core.store import Store
+
+    ds = _load_qa(args.data)
+    tokens = args.passage_tokens or Scoring().passage_tokens
+    print(f"{len(ds)} questions, {len(ds.corpus)} passages, passages read at {tokens} tokens", file=sys.stderr)
+    cache = None if args.no_cache else EmbeddingCache(Store().cache_path)
+    model = load_model(args.model)
+    progress = PrintReporter()
+    results = [evaluate_dense(model, ds, passage_tokens=tokens, name=f"dense ({args.model or 'default'})",
+                              cache=cache, progress=lambda d, t, u: progress.progress(d, t, u))]
+    if args.bm25 or args.hybrid:
+        results.append(evaluate_bm25(ds))
+    if args.hybrid:
+        results.append(evaluate_hybrid(ds, results[0], results[1]))
+    if args.json:
+        print(json.dumps({r.name: {**r.metrics, "seconds": r.seconds, "conditions": r.conditions.to_dict()}
+                          for r in results}, indent=1))
+        return 0
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(metrics_frame({r.name: r.metrics for r in results}).round(4).to_string())
+    return 0
+
+
+def cmd_prepare_sample(args: argparse.Namespace) -> int:
+    from core.sample import ensure_sample
+    from core.store import Store
+
+    ds_id, created = ensure_sample(Store())
+    print(("Created" if created else "Found") + f" sample dataset {ds_id}", file=sys.stderr)
+    return 0
+
+
+def _dataset_from_files(store, train_path: str, eval_path: str | None, seed: int, split_by: str, label: str) -> str:
+    """Save the data of a ``train``/``shootout`` command as a dataset; returns its id."""
+    from core.dataset import join_train_eval
+    from core.ingest.splits import leakage_report, split_dataset
+
+    train = _load_qa(train_path)
+    if eval_path:
+        train, ev = join_train_eval(train, _load_qa(eval_path))
+        split = {**leakage_report(train, ev).to_dict(), "train_file": train_path, "eval_file": eval_path}
+        how = "given files"
+    else:
+        train, ev, rep = split_dataset(train, eval_fraction=0.2, seed=seed, by=split_by)
+        split, how = rep.to_dict(), split_by
+    name = f"cli {label} {os.path.basename(train_path)} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    return store.save_dataset(name, train, ev, report={"split": split},
+                              meta={"origin": "cli", "split_by": how})
+
+
+def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None):
+    """Create and execute a run in this process (workspace lock and heartbeat, like the app)."""
+    from core.tuning.execute import execute
+    from core.tuning.jobs import run_foreground
+    from core.tuning.runs import create_run
+
+    train, ev = store.load_dataset(ds_id)
+    run_id = create_run(store, ds_id, spec, name=name)
+    print(f"run {run_id}: {spec.method} on {len(train)} training / {len(ev)} evaluation questions, "
+          f"{len(ev.corpus)} passages read at {spec.scoring.passage_tokens} tokens", file=sys.stderr)
+    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device=device), PrintReporter())
+    snap = job.snapshot()
+    if snap.status != "done":
+        print(f"error: the run ended {snap.status}: {snap.error or ''}", file=sys.stderr)
+        if snap.traceback:
+            logger.debug(snap.traceback)
+        raise SystemExit(2)
+    print(f"run folder: {store.run_dir(run_id)}", file=sys.stderr)
+    return run_id, snap.result
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from core.store import Store
-    from core.tuning.full import TrainConfig
-    from core.tuning.runs import comparisons_table, results_table
 
+    spec = build_spec(args, args.method)
     store = Store()
-    train, ev, report = _train_eval_from_files(args.train, args.eval, args.seed, args.split_by)
-    name = f"cli {os.path.basename(args.train)} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    ds_id = store.save_dataset(name, train, ev, report=report, meta={"origin": "cli"})
-    config = TrainConfig(base_model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.lr, max_seq_length=args.max_seq_length, loss=args.loss,
-                         index_max_seq_length=args.index_max_seq_length,
-                         hard_negatives=args.hard_negatives, seed=args.seed, max_steps=args.max_steps).to_dict()
-    if args.method == "adapter":
-        config.update({"epochs": args.epochs if args.epochs != TRAIN_DEFAULTS.epochs else 30})
-    run_id = store.create_run(ds_id, args.method, config, name=f"{args.method} on {name}")
-    print(f"run {run_id} ({len(train)} training questions, {len(ev)} eval questions, {len(ev.corpus)} passages)",
-          file=sys.stderr)
-    if args.method == "nudge":
+    ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, args.method)
+    if spec.method == "nudge":
         print("note: NUDGE updates the stored passage vectors of the training corpus; it only helps when the "
               "eval questions search that same corpus.", file=sys.stderr)
-    results = _execute_recorded(store, run_id, args.device)
-    table = results_table(results)
+    _, results = _run(store, ds_id, spec, f"{args.method} on {os.path.basename(args.train)}", args.device)
     if args.json:
-        print(json.dumps(results, indent=1, default=str))
-    else:
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(table.round(4).to_string())
-            print()
-            print(comparisons_table(results).round(4).to_string(index=False))
-        print(f"\n{results['verdict']}")
-        print(f"run folder: {store.run_dir(run_id)}", file=sys.stderr)
+        print(json.dumps(results.to_dict(), indent=1, default=str))
+        return 0
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(results.table().round(4).to_string())
+        print()
+        print(results.comparisons_table().round(4).to_string(index=False))
+    print(f"\nEvaluation questions: {results.question_origin}; passages read at {results.passage_tokens} tokens "
+          "by base and tuned models.")
+    print(f"\n{results.verdict}")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Embedding Tuning Lab, headless.")
-    sub = p.add_subparsers(dest="command", required=True)
-    e = sub.add_parser("evaluate", help="metrics of dense / BM25 / hybrid retrieval on a QA file")
-    e.add_argument("--data", required=True, help="QA file: pairs (CSV/TSV/JSONL/JSON), IR JSON, or BEIR folder/zip")
-    e.add_argument("--model", default=None, help="model folder or hub id (default: bundled all-MiniLM-L6-v2)")
-    e.add_argument("--bm25", action="store_true", help="also BM25")
-    e.add_argument("--hybrid", action="store_true", help="also dense+BM25 reciprocal rank fusion (implies --bm25)")
-    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    e.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    e.set_defaults(func=cmd_evaluate)
-    s = sub.add_parser("prepare-sample", help="add the sample dataset to the workspace if missing")
-    s.set_defaults(func=cmd_prepare_sample)
-    t = sub.add_parser("train", help="fine-tune and compare base / tuned / BM25 / hybrid")
-    t.add_argument("--train", required=True, help="training QA file (any format `evaluate` reads)")
-    t.add_argument("--eval", default=None, help="evaluation QA file; default: 20%% of --train held out")
-    t.add_argument("--method", choices=["full", "adapter", "nudge"], default="full")
-    t.add_argument("--model", default=None, help="base model folder or hub id")
-    t.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs)
-    t.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
-    t.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.learning_rate)
-    t.add_argument("--max-seq-length", type=int, default=TRAIN_DEFAULTS.max_seq_length, help="tokens per text while training")
-    t.add_argument("--index-max-seq-length", type=int, default=512, help="tokens per passage when searching")
-    t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default=TRAIN_DEFAULTS.loss)
-    t.add_argument("--hard-negatives", type=int, default=TRAIN_DEFAULTS.hard_negatives)
-    t.add_argument("--max-steps", type=int, default=-1, help="cap on training steps (smoke runs)")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
-    t.add_argument("--device", default=None, help="cpu / cuda / mps (default: best available)")
-    t.add_argument("--json", action="store_true")
-    t.set_defaults(func=cmd_train)
-
-    so = sub.add_parser("shootout", help="base, full, adapter, NUDGE, BM25 and hybrid on one split: quality vs time")
-    so.add_argument("--train", required=True, help="training QA file (any format `evaluate` reads)")
-    so.add_argument("--eval", default=None, help="evaluation QA file; default: 20%% of --train held out")
-    so.add_argument("--methods", nargs="+", choices=["full", "adapter", "nudge"], default=["full", "adapter", "nudge"])
-    so.add_argument("--model", default=None, help="base model folder or hub id")
-    so.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs, help="full fine-tune epochs")
-    so.add_argument("--max-steps", type=int, default=-1, help="cap on full fine-tune steps (smoke runs)")
-    so.add_argument("--seed", type=int, default=42)
-    so.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
-    so.add_argument("--device", default=None)
-    so.add_argument("--json", action="store_true")
-    so.set_defaults(func=cmd_shootout)
-
-    r = sub.add_parser("report", help="write a finished run's stakeholder report (one self-contained HTML file)")
-    r.add_argument("run", help="run id (see the Runs page or the run folder names)")
-    r.add_argument("--out", default=None, help="output file (default: report.html in the run folder)")
-    r.add_argument("--workspace", default=None, help="workspace root (default: $ETL_WORKSPACE or workspace/ in the project)")
-    r.add_argument("--no-maps", action="store_true", help="leave out the UMAP maps (faster)")
-    r.set_defaults(func=cmd_report)
-    return p
 
 
 def cmd_shootout(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from core.store import Store
-    from core.tuning.full import TrainConfig
-    from core.tuning.shootout import shootout_table
 
+    spec = build_spec(args, "shootout")
     store = Store()
-    train, ev, report = _train_eval_from_files(args.train, args.eval, args.seed, args.split_by)
-    name = f"cli shoot-out {os.path.basename(args.train)} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    ds_id = store.save_dataset(name, train, ev, report=report, meta={"origin": "cli"})
-    full = TrainConfig(base_model=args.model, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed).to_dict()
-    config = {"methods": args.methods, "base_model": args.model, "full": full, "adapter": {"seed": args.seed},
-              "nudge": {"seed": args.seed}}
-    run_id = store.create_run(ds_id, "shootout", config, name=name)
-    print(f"shoot-out {run_id}: {', '.join(args.methods)} on {len(train)} training / {len(ev)} eval questions, "
-          f"{len(ev.corpus)} passages", file=sys.stderr)
-    out = _execute_recorded(store, run_id, args.device)
+    ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, "shoot-out")
+    _, out = _run(store, ds_id, spec, f"shoot-out on {os.path.basename(args.train)}", args.device)
     if args.json:
-        print(json.dumps(out, indent=1, default=str))
+        print(json.dumps(dataclasses.asdict(out), indent=1, default=str))
         return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(shootout_table(out).drop(columns=["method run"]).round(4).to_string())
-    print(f"\n{out['verdict']}")
+        print(out.table().drop(columns=["method run"]).round(4).to_string())
+    print(f"\n{out.verdict}")
     return 0
 
 
@@ -277,8 +276,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"error: no run {args.run!r} in {store.root}; list runs with the Runs page", file=sys.stderr)
         return 2
     out = Path(args.out or store.run_dir(args.run) / "report.html")
+    progress = PrintReporter()
     try:
-        html = build_report(store, args.run, progress=_progress_printer("report"), with_maps=not args.no_maps)
+        html = build_report(store, args.run, progress=lambda m, f: progress.progress(int(f * 100), 100, "%"),
+                            with_maps=not args.no_maps)
     except FileNotFoundError as exc:
         print(f"error: {exc} Reports are made of finished runs (for a shoot-out: of each method's run).",
               file=sys.stderr)
@@ -288,9 +289,71 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by train and shootout: data, model, scoring and the common method settings."""
+    p.add_argument("--train", required=True, help="training QA file (any format `evaluate` reads)")
+    p.add_argument("--eval", default=None, help="evaluation QA file; default: 20%% of --train held out")
+    p.add_argument("--model", default=None, help="base model folder or hub id (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
+    p.add_argument("--passage-tokens", "--index-max-seq-length", dest="passage_tokens", type=int, default=None,
+                   help=f"tokens per passage when searching, base and tuned alike (default {Scoring().passage_tokens})")
+    p.add_argument("--validation-share", type=float, default=None,
+                   help=f"training questions held out to pick the epoch and the hybrid's fusion "
+                        f"(default {Scoring().validation_share})")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None, help="cap on training steps (smoke runs)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="any setting of the method (shoot-out: full.NAME=, adapter.NAME=, nudge.NAME=)")
+    p.add_argument("--device", default=None, help="cpu / cuda / mps (default: best available)")
+    p.add_argument("--json", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Embedding Tuning Lab, headless.")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("evaluate", help="metrics of dense / BM25 / hybrid retrieval on a QA file")
+    e.add_argument("--data", required=True, help="QA file: pairs (CSV/TSV/JSONL/JSON), IR JSON, or BEIR folder/zip")
+    e.add_argument("--model", default=None, help="model folder or hub id (default: bundled all-MiniLM-L6-v2)")
+    e.add_argument("--passage-tokens", type=int, default=None,
+                   help=f"tokens per passage (default {Scoring().passage_tokens}, as in runs)")
+    e.add_argument("--bm25", action="store_true", help="also BM25")
+    e.add_argument("--hybrid", action="store_true", help="also dense+BM25 reciprocal rank fusion (implies --bm25)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    e.set_defaults(func=cmd_evaluate)
+    s = sub.add_parser("prepare-sample", help="add the sample dataset to the workspace if missing")
+    s.set_defaults(func=cmd_prepare_sample)
+
+    t = sub.add_parser("train", help="fine-tune and compare base / tuned / BM25 / hybrid")
+    _run_flags(t)
+    t.add_argument("--method", choices=list(TUNING_METHODS), default="full")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None, help="learning rate (full fine-tune and adapter)")
+    t.add_argument("--max-seq-length", type=int, default=None, help="tokens per text while training (full)")
+    t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default=None)
+    t.add_argument("--hard-negatives", type=int, default=None)
+    t.set_defaults(func=cmd_train)
+
+    so = sub.add_parser("shootout", help="base, full, adapter, NUDGE, BM25 and hybrid on one split: quality vs time")
+    _run_flags(so)
+    so.add_argument("--methods", nargs="+", choices=list(TUNING_METHODS), default=None)
+    so.set_defaults(func=cmd_shootout)
+
+    r = sub.add_parser("report", help="write a finished run's stakeholder report (one self-contained HTML file)")
+    r.add_argument("run", help="run id (see the Runs page or the run folder names)")
+    r.add_argument("--out", default=None, help="output file (default: report.html in the run folder)")
+    r.add_argument("--workspace", default=None, help="workspace root (default: $ETL_WORKSPACE or workspace/ in the project)")
+    r.add_argument("--no-maps", action="store_true", help="leave out the UMAP maps (faster)")
+    r.set_defaults(func=cmd_report)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("ETL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from core.dataset import DataError
+    from core.tuning.jobs import BusyError
 
     try:
         return args.func(args)
@@ -299,6 +362,6 @@ def main(argv: list[str] | None = None) -> int:
         for p in exc.problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, BusyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

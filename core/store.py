@@ -40,9 +40,10 @@ CREATE TABLE IF NOT EXISTS datasets (
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT, dataset_id TEXT, method TEXT, status TEXT NOT NULL,
     created REAL NOT NULL, started REAL, ended REAL, pid INTEGER,
-    config TEXT, metrics TEXT, error TEXT
+    config TEXT, metrics TEXT, error TEXT, heartbeat REAL
 );
 """
+_MIGRATIONS = ("ALTER TABLE runs ADD COLUMN heartbeat REAL",)  # catalogs made before the column existed
 
 
 def default_root() -> Path:
@@ -113,6 +114,10 @@ class Store:
         with closing(self._connect()) as con, con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            for stmt in _MIGRATIONS:
+                if stmt.split()[5] not in have:
+                    con.execute(stmt)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.db_path, timeout=30)
@@ -205,7 +210,7 @@ class Store:
         run_id = _new_id("run-")
         d = self.run_dir(run_id)
         d.mkdir(parents=True)
-        atomic_write_json(d / "config.json", {"method": method, "dataset_id": dataset_id, **config})
+        atomic_write_json(d / "config.json", {**config, "method": method, "dataset_id": dataset_id})
         with closing(self._connect()) as con, con:
             con.execute(
                 "INSERT INTO runs (id, name, dataset_id, method, status, created, pid, config)"
@@ -218,8 +223,8 @@ class Store:
         return self.root / "runs" / run_id
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set catalog fields (status, started, ended, metrics, error, pid, name)."""
-        allowed = {"status", "started", "ended", "metrics", "error", "pid", "name", "config"}
+        """Set catalog fields (status, started, ended, metrics, error, pid, name, heartbeat)."""
+        allowed = {"status", "started", "ended", "metrics", "error", "pid", "name", "config", "heartbeat"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"unknown run fields {bad}")
@@ -257,34 +262,27 @@ class Store:
             con.execute("DELETE FROM runs WHERE id=?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
-    def mark_interrupted(self, live_run_ids: set[str] | None = None) -> list[str]:
-        """Runs left queued/running by a process that is gone become 'interrupted'.
+    def mark_interrupted(self, stale_seconds: float, no_job_running: bool = False) -> list[str]:
+        """Runs left queued/running whose job stopped become 'interrupted'.
 
-        A run counts as live if its id is in ``live_run_ids`` (jobs of this process) or
-        its recorded pid is another process that still exists.
+        A running job refreshes its ``heartbeat`` every few seconds (``core.tuning.jobs``); a run
+        whose last sign of life (heartbeat, else start, else creation) is older than
+        ``stale_seconds`` has no process behind it any more. With ``no_job_running`` (nobody holds
+        the workspace's job lock, so no process is executing a run), every 'running' run is
+        interrupted at once.
 
         Returns:
             The ids marked interrupted.
         """
-        live = live_run_ids or set()
+        now = time.time()
         marked = []
         for r in self.list_runs():
-            if r["status"] not in ACTIVE_STATES or r["id"] in live:
+            if r["status"] not in ACTIVE_STATES:
                 continue
-            pid = r.get("pid")
-            if pid and pid != os.getpid() and _pid_alive(pid):
+            last = r.get("heartbeat") or r.get("started") or r["created"]
+            if now - last <= stale_seconds and not (no_job_running and r["status"] == "running"):
                 continue
-            self.update_run(r["id"], status="interrupted", ended=time.time(),
+            self.update_run(r["id"], status="interrupted", ended=now,
                             error="The app stopped while this run was active (process ended or restarted).")
             marked.append(r["id"])
         return marked
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

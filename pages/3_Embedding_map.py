@@ -67,7 +67,7 @@ except ValueError as exc:
 points = res.map_points(view, proj)
 links = res.gold_links(view)
 
-order = view.results["order"]
+tuned_name = view.results.systems["tuned"].name
 c1, c2 = st.columns([3, 1])
 qid = c1.selectbox(
     "Highlight a question",
@@ -94,9 +94,9 @@ def draw(space: str, system: str, title: str, key: str) -> None:
 
 left, right = st.columns(2)
 with left:
-    draw("base", order[0], "Before: base model", "etl_map_base")
+    draw("base", "base", "Before: base model", "etl_map_base")
 with right:
-    draw("tuned", order[1], f"After: {order[1]}", "etl_map_tuned")
+    draw("tuned", "tuned", f"After: {tuned_name}", "etl_map_tuned")
 st.caption(
     f"{len(points) // 2} points per map · UMAP {params.key()} · the tuned map is rotated and scaled onto "
     "the base one, so positions compare. Distances on a UMAP map are only roughly meaningful: the numbers "

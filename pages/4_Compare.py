@@ -6,7 +6,6 @@ import streamlit as st
 
 from core.insight.explore import search_table
 from core.insight.plots import metric_bars, rank_scatter
-from core.tuning.runs import results_table
 from ui import resources as res
 from ui import state, widgets
 
@@ -19,17 +18,12 @@ widgets.hint(
 )
 view = widgets.require_run()
 results = view.results
-order = results["order"]
-st.caption(
-    f"{results.get('n_eval_questions', len(view.query_ids))} evaluation questions searching "
-    f"{results.get('n_eval_passages', len(view.passage_ids))} passages."
-)
 
 widgets.metric_tiles(results)
 widgets.metrics_table(results, key="etl_cmp_table")
 widgets.verdict_panel(results, key="etl_cmp_ci")
 with st.expander("Chart", expanded=True):
-    st.plotly_chart(metric_bars(results_table(results)), key="etl_cmp_bars", height=340)
+    st.plotly_chart(metric_bars(results.table()), key="etl_cmp_bars", height=340)
 
 st.subheader("Question by question")
 wl = res.winners_losers(view.run_id)
@@ -95,7 +89,7 @@ if text.strip():
     cols = st.columns(2)
     for col, space, other, title in (
         (cols[0], "base", "tuned", "Base model"),
-        (cols[1], "tuned", "base", f"After tuning: {order[1]}"),
+        (cols[1], "tuned", "base", f"After tuning: {results.systems['tuned'].name}"),
     ):
         with col:
             st.markdown(f"**{title}**")

@@ -9,8 +9,8 @@ import streamlit as st
 from core.insight.export import model_zip
 from core.insight.history import dataset_names, run_label, runs_frame
 from core.insight.report import build_report
+from core.insight.results import load_results
 from core.store import atomic_write_bytes
-from core.tuning.runs import load_results
 from ui import resources as res
 from ui import state, widgets
 
@@ -55,7 +55,7 @@ else:
             rid = st.selectbox(
                 f"Run {'AB'[i]}", done, index=i, format_func=labels.get, key=f"etl_runs_cmp_{i}"
             )
-            results = load_results(store, rid)
+            results = load_results(store.run_dir(rid))
             if results:
                 widgets.metrics_table(results, key=f"etl_runs_table_{i}", explain=False)
     st.caption(widgets.METRIC_HELP)

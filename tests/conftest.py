@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,7 +12,6 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 ROOT = Path(__file__).resolve().parent.parent
-SEC_DIR = ROOT.parent / "shared" / "data" / "sec-10k-qa"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,27 +30,18 @@ def model():
 
 
 @pytest.fixture(scope="session")
-def sec_val() -> dict:
-    path = SEC_DIR / "val_dataset.json"
-    if not path.exists():
-        pytest.skip(f"benchmark data not found at {path}")
-    return json.loads(path.read_text())
-
-
-@pytest.fixture(scope="session")
-def sec_subset(sec_val):
-    """60 questions of the sec-10k val set against their passages + 40 distractors."""
+def eval_subset():
+    """60 evaluation questions of the bundled sample (sample_data/, always present: no skip) against
+    their passages + 40 distractors."""
     from core.dataset import QADataset
+    from core.sample import load_sample
 
-    qids = list(sec_val["queries"])[::13][:60]
-    docs = []
-    for q in qids:
-        docs += [d for d in sec_val["relevant_docs"][q] if d not in docs]
-    extra = [d for d in sec_val["corpus"] if d not in docs][:40]
-    corpus = {d: sec_val["corpus"][d] for d in docs + extra}
-    return QADataset(
-        {q: sec_val["queries"][q] for q in qids}, corpus, {q: list(sec_val["relevant_docs"][q]) for q in qids}
-    )
+    _, ev, _ = load_sample()
+    qids = ev.query_ids[:60]
+    docs = list(dict.fromkeys(d for q in qids for d in ev.relevant_docs[q]))
+    extra = [d for d in ev.corpus if d not in docs][:40]
+    return QADataset({q: ev.queries[q] for q in qids}, {d: ev.corpus[d] for d in docs + extra},
+                     {q: list(ev.relevant_docs[q]) for q in qids})
 
 
 TOPICS = ["pump", "valve", "hose", "filter", "cylinder", "accumulator", "seal", "cooler", "motor", "reservoir"]

@@ -32,16 +32,17 @@ def test_weight_goes_to_the_system_that_works(monkeypatch):
     val = _val()
     monkeypatch.setattr(F, "evaluate_bm25", lambda ds: _Fixed(_ranking(ds, good=False)))
     choice = F.choose_fusion(val, _ranking(val, good=True))
-    assert choice["method"] == "weighted" and choice["alpha"] >= 0.6
+    assert choice.method == "weighted" and choice.alpha >= 0.6
     fused = F.fuse(_ranking(val, True), _ranking(val, False), choice)
     got = score_ranking("h", val, fused).metrics["nDCG@10"]
-    assert got == max(choice["scores"].values()) and got > choice["scores"]["rrf"]
+    assert got == max(choice.scores.values()) and got > choice.scores["rrf"]
     monkeypatch.setattr(F, "evaluate_bm25", lambda ds: _Fixed(_ranking(ds, good=True)))
     choice = F.choose_fusion(val, _ranking(val, good=False))
-    assert choice["method"] == "weighted" and choice["alpha"] <= 0.4
-    assert "evaluation split was not used" in choice["note"]
+    assert choice.method == "weighted" and choice.alpha <= 0.4
+    assert "evaluation split was not used" in choice.note
 
 
-def test_no_validation_data_falls_back_to_rrf():
+def test_no_validation_data_falls_back_to_fixed_rrf_and_says_so():
     choice = F.choose_fusion(None, None)
-    assert choice["method"] == "rrf" and choice["n_val"] == 0 and "Too few" in choice["note"]
+    assert choice.method == "rrf" and choice.n_val == 0 and choice.fixed
+    assert "fixed reciprocal rank fusion" in choice.note and "no training questions were held out" in choice.note

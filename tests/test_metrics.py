@@ -65,12 +65,12 @@ def test_random_rankings_match_st_compute_metrics():
 
 
 @pytest.mark.slow
-def test_dense_retrieval_matches_st_evaluator_on_sec_subset(model, sec_subset):
+def test_dense_retrieval_matches_st_evaluator_on_eval_subset(model, eval_subset):
     """Our whole dense pipeline (encode, FAISS, metrics) vs the evaluator with the same model."""
     from core.retrieval.evaluation import evaluate_dense
 
-    ds = sec_subset
-    ours = evaluate_dense(model, ds).metrics
+    ds = eval_subset
+    ours = evaluate_dense(model, ds, passage_tokens=model.max_seq_length).metrics  # as the evaluator reads
     theirs = _st_evaluator(ds.queries, ds.corpus, {q: set(v) for q, v in ds.relevant_docs.items()})
     flat = theirs(model)  # {"cosine_accuracy@1": ..., ...}
     theirs = {key: {k: flat[f"cosine_{key[:-2]}@{k}"] for k in ks} for key, ks in ST_KEYS.values()}

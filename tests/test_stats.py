@@ -68,7 +68,25 @@ def test_verdict_names_the_winner_and_the_baseline_ahead():
     assert [(d.a, d.b) for d in deltas] == [("base", "tuned (full)"), ("tuned (full)", "BM25")]
     line = verdict(deltas, order)
     assert line.startswith("The tuned model beats the base model on nDCG@10 by +0.10")
-    assert "p < 0.001" in line and "BM25 is still ahead of it by 0.15" in line and "use BM25" in line
+    assert "p < 0.001" in line and "On its own the tuned model trails: BM25 (+0.15" in line and "Use BM25." in line
+
+
+def test_verdict_names_every_baseline_that_beats_the_tuned_model():
+    # the review's case: the hybrid is ahead, but BM25 alone also beats the tuned model significantly;
+    # the old verdict named only the hybrid ("use hybrid") and hid the loss to keyword search
+    rng = np.random.default_rng(9)
+    base = rng.random(400) * 0.6
+    tuned = base + 0.05 + rng.normal(0, 0.05, 400)
+    bm25 = tuned + 0.05 + rng.normal(0, 0.2, 400)
+    hybrid = tuned + 0.13 + rng.normal(0, 0.05, 400)
+    pq = pd.DataFrame({"base|nDCG@10": base, "tuned|nDCG@10": tuned, "bm25|nDCG@10": bm25, "hybrid|nDCG@10": hybrid})
+    roles = ["base", "tuned", "bm25", "hybrid"]
+    names = {"base": "base", "tuned": "tuned (full)", "bm25": "BM25", "hybrid": "hybrid (tuned + BM25)"}
+    line = verdict(compare_systems(pq, roles), roles, names)
+    assert "BM25 (+0.05" in line and "hybrid (tuned + BM25) (+0.13" in line and "do significantly better" in line
+    assert line.endswith("Use hybrid (tuned + BM25).")
+    line = verdict(compare_systems(pq, roles), roles, names, fusion_note="The hybrid uses fixed fusion.")
+    assert line.endswith("Use hybrid (tuned + BM25). The hybrid uses fixed fusion.")
 
 
 def test_verdict_when_no_difference():
@@ -77,7 +95,7 @@ def test_verdict_when_no_difference():
     pq = _per_query(base, base + rng.normal(0, 0.1, 100), base - 0.3)
     order = ["base", "tuned (full)", "BM25"]
     line = verdict(compare_systems(pq, order), order)
-    assert "cannot be told apart" in line and "no baseline does significantly better" in line
+    assert "cannot be told apart" in line and "no baseline does significantly better than the tuned model" in line
     d = compare(pq, "base", "tuned (full)")
     assert not d.significant and d.n == 100
 
@@ -90,4 +108,4 @@ def test_verdict_when_tuned_is_identical_to_base():
     order = ["base", "tuned (full)", "BM25"]
     line = verdict(compare_systems(pq, order), order)
     assert line.startswith("The tuned model scores every evaluation question exactly like the base model")
-    assert "narrow" not in line and "no baseline does significantly better" in line
+    assert "narrow" not in line and "no baseline does significantly better than the tuned model" in line

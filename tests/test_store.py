@@ -99,14 +99,13 @@ def test_runs_lifecycle_and_interrupted(tmp_path):
     st.update_run(r1, status="running", started=1.0)
     st.update_run(r2, status="done", metrics={"MRR@10": 0.5})
     assert read_json(st.run_dir(r2) / "status.json")["status"] == "done"
-    # A run recorded under a dead pid and not live here -> interrupted.
-    st.update_run(r1, pid=2**22 + 12345)
-    assert st.mark_interrupted(set()) == [r1]
+    # A running run whose last heartbeat is older than the staleness bound -> interrupted.
+    assert st.mark_interrupted(stale_seconds=0.0) == [r1]
     assert st.get_run(r1)["status"] == "interrupted" and st.get_run(r2)["metrics"] == {"MRR@10": 0.5}
-    # A live job of this process is left alone.
+    # A run that beat recently is left alone.
     r3 = st.create_run(ds_id, "full", {})
-    st.update_run(r3, status="running")
-    assert st.mark_interrupted({r3}) == []
+    st.update_run(r3, status="running", heartbeat=__import__("time").time())
+    assert st.mark_interrupted(stale_seconds=30.0) == []
     with pytest.raises(ValueError, match="active"):
         st.delete_run(r3)
     st.delete_run(r2)

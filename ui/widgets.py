@@ -4,9 +4,9 @@ the verdict panel, a progress box. Everything here draws; logic lives in ``core`
 
 from __future__ import annotations
 
-import functools
-import inspect
+import dataclasses
 import re
+import typing
 from typing import Any
 
 import pandas as pd
@@ -14,6 +14,7 @@ import streamlit as st
 
 from core.dataset import DataError
 from core.insight.history import done_runs, run_label
+from core.insight.results import RunResults
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
 
@@ -28,18 +29,6 @@ METRIC_HELP = (
     "answer passages found in the top 10. **MAP@100**: mean average precision over the top 100. "
     "All range 0-1, higher is better. BM25 is keyword search; hybrid fuses tuned + BM25."
 )
-
-
-@functools.cache
-def default_reasons(obj: Any) -> dict[str, str]:
-    """{name: reason} from the comments beside defaults where they are declared
-    (``epochs: int = 2  # reason`` in a dataclass, ``EPOCHS = 30  # reason`` in a module)."""
-    try:
-        src = inspect.getsource(obj)
-    except (OSError, TypeError):
-        return {}
-    found = re.finditer(r"^\s*(\w+)\s*(?::[^=\n]+)?=[^#\n]+#\s*(.+)$", src, re.M)
-    return {m.group(1): m.group(2).strip() for m in found}
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -143,16 +132,14 @@ def _tile(col, label: str, value: float, base: float) -> None:
     )
 
 
-def metric_tiles(results: dict) -> None:
-    """Tuned model's headline metrics as tiles, with the change vs the base model (and BM25's MRR@10)."""
-    order = results["order"]
-    base, tuned = results["systems"][order[0]], results["systems"][order[1]]
+def metric_tiles(results: RunResults) -> None:
+    """The tuned system's headline metrics as tiles, with the change vs the base model (and BM25's)."""
+    base, tuned = results.systems["base"].metrics, results.systems["tuned"].metrics
     cols = st.columns(len(HEADLINE) + 1)
     for col, m in zip(cols, HEADLINE):
         _tile(col, f"{m} (tuned)", tuned[m], base[m])
-    bm25 = results["systems"].get(order[2]) if len(order) > 2 else None
-    if bm25:
-        _tile(cols[-1], "MRR@10 (BM25, keywords)", bm25["MRR@10"], base["MRR@10"])
+    if "bm25" in results.systems:
+        _tile(cols[-1], "nDCG@10 (BM25, keywords)", results.systems["bm25"].metrics["nDCG@10"], base["nDCG@10"])
     if all(abs(tuned[m] - base[m]) < 1e-9 for m in HEADLINE):
         st.info(
             "The tuned model scores exactly like the base model: on the held-out training questions no setting "
@@ -161,14 +148,10 @@ def metric_tiles(results: dict) -> None:
         )
 
 
-def metrics_table(results: dict, key: str | None = None, explain: bool = True) -> pd.DataFrame:
-    """Systems x metrics, each cell 'score (change vs base)', gains green and losses red.
-
-    Returns the numeric table (systems x metrics) it showed.
-    """
-    from core.tuning.runs import results_table
-
-    table = results_table(results)
+def metrics_table(results: RunResults, key: str | None = None, explain: bool = True) -> pd.DataFrame:
+    """Systems x metrics, each cell 'score (change vs base)', gains green and losses red, with the
+    conditions every system was scored under. Returns the numeric table it showed."""
+    table = results.table()
     delta = table - table.iloc[0]
     text = table.map(lambda v: f"{v:.3f}").astype(object)
     for system in table.index[1:]:
@@ -180,17 +163,75 @@ def metrics_table(results: dict, key: str | None = None, explain: bool = True) -
         return ["color: #1a7f37" if v > DELTA_EPS else "color: #cf222e" if v < -DELTA_EPS else "" for v in d]
 
     st.dataframe(text.style.apply(colour, axis=0), width="stretch", key=key)
+    st.caption(
+        f"Every system searched the same {results.eval_passages:,} passages for the same {results.eval_questions:,} "
+        f"evaluation questions ({plain(results.question_origin)}); base and tuned models read passages at "
+        f"{results.passage_tokens} tokens."
+    )
     if explain:
         st.caption(METRIC_HELP)
     return table
 
 
+def verdict_panel(results: RunResults, key: str) -> None:
+    """The plain-language verdict and the paired intervals/tests behind it."""
+    if not results.verdict:
+        return
+    st.info(f":material/gavel: {plain(results.verdict)}")
+    with st.expander("Confidence intervals and significance (per question, paired)"):
+        st.dataframe(
+            results.comparisons_table(),
+            hide_index=True,
+            width="stretch",
+            key=key,
+            column_config={
+                "delta": st.column_config.NumberColumn("change", format="%+.3f"),
+                "p-value": st.column_config.NumberColumn("p-value", format="%.4f"),
+            },
+        )
+        st.caption(
+            "Change: mean per-question difference (second system minus first). 95% CI: paired bootstrap over "
+            "questions (2,000 resamples). p-value: paired randomization test (10,000 sign flips). A difference "
+            "is called real when p < 0.05 and the interval excludes 0."
+        )
 
 
+def settings_form(obj: Any, key: str, advanced: bool = False, columns: int = 4) -> Any:
+    """Widgets for the fields of a settings dataclass (label, help and bounds from each field's
+    metadata); returns a new instance with the values chosen.
 
-
-
-
+    Args:
+        obj: the current settings (defaults the first time).
+        key: widget key prefix (unique per page and method).
+        advanced: draw the fields marked ``advanced`` (else the others).
+    """
+    hints = typing.get_type_hints(type(obj))
+    fields = [f for f in dataclasses.fields(obj) if not f.metadata.get("hidden") and "help" in f.metadata
+              and bool(f.metadata.get("advanced")) == advanced and not dataclasses.is_dataclass(hints[f.name])]
+    values = {}
+    cols = st.columns(min(columns, max(len(fields), 1)))
+    for i, f in enumerate(fields):
+        meta, current, hint = f.metadata, getattr(obj, f.name), hints[f.name]
+        kw = {"help": meta["help"], "key": f"{key}_{f.name}"}
+        label = meta.get("label") or f.name.replace("_", " ")
+        with cols[i % len(cols)]:
+            options = meta.get("choices") or (list(typing.get_args(hint)) if typing.get_origin(hint) is typing.Literal
+                                               else None)
+            if options:
+                values[f.name] = st.selectbox(label, options, index=options.index(current), **kw)
+            elif hint is bool:
+                values[f.name] = st.checkbox(label, value=current, **kw)
+            elif hint in (int, float):
+                num = {k: hint(meta[k]) for k in ("min", "max", "step") if k in meta}
+                values[f.name] = hint(st.number_input(label, value=hint(current), min_value=num.get("min"),
+                                                      max_value=num.get("max"), step=num.get("step"),
+                                                      format=meta.get("format"), **kw))
+            elif typing.get_origin(hint) is list and meta.get("options"):
+                values[f.name] = st.multiselect(label, meta["options"], default=current, **kw)
+            else:
+                text = st.text_input(label, value=current or "", **kw)
+                values[f.name] = text.strip() or None
+    return dataclasses.replace(obj, **values)
 
 
 def status_progress(label: str):
@@ -209,30 +250,3 @@ def status_progress(label: str):
 def short(text: str, n: int = 90) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def verdict_panel(results: dict, key: str) -> None:
-    """The plain-language verdict and the paired intervals/tests behind it."""
-    from core.tuning.runs import comparisons_table
-
-    line = results.get("verdict")
-    if not line:
-        return
-    st.info(f":material/gavel: {plain(line)}")
-    table = comparisons_table(results)
-    with st.expander("Confidence intervals and significance (per question, paired)"):
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            key=key,
-            column_config={
-                "delta": st.column_config.NumberColumn("change", format="%+.3f"),
-                "p-value": st.column_config.NumberColumn("p-value", format="%.4f"),
-            },
-        )
-        st.caption(
-            "Change: mean per-question difference (second system minus first). 95% CI: paired bootstrap over "
-            "questions (2,000 resamples). p-value: paired randomization test (10,000 sign flips). A difference "
-            "is called real when p < 0.05 and the interval excludes 0."
-        )

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import QADataset
-from core.store import Store, read_json
+from core.insight.results import RunResults, load_per_query, load_rankings, load_results
+from core.store import Store
+from core.tuning.spec import RunSpec
 
 
 @dataclass
@@ -24,11 +26,10 @@ class RunView:
 
     run_id: str
     run_dir: Path
-    method: str
-    config: dict[str, Any]
+    spec: RunSpec
     eval: QADataset
-    results: dict[str, Any]
-    rankings: dict[str, Any]
+    results: RunResults
+    rankings: dict[str, Any]  # role -> {question id: [[top-10 ids], [scores]]}
     query_ids: list[str]
     passage_ids: list[str]
     base_q: np.ndarray
@@ -37,17 +38,18 @@ class RunView:
     tuned_d: np.ndarray
     _encoders: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def method(self) -> str:
+        return self.spec.method
+
     def per_query(self) -> pd.DataFrame:
-        """per_query.csv: question, then '<system>|gold_rank', '<system>|MRR@10', ... per system."""
-        path = self.run_dir / "per_query.csv"
-        first = pd.read_csv(path, nrows=0).columns[0]
-        return pd.read_csv(path, index_col=0, dtype={first: str})  # ids stay text: "007" is not 7
+        """per_query.csv: question, then '<role>|gold_rank', '<role>|MRR@10', ... per system."""
+        return load_per_query(self.run_dir)
 
     def winners_losers(self) -> pd.DataFrame:
         """Per eval question: gold rank base -> tuned, its change and movement, best wins first."""
         pq = self.per_query()
-        base, tuned = self.results["order"][0], self.results["order"][1]
-        before, after = pq[f"{base}|gold_rank"], pq[f"{tuned}|gold_rank"]
+        before, after = pq["base|gold_rank"], pq["tuned|gold_rank"]
         b, a = before.fillna(101), after.fillna(101)
         df = pd.DataFrame({"question": pq["question"], "rank before": before, "rank after": after,
                            "change": b - a})
@@ -102,12 +104,15 @@ class RunView:
             return self._encoders[which]
         from core.retrieval.embedding import encode, load_model
 
+        tokens = self.spec.scoring.passage_tokens  # the limit both models were scored with
         if which == "tuned" and self.method == "full":
             model = load_model(str(self.run_dir / "model"))
+            model.max_seq_length = tokens
+            self._encoders["_tuned_model"] = model
             fn = lambda t: encode(model, [t], kind="query")[0]  # noqa: E731
         else:
-            base = self._encoders.get("_base_model") or load_model(self.config.get("base_model"))
-            base.max_seq_length = int(self.config.get("index_max_seq_length") or base.max_seq_length)
+            base = self._encoders.get("_base_model") or load_model(self.spec.base_model)
+            base.max_seq_length = tokens
             self._encoders["_base_model"] = base
             if which == "tuned" and self.method == "adapter":
                 from core.tuning.adapters import LinearAdapter
@@ -166,15 +171,14 @@ def open_run(store: Store, run_id: str) -> RunView:
     """
     run = store.get_run(run_id)
     run_dir = store.run_dir(run_id)
-    if not (run_dir / "vectors.npz").exists() or not (run_dir / "results.json").exists():
+    results = load_results(run_dir)
+    if not (run_dir / "vectors.npz").exists() or results is None:
         raise FileNotFoundError(f"Run {run_id} has no results yet (status: {run['status']}).")
     _, ev = store.load_dataset(run["dataset_id"])
     with np.load(run_dir / "vectors.npz", allow_pickle=False) as z:
         vecs = {k: z[k] for k in ("base_q", "base_d", "tuned_q", "tuned_d")}
-    config = read_json(run_dir / "config.json", {})
-    return RunView(run_id=run_id, run_dir=run_dir, method=config.get("method", run["method"]), config=config,
-                   eval=ev, results=read_json(run_dir / "results.json"), rankings=read_json(run_dir / "rankings.json", {}),
-                   query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
+    return RunView(run_id=run_id, run_dir=run_dir, spec=RunSpec.load(run_dir), eval=ev, results=results,
+                   rankings=load_rankings(run_dir), query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
 
 def search_table(df: pd.DataFrame, other: str) -> pd.DataFrame:
     """A ``RunView.search`` result for display: ✓ on the gold passage, rank movement vs ``other``."""

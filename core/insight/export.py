@@ -18,12 +18,13 @@ its files were removed).
 from __future__ import annotations
 
 import io
-import json
 import time
 import zipfile
 from pathlib import Path
 
+from core.insight.results import load_results
 from core.store import read_json
+from core.tuning.spec import RunSpec
 
 # Weights barely compress and deflating ~90 MB costs seconds on a small CPU: store them as is.
 STORED_SUFFIXES = (".safetensors", ".bin", ".npy", ".npz", ".pt", ".onnx")
@@ -86,37 +87,24 @@ def _files_of(folder: Path) -> list[Path]:
     return out
 
 
-def _metrics_markdown(results: dict | None) -> str:
-    if not results or not results.get("systems"):
-        return "_No evaluation results were saved with this run._"
-    cols = ["Accuracy@1", "Accuracy@10", "MRR@10", "nDCG@10", "Recall@10", "MAP@100"]
-    systems = results["systems"]
-    order = results.get("order") or list(systems)
-    cols = [c for c in cols if all(c in systems[s] for s in order)]
-    lines = ["| system | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for s in order:
-        lines.append(f"| {s} | " + " | ".join(f"{systems[s][c]:.4f}" for c in cols) + " |")
-    n_q, n_p = results.get("n_eval_questions"), results.get("n_eval_passages")
-    if n_q:
-        lines.append("")
-        lines.append(f"Evaluated on {n_q} held-out questions searching {n_p} passages.")
-    return "\n".join(lines)
-
-
 def model_card(run_dir: str | Path) -> str:
     """The README.md of the export: method, base model, settings, scores and how to use it."""
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json", {}) or {}
+    spec = RunSpec.load(run_dir)
     status = read_json(run_dir / "status.json", {}) or {}
-    results = read_json(run_dir / "results.json")
-    method = config.get("method", status.get("method", "full"))
-    base_model = config.get("base_model") or "sentence-transformers/all-MiniLM-L6-v2"
+    results = load_results(run_dir)
     what = {
         "full": "a fine-tuned sentence-transformers model (all weights updated)",
         "adapter": "a linear query adapter applied on top of the unchanged base model",
         "nudge": "NUDGE-adjusted passage vectors for the training corpus (base model unchanged)",
-    }.get(method, method)
-    settings = {k: v for k, v in config.items() if k not in ("method", "dataset_id")}
+    }.get(spec.method, spec.method)
+    if results is None:
+        scores = "_No evaluation results were saved with this run._"
+    else:
+        scores = (results.table_markdown() + f"\n\nEvaluated on {results.eval_questions} held-out questions "
+                  f"({results.question_origin}) searching {results.eval_passages} passages, read at "
+                  f"{results.passage_tokens} tokens by both models.")
+    settings = "\n".join(f"- {k}: {v}" for k, v in spec.describe())
     return "\n".join(
         [
             f"# {status.get('name') or run_dir.name}",
@@ -124,23 +112,21 @@ def model_card(run_dir: str | Path) -> str:
             f"Exported from the Embedding Tuning Lab on {time.strftime('%Y-%m-%d %H:%M')}.",
             "",
             f"- **What it is:** {what}",
-            f"- **Method:** `{method}`",
-            f"- **Base model:** `{base_model}`",
+            f"- **Method:** `{spec.method}`",
+            f"- **Base model:** `{spec.model_label}`",
             f"- **Run id:** `{run_dir.name}`",
             "",
             "## Scores on the held-out questions",
             "",
-            _metrics_markdown(results),
+            scores,
             "",
             "## How to use it",
             "",
-            _USAGE.get(method, "").replace("{base_model}", base_model),
+            _USAGE.get(spec.method, "").replace("{base_model}", spec.base_model or "sentence-transformers/all-MiniLM-L6-v2"),
             "",
             "## Settings",
             "",
-            "```json",
-            json.dumps(settings, indent=1, default=str),
-            "```",
+            settings,
             "",
         ]
     )
@@ -159,10 +145,9 @@ def model_zip(run_dir: str | Path) -> bytes:
         FileNotFoundError: the run folder, its config, or the method's artifacts are missing.
     """
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    if config is None:
+    if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir.name}: no config.json; this is not a run folder.")
-    method = config.get("method", "full")
+    method = RunSpec.load(run_dir).method
     needed = ARTIFACTS.get(method)
     if needed is None:
         raise FileNotFoundError(f"{run_dir.name}: unknown method {method!r}, nothing to export.")

@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from core.store import Store, read_json
+from core.insight.results import RunResults
+from core.store import Store
 
 LIBRARIES = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "umap-learn", "plotly",
              "scipy", "numpy", "pandas")
@@ -68,10 +69,8 @@ def _table(df: pd.DataFrame, fmt: dict[str, str] | None = None, index: bool = Tr
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _metrics_html(results: dict) -> str:
-    from core.tuning.runs import results_table
-
-    table = results_table(results)
+def _metrics_html(results: RunResults) -> str:
+    table = results.table()
     delta = table - table.iloc[0]
     head = "<th>system</th>" + "".join(f"<th>{_e(c)}</th>" for c in table.columns)
     rows = []
@@ -84,6 +83,19 @@ def _metrics_html(results: dict) -> str:
             cells.append(f'<td class="num">{v:.3f}{extra}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def split_description(report: dict, meta: dict) -> str:
+    """How a dataset's questions were split, in words, whatever shape its report has."""
+    split = report.get("split") if isinstance(report, dict) else None
+    if isinstance(split, str):  # datasets saved before splits were recorded as a report
+        return split
+    by = (split or {}).get("by") or report.get("by") or meta.get("split_by")
+    if by in (None, "given", "given files"):
+        files = [f for f in ((split or {}).get("train_file"), (split or {}).get("eval_file")) if f]
+        return "given files (separate training and evaluation files" + (f": {', '.join(files)})" if files else ")")
+    frac = (split or {}).get("eval_fraction")
+    return f"by {by}" + (f", {frac:.0%} of the questions for evaluation" if frac else "")
 
 
 def _case_html(view, qid: str, row: pd.Series) -> str:
@@ -116,17 +128,15 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     from core.insight.explore import open_run
     from core.insight.plots import embedding_map, metric_bars
     from core.insight.projection import ProjectionParams, alignment_stats
-    from core.tuning.runs import comparisons_table, load_results, results_table
 
     run = store.get_run(run_id)
-    results = load_results(store, run_id)
     view = open_run(store, run_id)
-    view.results = results
+    results = view.results
     ds = store.get_dataset(run["dataset_id"])
+    meta = json.loads(ds.get("meta") or "{}")
     train, ev = store.load_dataset(run["dataset_id"])
     report = store.dataset_report(run["dataset_id"])
-    config = read_json(store.run_dir(run_id) / "config.json", {})
-    order = results["order"]
+    tuned_name = results.systems["tuned"].name
 
     figures: list[str] = []
 
@@ -141,20 +151,21 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     parts = [f"<h1>Retrieval tuning report: {_e(run.get('name') or run_id)}</h1>",
              f'<p class="muted">Run {_e(run_id)} · method {_e(run["method"])} · dataset “{_e(ds["name"])}” · '
              f"generated {time.strftime('%Y-%m-%d %H:%M')} by Embedding Tuning Lab</p>",
-             f'<div class="verdict">{_e(results.get("verdict") or "No verdict (no per-question data).")}</div>',
+             f'<div class="verdict">{_e(results.verdict or "No verdict (no per-question data).")}</div>',
              "<h2>Scores</h2>",
-             f"<p>{results.get('n_eval_questions')} evaluation questions searching {results.get('n_eval_passages')} "
-             "passages. Changes in brackets are against the base model. BM25 is keyword search; the hybrid fuses the "
-             "tuned model's ranking with BM25's.</p>",
+             f"<p>{results.eval_questions} evaluation questions ({_e(results.question_origin)}) searching "
+             f"{results.eval_passages} passages; base and tuned models both read passages at "
+             f"{results.passage_tokens} tokens. Changes in brackets are against the base model. BM25 is keyword "
+             "search; the hybrid fuses the tuned model's ranking with BM25's.</p>",
              _metrics_html(results)]
-    ci = comparisons_table(results)
+    ci = results.comparisons_table()
     if not ci.empty:
         parts += ["<h3>Confidence intervals and significance</h3>",
                   _table(ci, {"delta": "+.3f", "p-value": ".4f"}, index=False),
                   '<p class="muted">Change: mean per-question difference (second minus first system). 95% CI: '
                   "paired bootstrap over questions (2,000 resamples). p-value: paired randomization test "
                   "(10,000 sign flips). Called real when p &lt; 0.05 and the interval excludes 0.</p>"]
-    parts.append(fig_html(metric_bars(results_table(results)), 380))
+    parts.append(fig_html(metric_bars(results.table()), 380))
 
     if with_maps:
         if progress:
@@ -173,7 +184,7 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
                   '<div class="maps"><div>'
                   + fig_html(embedding_map(points, "base", links, title="Before: base model"), 560)
                   + "</div><div>"
-                  + fig_html(embedding_map(points, "tuned", links, title=f"After: {order[1]}"), 560)
+                  + fig_html(embedding_map(points, "tuned", links, title=f"After: {tuned_name}"), 560)
                   + "</div></div>",
                   _table(pd.DataFrame({
                       "base": [base["mean_query_gold_cosine"], base["centroid_distance"]],
@@ -195,15 +206,13 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
               "<h3>Biggest losses</h3>" + ("".join(_case_html(view, q, r) for q, r in worsened.iterrows()) or "<p>None.</p>")]
 
     leak = leakage_report(train, ev) if ev is not None else None
-    split = report.get("split", {}) if isinstance(report, dict) else {}
-    by = report.get("by") or split.get("by") or (json.loads(ds["meta"]).get("split_by") if ds.get("meta") else None)
     parts += ["<h2>Data and leakage</h2>",
               _table(pd.DataFrame({"value": [
                   ds["name"], ds.get("fingerprint") or train.fingerprint(), ev.fingerprint() if ev else "",
-                  len(train), len(ev) if ev else 0, len(ev.corpus) if ev else 0,
-                  by or "given files (separate train and evaluation files)",
+                  len(train), len(ev) if ev else 0, len(ev.corpus) if ev else 0, results.question_origin,
+                  split_description(report, meta),
               ]}, index=["dataset", "training data fingerprint", "evaluation data fingerprint", "training questions",
-                         "evaluation questions", "evaluation passages", "split"]))]
+                         "evaluation questions", "evaluation passages", "evaluation questions are", "split"]))]
     if leak is not None:
         parts.append(f"<p>Questions shared by training and evaluation: {len(leak.exact_duplicates)} identical, "
                      f"{len(leak.near_duplicates)} near-identical; {leak.shared_passages} passages answer questions "
@@ -214,13 +223,13 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
             parts.append(_table(pd.DataFrame(rows, columns=["training question", "evaluation question", "similarity"]),
                                 {"similarity": ".2f"}, index=False))
 
-    info = results.get("info", {})
+    settings = view.spec.describe()
     parts += ["<h2>Settings</h2>",
-              _table(pd.DataFrame({"value": [json.dumps(v) if isinstance(v, list | dict) else str(v)
-                                             for v in config.values()]}, index=list(config))),
-              "<p>" + ", ".join(f"{_e(k)}: {_e(round(v, 1) if isinstance(v, float) else v)}"
-                                for k, v in info.items() if k in ("train_seconds", "total_seconds", "steps", "best",
-                                                                  "chosen", "pairs")) + "</p>",
+              _table(pd.DataFrame({"value": [v for _, v in settings]}, index=[k for k, _ in settings])),
+              "<h3>What the fit did</h3>",
+              "".join(f"<p>{_e(line)}</p>" for line in results.training + ([results.fusion.note] if results.fusion else [])
+                      + results.notes),
+              f'<p class="muted">The whole run took {results.total_seconds / 60:.1f} min.</p>',
               "<h2>Library versions</h2>",
               _table(pd.DataFrame({"version": _versions()}))]
     card = store.run_dir(run_id) / "model" / "README.md"

@@ -88,12 +88,14 @@ def compare(per_query: pd.DataFrame, a: str, b: str, metric: str = PRIMARY, seed
                  len(x))
 
 
-def compare_systems(per_query: pd.DataFrame, order: list[str], metrics=PER_QUERY_METRICS) -> list[Delta]:
+def compare_systems(per_query: pd.DataFrame, roles: list[str], metrics=PER_QUERY_METRICS) -> list[Delta]:
     """Tuned vs base, and every baseline vs tuned, on each per-query metric.
 
-    ``order`` is [base, tuned, *baselines] as in results.json.
+    Args:
+        per_query: one row per question, columns '<role>|<metric>'.
+        roles: [base, tuned, *baselines] (role keys as in results.json: base, tuned, bm25, hybrid).
     """
-    base, tuned, *others = order
+    base, tuned, *others = roles
     out = []
     for m in metrics:
         if f"{base}|{m}" not in per_query or f"{tuned}|{m}" not in per_query:
@@ -105,11 +107,13 @@ def compare_systems(per_query: pd.DataFrame, order: list[str], metrics=PER_QUERY
     return out
 
 
-def deltas_frame(deltas: list[Delta]) -> pd.DataFrame:
+def deltas_frame(deltas: list[Delta], names: dict[str, str] | None = None) -> pd.DataFrame:
+    """The comparisons as a display table (``names`` turns role keys into system names)."""
+    names = names or {}
     rows = []
     for d in deltas:
         rows.append({
-            "comparison": f"{d.b} vs {d.a}",
+            "comparison": f"{names.get(d.b, d.b)} vs {names.get(d.a, d.a)}",
             "metric": d.metric,
             "delta": d.delta,
             "95% CI": f"[{d.low:+.3f}, {d.high:+.3f}]",
@@ -123,27 +127,51 @@ def fmt_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def verdict(deltas: list[Delta], order: list[str], metric: str = PRIMARY) -> str:
-    """One plain sentence: did tuning help, and is a baseline still ahead (and what to use)."""
-    base, tuned, *others = order
+def _ci(d: Delta) -> str:
+    return f"[{d.low:+.2f}, {d.high:+.2f}]"
+
+
+def verdict(deltas: list[Delta], roles: list[str], names: dict[str, str] | None = None,
+            metric: str = PRIMARY, fusion_note: str | None = None) -> str:
+    """Plain sentences: did tuning help, which baselines (if any) significantly beat the tuned model
+    on its own, and what to use.
+
+    Args:
+        deltas: from ``compare_systems``.
+        roles: [base, tuned, *baselines].
+        names: role -> display name.
+        metric: the metric spoken of.
+        fusion_note: appended when the hybrid's fusion was not chosen on held-out questions.
+    """
+    names = names or {}
+    base, tuned, *others = roles
+
+    def nm(role: str) -> str:
+        return names.get(role, role)
+
     mine = [d for d in deltas if d.metric == metric]
     main = next((d for d in mine if d.a == base and d.b == tuned), None)
     if main is None:
         return "Not enough per-question data for a verdict."
-    ci = f"[{main.low:+.2f}, {main.high:+.2f}]"
     if main.delta == 0 and main.low == 0 and main.high == 0:
         first = f"The tuned model scores every evaluation question exactly like the base model on {metric} (no change)"
     elif main.significant and main.delta > 0:
-        first = f"The tuned model beats the base model on {metric} by {main.delta:+.2f} {ci}, {fmt_p(main.p_value)}"
+        first = f"The tuned model beats the base model on {metric} by {main.delta:+.2f} {_ci(main)}, {fmt_p(main.p_value)}"
     elif main.significant:
-        first = f"The tuned model is worse than the base model on {metric} by {main.delta:+.2f} {ci}, {fmt_p(main.p_value)}"
+        first = (f"The tuned model is worse than the base model on {metric} by {main.delta:+.2f} {_ci(main)}, "
+                 f"{fmt_p(main.p_value)}")
     else:
-        first = (f"The tuned model and the base model cannot be told apart on {metric} ({main.delta:+.2f} {ci}, "
-                 f"{fmt_p(main.p_value)}; more evaluation questions would narrow this)")
-    ahead = [d for d in mine if d.a == tuned and d.b in others and d.significant and d.delta > 0]
+        first = (f"The tuned model and the base model cannot be told apart on {metric} ({main.delta:+.2f} "
+                 f"{_ci(main)}, {fmt_p(main.p_value)}; more evaluation questions would narrow this)")
+    ahead = sorted((d for d in mine if d.a == tuned and d.b in others and d.significant and d.delta > 0),
+                   key=lambda d: -d.mean_b)
     if not ahead:
-        return first + "; no baseline does significantly better."
-    best = max(ahead, key=lambda d: d.mean_b)
-    use = best.b
-    return (f"{first}; {best.b} is still ahead of it by {best.delta:.2f} [{best.low:+.2f}, {best.high:+.2f}]: "
-            f"use {use}.")
+        out = first + "; no baseline does significantly better than the tuned model."
+    else:
+        listed = " and ".join(f"{nm(d.b)} ({d.delta:+.2f} {_ci(d)}, {fmt_p(d.p_value)})" for d in ahead)
+        verb = "does" if len(ahead) == 1 else "do"
+        out = (f"{first}. On its own the tuned model trails: {listed} {verb} significantly better on {metric}. "
+               f"Use {nm(ahead[0].b)}.")
+    if fusion_note:
+        out += " " + fusion_note
+    return out

@@ -94,18 +94,14 @@ def load_model(name: str | None = None, device: str | None = None):
     return model
 
 
-def model_fingerprint(model) -> str:
-    """A short hash of a model's weights and settings; cached on the model object.
-
-    Call ``forget_fingerprint(model)`` after changing its weights in place.
-    """
+def _weights_fingerprint(model) -> str:
+    """A short hash of a model's weights; cached on the model (``forget_fingerprint`` after training)."""
     fp = getattr(model, "_etl_fingerprint", None)
     if fp:
         return fp
     import torch
 
     h = hashlib.sha256()
-    h.update(str(getattr(model, "max_seq_length", "")).encode())
     h.update(type(model).__name__.encode())
     with torch.no_grad():
         for name, p in model.state_dict().items():
@@ -116,8 +112,17 @@ def model_fingerprint(model) -> str:
     return fp
 
 
+def model_fingerprint(model) -> str:
+    """What an embedding depends on: the weights (hashed once) and the token limit *now*.
+
+    The limit is read at every call, so changing ``model.max_seq_length`` never returns vectors
+    cached at another limit. Call ``forget_fingerprint(model)`` after changing weights in place.
+    """
+    return f"{_weights_fingerprint(model)}-t{getattr(model, 'max_seq_length', '')}"
+
+
 def forget_fingerprint(model) -> None:
-    """Drop the cached fingerprint (after training changed the weights)."""
+    """Drop the cached weights hash (after training changed the weights)."""
     if hasattr(model, "_etl_fingerprint"):
         del model._etl_fingerprint
 

@@ -1,15 +1,23 @@
-"""Score retrieval systems on a dataset: dense (a model), BM25, hybrid; compare them.
+"""Score retrieval systems on a dataset: dense (a model), BM25, hybrid; and what each was scored under.
 
-Each ``evaluate_*`` returns a ``RetrievalResult`` holding the rankings (top 100 per
-query), per-query metrics and their means, so pages can show both tables and
-per-query wins and losses without running anything again.
+Each ``evaluate_*`` returns a ``RetrievalResult`` holding the rankings (top 100 per query),
+per-query metrics and their means, and the ``Conditions`` it was measured under, so pages can
+show tables and per-query wins and losses without running anything again, and a comparison
+can check that its two sides saw the same passages, the same questions and the same passage
+token limit.
+
+A dense system is always scored through ``dense_ranking``, which sets the model's passage
+token limit before encoding: no caller can score a base model at one limit and a tuned model
+at another by forgetting a line.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,12 +27,69 @@ from core.retrieval import metrics as M
 from core.retrieval.embedding import EmbeddingCache, encode
 from core.retrieval.index import BM25Index, DenseIndex, Ranking, rrf_fuse, weighted_fuse
 
-StageProgress = Callable[[str, float], None]  # (what is happening, fraction done 0..1)
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, unit), e.g. (120, 395, "passages")
+
+
+def _digest(items) -> str:
+    h = hashlib.sha256()
+    for k, v in items:
+        h.update(f"{k}\x1f{v}\x1e".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What one system was measured under. Two systems compare fairly only when these match
+    (``passage_tokens`` and ``model`` are None for systems that read no model: BM25).
+
+    Attributes:
+        passages: passages searched; ``passages_fingerprint`` hashes their ids and texts.
+        questions: questions asked; ``questions_fingerprint`` hashes ids, texts and gold passages.
+        passage_tokens: the token limit passages were encoded with (dense systems).
+        model: the model that encoded them (a folder, hub id, or a run's tuned model).
+    """
+
+    passages: int
+    passages_fingerprint: str
+    questions: int
+    questions_fingerprint: str
+    passage_tokens: int | None = None
+    model: str | None = None
+
+    @classmethod
+    def of(cls, ds: QADataset, passage_tokens: int | None = None, model: str | None = None) -> Conditions:
+        qids = ds.query_ids
+        return cls(
+            passages=len(ds.corpus),
+            passages_fingerprint=_digest(sorted(ds.corpus.items())),
+            questions=len(qids),
+            questions_fingerprint=_digest(sorted((q, ds.queries[q] + "|" + ",".join(ds.relevant_docs[q])) for q in qids)),
+            passage_tokens=passage_tokens,
+            model=model,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def unfair(a: Conditions, b: Conditions) -> list[str]:
+    """Why two systems' scores do not compare (empty when they do). Dense systems must also share
+    the passage token limit; a dense system against BM25 only the passages and questions."""
+    out = []
+    if a.passages_fingerprint != b.passages_fingerprint:
+        out.append(f"different passages searched ({a.passages} vs {b.passages})")
+    if a.questions_fingerprint != b.questions_fingerprint:
+        out.append(f"different questions ({a.questions} vs {b.questions})")
+    if a.passage_tokens is not None and b.passage_tokens is not None and a.passage_tokens != b.passage_tokens:
+        out.append(f"different passage token limits ({a.passage_tokens} vs {b.passage_tokens})")
+    return out
 
 
 @dataclass
 class RetrievalResult:
-    """Rankings and metrics of one system on one dataset."""
+    """Rankings and metrics of one system on one dataset, and what it was measured under."""
 
     name: str
     query_ids: list[str]
@@ -33,6 +98,7 @@ class RetrievalResult:
     per_query: pd.DataFrame  # index query_id; metric columns + gold_rank
     metrics: dict[str, float]
     seconds: float
+    conditions: Conditions
     # (query vectors (n_q, dim), passage vectors (n_docs, dim)) for dense systems, else None
     vectors: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -40,59 +106,78 @@ class RetrievalResult:
         return self.ids, self.scores
 
 
-def score_ranking(name: str, ds: QADataset, ranking: Ranking, seconds: float = 0.0) -> RetrievalResult:
+def score_ranking(name: str, ds: QADataset, ranking: Ranking, seconds: float = 0.0,
+                  conditions: Conditions | None = None) -> RetrievalResult:
     """Metrics of a ranking (per query, in ``ds.query_ids`` order)."""
     qids = ds.query_ids
     ids, scores = ranking
     per_query = M.per_query_metrics(ids, [ds.relevant_docs[q] for q in qids], qids)
-    return RetrievalResult(name, qids, ids, scores, per_query, M.summarize(per_query), seconds)
+    return RetrievalResult(name, qids, ids, scores, per_query, M.summarize(per_query), seconds,
+                           conditions or Conditions.of(ds))
 
 
-def dense_ranking(
-    model,
-    ds: QADataset,
-    *,
-    cache: EmbeddingCache | None = None,
-    progress: StageProgress | None = None,
-    k: int = M.DEPTH,
-    batch_size: int = 32,
-) -> tuple[Ranking, np.ndarray, np.ndarray]:
-    """Encode corpus and queries (cached) and search them with an exact FAISS index.
+def encode_dataset(model, ds: QADataset, passage_tokens: int, *, cache: EmbeddingCache | None = None,
+                   progress: Progress | None = None, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Passage and question vectors of ``ds`` with the model reading ``passage_tokens`` tokens.
+
+    Sets ``model.max_seq_length = passage_tokens`` (and leaves it so).
 
     Returns:
-        (ranking, query vectors (n_q, dim), corpus vectors (n_docs, dim)), both float32
-        L2-normalised, rows in ``ds.query_ids`` / ``ds.corpus`` order.
+        (query vectors (n_q, dim), passage vectors (n_docs, dim)): float32, L2-normalised, rows in
+        ``ds.query_ids`` / ``ds.corpus`` order.
     """
+    model.max_seq_length = int(passage_tokens)
     doc_ids = list(ds.corpus)
-    qids = ds.query_ids
-
-    def stage(label: str, lo: float, hi: float):
-        if progress is None:
-            return None
-        return lambda done, total: progress(f"{label} {done}/{total}", lo + (hi - lo) * done / max(total, 1))
-
-    d_vecs = encode(model, [ds.corpus[d] for d in doc_ids], kind="passage", batch_size=batch_size,
-                    cache=cache, progress=stage("Encoding passages", 0.0, 0.85))
-    q_vecs = encode(model, [ds.queries[q] for q in qids], kind="query", batch_size=batch_size,
-                    cache=cache, progress=stage("Encoding questions", 0.85, 0.98))
-    ranking = DenseIndex(doc_ids, d_vecs).search(q_vecs, k)
-    if progress:
-        progress("Searched", 1.0)
-    return ranking, q_vecs, d_vecs
+    d_vecs = encode(model, [ds.corpus[d] for d in doc_ids], kind="passage", batch_size=batch_size, cache=cache,
+                    progress=(lambda done, total: progress(done, total, "passages")) if progress else None)
+    q_vecs = encode(model, [ds.queries[q] for q in ds.query_ids], kind="query", batch_size=batch_size, cache=cache,
+                    progress=(lambda done, total: progress(done, total, "questions")) if progress else None)
+    return q_vecs, d_vecs
 
 
-def evaluate_dense(model, ds: QADataset, *, name: str = "dense", cache: EmbeddingCache | None = None,
-                   progress: StageProgress | None = None, batch_size: int = 32) -> RetrievalResult:
-    """Metrics of a SentenceTransformer used as a dense retriever on ``ds``."""
+def dense_ranking(model, ds: QADataset, passage_tokens: int, *, cache: EmbeddingCache | None = None,
+                  progress: Progress | None = None, k: int = M.DEPTH,
+                  batch_size: int = 32) -> tuple[Ranking, np.ndarray, np.ndarray]:
+    """Encode ``ds`` at ``passage_tokens`` (cached) and search it with an exact FAISS index.
+
+    Returns:
+        (ranking, query vectors (n_q, dim), corpus vectors (n_docs, dim)), as ``encode_dataset``.
+    """
+    q_vecs, d_vecs = encode_dataset(model, ds, passage_tokens, cache=cache, progress=progress, batch_size=batch_size)
+    return DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, k), q_vecs, d_vecs
+
+
+def model_name(model) -> str:
+    """What a loaded model is called in results (its folder or hub id, as the user gave it)."""
+    return str(getattr(model, "_etl_name", None) or type(model).__name__)
+
+
+def evaluate_dense(model, ds: QADataset, *, passage_tokens: int, name: str = "dense",
+                   cache: EmbeddingCache | None = None, progress: Progress | None = None,
+                   batch_size: int = 32, label: str | None = None) -> RetrievalResult:
+    """Metrics of a SentenceTransformer used as a dense retriever on ``ds``, passages read at
+    ``passage_tokens`` tokens. ``label`` names the model in the conditions (default: its folder)."""
     t0 = time.perf_counter()
-    ranking, q_vecs, d_vecs = dense_ranking(model, ds, cache=cache, progress=progress, batch_size=batch_size)
-    res = score_ranking(name, ds, ranking, time.perf_counter() - t0)
+    ranking, q_vecs, d_vecs = dense_ranking(model, ds, passage_tokens, cache=cache, progress=progress,
+                                            batch_size=batch_size)
+    res = score_ranking(name, ds, ranking, time.perf_counter() - t0,
+                        Conditions.of(ds, int(passage_tokens), label or model_name(model)))
+    res.vectors = (q_vecs, d_vecs)
+    logger.info("%s: nDCG@10 %.4f on %d questions, %d passages at %d tokens", name, res.metrics["nDCG@10"],
+                len(ds), len(ds.corpus), passage_tokens)
+    return res
+
+
+def evaluate_vectors(name: str, ds: QADataset, q_vecs: np.ndarray, d_vecs: np.ndarray, conditions: Conditions,
+                     seconds: float = 0.0) -> RetrievalResult:
+    """Metrics of precomputed vectors (an adapter's queries, NUDGE's passages) on ``ds``."""
+    res = score_ranking(name, ds, DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, M.DEPTH), seconds, conditions)
     res.vectors = (q_vecs, d_vecs)
     return res
 
 
 def evaluate_bm25(ds: QADataset, *, name: str = "BM25") -> RetrievalResult:
-    """Metrics of BM25 (bm25s) on ``ds``."""
+    """Metrics of BM25 (bm25s) on ``ds`` (whole passages, no token limit)."""
     t0 = time.perf_counter()
     doc_ids = list(ds.corpus)
     index = BM25Index(doc_ids, [ds.corpus[d] for d in doc_ids])
@@ -113,10 +198,4 @@ def evaluate_hybrid(ds: QADataset, dense: RetrievalResult, sparse: RetrievalResu
     else:
         raise ValueError(f"unknown fusion method {method!r}: use 'rrf' or 'weighted'")
     extra = time.perf_counter() - t0
-    return score_ranking(label, ds, ranking, dense.seconds + sparse.seconds + extra)
-
-
-def metrics_table(results: list[RetrievalResult], columns: list[str] | None = None) -> pd.DataFrame:
-    """One row per system, the headline metric columns."""
-    columns = columns or M.HEADLINE
-    return pd.DataFrame([{"system": r.name, **{c: r.metrics[c] for c in columns}} for r in results]).set_index("system")
+    return score_ranking(label, ds, ranking, dense.seconds + sparse.seconds + extra, dense.conditions)

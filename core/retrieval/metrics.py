@@ -97,3 +97,11 @@ def per_query_metrics(
 def summarize(per_query: pd.DataFrame) -> dict[str, float]:
     """Mean of every metric column (gold_rank excluded)."""
     return {c: float(per_query[c].mean()) for c in per_query.columns if c != "gold_rank"}
+
+
+def metrics_frame(systems: dict[str, dict[str, float]], columns: list[str] | None = None) -> pd.DataFrame:
+    """Systems x metrics (index: system name, in the given order): the one table every view formats
+    (pages, CLI, report, model card)."""
+    columns = columns or HEADLINE
+    rows = [{"system": name, **{c: float(m[c]) for c in columns}} for name, m in systems.items()]
+    return pd.DataFrame(rows, columns=["system", *columns]).set_index("system")

@@ -1,58 +1,97 @@
-"""How long a run will take, before it starts: rough figures measured on this project's 2-core CPU
-machines, each constant with its reason."""
+"""How long a run will take, before it starts, phase by phase.
+
+Costs are per token, measured on this project's 2-core CPU machines (all-MiniLM-L6-v2; other
+work running beside it), so long passages cost more than short ones, as they do:
+
+* encoding: ~3,000 passages cut at 512 tokens take ~2.5 min -> ~1e-4 s per token;
+* a full fine-tune (CachedMNRL, batch 32): sec-10k's 38 steps of 32 pairs at 256 tokens took
+  ~700 s of training -> ~2e-3 s per (question + passage) token pair seen;
+* loading torch, sentence-transformers and the model: ~15 s cold.
+
+The estimate is a guide, not a promise; the live panel measures the real rate while it runs.
+"""
 
 from __future__ import annotations
 
-# --------------------------------------------------------------------------- duration estimate
-# Measured on this project's 2-core CPU machines (other work running beside it):
-# a full fine-tune epoch over ~700 pairs at 256 tokens takes ~3 minutes -> ~0.26 s per pair,
-# roughly proportional to the tokens per text (shorter texts, cheaper steps).
-FULL_SECONDS_PER_PAIR = 180 / 700
-FULL_REFERENCE_TOKENS = 256
-# Encoding ~3,000 passages takes ~2 minutes -> 0.04 s per passage (base and tuned each encode the
-# eval corpus; the embedding cache makes the base side free on a second run).
-ENCODE_SECONDS_PER_PASSAGE = 120 / 3000
-# Loading torch, sentence-transformers and the model: ~15 s cold on 2 cores.
+from dataclasses import dataclass, field
+
+from core.dataset import QADataset
+from core.tuning.holdout import VAL_CORPUS_CAP
+from core.tuning.spec import RunSpec
+
+WORDS_TO_TOKENS = 1.3  # subword tokens per whitespace word in English prose (WordPiece)
+ENCODE_SECONDS_PER_TOKEN = 1.0e-4  # inference, 2 cores
+TRAIN_SECONDS_PER_TOKEN = 2.0e-3  # forward + backward per token of each pair seen, 2 cores
+LOSS_COST = {"cached_mnrl": 1.0, "mnrl": 0.75, "matryoshka": 0.8}  # CachedMNRL computes embeddings twice
 STARTUP_SECONDS = 15
-# Adapter / NUDGE fits on cached vectors: a few seconds after encoding.
-FAST_FIT_SECONDS = 5
-# CachedMNRL computes every embedding twice (once without gradients), ~1/3 more time than MNRL.
-LOSS_COST = {"cached_mnrl": 1.35, "matryoshka": 1.05}
-# Validation during a full fine-tune searches at most this many passages once per epoch
-# (core.tuning.full.VAL_CORPUS_CAP).
-VAL_PASSAGES = 400
+FAST_FIT_SECONDS = 5  # adapter / NUDGE fit on cached vectors
 
 
-def estimate_seconds(
-    method: str,
-    n_pairs: int,
-    n_train_passages: int,
-    n_eval_passages: int,
-    epochs: int = 1,
-    max_seq_length: int = 256,
-    batch_size: int = 32,
-    max_steps: int = -1,
-    hard_negatives: int = 0,
-    loss: str = "mnrl",
-) -> float:
-    """A rough duration of a run before it starts (see the constants above for the reasons)."""
-    encode_eval = n_eval_passages * ENCODE_SECONDS_PER_PASSAGE
-    if method != "full":
-        return (
-            STARTUP_SECONDS
-            + encode_eval
-            + n_train_passages * ENCODE_SECONDS_PER_PASSAGE * 0.2
-            + FAST_FIT_SECONDS
-        )
-    pairs_seen = n_pairs * max(epochs, 1)
-    if max_steps and max_steps > 0:
-        pairs_seen = min(pairs_seen, max_steps * batch_size)
-    scale = max(min(max_seq_length, 512), 32) / FULL_REFERENCE_TOKENS
-    train = pairs_seen * FULL_SECONDS_PER_PAIR * scale * LOSS_COST.get(loss, 1.0)
-    train *= 1 + 0.5 * max(hard_negatives, 0)  # each mined negative is one more passage per pair to encode
-    val = min(n_train_passages, VAL_PASSAGES) * ENCODE_SECONDS_PER_PASSAGE * max(epochs, 1)
-    mining = n_train_passages * ENCODE_SECONDS_PER_PASSAGE if hard_negatives else 0.0
-    return STARTUP_SECONDS + 2 * encode_eval + train + val + mining
+def _tokens(texts, cap: int) -> int:
+    return sum(min(int(len(t.split()) * WORDS_TO_TOKENS) + 2, cap) for t in texts)
+
+
+@dataclass
+class Estimate:
+    """Seconds per phase of a run, in order."""
+
+    parts: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s for _, s in self.parts)
+
+    def add(self, what: str, seconds: float) -> None:
+        self.parts.append((what, seconds))
+
+    def text(self) -> str:
+        """'about 7 min: encoding 3,873 passages with the base model (~6 min) + ...'."""
+        return f"{fmt_duration(self.seconds)}: " + " + ".join(f"{w} (~{fmt_duration(s)})" for w, s in self.parts
+                                                            if s >= 1)
+
+
+def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
+    """The phases of ``spec`` on (train, ev) and their rough durations.
+
+    The base model encodes the evaluation passages (and, for the adapter and NUDGE, the training
+    passages) once; later runs on the same data reuse those vectors from the cache, so a repeat
+    run is faster than this estimate says.
+    """
+    tokens = spec.scoring.passage_tokens
+    est = Estimate()
+    est.add("loading the model", STARTUP_SECONDS)
+    ev_tokens = _tokens(ev.corpus.values(), tokens) + _tokens(ev.queries.values(), tokens)
+    est.add(f"encoding {len(ev.corpus):,} passages with the base model (first run only; then cached)",
+            ev_tokens * ENCODE_SECONDS_PER_TOKEN)
+    methods = spec.settings.methods if spec.method == "shootout" else [spec.method]
+    for m in methods:
+        sub = spec.child(m).settings if spec.method == "shootout" else spec.settings
+        if m == "full":
+            est.add("training", _full_training(sub, train))
+            val_tokens = _tokens(list(train.corpus.values())[:VAL_CORPUS_CAP], tokens)
+            epochs = sub.epochs if sub.max_steps <= 0 else 1
+            if spec.scoring.validation_share > 0:
+                est.add("validation passes", epochs * val_tokens * ENCODE_SECONDS_PER_TOKEN)
+            est.add("encoding the passages with the tuned model", ev_tokens * ENCODE_SECONDS_PER_TOKEN)
+        else:
+            label = "adapter" if m == "adapter" else "NUDGE"
+            est.add(f"encoding {len(train.corpus):,} training passages for the {label} (first run only)",
+                    _tokens(train.corpus.values(), tokens) * ENCODE_SECONDS_PER_TOKEN)
+            est.add(f"fitting the {label}", FAST_FIT_SECONDS)
+    return est
+
+
+def _full_training(settings, train: QADataset) -> float:
+    cap = settings.max_seq_length
+    pairs = train.pairs()
+    if not pairs:
+        return 0.0
+    per_pair = (_tokens([q for q, _ in pairs], cap) + _tokens([p for _, p in pairs], cap)) / len(pairs)
+    seen = len(pairs) * max(settings.epochs, 1)
+    if settings.max_steps > 0:
+        seen = min(seen, settings.max_steps * settings.batch_size)
+    cost = seen * per_pair * TRAIN_SECONDS_PER_TOKEN * LOSS_COST.get(settings.loss, 1.0)
+    return cost * (1 + 0.5 * max(settings.hard_negatives, 0))  # each negative: one more passage per pair
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -65,4 +104,3 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"about {round(s / 60)} min"
     return f"about {s // 3600} h {round((s % 3600) / 60)} min"
-

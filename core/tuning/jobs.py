@@ -1,41 +1,62 @@
-"""Background jobs: one thread per job, one job at a time, thread-safe progress snapshots.
+"""Background jobs: one at a time per workspace (across processes), progress snapshots, heartbeat.
 
-The worker never touches Streamlit: it reports through a ``Reporter`` (phase, step,
-loss, evaluation), which the ``Job`` keeps under a lock and appends to the run folder
-(``progress.jsonl``), so a page reload or a server restart still shows the history.
+The worker never touches Streamlit: it reports through a ``Reporter`` (phase, progress with its
+unit, loss, evaluation, notes), which the ``Job`` keeps under a lock and appends to the run
+folder (``progress.jsonl``), so a page reload or a server restart still shows the history.
 Pages read ``Job.snapshot()`` from a fragment with ``run_every``.
 
-Cancel sets an event; the training loop checks ``should_stop()`` after every step (a
-TrainerCallback sets ``control.should_training_stop``), so a cancel lands within one step.
+* One job at a time per workspace: a job holds an exclusive ``flock`` on ``<workspace>/job.lock``
+  while it runs, so the app and the CLI (or two app servers) never train on one workspace at
+  once; the second is refused with the reason (``BusyError``: which run, since when, which process).
+* Interrupted runs: a running job refreshes its run's ``heartbeat`` in the catalog every
+  ``HEARTBEAT_SECONDS``. A queued/running run whose heartbeat is older than ``STALE_SECONDS`` is
+  marked interrupted (``Store.mark_interrupted``), and a 'running' run at once when nobody holds
+  the workspace lock (the kernel frees it when its process dies): no guessing from process ids,
+  which are reused.
+* Cancel sets an event; the training loop checks ``should_stop()`` after every step (a
+  TrainerCallback sets ``control.should_training_stop``), so a cancel lands within one step. A
+  cancel that arrives after the work finished does not undo it: the run is done.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.store import Store, append_jsonl, atomic_write_json, read_json, read_jsonl
 
+logger = logging.getLogger(__name__)
+
 PHASES = ("queued", "preparing", "mining", "encoding", "training", "evaluating", "saving", "done")
+HEARTBEAT_SECONDS = 5.0  # how often a running job says it is alive
+STALE_SECONDS = 30.0  # a run silent this long is interrupted (6 missed heartbeats)
+RATE_WINDOW_SECONDS = 30.0  # the ETA uses the progress rate over this recent window
+LOCK_FILE = "job.lock"
 
 
 class Cancelled(Exception):
-    """Raised inside a job when a cancel was requested between phases."""
+    """Raised inside a job when a cancel was requested."""
 
 
 class BusyError(RuntimeError):
-    """A job is already running; the message names it and says what to do."""
+    """Another job holds the workspace; the message names it and says what to do."""
 
 
 class Reporter:
-    """What long work reports to. This base class ignores everything (for tests/CLI)."""
+    """What long work reports to. This base class ignores everything (for tests and library use)."""
 
     def phase(self, name: str, message: str = "") -> None: ...
-    def progress(self, step: int, total: int, epoch: float | None = None) -> None: ...
+    def progress(self, done: int, total: int, unit: str = "steps", epoch: float | None = None) -> None: ...
     def loss(self, step: int, value: float) -> None: ...
     def evaluation(self, step: int, metrics: dict[str, float]) -> None: ...
     def note(self, message: str) -> None: ...
@@ -44,7 +65,7 @@ class Reporter:
         return False
 
     def check_cancel(self) -> None:
-        """Raise ``Cancelled`` if a cancel was requested (call between phases)."""
+        """Raise ``Cancelled`` if a cancel was requested (call between and inside phases)."""
         if self.should_stop():
             raise Cancelled()
 
@@ -59,6 +80,7 @@ class Snapshot:
     message: str = ""
     step: int = 0
     total: int = 0
+    unit: str = "steps"
     epoch: float | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
     evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
@@ -66,35 +88,100 @@ class Snapshot:
     started: float | None = None
     ended: float | None = None
     phase_started: float | None = None
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (time, done) in this phase
     error: str | None = None
     traceback: str | None = None
-    result: dict[str, Any] | None = None
+    result: Any = None
 
     @property
     def fraction(self) -> float:
-        return min(self.step / self.total, 1.0) if self.total else 0.0
+        return min(max(self.step / self.total, 0.0), 1.0) if self.total else 0.0
 
     @property
     def eta_seconds(self) -> float | None:
-        """Remaining time of the current phase from its average step time so far."""
-        if not self.total or not self.step or self.phase_started is None or self.ended:
+        """Time left in the current phase at the rate of the last ``RATE_WINDOW_SECONDS`` (None when
+        there is no rate yet)."""
+        if not self.total or self.ended or len(self.samples) < 2:
             return None
-        per_step = (time.time() - self.phase_started) / self.step
-        return per_step * (self.total - self.step)
+        t_last, d_last = self.samples[-1]
+        recent = [s for s in self.samples if s[0] >= t_last - RATE_WINDOW_SECONDS]
+        t0, d0 = recent[0] if len(recent) >= 2 and recent[-1][1] > recent[0][1] else self.samples[0]
+        if d_last <= d0 or t_last <= t0:
+            return None
+        rate = (d_last - d0) / (t_last - t0)
+        return max(self.total - self.step, 0) / rate
 
     @property
     def finished(self) -> bool:
         return self.status in ("done", "failed", "cancelled", "interrupted")
 
 
+class WorkspaceLock:
+    """An exclusive, process-wide lock on a workspace's job slot (``flock``; released if the holder dies).
+
+    ``acquire`` never blocks: it returns or raises ``BusyError`` naming the holder. The holder's
+    details sit in ``job.lock`` itself (run id, pid, host, start time) for that message.
+    """
+
+    def __init__(self, root: str | Path):
+        self.path = Path(root) / LOCK_FILE
+        self._fd: int | None = None
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def is_free(self) -> bool:
+        """Whether no process (this one included) holds the lock right now."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        finally:
+            os.close(fd)
+
+    def acquire(self, run_id: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            h = self.holder()
+            since = time.strftime("%H:%M", time.localtime(h["started"])) if h.get("started") else "?"
+            raise BusyError(
+                f"Run {h.get('run_id', '?')} is training on this workspace in another process (pid {h.get('pid', '?')} "
+                f"on {h.get('host', '?')}, since {since}). One run at a time: wait for it to finish or cancel it, "
+                "then launch again.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.time()}).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
 class Job(Reporter):
-    """State of one background run; the worker writes it, pages read snapshots."""
+    """State of one run while it executes; the worker writes it, pages read snapshots."""
 
     def __init__(self, store: Store, run_id: str):
         self.store = store
         self.run_id = run_id
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._done = threading.Event()
         self._state = Snapshot(run_id=run_id)
         self._progress_file = store.run_dir(run_id) / "progress.jsonl"
         self.thread: threading.Thread | None = None
@@ -109,11 +196,17 @@ class Job(Reporter):
         append_jsonl(self._progress_file, {"t": time.time(), "kind": kind, **payload})
 
     def phase(self, name: str, message: str = "") -> None:
-        self._set(phase=name, message=message, step=0, total=0, phase_started=time.time())
+        self._set(phase=name, message=message, step=0, total=0, unit="steps", phase_started=time.time(), samples=[])
         self._log("phase", phase=name, message=message)
 
-    def progress(self, step: int, total: int, epoch: float | None = None) -> None:
-        self._set(step=step, total=total, epoch=epoch)
+    def progress(self, done: int, total: int, unit: str = "steps", epoch: float | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            s = self._state
+            if unit != s.unit or total != s.total or (s.samples and done < s.samples[-1][1]):
+                s.samples = []  # a new count starts: the old rate says nothing about it
+            s.samples = [*s.samples[-199:], (now, int(done))]
+            s.step, s.total, s.unit, s.epoch = int(done), int(total), unit, epoch
 
     def loss(self, step: int, value: float) -> None:
         with self._lock:
@@ -135,31 +228,56 @@ class Job(Reporter):
 
     # -- page side --
     def cancel(self) -> None:
+        """Ask the job to stop (within one training step); no effect once it has finished."""
+        if self._done.is_set():
+            return
         self._cancel.set()
         self._set(message="Cancelling: stops after the current step…")
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             s = self._state
-            return Snapshot(**{**asdict(s), "losses": list(s.losses), "evals": list(s.evals), "notes": list(s.notes)})
+            return Snapshot(**{**asdict(s), "losses": list(s.losses), "evals": list(s.evals), "notes": list(s.notes),
+                               "samples": list(s.samples), "result": s.result})
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has finished (True) or ``timeout`` passed (False)."""
+        return self._done.wait(timeout)
 
     # -- thread body --
-    def _run(self, fn: Callable[[Job], dict | None]) -> None:
-        now = time.time()
-        self._set(status="running", started=now)
-        self.store.update_run(self.run_id, status="running", started=now)
+    def _heartbeat(self) -> None:
+        while not self._done.wait(HEARTBEAT_SECONDS):
+            try:
+                self.store.update_run(self.run_id, heartbeat=time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is harmless; the next one retries
+                logger.warning("heartbeat of %s failed", self.run_id, exc_info=True)
+
+    def run(self, fn: Callable[[Job], Any], lock: WorkspaceLock | None = None) -> None:
+        """Run ``fn(self)`` in the calling thread, recording every state change; never raises
+        (the outcome is in the snapshot and the store). Releases ``lock`` at the end."""
+        beat = threading.Thread(target=self._heartbeat, name=f"heartbeat-{self.run_id}", daemon=True)
         try:
+            now = time.time()
+            self.store.update_run(self.run_id, status="running", started=now, heartbeat=now, pid=os.getpid(),
+                                  error=None)
+            self._set(status="running", started=now)
+            beat.start()
             result = fn(self)
-            if self._cancel.is_set():
-                raise Cancelled()
         except Cancelled:
             self._finish("cancelled", message="Cancelled by the user.")
         except Exception as exc:  # noqa: BLE001 - any failure ends the run as failed, with its message
             tb = traceback.format_exc()
-            atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": str(exc), "traceback": tb})
-            self._finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+            logger.error("run %s failed: %s", self.run_id, exc)
+            try:
+                atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": str(exc), "traceback": tb})
+            finally:
+                self._finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=tb)
         else:
-            self._finish("done", result=result or {})
+            self._finish("done", result=result)
+        finally:
+            if lock is not None:
+                lock.release()  # before _done: whoever waits on the job may launch the next one at once
+            self._done.set()
 
     def _finish(self, status: str, **kw: Any) -> None:
         """Record the end in the store first, then in the snapshot (readers see a consistent end)."""
@@ -167,8 +285,9 @@ class Job(Reporter):
         fields: dict[str, Any] = {"status": status, "ended": now}
         if kw.get("error"):
             fields["error"] = kw["error"]
-        if kw.get("result") and isinstance(kw["result"].get("headline"), dict):
-            fields["metrics"] = kw["result"]["headline"]
+        headline = getattr(kw.get("result"), "headline", None)
+        if isinstance(headline, dict):
+            fields["metrics"] = headline
         try:
             self.store.update_run(self.run_id, **fields)
             self._log("end", status=status, error=kw.get("error"))
@@ -177,16 +296,22 @@ class Job(Reporter):
 
 
 class JobRunner:
-    """Process-wide registry: starts jobs in threads, one at a time.
+    """Starts jobs in threads, one at a time per workspace; every page of the process sees them.
 
-    At creation, runs that a dead process left queued/running are marked interrupted.
+    At creation, and on ``refresh()``, runs left queued/running by a process that stopped beating
+    are marked interrupted.
     """
 
     def __init__(self, store: Store):
         self.store = store
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
-        self.interrupted = store.mark_interrupted(set())
+        self.interrupted = self.refresh()
+
+    def refresh(self) -> list[str]:
+        """Mark runs interrupted whose process stopped (the workspace lock is free, or their heartbeat
+        is stale); returns their ids."""
+        return self.store.mark_interrupted(STALE_SECONDS, no_job_running=WorkspaceLock(self.store.root).is_free())
 
     def active(self) -> Job | None:
         with self._lock:
@@ -195,20 +320,21 @@ class JobRunner:
                     return job
         return None
 
-    def submit(self, run_id: str, fn: Callable[[Job], dict | None]) -> Job:
+    def submit(self, run_id: str, fn: Callable[[Job], Any]) -> Job:
         """Start ``fn(job)`` in a daemon thread for run ``run_id``.
 
         Raises:
-            BusyError: another job is running (one at a time: training saturates the CPU).
+            BusyError: a job runs in this process or holds the workspace in another one.
         """
         with self._lock:
             for other in self._jobs.values():
                 if other.thread is not None and other.thread.is_alive():
-                    raise BusyError(
-                        f"Run {other.run_id} is still running. Wait for it to finish or cancel it, then launch again."
-                    )
+                    raise BusyError(f"Run {other.run_id} is still running. Wait for it to finish or cancel it, "
+                                    "then launch again.")
+            lock = WorkspaceLock(self.store.root)
+            lock.acquire(run_id)
             job = Job(self.store, run_id)
-            job.thread = threading.Thread(target=job._run, args=(fn,), name=f"job-{run_id}", daemon=True)
+            job.thread = threading.Thread(target=job.run, args=(fn, lock), name=f"job-{run_id}", daemon=True)
             self._jobs[run_id] = job
             job.thread.start()
             return job
@@ -216,6 +342,49 @@ class JobRunner:
     def get(self, run_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(run_id)
+
+
+def run_foreground(store: Store, run_id: str, fn: Callable[[Job], Any], reporter: Reporter | None = None) -> Job:
+    """Run ``fn(job)`` in this thread with the workspace lock and heartbeat (the CLI's way).
+
+    ``reporter`` (e.g. one that prints) receives everything the job reports.
+
+    Raises:
+        BusyError: another process holds the workspace.
+    """
+    lock = WorkspaceLock(store.root)
+    lock.acquire(run_id)
+    job = _EchoJob(store, run_id, reporter) if reporter is not None else Job(store, run_id)
+    job.run(fn, lock)
+    return job
+
+
+class _EchoJob(Job):
+    """A Job that also forwards every report to another reporter (a console printer)."""
+
+    def __init__(self, store: Store, run_id: str, echo: Reporter):
+        super().__init__(store, run_id)
+        self.echo = echo
+
+    def phase(self, name: str, message: str = "") -> None:
+        super().phase(name, message)
+        self.echo.phase(name, message)
+
+    def progress(self, done: int, total: int, unit: str = "steps", epoch: float | None = None) -> None:
+        super().progress(done, total, unit, epoch)
+        self.echo.progress(done, total, unit, epoch)
+
+    def loss(self, step: int, value: float) -> None:
+        super().loss(step, value)
+        self.echo.loss(step, value)
+
+    def evaluation(self, step: int, metrics: dict[str, float]) -> None:
+        super().evaluation(step, metrics)
+        self.echo.evaluation(step, metrics)
+
+    def note(self, message: str) -> None:
+        super().note(message)
+        self.echo.note(message)
 
 
 def history_from_files(store: Store, run_id: str) -> Snapshot:

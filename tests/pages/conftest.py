@@ -7,7 +7,6 @@ switching workspaces between modules never mixes their data.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -40,15 +39,14 @@ def texts(at) -> str:
 
 
 def wait_for_run(store, run_id: str, timeout: float = 300) -> str:
-    """Poll the store until the run has ended; returns its status."""
-    end = time.time() + timeout
-    while time.time() < end:
-        status = store.get_run(run_id)["status"]
-        if status in FINISHED:
-            time.sleep(0.3)  # the job's snapshot is updated just after the store
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} still {store.get_run(run_id)['status']} after {timeout} s")
+    """Wait for the app's job of ``run_id`` to end (its snapshot, not a guess); returns the status."""
+    from ui.resources import get_runner
+
+    job = get_runner().get(run_id)
+    assert job is not None, f"no job for run {run_id} in this process"
+    if not job.wait(timeout):
+        raise AssertionError(f"run {run_id} still {job.snapshot().status} after {timeout} s")
+    return job.snapshot().status
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +73,25 @@ def tiny_dataset(workspace):
     return store, store.save_dataset("tiny", train, ev)
 
 
+def make_finished_run(store, ds_id: str, name: str = "tiny adapter") -> str:
+    """A finished adapter run on ``ds_id``, made by core directly (as a job would)."""
+    from core.tuning.execute import execute
+    from core.tuning.jobs import Job
+    from core.tuning.runs import create_run
+    from core.tuning.spec import RunSpec
+
+    run_id = create_run(store, ds_id, RunSpec.for_method("adapter", epochs=5), name=name)
+    job = Job(store, run_id)
+    job.run(lambda j: execute(store, run_id, j, device="cpu"))
+    assert job.snapshot().status == "done", job.snapshot().error
+    return run_id
+
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_dataset):
-    """(store, run id) of a finished adapter run on the tiny dataset, made by core directly."""
-    from core.tuning.runs import execute_run
-
+    """(store, run id) of a finished adapter run shared by a module's read-only tests."""
     store, ds_id = tiny_dataset
-    run_id = store.create_run(ds_id, "adapter", {"epochs": 5}, name="tiny adapter")
-    store.update_run(run_id, status="running", started=time.time())
-    results = execute_run(store, run_id, device="cpu")
-    store.update_run(run_id, status="done", ended=time.time(), metrics=results["headline"])
-    return store, run_id
+    return store, make_finished_run(store, ds_id)
 
 
 def save_cheap_projection(store, run_id: str) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tests.pages.conftest import open_app, texts
+from tests.pages.conftest import make_finished_run, open_app, texts
 
 
-def test_history_download_and_delete(finished_run):
-    store, run_id = finished_run
+def test_history_download_and_delete(tiny_dataset):
+    store, ds_id = tiny_dataset
+    run_id = make_finished_run(store, ds_id, name="run to delete")  # its own run: deleting it affects no other test
+    others = [r["id"] for r in store.list_runs() if r["id"] != run_id]
     at = open_app("5_Runs.py")
     assert not at.exception
     history = at.dataframe[0].value
-    assert history["name"].tolist() == ["tiny adapter"] and history["status"].tolist() == ["done"]
+    row = history[history["id"] == run_id]
+    assert row["name"].tolist() == ["run to delete"] and row["status"].tolist() == ["done"]
     assert history["MRR@10"].notna().all()
     assert at.download_button(key="etl_runs_zip").label.startswith("Download model")
     from core.insight.export import model_zip
@@ -23,19 +26,24 @@ def test_history_download_and_delete(finished_run):
 
     delete = at.button(key="etl_runs_del_btn")
     assert delete.disabled  # nothing happens before the confirmation
+    at.selectbox(key="etl_runs_del").set_value(run_id).run()
     at.checkbox(key=f"etl_runs_del_ok_{run_id}").check().run()
     at.button(key="etl_runs_del_btn").click().run()
     assert not at.exception
     assert "Deleted run" in texts(at)
-    assert store.list_runs() == [] and not store.run_dir(run_id).exists()
-    assert "No run yet" in texts(at)
+    assert [r["id"] for r in store.list_runs()] == others and not store.run_dir(run_id).exists()
 
 
 def test_active_run_cannot_be_deleted(tiny_dataset):
     store, ds_id = tiny_dataset
     run_id = store.create_run(ds_id, "adapter", {}, name="still queued")
-    at = open_app("5_Runs.py")
-    at.checkbox(key=f"etl_runs_del_ok_{run_id}").check().run()
-    at.button(key="etl_runs_del_btn").click().run()
-    assert "still active" in at.error[0].value
-    assert store.get_run(run_id)["status"] == "queued"
+    try:
+        at = open_app("5_Runs.py")
+        at.selectbox(key="etl_runs_del").set_value(run_id).run()
+        at.checkbox(key=f"etl_runs_del_ok_{run_id}").check().run()
+        at.button(key="etl_runs_del_btn").click().run()
+        assert "still active" in at.error[0].value
+        assert store.get_run(run_id)["status"] == "queued"
+    finally:  # leave no active run behind for the next test
+        store.update_run(run_id, status="cancelled")
+        store.delete_run(run_id)

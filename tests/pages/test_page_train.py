@@ -14,12 +14,13 @@ def _train_page(ds_id: str):
     return at
 
 
-def _smoke_settings(at, max_steps: int = 2) -> None:
-    at.radio(key="etl_cfg_method").set_value("full")
-    at.number_input(key="etl_cfg_epochs").set_value(1)
-    at.number_input(key="etl_cfg_batch_size").set_value(8)
-    at.selectbox(key="etl_cfg_max_seq_length").set_value(64)
-    at.number_input(key="etl_cfg_max_steps").set_value(max_steps)
+def _smoke_settings(at, max_steps: int = 2, method: str = "full") -> None:
+    at.radio(key="etl_cfg_method").set_value(method).run()
+    key = "etl_cfg_full" if method == "full" else "etl_cfg_shootout_full"
+    at.number_input(key=f"{key}_epochs").set_value(1)
+    at.number_input(key=f"{key}_batch_size").set_value(8)
+    at.selectbox(key=f"{key}_max_seq_length").set_value(64)
+    at.number_input(key=f"etl_cfg_{method}_adv_max_steps").set_value(max_steps)
 
 
 def test_launch_smoke_full_run_then_results(tiny_dataset):
@@ -31,7 +32,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     at.button(key="etl_launch").click().run()
     assert not at.exception
     run_id = at.session_state[state.TRAIN_RUN_KEY]
-    assert store.get_run(run_id)["config"]["max_steps"] == 2
+    assert store.get_run(run_id)["config"]["settings"]["max_steps"] == 2
     page = texts(at)
     assert "tiny · Full fine-tune" in page and ("running" in page or "queued" in page or "done" in page)
     assert wait_for_run(store, run_id) == "done"
@@ -63,13 +64,14 @@ def test_cancel_a_run(tiny_dataset):
 def test_shootout_from_the_train_page(tiny_dataset):
     store, ds_id = tiny_dataset
     at = _train_page(ds_id)
-    _smoke_settings(at)
     at.radio(key="etl_cfg_method").set_value("shootout").run()
     assert "Settings of the full fine-tune" in texts(at)
+    _smoke_settings(at, method="shootout")
+    at.run()
     at.button(key="etl_launch").click().run()
     assert not at.exception
     run_id = at.session_state[state.TRAIN_RUN_KEY]
-    config = store.get_run(run_id)["config"]
+    config = store.get_run(run_id)["config"]["settings"]
     assert config["methods"] == ["full", "adapter", "nudge"] and config["full"]["max_steps"] == 2
     assert wait_for_run(store, run_id, timeout=600) == "done"
     at.run()
@@ -84,11 +86,11 @@ def test_shootout_from_the_train_page(tiny_dataset):
 def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch):
     store, ds_id = tiny_dataset
 
-    def boom(store_, run_id, job, device=None):
+    def boom(store_, run_id, job, device=None, resume=False):
         job.phase("training", "Training")
         raise RuntimeError("injected failure inside training")
 
-    monkeypatch.setattr("core.tuning.runs.execute_run", boom)  # the page imports it on each script run
+    monkeypatch.setattr("ui.run_panel.execute", boom)  # what the Launch button runs in the job thread
     at = _train_page(ds_id)
     _smoke_settings(at)
     at.run()

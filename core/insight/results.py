@@ -1,0 +1,281 @@
+"""The results of a run: one typed object, written once by the run, read by every view through
+``load_results``.
+
+Systems are named by role, never by position:
+
+    base    the base model, dense            tuned   the tuned system, dense
+    bm25    keyword search (BM25)            hybrid  tuned + BM25, fused
+
+Files in the run folder (written by ``save_results``):
+
+    results.json     ``RunResults.to_dict()``: per system its display name, metrics, seconds and
+                     the conditions it was measured under; comparisons, verdict, fusion, training
+    per_query.csv    one row per evaluation question: question, then '<role>|<metric>' columns
+    rankings.json    {role: {question id: [[top-10 passage ids], [scores]]}}
+    vectors.npz      base_q, base_d, tuned_q, tuned_d: the vectors the map and free-text search reuse
+
+``RunResults.table()`` is the one metrics table (systems x metrics); the pages, the CLI, the
+report and the export only format it. ``RunResults.fairness_problems()`` lists any condition
+that differs between the systems compared (the run refuses to save results that have any).
+Runs saved before this format are upgraded in place on first read (their conditions are
+marked as not recorded).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.insight import stats
+from core.retrieval.evaluation import Conditions, RetrievalResult, unfair
+from core.retrieval.fusion import FusionChoice
+from core.retrieval.metrics import HEADLINE, metrics_frame
+from core.store import atomic_write_bytes, atomic_write_json, read_json
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("base", "tuned", "bm25", "hybrid")
+DENSE_ROLES = ("base", "tuned")
+TOP_SAVED = 10  # ranked docs per question kept in rankings.json for the comparison pages
+PER_QUERY_COLUMNS = ("gold_rank", "Accuracy@10", "MRR@10", "nDCG@10")
+NOT_RECORDED = "not recorded"
+
+
+@dataclass
+class System:
+    """One scored system of a run."""
+
+    role: str
+    name: str
+    metrics: dict[str, float]
+    seconds: float
+    conditions: Conditions
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "metrics": self.metrics, "seconds": self.seconds,
+                "conditions": self.conditions.to_dict()}
+
+
+@dataclass
+class RunResults:
+    """Everything a finished run measured (see the module docstring).
+
+    Attributes:
+        method: the run's method.
+        systems: role -> System, in ROLES order.
+        comparisons: paired intervals and tests (roles as ``a``/``b``).
+        verdict: the plain-language verdict.
+        fusion: how the hybrid fused, and on what that was decided.
+        training: what the fit did, in sentences ready to show (``training_lines``).
+        question_origin: what the evaluation questions are ("human-labelled", "generated", "mixed",
+            or "as uploaded" when the data did not say).
+        total_seconds: the whole run.
+        training_seconds: the fit alone (model load and training for a full fine-tune).
+        notes: remarks made while running (e.g. a method that saw its own validation questions).
+    """
+
+    method: str
+    systems: dict[str, System]
+    comparisons: list[stats.Delta] = field(default_factory=list)
+    verdict: str = ""
+    fusion: FusionChoice | None = None
+    training: list[str] = field(default_factory=list)
+    question_origin: str = "as uploaded"
+    total_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    training_seconds: float = 0.0
+
+    @property
+    def roles(self) -> list[str]:
+        return [r for r in ROLES if r in self.systems]
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {r: s.name for r, s in self.systems.items()}
+
+    @property
+    def eval_questions(self) -> int:
+        return self.systems["base"].conditions.questions
+
+    @property
+    def eval_passages(self) -> int:
+        return self.systems["base"].conditions.passages
+
+    @property
+    def passage_tokens(self) -> int | None:
+        return self.systems["base"].conditions.passage_tokens
+
+    @property
+    def headline(self) -> dict[str, float]:
+        """The tuned system's Accuracy@10, MRR@10 and nDCG@10 (what the run history shows)."""
+        m = self.systems["tuned"].metrics
+        return {k: m[k] for k in ("Accuracy@10", "MRR@10", "nDCG@10")}
+
+    def table(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Systems x metrics (index: display names, in role order)."""
+        return metrics_frame({s.name: s.metrics for s in self.systems.values()}, columns or HEADLINE)
+
+    def table_markdown(self, digits: int = 4) -> str:
+        """``table()`` as a Markdown table (model cards, the export README)."""
+        t = self.table()
+        lines = ["| system | " + " | ".join(t.columns) + " |", "|---" * (len(t.columns) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{v:.{digits}f}" for v in row) + " |" for name, row in t.iterrows()]
+        return "\n".join(lines)
+
+    def comparisons_table(self) -> pd.DataFrame:
+        return stats.deltas_frame(self.comparisons, self.names)
+
+    def fairness_problems(self) -> list[str]:
+        """Conditions that differ between systems that are compared (empty: a fair comparison)."""
+        out = []
+        base = self.systems["base"].conditions
+        for role, s in self.systems.items():
+            if role == "base":
+                continue
+            out += [f"{s.name} vs {self.systems['base'].name}: {p}" for p in unfair(base, s.conditions)]
+        tuned = self.systems.get("tuned")
+        if tuned and tuned.conditions.passage_tokens != base.passage_tokens:
+            msg = (f"{tuned.name} vs {self.systems['base'].name}: different passage token limits "
+                   f"({base.passage_tokens} vs {tuned.conditions.passage_tokens})")
+            if msg not in out:
+                out.append(msg)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": 2,
+            "method": self.method,
+            "systems": {r: s.to_dict() for r, s in self.systems.items()},
+            "comparisons": [d.to_dict() for d in self.comparisons],
+            "verdict": self.verdict,
+            "fusion": self.fusion.to_dict() if self.fusion else None,
+            "training": self.training,
+            "question_origin": self.question_origin,
+            "total_seconds": self.total_seconds,
+            "notes": self.notes,
+            "training_seconds": self.training_seconds,
+            "headline": self.headline,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResults:
+        systems = {}
+        for role in ROLES:
+            if role in d["systems"]:
+                s = d["systems"][role]
+                systems[role] = System(role, s["name"], dict(s["metrics"]), float(s.get("seconds", 0.0)),
+                                       Conditions(**s["conditions"]))
+        comps = [stats.Delta(**{k: v for k, v in c.items() if k != "significant"}) for c in d.get("comparisons", [])]
+        return cls(d.get("method", "?"), systems, comps, d.get("verdict", ""),
+                   FusionChoice.from_dict(d["fusion"]) if d.get("fusion") else None, list(d.get("training", [])),
+                   d.get("question_origin", "as uploaded"), float(d.get("total_seconds", 0.0)),
+                   list(d.get("notes", [])), float(d.get("training_seconds", 0.0)))
+
+
+def build_results(method: str, systems: dict[str, RetrievalResult], *, fusion: FusionChoice | None,
+                  training: list[str], question_origin: str, total_seconds: float,
+                  notes: list[str] | None = None, training_seconds: float = 0.0) -> tuple[RunResults, pd.DataFrame]:
+    """The run's results and its per-question frame, with intervals and the verdict computed.
+
+    Raises:
+        ValueError: the systems were not measured under the same conditions (a bug upstream:
+            an unfair comparison is never saved).
+    """
+    per_query = per_query_frame(systems)
+    roles = [r for r in ROLES if r in systems]
+    out = RunResults(method, {r: System(r, res.name, res.metrics, res.seconds, res.conditions)
+                              for r, res in ((r, systems[r]) for r in roles)},
+                     fusion=fusion, training=training, question_origin=question_origin,
+                     total_seconds=total_seconds, notes=list(notes or []), training_seconds=training_seconds)
+    problems = out.fairness_problems()
+    if problems:
+        raise ValueError("Unfair comparison, results not saved: " + "; ".join(problems))
+    out.comparisons = stats.compare_systems(per_query, roles)
+    out.verdict = stats.verdict(out.comparisons, roles, out.names,
+                                fusion_note=fusion.note if fusion is not None and fusion.fixed else None)
+    return out, per_query
+
+
+def per_query_frame(systems: dict[str, RetrievalResult]) -> pd.DataFrame:
+    """'<role>|<metric>' columns (gold rank and the per-question metrics) for each system."""
+    frames = []
+    for role, r in systems.items():
+        f = r.per_query[list(PER_QUERY_COLUMNS)].copy()
+        f.columns = [f"{role}|{c}" for c in f.columns]
+        frames.append(f)
+    return pd.concat(frames, axis=1)
+
+
+def save_results(run_dir: str | Path, results: RunResults, per_query: pd.DataFrame, questions: dict[str, str],
+                 systems: dict[str, RetrievalResult]) -> None:
+    """Write results.json, per_query.csv, rankings.json and vectors.npz (see the module docstring)."""
+    run_dir = Path(run_dir)
+    pq = per_query.copy()
+    pq.insert(0, "question", [questions[q] for q in pq.index])
+    atomic_write_bytes(run_dir / "per_query.csv", pq.to_csv().encode("utf-8"))
+    base, tuned = systems.get("base"), systems.get("tuned")
+    if base is not None and tuned is not None and base.vectors is not None and tuned.vectors is not None:
+        with open(run_dir / "vectors.npz", "wb") as fh:  # for the map and free-text search: no re-encoding
+            np.savez(fh, base_q=base.vectors[0], base_d=base.vectors[1], tuned_q=tuned.vectors[0],
+                     tuned_d=tuned.vectors[1])
+    rankings = {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
+                       for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
+    atomic_write_json(run_dir / "rankings.json", rankings)
+    atomic_write_json(run_dir / "results.json", results.to_dict())
+
+
+def load_results(run_dir: str | Path) -> RunResults | None:
+    """The results of a run folder (None when it has none); older formats are upgraded in place."""
+    run_dir = Path(run_dir)
+    d = read_json(run_dir / "results.json")
+    if d is None:
+        return None
+    if d.get("format") != 2:
+        d = _upgrade_legacy(run_dir, d)
+    return RunResults.from_dict(d)
+
+
+def load_per_query(run_dir: str | Path) -> pd.DataFrame:
+    """per_query.csv: 'question', then '<role>|<metric>' columns; question ids stay text."""
+    path = Path(run_dir) / "per_query.csv"
+    first = pd.read_csv(path, nrows=0).columns[0]
+    return pd.read_csv(path, index_col=0, dtype={first: str})
+
+
+def load_rankings(run_dir: str | Path) -> dict[str, dict[str, list]]:
+    return read_json(Path(run_dir) / "rankings.json", {}) or {}
+
+
+def _upgrade_legacy(run_dir: Path, d: dict) -> dict:
+    """Results saved by position ('order': [base, tuned, BM25, hybrid]) -> roles; files rewritten once."""
+    order = list(d.get("order") or d.get("systems", {}))
+    roles = dict(zip(order, ROLES))
+    unknown = Conditions(int(d.get("n_eval_passages") or 0), NOT_RECORDED, int(d.get("n_eval_questions") or 0),
+                         NOT_RECORDED)
+    systems = {roles[n]: {"name": n, "metrics": {k: v for k, v in m.items() if k != "seconds"},
+                          "seconds": m.get("seconds", 0.0), "conditions": unknown.to_dict()}
+               for n, m in d.get("systems", {}).items() if n in roles}
+    info = d.get("info", {}) or {}
+    comps = [{**c, "a": roles.get(c["a"], c["a"]), "b": roles.get(c["b"], c["b"])} for c in d.get("comparisons", [])]
+    new = {"format": 2, "method": info.get("method", "?"), "systems": systems, "comparisons": comps,
+           "verdict": d.get("verdict", ""),
+           "fusion": FusionChoice.from_dict({**info["fusion"], "fixed": False}).to_dict() if info.get("fusion") else None,
+           "training": [], "question_origin": "as uploaded", "total_seconds": info.get("total_seconds", 0.0),
+           "notes": ["Saved before runs recorded their conditions (passage token limits were not recorded)."]}
+    pq_path = run_dir / "per_query.csv"
+    if pq_path.exists():
+        pq = load_per_query(run_dir)
+        pq.columns = [c if "|" not in c else f"{roles.get(c.split('|')[0], c.split('|')[0])}|{c.split('|')[1]}"
+                      for c in pq.columns]
+        atomic_write_bytes(pq_path, pq.to_csv().encode("utf-8"))
+    rankings = load_rankings(run_dir)
+    if rankings:
+        atomic_write_json(run_dir / "rankings.json", {roles.get(k, k): v for k, v in rankings.items()})
+    atomic_write_json(run_dir / "results.json", new)
+    logger.info("upgraded %s/results.json to the role-keyed format", run_dir.name)
+    return new

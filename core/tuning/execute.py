@@ -1,0 +1,27 @@
+"""Execute a run the store holds: the one entry the job runner, the CLI and the tests call.
+
+``execute(store, run_id)`` reads the run's spec and runs it: a shoot-out through
+``core.tuning.shootout``, any other method through ``core.tuning.runs``. (Keeping the dispatch
+here leaves no import cycle between the two.)
+"""
+
+from __future__ import annotations
+
+from core.insight.results import RunResults
+from core.store import Store
+from core.tuning.jobs import Reporter
+from core.tuning.runs import load_spec, run_method
+from core.tuning.shootout import ShootoutResults, run_shootout
+
+
+def execute(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
+            resume: bool = False) -> RunResults | ShootoutResults:
+    """Run ``run_id``'s spec and save its results.
+
+    Args:
+        resume: continue an interrupted full fine-tune from its last checkpoint.
+    """
+    spec = load_spec(store, run_id)
+    if spec.method == "shootout":
+        return run_shootout(store, run_id, reporter, device=device)
+    return run_method(store, run_id, reporter, device=device, resume=resume)

@@ -1,0 +1,59 @@
+"""The validation hold-out: training questions kept out of every method's fit.
+
+One split, made once per run from the run's seed, serves two choices: the epoch a full
+fine-tune keeps, and the fusion the hybrid uses. Neither ever looks at the evaluation split,
+and no method trains on these questions, so the hybrid's choice is not made on questions the
+model has seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from core.dataset import QADataset
+
+logger = logging.getLogger(__name__)
+
+MIN_QUESTIONS = 20  # below this a hold-out leaves too little to train on: none is made
+VAL_CORPUS_CAP = 400  # validation searches at most this many passages (its positives + others), for speed
+
+
+def split_validation(ds: QADataset, fraction: float, seed: int) -> tuple[QADataset, QADataset | None]:
+    """Hold out ``fraction`` of the training questions, grouped by passage.
+
+    Args:
+        ds: the training split.
+        fraction: share of its questions to hold out; 0 holds out none.
+        seed: draws which passage groups are held out.
+
+    Returns:
+        (training part, validation part or None when ``fraction`` is 0 or there are fewer than
+        MIN_QUESTIONS questions). The training part keeps only the passages its questions need
+        (positives and negatives); the validation corpus is its positives plus random other
+        training passages, VAL_CORPUS_CAP at most.
+    """
+    qids = ds.query_ids
+    if fraction <= 0 or len(qids) < MIN_QUESTIONS:
+        return ds, None
+    by_doc: dict[str, list[str]] = {}
+    for q in qids:
+        by_doc.setdefault(ds.relevant_docs[q][0], []).append(q)
+    groups = list(by_doc.values())
+    random.Random(seed).shuffle(groups)
+    val_q: list[str] = []
+    for g in groups:
+        if len(val_q) >= fraction * len(qids):
+            break
+        val_q += g
+    val_set = set(val_q)
+    train_q = [q for q in qids if q not in val_set]
+    pos = {d for q in val_q for d in ds.relevant_docs[q]}
+    others = [d for d in ds.corpus if d not in pos]
+    random.Random(seed).shuffle(others)
+    extra = set(others[: max(0, VAL_CORPUS_CAP - len(pos))])
+    corpus_ids = [d for d in ds.corpus if d in pos or d in extra]
+    needed = {d for q in train_q for d in (*ds.relevant_docs[q], *ds.negatives.get(q, []))}
+    train_corpus = [d for d in ds.corpus if d in needed]
+    logger.info("validation hold-out: %d of %d questions (seed %d)", len(val_q), len(qids), seed)
+    return ds.subset(train_q, train_corpus), ds.subset(val_q, corpus_ids)

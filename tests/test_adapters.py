@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.tuning import adapters as A
-from core.tuning.adapters import (
-    LinearAdapter,
-    fit_linear_adapter,
-    mrr_at_10,
-    nudge,
-    nudge_applies,
-    replace_nudged,
-)
+from core.tuning import nudge as N
+from core.tuning.adapter import LinearAdapter, fit_linear_adapter
+from core.tuning.nudge import nudge, nudge_applies, replace_nudged
+from core.tuning.vectorfit import mrr_at_10
 
 DIM = 32
 
@@ -215,7 +210,7 @@ def test_nudge_improves_held_out_queries(nudge_task, variant):
     assert tuned > base + 0.3
     assert hist.chosen["gamma"] > 0 and hist.chosen["variant"] == f"NUDGE-{variant}"
     assert hist.chosen["passages_changed"] == t["asked"]
-    grid = A.NUDGE_N_GAMMAS if variant == "N" else A.NUDGE_M_GAMMAS
+    grid = N.NUDGE_N_GAMMAS if variant == "N" else N.NUDGE_M_GAMMAS
     assert hist.steps == sorted(grid) and len(hist.val_scores) == len(grid)
     assert hist.chosen["gamma"] in grid
     assert hist.chosen["val_mrr@10"] == max(hist.val_scores)
@@ -334,3 +329,23 @@ def test_with_dense_index_and_score_ranking(rotation_task, fitted, nudge_task):
     after = score_ranking("NUDGE-N", ds, DenseIndex(doc_ids, vecs).search(n["test_q"], 100))
     assert after.metrics["MRR@10"] > before.metrics["MRR@10"] + 0.3
     assert after.metrics["nDCG@10"] > before.metrics["nDCG@10"]
+
+
+def test_validation_mrr_breaks_ties_like_the_evaluation():
+    """Duplicate passage vectors tie exactly; the evaluation (DenseIndex + core.retrieval.metrics) ranks
+    tied passages by id, so a tied wrong passage with a smaller id comes first. The fit's validation
+    MRR must agree (it used to count every tie in the right passage's favour)."""
+    from core.retrieval import metrics as M
+    from core.retrieval.index import DenseIndex
+
+    rng = np.random.default_rng(3)
+    base = _unit(rng.normal(size=(12, DIM)))
+    corpus = np.concatenate([base, base[:6]])  # rows 12..17 duplicate rows 0..5 exactly
+    ids = [f"p{i:02d}" for i in range(12)] + [f"a{i:02d}" for i in range(6)]  # duplicates sort first by id
+    queries = _unit(base[:8] + 0.05 * rng.normal(size=(8, DIM)))
+    positives = [[i] for i in range(8)]  # the originals, tied with a smaller-id duplicate for i < 6
+    ranking = DenseIndex(ids, corpus, kind="exact").search(queries, 100)
+    expected = float(M.per_query_metrics(ranking[0], [[ids[p[0]]] for p in positives])["MRR@10"].mean())
+    assert mrr_at_10(queries, positives, corpus, corpus_ids=ids) == pytest.approx(expected)
+    assert expected < 1.0  # ties cost the originals a rank here: the check is not vacuous
+    assert mrr_at_10(queries, positives, corpus) > expected  # by row order the originals come first

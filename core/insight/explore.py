@@ -115,7 +115,7 @@ class RunView:
             base.max_seq_length = tokens
             self._encoders["_base_model"] = base
             if which == "tuned" and self.method == "adapter":
-                from core.tuning.adapters import LinearAdapter
+                from core.tuning.adapter import LinearAdapter
 
                 adapter = LinearAdapter.load(self.run_dir / "adapter.npz")
                 fn = lambda t: adapter.transform(encode(base, [t], kind="query"))[0]  # noqa: E731

@@ -125,7 +125,7 @@ def _positives(ds: QADataset, ids: list[str]) -> list[list[int]]:
 
 
 def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.adapters import fit_linear_adapter
+    from core.tuning.adapter import fit_linear_adapter
 
     t0 = time.perf_counter()
     s = ctx.spec.settings
@@ -136,7 +136,7 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
         q_vecs, _positives(ctx.train, ids), d_vecs, epochs=s.epochs, lr=s.lr, temperature=s.temperature,
         weight_decay=s.weight_decay, batch_size=s.batch_size, val_fraction=s.val_fraction, seed=ctx.spec.seed,
         patience=s.patience, progress=lambda m, f: ctx.reporter.progress(int(round(f * s.epochs)), s.epochs, "epochs"),
-        should_stop=ctx.reporter.should_stop)
+        should_stop=ctx.reporter.should_stop, corpus_ids=ids)
     fit_seconds = time.perf_counter() - t0
     for i, loss in enumerate(hist.losses):
         ctx.reporter.loss(i + 1, loss)
@@ -162,7 +162,7 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
 
 
 def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.adapters import nudge, nudge_applies, replace_nudged
+    from core.tuning.nudge import nudge, nudge_applies, replace_nudged
 
     ok, why = nudge_applies(ctx.train.corpus, ctx.ev.corpus)
     if not ok:
@@ -173,7 +173,7 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
     ctx.reporter.phase("training", "NUDGE: moving passage vectors toward their questions")
     s = ctx.spec.settings
     new_d, hist = nudge(q_vecs, _positives(ctx.train, ids), d_vecs, variant=s.variant, val_fraction=s.val_fraction,
-                        seed=ctx.spec.seed,
+                        seed=ctx.spec.seed, corpus_ids=ids,
                         progress=lambda m, f: ctx.reporter.progress(int(f * 100), 100, "% of step sizes"))
     fit_seconds = time.perf_counter() - t0
     ctx.reporter.check_cancel()

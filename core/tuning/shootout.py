@@ -89,7 +89,7 @@ def _row(system: str, child: str, metrics: dict, seconds: float, measured: str) 
 def run_shootout(store: Store, run_id: str, reporter: Reporter | None = None,
                  device: str | None = None) -> ShootoutResults:
     """Run every method of the shoot-out's spec on its dataset; save and return the comparison."""
-    from core.tuning.adapters import nudge_applies
+    from core.tuning.nudge import nudge_applies
 
     reporter = reporter or Reporter()
     run = store.get_run(run_id)

@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install dev browser run test lint clean
+.PHONY: install dev browser run test test-fast lint clean
 
 # torch first, pinned to the CPU wheel on local disk: an unpinned torch pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -39,6 +39,10 @@ run: install
 
 test: dev browser
 	$(PY) -m pytest -q
+
+# Everyday loop (< 2 min): no full fine-tunes, large encodes, UMAP fits or browser.
+test-fast: dev
+	$(PY) -m pytest -q -m "not slow and not e2e"
 
 lint: dev
 	$(VENV)/bin/ruff check .

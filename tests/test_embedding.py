@@ -24,9 +24,17 @@ def test_resolve_default_and_errors(tmp_path):
     assert resolve_model("someorg/some-model") == "someorg/some-model"
 
 
-def test_pick_device():
-    assert pick_device() in ("cpu", "cuda", "mps")
-    assert pick_device("cpu") == "cpu"
+def test_pick_device(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device() == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device() == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device() == "cpu"
+    assert pick_device("cuda") == "cuda"  # an explicit choice is kept
 
 
 def test_load_offline_hub_id_fails_clearly():

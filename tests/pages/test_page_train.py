@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.pages.conftest import open_app, texts, wait_for_run
 from ui import state
 
@@ -23,6 +25,7 @@ def _smoke_settings(at, max_steps: int = 2, method: str = "full") -> None:
     at.number_input(key=f"etl_cfg_{method}_adv_max_steps").set_value(max_steps)
 
 
+@pytest.mark.slow
 def test_launch_smoke_full_run_then_results(tiny_dataset):
     store, ds_id = tiny_dataset
     at = _train_page(ds_id)
@@ -34,7 +37,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     run_id = at.session_state[state.TRAIN_RUN_KEY]
     assert store.get_run(run_id)["config"]["settings"]["max_steps"] == 2
     page = texts(at)
-    assert "tiny · Full fine-tune" in page and ("running" in page or "queued" in page or "done" in page)
+    assert "tiny · Full fine-tune" in page
     assert wait_for_run(store, run_id) == "done"
     at.run()
     assert not at.exception
@@ -46,6 +49,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     assert at.get("plotly_chart")  # the loss curve
 
 
+@pytest.mark.slow
 def test_cancel_a_run(tiny_dataset):
     store, ds_id = tiny_dataset
     at = _train_page(ds_id)
@@ -61,6 +65,7 @@ def test_cancel_a_run(tiny_dataset):
     assert not at.button(key="etl_launch").disabled  # free to launch again
 
 
+@pytest.mark.slow
 def test_shootout_from_the_train_page(tiny_dataset):
     store, ds_id = tiny_dataset
     at = _train_page(ds_id)

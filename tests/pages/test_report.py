@@ -2,7 +2,10 @@
 
 import re
 
+import pytest
+
 from core.cli import main
+from tests.conftest import make_tiny_dataset
 from tests.pages.conftest import save_cheap_projection
 
 
@@ -41,3 +44,49 @@ def test_report_unknown_run(finished_run, capsys):
     store, _ = finished_run
     assert main(["report", "run-nope", "--workspace", str(store.root)]) == 2
     assert "no run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("way", ["sample", "cli-train-eval", "cli-split", "app-split", "shootout-child"])
+def test_every_finished_run_gets_its_report(way, tmp_path):
+    """However a run's dataset and run were made, its report builds (the CLI's --train/--eval run crashed)."""
+    from core.cli import _dataset_from_files
+    from core.insight.report import build_report
+    from core.sample import ensure_sample
+    from core.store import Store
+    from core.tuning.execute import execute
+    from core.tuning.jobs import Job
+    from core.tuning.runs import create_run
+    from core.tuning.shootout import load_shootout
+    from core.tuning.spec import RunSpec
+    from tests.test_cli import _pairs_file
+
+    store = Store(tmp_path / "ws")
+    ds = make_tiny_dataset(40)
+    if way == "sample":
+        ds_id = ensure_sample(store)[0]
+    elif way == "cli-train-eval":
+        ds_id = _dataset_from_files(store, str(_pairs_file(tmp_path / "t.jsonl", ds.subset(ds.query_ids[:30]))),
+                                    str(_pairs_file(tmp_path / "e.jsonl", ds.subset(ds.query_ids[30:]))), 42, "passage",
+                                    "adapter")
+    elif way == "cli-split":
+        ds_id = _dataset_from_files(store, str(_pairs_file(tmp_path / "t.jsonl", ds)), None, 42, "query", "adapter")
+    else:
+        from core.ingest.splits import split_dataset
+
+        train, ev, rep = split_dataset(ds, 0.25, 42, "passage")
+        ds_id = store.save_dataset("app", train, ev, report={"split": rep.to_dict(), "by": "passage"},
+                                   meta={"origin": "upload", "split_by": "passage"})
+    if way == "shootout-child":
+        spec = RunSpec.for_method("shootout", methods=["adapter"])
+    else:
+        spec = RunSpec.for_method("adapter", epochs=2)
+    run_id = create_run(store, ds_id, spec)
+    job = Job(store, run_id)
+    job.run(lambda j: execute(store, run_id, j, device="cpu"))
+    assert job.snapshot().status == "done", job.snapshot().error
+    if way == "shootout-child":
+        run_id = load_shootout(store.run_dir(run_id)).children["adapter"]
+    html = build_report(store, run_id, with_maps=False)
+    assert ">Settings<" in html and "base model" in html and "all-MiniLM-L6-v2 (bundled)" in html
+    assert "None</td>" not in html and "{&#x27;" not in html  # no raw None or dict in the settings

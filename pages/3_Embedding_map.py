@@ -6,16 +6,16 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from core.insight.plots import embedding_map
-from core.insight.projection import ProjectionParams, alignment_stats
+from core.insight.plots import COLOR_MODES, embedding_map
+from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from ui import resources as res
 from ui import state, widgets
 
 st.title("Embedding map")
 widgets.hint(
-    "Dots are passages (one colour per source document), ◇ are questions; a line joins each question to its "
-    "answer passage: green when tuning moved the answer up the ranking, red when down. Pick a question to "
-    "ring its top passages in both maps."
+    "Dots are passages, ◇ are questions; a line joins each question to its answer passage: green when tuning "
+    "moved the answer up the ranking, red when down. Passages are coloured the same way by default (or by source "
+    "document); hover names each source. Pick a question to ring its top passages in both maps."
 )
 view = widgets.require_run()
 
@@ -45,8 +45,8 @@ with st.expander("Map settings (UMAP)"):
             10_000,
             saved["sample"],
             100,
-            help="Questions + passages drawn; above this a fixed random sample is used "
-            "(every sampled question's answer passage is kept). ~1,500 stays quick.",
+            help="Points per map. Every evaluation question, its answer passages and each question's top "
+            "passages are always drawn; other passages are a fixed random sample up to this many. ~1,500 stays quick.",
         )
         seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
         if st.form_submit_button("Redraw maps"):
@@ -68,14 +68,20 @@ points = res.map_points(view, proj)
 links = res.gold_links(view)
 
 tuned_name = view.results.systems["tuned"].name
-c1, c2 = st.columns([3, 1])
+files = sorted({f for f in points.loc[points["kind"] == "passage", "file"].dropna()})
+c1, c2, c3 = st.columns([3, 1, 2])
 qid = c1.selectbox(
     "Highlight a question",
     [None, *view.query_ids],
     format_func=lambda q: "(none)" if q is None else widgets.short(view.eval.queries[q]),
     key="etl_map_query",
 )
-k = c2.slider("Top passages ringed", 1, 10, 5, key="etl_map_k")
+k = c2.slider("Top passages ringed", 1, proj.ring_depth, min(5, proj.ring_depth), key="etl_map_k",
+              help=f"Each question's top {proj.ring_depth} passages in both models are always on the map.")
+modes = {**COLOR_MODES, **({"file:": "one document"} if files else {})}
+mode = c3.radio("Colour passages by", list(modes), format_func=modes.get, key="etl_map_color", horizontal=True)
+if mode == "file:":
+    mode += c3.selectbox("Document", files, key="etl_map_file")
 
 
 def highlight(system: str) -> dict | None:
@@ -85,8 +91,8 @@ def highlight(system: str) -> dict | None:
     return {"query_id": qid, "top_ids": ranked[0][:k] if ranked else []}
 
 
-def draw(space: str, system: str, title: str, key: str) -> None:
-    fig = embedding_map(points, space, links, highlight(system), title=title)
+def draw(space: str, title: str, key: str) -> None:
+    fig = embedding_map(points, space, links, highlight(space), title=title, color_by=mode)
     # Two maps side by side: the legend goes below, so each map keeps the column's full width.
     fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
     st.plotly_chart(fig, key=key)
@@ -94,13 +100,16 @@ def draw(space: str, system: str, title: str, key: str) -> None:
 
 left, right = st.columns(2)
 with left:
-    draw("base", "base", "Before: base model", "etl_map_base")
+    draw("base", "Before: base model", "etl_map_base")
 with right:
-    draw("tuned", "tuned", f"After: {tuned_name}", "etl_map_tuned")
+    draw("tuned", f"After: {tuned_name}", "etl_map_tuned")
+n_q, n_p = len(view.query_ids), int((points["kind"] == "passage").sum()) // 2
 st.caption(
-    f"{len(points) // 2} points per map · UMAP {params.key()} · the tuned map is rotated and scaled onto "
-    "the base one, so positions compare. Distances on a UMAP map are only roughly meaningful: the numbers "
-    "below are measured in the full embedding space."
+    f"All {n_q:,} evaluation questions are on both maps with their answer passages and each question's top "
+    f"{proj.ring_depth} passages in both models; the other passages are a random sample ({n_p:,} of "
+    f"{len(view.passage_ids):,} passages shown; raise 'Points on the map' to see more). UMAP {params.key()}; the "
+    "tuned map is rotated and scaled onto the base one, so positions compare. Distances on a UMAP map are only "
+    "roughly meaningful: the numbers below are measured in the full embedding space."
 )
 
 if qid is not None:
@@ -115,31 +124,18 @@ if qid is not None:
             f"Answer passage rank: **{fmt(row['rank before'])} → {fmt(row['rank after'])}** ({row['movement']})"
         )
 
-st.subheader("Do questions sit closer to their answers?")
-base = alignment_stats(view.base_q, view.gold_vectors("base"), view.base_d)
-tuned = alignment_stats(view.tuned_q, view.gold_vectors("tuned"), view.tuned_d)
+st.subheader("Do questions find their answers?")
+base, tuned = view.alignment("base"), view.alignment("tuned")
 m = st.columns(3)
-m[0].metric(
-    "Question ↔ answer similarity",
-    f"{tuned['mean_query_gold_cosine']:.3f}",
-    delta=f"{tuned['mean_query_gold_cosine'] - base['mean_query_gold_cosine']:+.3f} vs base",
-    help="Mean cosine similarity between each question and its answer passage (higher: closer).",
-)
-m[1].metric(
-    "Gap between question and passage clouds",
-    f"{tuned['centroid_distance']:.3f}",
-    delta=f"{tuned['centroid_distance'] - base['centroid_distance']:+.3f} vs base",
-    delta_color="inverse",
-    help="Distance between the average question vector and the average passage vector (lower: the two "
-    "kinds of text share more of the space).",
-)
-m[2].metric(
-    "Question/passage centre similarity",
-    f"{tuned['centroid_cosine']:.3f}",
-    delta=f"{tuned['centroid_cosine'] - base['centroid_cosine']:+.3f} vs base",
-    help="Cosine between the average question and the average passage vector.",
-)
-st.caption(
-    f"Base model: similarity {base['mean_query_gold_cosine']:.3f}, gap {base['centroid_distance']:.3f}, "
-    f"centre similarity {base['centroid_cosine']:.3f}."
-)
+m[0].metric("Nearest passage is the answer", f"{tuned['answer_first']:.0%}",
+            delta=f"{(tuned['answer_first'] - base['answer_first']) * 100:+.0f} points vs base",
+            help=ALIGNMENT_HELP["answer_first"])
+m[1].metric("Median rank of the answer", f"{tuned['median_rank']:g}",
+            delta=f"{tuned['median_rank'] - base['median_rank']:+g} vs base", delta_color="inverse",
+            help=ALIGNMENT_HELP["median_rank"])
+m[2].metric("Answer vs best wrong passage", f"{tuned['margin']:+.3f}",
+            delta=f"{tuned['margin'] - base['margin']:+.3f} vs base", help=ALIGNMENT_HELP["margin"])
+for key, label in (("answer_first", "Nearest passage"), ("median_rank", "Median rank"), ("margin", "Margin")):
+    st.caption(f"**{label}**: {ALIGNMENT_HELP[key]}")
+st.caption(f"Base model: {base['answer_first']:.0%} nearest, median rank {base['median_rank']:g}, "
+           f"margin {base['margin']:+.3f}. Measured over all {len(view.passage_ids):,} passages, not the map.")

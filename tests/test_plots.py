@@ -62,45 +62,50 @@ def test_embedding_map_builds_and_is_serialisable():
     assert "&lt;3&gt;" in p_text and "<3>" not in p_text
 
 
-def test_source_colours_agree_between_spaces_and_skip_query_colour():
+def test_colour_by_file_agrees_between_spaces_and_skips_query_colour():
     pts = _points()
-    base = plots.embedding_map(pts, "base")
-    tuned = plots.embedding_map(pts, "tuned")
+    pts["file"] = pts["source"].map(lambda v: v.split(" p.")[0] if isinstance(v, str) else None)
+    base = plots.embedding_map(pts, "base", color_by="file")
+    tuned = plots.embedding_map(pts, "tuned", color_by="file")
     cb, ct = _passage_colours(base), _passage_colours(tuned)
-    src = pts.set_index(["space", "id"])["source"].map(plots._source_name)
-    # Same source -> same colour, in either figure.
-    by_source: dict[str, set] = {}
+    files = pts.set_index(["space", "id"])["file"].map(plots._source_name)
+    by_file: dict[str, set] = {}
     for space, cols in (("base", cb), ("tuned", ct)):
         for pid, col in cols.items():
-            by_source.setdefault(src[(space, pid)], set()).add(col)
-    assert all(len(c) == 1 for c in by_source.values()), by_source
-    assert len({next(iter(c)) for c in by_source.values()}) == len(by_source)  # distinct sources differ
-    # Queries never share a passage colour.
+            by_file.setdefault(files[(space, pid)], set()).add(col)
+    assert all(len(c) == 1 for c in by_file.values()), by_file  # one file, one colour, in either map
+    coloured = {f: next(iter(c)) for f, c in by_file.items() if f != plots.NO_SOURCE}
+    assert len(set(coloured.values())) == len(coloured)  # distinct files differ
     for fig, cols in ((base, cb), (tuned, ct)):
         (q,) = _role(fig, "queries")
-        assert q.marker.color not in set(cols.values())
-        assert q.marker.symbol == plots.QUERY_SYMBOL
+        assert q.marker.color not in set(cols.values()) and q.marker.symbol == plots.QUERY_SYMBOL
 
 
-def test_many_sources_single_trace_with_stable_colours():
-    n = plots.LEGEND_MAX_SOURCES + 10
-    pts = pd.DataFrame(
-        {
-            "space": ["base"] * n + ["tuned"] * n,
-            "kind": "passage",
-            "id": [f"d{i}" for i in range(n)] * 2,
-            "x": np.arange(2 * n, dtype=np.float32),
-            "y": np.zeros(2 * n, dtype=np.float32),
-            "source": [f"doc{i:03d}" for i in range(n)] + [f"doc{(i + 1) % n:03d}" for i in range(n)],
-        }
-    )
-    base, tuned = plots.embedding_map(pts, "base"), plots.embedding_map(pts, "tuned")
-    assert len(_role(base, "passages")) == 1
-    colours = plots.source_colors(pts["source"])
-    assert len(set(colours.values())) == n + 1  # every source its own colour (+ "no source")
-    assert plots.QUERY_COLOR not in colours.values()
-    cb, ct = _passage_colours(base), _passage_colours(tuned)
-    assert cb["d1"] == ct["d0"] == colours["doc001"]  # doc001 is d1 in base, d0 in tuned
+def test_many_files_keep_a_readable_number_of_colours():
+    n = 98  # the expert's 98 papers: 98 colours cannot be told apart
+    pts = pd.DataFrame({"space": "base", "kind": "passage", "id": [f"d{i}" for i in range(n)],
+                        "x": np.arange(n, dtype=np.float32), "y": np.zeros(n, dtype=np.float32),
+                        "source": [f"paper{i:03d}.pdf p.1" for i in range(n)],
+                        "file": [f"paper{i:03d}.pdf" for i in range(n)]})
+    fig = plots.embedding_map(pts, "base", color_by="file")
+    names = [t.name for t in _role(fig, "passages")]
+    assert len(names) == plots.FILE_COLORS_MAX + 1 and names[-1] == f"{n - plots.FILE_COLORS_MAX} other documents (86)"
+    one = plots.embedding_map(pts, "base", color_by="file:paper007.pdf")
+    assert [t.name for t in _role(one, "passages")] == ["paper007.pdf (1)", "other documents (97)"]
+    hover = " ".join(h for t in _role(fig, "passages") for h in t.text)
+    assert "paper050.pdf p.1" in hover  # every passage names its source on hover
+
+
+def test_colour_by_answer_movement():
+    pts = _points()
+    pts["answers"] = None
+    pts.loc[pts["id"] == "d0", "answers"] = "improved"
+    pts.loc[pts["id"] == "d1", "answers"] = "worsened"
+    fig = plots.embedding_map(pts, "base")  # the default colouring
+    groups = {t.name.split(" (")[0]: t for t in _role(fig, "passages")}
+    assert set(groups) == {"answer, question improved", "answer, question worsened", "other passages"}
+    assert list(groups["answer, question improved"].customdata) == ["d0"]
+    assert groups["answer, question worsened"].marker.color == plots.MOVEMENT_COLORS["worsened"]
 
 
 def test_links_use_at_most_three_line_traces():
@@ -154,7 +159,7 @@ def test_embedding_map_minimal_columns():
     pts = _points()[["space", "kind", "id", "x", "y"]]
     fig = plots.embedding_map(pts, "base")
     (p,) = _role(fig, "passages")
-    assert p.name == "passages" and len(p.x) == 9
+    assert p.name == "passages (9)" and len(p.x) == 9
 
 
 def test_metric_bars_grouped():
@@ -184,6 +189,8 @@ def test_loss_curve_with_and_without_evals():
     assert list(ev.x) == [0, 10] and list(ev.y) == [0.3, 0.4]  # sorted; eval without the metric skipped
     fig = plots.loss_curve(losses, evals, metric="nDCG@10")
     assert list(fig.data[1].y) == [0.5]
+    # one validation point (a cancelled run) once drew an axis from -0.444 to 1.341: rates stay on 0..1
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
     empty = plots.loss_curve([])
     assert len(empty.data) == 0 and "No training" in empty.layout.annotations[0].text
     assert fig.layout.xaxis.dtick is None  # 45 steps: plotly's own ticks

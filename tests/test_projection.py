@@ -15,9 +15,9 @@ import pytest
 from core.insight.projection import (
     Projection,
     ProjectionParams,
-    alignment_stats,
     fit_projection,
     rank_movement,
+    retrieval_alignment,
     sample_points,
 )
 
@@ -126,28 +126,24 @@ def test_identical_vectors_give_identical_layouts(fitted, data):
     pd.testing.assert_frame_equal(base, _xy(proj0.points, "base"))
 
 
-def test_sample_points_cap_determinism_and_kept_passages():
-    qids = [f"q{i}" for i in range(600)]
-    dids = [f"d{j}" for j in range(300)]
-    keep = {f"d{j}" for j in range(0, 300, 7)}  # 43 passages
-    q1, d1 = sample_points(qids, dids, 300, seed=1, keep_passage_ids=keep)
-    q2, d2 = sample_points(qids, dids, 300, seed=1, keep_passage_ids=keep)
+def test_sample_points_keep_every_question_and_sample_only_other_passages():
+    qids = [f"q{i}" for i in range(272)]
+    dids = [f"d{j}" for j in range(3000)]
+    keep = {f"d{j}" for j in range(0, 3000, 7)}  # 429 passages (answers, ringed passages)
+    q1, d1 = sample_points(qids, dids, 1500, seed=1, keep_passage_ids=keep)
+    q2, d2 = sample_points(qids, dids, 1500, seed=1, keep_passage_ids=keep)
     assert np.array_equal(q1, q2) and np.array_equal(d1, d2)
-    assert len(q1) + len(d1) == 300
-    assert (len(q1), len(d1)) == (200, 100)  # proportional to 600 : 300
-    assert keep <= {dids[j] for j in d1}
-    assert list(q1) == sorted(set(q1)) and list(d1) == sorted(set(d1))
-    q3, _ = sample_points(qids, dids, 300, seed=2, keep_passage_ids=keep)
-    assert not np.array_equal(q1, q3)
-    # Many kept passages take room from the queries; the cap still holds.
-    big_keep = {f"d{j}" for j in range(150)}
-    q4, d4 = sample_points(qids, dids, 300, seed=1, keep_passage_ids=big_keep)
-    assert len(q4) + len(d4) == 300 and big_keep <= {dids[j] for j in d4} and len(q4) == 150
-    # Under the cap everything is kept; more kept passages than the cap is an error.
-    q5, d5 = sample_points(qids[:10], dids[:10], 300)
+    assert list(q1) == list(range(272))  # every question, however large the collection
+    assert keep <= {dids[j] for j in d1} and len(q1) + len(d1) == 1500
+    assert list(d1) == sorted(set(d1))
+    _, d3 = sample_points(qids, dids, 1500, seed=2, keep_passage_ids=keep)
+    assert not np.array_equal(d1, d3)  # other seed, other sampled passages; the kept ones stay
+    # More kept points than the target: all of them are drawn, nothing is dropped.
+    big = set(dids[:2000])
+    q4, d4 = sample_points(qids, dids, 1500, seed=1, keep_passage_ids=big)
+    assert len(q4) == 272 and {dids[j] for j in d4} == big
+    q5, d5 = sample_points(qids[:10], dids[:10], 300)  # under the target: everything
     assert len(q5) == len(d5) == 10
-    with pytest.raises(ValueError, match="must be kept"):
-        sample_points(qids, dids, 100, keep_passage_ids=set(dids[:101]))
 
 
 def test_save_load_roundtrip_without_pickle(fitted, tmp_path):
@@ -184,22 +180,19 @@ def test_fit_rejects_bad_shapes(data):
         fit_projection(data["qids"], data["dids"], bq, bd, bad, bd)
 
 
-def test_alignment_stats_by_hand():
-    q = np.array([[1.0, 0.0], [0.0, 1.0]])
-    g = np.array([[1.0, 0.0], [1.0, 0.0]])  # cos 1 and 0
-    d = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
-    out = alignment_stats(q, g, d)
-    assert out["mean_query_gold_cosine"] == pytest.approx(0.5)
-    cq, cd = np.array([0.5, 0.5]), np.array([0.25, 0.25])
-    assert out["centroid_distance"] == pytest.approx(np.linalg.norm(cq - cd))  # = sqrt(0.125)
-    assert out["centroid_cosine"] == pytest.approx(1.0)
-    # Non-unit rows: cosine, not dot product.
-    out2 = alignment_stats(np.array([[3.0, 4.0]]), np.array([[6.0, 8.0]]), np.array([[0.0, 2.0]]))
-    assert out2["mean_query_gold_cosine"] == pytest.approx(1.0)
-    assert out2["centroid_distance"] == pytest.approx(np.hypot(3.0, 2.0))
-    assert out2["centroid_cosine"] == pytest.approx(0.8)
+def test_retrieval_alignment_by_hand():
+    d = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
+    q = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    # q0's answer is row 0 (rank 1, margin 1 - 0.8); q1's answer is row 1 (rank 2: row 2 scores 1.0 > 0.6);
+    # q2's answers are rows 2 and 3: best is row 2 (0.8), beaten by row 1 (0.96): rank 2
+    out = retrieval_alignment(q, d, [[0], [1], [2, 3]])
+    assert out["answer_first"] == pytest.approx(1 / 3)
+    assert out["median_rank"] == 2
+    assert out["margin"] == pytest.approx(((1 - 0.8) + (0.6 - 1.0) + (0.8 - 0.96)) / 3)
+    # scaling every similarity (what contrastive training does to cosines) changes no rank
+    assert retrieval_alignment(q * 0.5, d, [[0], [1], [2, 3]])["median_rank"] == 2
     with pytest.raises(ValueError):
-        alignment_stats(q, g[:1], d)
+        retrieval_alignment(q, d, [[0]])
 
 
 def test_rank_movement_cases():

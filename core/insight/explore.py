@@ -14,10 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.dataset import QADataset
+from core.dataset import QADataset, source_file
 from core.insight.results import RunResults, load_per_query, load_rankings, load_results
 from core.store import Store
 from core.tuning.spec import RunSpec
+
+RING_DEPTHS = (10, 5, 3, 1)  # top passages per question a map guarantees, tried in this order
+MAP_KEEP_CAP = 6000  # questions + kept passages above which the ring depth is lowered
 
 
 @dataclass
@@ -66,18 +69,43 @@ class RunView:
         })
 
     def map_points(self, proj, wl: pd.DataFrame | None = None) -> pd.DataFrame:
-        """A projection's points with hover text, passage sources and each question's movement."""
+        """A projection's points with hover text, passage sources (label and file), each question's
+        movement, and for each answer passage the movement of the question it answers."""
         movement = (self.winners_losers() if wl is None else wl)["movement"]
+        answers = {}
+        for q in self.query_ids:
+            for d in self.eval.relevant_docs[q]:
+                answers.setdefault(d, movement.get(q, "same"))
         pts = proj.points.copy()
         is_q = (pts["kind"] == "query").to_numpy()
         ids = pts["id"].astype(str)
         pts["text"] = [self.eval.queries.get(i, "") if q else self.eval.corpus.get(i, "") for i, q in zip(ids, is_q)]
         pts["source"] = [None if q else (self.eval.sources.get(i) or None) for i, q in zip(ids, is_q)]
+        pts["file"] = [source_file(s) if s else None for s in pts["source"]]
         pts["movement"] = [movement.get(i) if q else None for i, q in zip(ids, is_q)]
+        pts["answers"] = [None if q else answers.get(i) for i, q in zip(ids, is_q)]
         return pts
 
+    def map_keep(self) -> tuple[set[str], int]:
+        """Passages every map of this run shows, and the ring depth that guarantees: each question's
+        answer passages plus its top ``depth`` passages in both models (``depth`` 10, lowered for
+        very large evaluation sets so the map stays under MAP_KEEP_CAP points)."""
+        gold = {d for q in self.query_ids for d in self.eval.relevant_docs[q]}
+        for depth in RING_DEPTHS:
+            keep = set(gold)
+            for role in ("base", "tuned"):
+                for ranked in self.rankings.get(role, {}).values():
+                    keep.update(ranked[0][:depth])
+            if len(self.query_ids) + len(keep) <= MAP_KEEP_CAP or depth == RING_DEPTHS[-1]:
+                return keep, depth
+        raise AssertionError("unreachable")
+
     def projection(self, params, progress=None):
-        """The run's 2-D maps for ``params``: read from the run folder, else fitted and saved there."""
+        """The run's 2-D maps for ``params``: read from the run folder, else fitted and saved there.
+
+        Every evaluation question, its answer passages and the passages a question's rings can
+        show (``map_keep``) are always on the map; only other passages are sampled.
+        """
         from core.insight.projection import Projection, fit_projection
 
         path = self.run_dir / f"projection-{params.key()}.npz"
@@ -86,17 +114,21 @@ class RunView:
                 return Projection.load(path)
             except (ValueError, OSError):
                 path.unlink(missing_ok=True)  # unreadable (old format, torn): fit again
-        gold = {self.eval.relevant_docs[q][0] for q in self.query_ids}
+        keep, depth = self.map_keep()
         proj = fit_projection(self.query_ids, self.passage_ids, self.base_q, self.base_d, self.tuned_q,
-                              self.tuned_d, params, progress=progress, keep_passage_ids=gold)
+                              self.tuned_d, params, progress=progress, keep_passage_ids=keep)
+        proj.ring_depth = depth
         proj.save(path)
         return proj
 
-    def gold_vectors(self, space: str) -> np.ndarray:
-        """(n_q, dim): each eval question's first gold passage vector in ``space``."""
-        d = self.base_d if space == "base" else self.tuned_d
-        pos = {p: i for i, p in enumerate(self.passage_ids)}
-        return np.stack([d[pos[self.eval.relevant_docs[q][0]]] for q in self.query_ids])
+    def alignment(self, space: str) -> dict[str, float]:
+        """``core.insight.projection.retrieval_alignment`` of the base or tuned vectors (all passages)."""
+        from core.insight.projection import retrieval_alignment
+
+        row = {p: i for i, p in enumerate(self.passage_ids)}
+        gold = [[row[d] for d in self.eval.relevant_docs[q] if d in row] for q in self.query_ids]
+        q, d = (self.base_q, self.base_d) if space == "base" else (self.tuned_q, self.tuned_d)
+        return retrieval_alignment(q, d, gold)
 
     def _encoder(self, which: str):
         """A function text -> (dim,) query vector for 'base' or 'tuned' (models loaded once)."""

@@ -12,10 +12,8 @@ and one path per link class stay fast in SVG.
 
 from __future__ import annotations
 
-import colorsys
 import html
 import textwrap
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +25,6 @@ from core.retrieval.metrics import HEADLINE
 QUERY_COLOR = "#111111"  # queries: near-black open diamonds, a colour no passage ever gets
 QUERY_SYMBOL = "diamond-open"
 NO_SOURCE = "(no source)"
-NO_SOURCE_COLOR = "#b0b0b0"
 # Movement colours for links and the rank scatter; greens/reds darker than the passage palette's.
 MOVEMENT_COLORS = {"improved": "#1a9641", "worsened": "#d7191c", "same": "#c8c8c8"}
 MOVEMENT_ORDER = ("improved", "worsened", "same")
@@ -41,31 +38,8 @@ PALETTE = [
 HOVER_CHARS = 200  # hover text is cut here: enough to recognise a passage, short enough to read
 POINT_SIZE = 6  # marker size of ordinary points; highlighted ones are drawn at HIGHLIGHT_SIZE
 HIGHLIGHT_SIZE = 16
-LEGEND_MAX_SOURCES = 30  # above this many sources one passage trace (no per-source legend) is drawn
 RANK_NAN = 101  # where "not in the top 100" is drawn on rank axes
 MAP_HEIGHT = 560
-
-
-def _extra_color(i: int) -> str:
-    """The i-th colour after the palette: golden-angle hue, mid lightness and saturation."""
-    h = (i * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hls_to_rgb(h, 0.55, 0.65)
-    return f"#{int(r * 255):02X}{int(g * 255):02X}{int(b * 255):02X}"
-
-
-def source_colors(sources: Sequence[str]) -> dict[str, str]:
-    """A stable colour per source: by position in the sorted list of distinct sources.
-
-    Args:
-        sources: every source name of the figure(s) that must agree (repeats and NaN allowed).
-
-    Returns:
-        {source: "#RRGGBB"}; NaN/empty maps to :data:`NO_SOURCE` in light grey.
-    """
-    names = sorted({_source_name(s) for s in sources} - {NO_SOURCE})
-    colors = {s: PALETTE[i] if i < len(PALETTE) else _extra_color(i - len(PALETTE)) for i, s in enumerate(names)}
-    colors[NO_SOURCE] = NO_SOURCE_COLOR
-    return colors
 
 
 def _source_name(s) -> str:
@@ -117,6 +91,45 @@ def _segments(pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> t
     return xs, ys
 
 
+FILE_COLORS_MAX = 12  # files coloured one by one; more than this many distinct colours cannot be told apart
+OTHER_COLOR = "#cfcfcf"
+COLOR_MODES = {
+    "answer": "answer passages by rank change",
+    "file": "source document",
+}
+
+
+def passage_groups(ps: pd.DataFrame, color_by: str = "answer") -> list[tuple[str, str, pd.DataFrame]]:
+    """Passages split into a few readable colour groups: (legend name, colour, rows).
+
+    ``color_by``:
+      * ``"answer"``: passages that answer an evaluation question, coloured by that question's rank
+        change (column ``answers``: improved / worsened / same); every other passage grey;
+      * ``"file"``: the ``FILE_COLORS_MAX`` documents with most passages on the map get a colour each
+        (column ``file``), the rest share one grey group;
+      * ``"file:<name>"``: that document's passages in colour, all others grey.
+    """
+    if color_by == "answer" and "answers" in ps.columns:
+        ans = ps["answers"].fillna("")
+        out = [(f"answer, question {cls}", MOVEMENT_COLORS[cls], ps[(ans == cls).to_numpy()]) for cls in MOVEMENT_ORDER]
+        out.append(("other passages", OTHER_COLOR, ps[(ans == "").to_numpy()]))
+    elif color_by.startswith("file") and "file" in ps.columns:
+        files = ps["file"].map(_source_name)
+        if color_by.startswith("file:"):
+            chosen = color_by[5:]
+            out = [(chosen, PALETTE[0], ps[(files == chosen).to_numpy()]),
+                   ("other documents", OTHER_COLOR, ps[(files != chosen).to_numpy()])]
+        else:
+            top = [f for f in files.value_counts().index if f != NO_SOURCE][:FILE_COLORS_MAX]
+            out = [(f, PALETTE[i % len(PALETTE)], ps[(files == f).to_numpy()]) for i, f in enumerate(sorted(top))]
+            rest = ~files.isin(top).to_numpy()
+            n_other = files[rest].nunique()
+            out.append((f"{n_other} other documents" if n_other else "other passages", OTHER_COLOR, ps[rest]))
+    else:
+        out = [("passages", PALETTE[0], ps)]
+    return [(name, color, part) for name, color, part in out if len(part)]
+
+
 def embedding_map(
     points: pd.DataFrame,
     space: str,
@@ -124,8 +137,9 @@ def embedding_map(
     highlight: dict | None = None,
     title: str | None = None,
     uirevision: str | None = None,
+    color_by: str = "answer",
 ) -> go.Figure:
-    """Scatter of one space of a projection: passages by source, queries in black, gold links.
+    """Scatter of one space of a projection: passages coloured by ``color_by``, queries in black, gold links.
 
     Args:
         points: ``Projection.points`` (columns space, kind, id, x, y), optionally with ``text``
@@ -141,12 +155,12 @@ def embedding_map(
         title: figure title.
         uirevision: plotly uirevision; default ``"embedding-map-<space>"`` so zoom and pan survive
             Streamlit reruns.
+        color_by: how passages are coloured (see ``passage_groups``); the source is always on hover.
 
     Returns:
         The figure. Each trace's ``meta`` names its role ("links", "passages", "queries",
         "highlight-query", "highlight-passages") and ``customdata`` holds point ids.
     """
-    colors = source_colors(points["source"].tolist()) if "source" in points.columns else {}
     df = points[points["space"] == space]
     qs = df[df["kind"] == "query"]
     ps = df[df["kind"] == "passage"]
@@ -180,39 +194,19 @@ def embedding_map(
             )
 
     if len(ps):
-        src = ps["source"].map(_source_name) if "source" in ps.columns else pd.Series(NO_SOURCE, index=ps.index)
-        groups = sorted(src.unique())
-        marker = {"size": POINT_SIZE, "opacity": 0.75, "line": {"width": 0}}
-        if len(groups) <= LEGEND_MAX_SOURCES:
-            for g in groups:
-                part = ps[(src == g).to_numpy()]
-                name = "passages" if "source" not in ps.columns else g
-                fig.add_trace(
-                    go.Scatter(
-                        x=part["x"],
-                        y=part["y"],
-                        mode="markers",
-                        name=name,
-                        marker={**marker, "color": colors.get(g, NO_SOURCE_COLOR) if colors else PALETTE[0]},
-                        text=_hover(part, "passage"),
-                        hovertemplate="%{text}<extra></extra>",
-                        customdata=part["id"].astype(str).tolist(),
-                        meta="passages",
-                        legendgroup="passages",
-                    )
-                )
-        else:
+        for name, color, part in passage_groups(ps, color_by):
             fig.add_trace(
                 go.Scatter(
-                    x=ps["x"],
-                    y=ps["y"],
+                    x=part["x"],
+                    y=part["y"],
                     mode="markers",
-                    name=f"passages ({len(groups)} sources)",
-                    marker={**marker, "color": [colors.get(g, NO_SOURCE_COLOR) for g in src]},
-                    text=_hover(ps, "passage"),
+                    name=f"{name} ({len(part)})",
+                    marker={"size": POINT_SIZE, "opacity": 0.8, "line": {"width": 0}, "color": color},
+                    text=_hover(part, "passage"),
                     hovertemplate="%{text}<extra></extra>",
-                    customdata=ps["id"].astype(str).tolist(),
+                    customdata=part["id"].astype(str).tolist(),
                     meta="passages",
+                    legendgroup="passages",
                 )
             )
 
@@ -399,9 +393,10 @@ def loss_curve(
     last = max([s for s, _ in loss] + [s for s, _ in ev] + [0])
     if last <= 12:  # short runs: one tick per whole step, not 1.5, 2.5
         layout["xaxis"]["dtick"] = 1
-    if ev:
+    if ev:  # a rate: the axis is 0..1 whatever the points (a cancelled run has one point)
         layout["yaxis2"] = {
-            "title": {"text": metric}, "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ".3f",
+            "title": {"text": metric}, "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ".2f",
+            "range": [0, 1.02],
         }
     if not loss and not ev:
         layout["annotations"] = [

@@ -27,7 +27,7 @@ Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
 SPACES = ("base", "tuned")
 KINDS = ("query", "passage")
 MIN_POINTS = 4  # UMAP's spectral initialisation needs a handful of points; fewer is no map anyway
-_FORMAT = 1  # version of the saved file layout
+_FORMAT = 2  # version of the saved file layout (2: every question kept, ring depth saved)
 _UMAP_EXACT_BELOW = 4096  # UMAP computes all pairwise distances below this many points
 
 
@@ -39,8 +39,9 @@ class ProjectionParams:
     n_neighbors: int = 15
     # UMAP's default; small enough that passages about one topic visibly clump.
     min_dist: float = 0.1
-    # Points (queries + passages) per map: ~1,500 fits in well under 20 s on 2 cores and is
-    # about as many as a browser scatter plot stays readable and responsive with.
+    # Points per map: every evaluation question and the passages a page can highlight are always
+    # drawn; other passages fill the map up to this many. ~1,500 fits in well under 20 s on 2 cores
+    # and is about as many as a browser scatter plot stays readable and responsive with.
     sample: int = 1500
     seed: int = 42
 
@@ -65,6 +66,7 @@ class Projection:
     points: pd.DataFrame
     params: ProjectionParams = field(default_factory=ProjectionParams)
     seconds: float = 0.0
+    ring_depth: int = 10  # top passages per question guaranteed on the map (RunView.map_keep)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write to ``path`` (an .npz file: columns as plain arrays plus a JSON header; no pickle).
@@ -76,7 +78,8 @@ class Projection:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"format": _FORMAT, "params": asdict(self.params), "seconds": float(self.seconds)}
+        meta = {"format": _FORMAT, "params": asdict(self.params), "seconds": float(self.seconds),
+                "ring_depth": int(self.ring_depth)}
         p = self.points
         arrays = {
             "space": np.asarray(p["space"].astype(str).to_numpy(), dtype=str),
@@ -116,7 +119,7 @@ class Projection:
                 "y": cols["y"].astype(np.float32),
             }
         )
-        return cls(points, ProjectionParams(**meta["params"]), float(meta["seconds"]))
+        return cls(points, ProjectionParams(**meta["params"]), float(meta["seconds"]), int(meta.get("ring_depth", 10)))
 
 
 def sample_points(
@@ -128,48 +131,29 @@ def sample_points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which queries and passages go on the map.
 
-    Everything is kept when ``len(query_ids) + len(passage_ids) <= sample``. Otherwise exactly
-    ``sample`` points are kept: queries and passages in proportion to their counts, every passage in
-    ``keep_passage_ids`` first (taking room from the queries if the passages' share is too small),
-    the rest drawn at random with ``seed``.
+    Every query and every passage in ``keep_passage_ids`` (the queries' gold passages and the
+    passages a page may ring) is always kept; only the other passages are sampled, at random
+    with ``seed``, to fill the map up to ``sample`` points. When the kept points alone exceed
+    ``sample`` the map holds exactly them (more than ``sample``): nothing asked for is dropped.
 
     Args:
         query_ids: n_q query ids.
         passage_ids: n_d passage ids.
-        sample: the most points kept.
+        sample: the points wanted on the map (a target, exceeded only by the kept points).
         seed: seed of the random draw; same inputs and seed, same sample.
-        keep_passage_ids: passage ids always kept (e.g. the gold passages of the queries); ids
-            not in ``passage_ids`` are ignored.
+        keep_passage_ids: passage ids always kept; ids not in ``passage_ids`` are ignored.
 
     Returns:
         (query rows, passage rows): sorted int index arrays into the two id lists.
-
-    Raises:
-        ValueError: the passages to keep alone are more than ``sample``.
     """
     n_q, n_d = len(query_ids), len(passage_ids)
-    if n_q + n_d <= sample:
-        return np.arange(n_q), np.arange(n_d)
     keep = set(keep_passage_ids or ())
     is_kept = np.fromiter((str(p) in keep for p in passage_ids), dtype=bool, count=n_d)
-    n_keep = int(is_kept.sum())
-    if n_keep > sample:
-        raise ValueError(
-            f"{n_keep} passages must be kept but the map holds at most {sample} points: "
-            "raise the sample size or keep fewer passages."
-        )
-    q_take = min(n_q, int(round(sample * n_q / (n_q + n_d))))
-    d_take = sample - q_take
-    if d_take < n_keep:  # kept passages take room from the queries
-        d_take = n_keep
-    d_take = min(d_take, n_d)
-    q_take = min(n_q, sample - d_take)
-    rng = np.random.default_rng(seed)
-    q_rows = np.sort(rng.choice(n_q, size=q_take, replace=False))
     free = np.flatnonzero(~is_kept)
-    extra = rng.choice(free, size=d_take - n_keep, replace=False)
+    room = max(0, sample - n_q - int(is_kept.sum()))
+    extra = free if room >= len(free) else np.random.default_rng(seed).choice(free, size=room, replace=False)
     d_rows = np.sort(np.concatenate([np.flatnonzero(is_kept), extra]).astype(int))
-    return q_rows, d_rows
+    return np.arange(n_q), d_rows
 
 
 def warm_up() -> float:
@@ -364,38 +348,49 @@ def fit_projection(
     return Projection(points, params, time.perf_counter() - start)
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of (n, dim) ``a`` and ``b``; 0 where a row is all zeros."""
-    num = (a * b).sum(axis=-1)
-    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+ALIGNMENT_HELP = {
+    "answer_first": "Share of questions whose nearest passage (of all passages searched) is the answer: what "
+                    "a top-1 search returns.",
+    "median_rank": "Median rank of the answer passage among all passages searched (1 = first; lower is better).",
+    "margin": "Mean similarity of each question to its answer minus to the best wrong passage: above 0 the "
+              "answer wins. Read its sign and change, not its size: training changes the similarity scale.",
+}
 
 
-def alignment_stats(query_vecs: np.ndarray, gold_vecs: np.ndarray, passage_vecs: np.ndarray) -> dict[str, float]:
-    """How close questions sit to their answers, and the question cloud to the passage cloud.
+def retrieval_alignment(query_vecs: np.ndarray, passage_vecs: np.ndarray, gold_rows: Sequence[Sequence[int]],
+                        chunk: int = 1024) -> dict[str, float]:
+    """How well questions meet their answers in one embedding space, in measures that agree with
+    retrieval (raw cosine does not: contrastive training changes the similarity scale).
 
     Args:
-        query_vecs: (n, dim) query vectors.
-        gold_vecs: (n, dim) each query's gold passage vector, row-aligned with ``query_vecs``
-            (for several gold passages the caller passes the first or their mean).
-        passage_vecs: (m, dim) all passage vectors.
+        query_vecs: (n, dim) question vectors, L2-normalised.
+        passage_vecs: (m, dim) passage vectors, L2-normalised (rows = every passage searched).
+        gold_rows: per question, the rows of its answer passages in ``passage_vecs``.
 
     Returns:
-        ``mean_query_gold_cosine``: mean over rows of cos(query_i, gold_i);
-        ``centroid_distance``: euclidean distance between the mean query and the mean passage vector;
-        ``centroid_cosine``: cosine of those two centroids.
+        ``answer_first``: share of questions whose top-scoring passage is an answer (ties count
+        against it); ``median_rank``: median 1-based rank of the best-ranked answer;
+        ``margin``: mean of (best answer score - best wrong-passage score). See ALIGNMENT_HELP.
     """
-    q = np.asarray(query_vecs, dtype=np.float64)
-    g = np.asarray(gold_vecs, dtype=np.float64)
-    d = np.asarray(passage_vecs, dtype=np.float64)
-    if q.shape != g.shape:
-        raise ValueError(f"query_vecs {q.shape} and gold_vecs {g.shape} must be row-aligned")
-    cq, cd = q.mean(axis=0), d.mean(axis=0)
-    return {
-        "mean_query_gold_cosine": float(_cos(q, g).mean()) if len(q) else float("nan"),
-        "centroid_distance": float(np.linalg.norm(cq - cd)),
-        "centroid_cosine": float(_cos(cq, cd)),
-    }
+    q = np.asarray(query_vecs, dtype=np.float32)
+    d = np.asarray(passage_vecs, dtype=np.float32)
+    if len(q) != len(gold_rows):
+        raise ValueError(f"{len(q)} questions but {len(gold_rows)} lists of gold rows")
+    ranks, margins = [], []
+    for start in range(0, len(q), chunk):
+        scores = q[start : start + chunk] @ d.T
+        for r, gold in enumerate(gold_rows[start : start + chunk]):
+            row = scores[r]
+            mask = np.zeros(len(row), dtype=bool)
+            mask[list(gold)] = True
+            best_gold = row[mask].max()
+            best_wrong = row[~mask].max() if (~mask).any() else -np.inf
+            ranks.append(1 + int((row[~mask] >= best_gold).sum()))
+            margins.append(float(best_gold - best_wrong))
+    ranks_a = np.asarray(ranks)
+    return {"answer_first": float((ranks_a == 1).mean()) if len(ranks_a) else float("nan"),
+            "median_rank": float(np.median(ranks_a)) if len(ranks_a) else float("nan"),
+            "margin": float(np.mean(margins)) if margins else float("nan")}
 
 
 def rank_movement(base_rank: pd.Series, tuned_rank: pd.Series) -> pd.Series:

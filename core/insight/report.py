@@ -127,7 +127,7 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     from core.ingest.splits import leakage_report
     from core.insight.explore import open_run
     from core.insight.plots import embedding_map, metric_bars
-    from core.insight.projection import ProjectionParams, alignment_stats
+    from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 
     run = store.get_run(run_id)
     view = open_run(store, run_id)
@@ -175,22 +175,23 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
         wl = view.winners_losers()
         points = view.map_points(proj, wl)
         links = view.gold_links(wl)
-        base = alignment_stats(view.base_q, view.gold_vectors("base"), view.base_d)
-        tuned = alignment_stats(view.tuned_q, view.gold_vectors("tuned"), view.tuned_d)
+        base, tuned = view.alignment("base"), view.alignment("tuned")
         parts += ["<h2>Embedding maps: before and after</h2>",
-                  "<p>UMAP maps of the evaluation questions (◇) and passages (dots, coloured by source document); "
-                  "a line joins each question to its answer passage, green when tuning moved the answer up, red "
-                  "when down. The tuned map is aligned onto the base one so positions compare.</p>",
+                  "<p>UMAP maps of every evaluation question (◇) and passages (dots): answer passages are coloured "
+                  "by how their question moved, green when tuning moved the answer up, red when down, grey when "
+                  "unchanged; other passages are light grey (a random sample of them). A line joins each question "
+                  "to its answer. The tuned map is aligned onto the base one so positions compare.</p>",
                   '<div class="maps"><div>'
                   + fig_html(embedding_map(points, "base", links, title="Before: base model"), 560)
                   + "</div><div>"
                   + fig_html(embedding_map(points, "tuned", links, title=f"After: {tuned_name}"), 560)
                   + "</div></div>",
                   _table(pd.DataFrame({
-                      "base": [base["mean_query_gold_cosine"], base["centroid_distance"]],
-                      "tuned": [tuned["mean_query_gold_cosine"], tuned["centroid_distance"]],
-                  }, index=["mean question ↔ answer cosine (higher is closer)",
-                            "distance between question and passage centroids"]))]
+                      "base": [base["answer_first"], base["median_rank"], base["margin"]],
+                      "tuned": [tuned["answer_first"], tuned["median_rank"], tuned["margin"]],
+                      "what it means": [ALIGNMENT_HELP[k] for k in ("answer_first", "median_rank", "margin")],
+                  }, index=["nearest passage is the answer (share)", "median rank of the answer",
+                            "answer vs best wrong passage (margin)"]))]
     else:
         wl = view.winners_losers()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.pages.conftest import open_app, save_cheap_projection, texts
@@ -26,12 +28,25 @@ def test_two_maps_highlight_and_alignment(finished_run):
     assert len(charts) == 2
     assert "Before: base model" in charts[0].proto.spec and "After: tuned (adapter)" in charts[1].proto.spec
     labels = [m.label for m in at.metric]
-    assert "Question ↔ answer similarity" in labels
+    assert labels == ["Nearest passage is the answer", "Median rank of the answer", "Answer vs best wrong passage"]
     view = res.get_run_view(run_id)
+    base = view.alignment("base")
+    assert at.metric[0].value == f"{view.alignment('tuned')['answer_first']:.0%}"
+    assert f"margin {base['margin']:+.3f}" in texts(at)
+    spec = json.loads(charts[0].proto.spec)
+    questions = next(t for t in spec["data"] if t.get("meta") == "queries")
+    assert sorted(questions["customdata"]) == sorted(view.query_ids)  # every evaluation question is on the map
+    assert f"All {len(view.query_ids)} evaluation questions are on both maps" in texts(at)
     at.selectbox(key="etl_map_query").set_value(view.query_ids[0]).run()
+    at.slider(key="etl_map_k").set_value(5).run()
     assert not at.exception
-    assert '"selected question"' in at.get("plotly_chart")[0].proto.spec
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert any(t.get("name") == "selected question" for t in spec["data"])
+    rings = next(t for t in spec["data"] if t.get("meta") == "highlight-passages")
+    assert rings["text"] == ["1", "2", "3", "4", "5"]  # k rings, not 1 or 2
     assert "Answer passage rank:" in texts(at)
+    at.radio(key="etl_map_color").set_value("file").run()
+    assert not at.exception
 
 
 @pytest.mark.slow

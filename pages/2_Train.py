@@ -7,8 +7,8 @@ import dataclasses
 import streamlit as st
 
 from core.retrieval.embedding import resolve_model
-from core.tuning.nudge import nudge_applies
 from core.tuning.estimate import estimate_run
+from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run
 from core.tuning.spec import METHOD_LABELS, METHODS, RunSpec, Scoring, field_help
 from ui import resources as res

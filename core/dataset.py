@@ -8,15 +8,46 @@ the benchmark files in ../shared/data/sec-10k-qa::
     relevant_docs  {query_id: [doc_id, ...]}
 
 Optional extras ride along: ``negatives`` ({query_id: [doc_id, ...]}, from a pair
-table's negative column) and ``sources`` ({doc_id: "file.pdf p.3"}, where a passage
-came from).
+table's negative column), ``sources`` ({doc_id: "file.pdf p.3"}, where a passage
+came from; :func:`source_label` writes that label and :func:`source_file` reads the file
+back from it), ``answers`` ({query_id: answer text}, when the data gave the answer span)
+and ``origins`` ({query_id: "human" | "generated:<how>"}, who wrote each question;
+:func:`question_origin` sums them up in words).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+
+_PAGE_SUFFIX = re.compile(r" p\.\d+$")
+
+
+def source_label(file: str, page: int | None = None) -> str:
+    """Where a passage came from, as ``dataset.sources`` stores it: ``"file.pdf p.3"`` or ``"file.txt"``.
+
+    Args:
+        file: The document's file name (display only; never used as a path).
+        page: 1-based page number (PDFs), or None.
+
+    Returns:
+        The label; :func:`source_file` turns it back into the file name.
+    """
+    return f"{file} p.{page}" if page is not None else file
+
+
+def source_file(label: str) -> str:
+    """The document a source label belongs to: ``"file.pdf p.3"`` -> ``"file.pdf"`` (other labels unchanged).
+
+    Args:
+        label: A ``dataset.sources`` value, as made by :func:`source_label` (or any text).
+
+    Returns:
+        The label without a trailing page marker ``" p.N"``.
+    """
+    return _PAGE_SUFFIX.sub("", label)
 
 
 class DataError(ValueError):
@@ -39,6 +70,8 @@ class QADataset:
     relevant_docs: dict[str, list[str]]
     negatives: dict[str, list[str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.relevant_docs = {q: list(d) for q, d in self.relevant_docs.items()}
@@ -64,15 +97,17 @@ class QADataset:
         rel = {q: [d for d in self.relevant_docs.get(q, []) if d in corpus] for q in qs}
         neg = {q: [d for d in self.negatives.get(q, []) if d in corpus] for q in qs if q in self.negatives}
         src = {c: s for c, s in self.sources.items() if c in corpus}
-        return QADataset(qs, dict(corpus), rel, neg, src)
+        return QADataset(qs, dict(corpus), rel, neg, src, {q: a for q, a in self.answers.items() if q in qs},
+                         {q: o for q, o in self.origins.items() if q in qs})
 
     def to_json(self) -> dict:
         """The {queries, corpus, relevant_docs[, negatives, sources]} mapping."""
         out: dict = {"queries": self.queries, "corpus": self.corpus, "relevant_docs": self.relevant_docs}
         if self.negatives:
             out["negatives"] = self.negatives
-        if self.sources:
-            out["sources"] = self.sources
+        for name in ("sources", "answers", "origins"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
         return out
 
     @classmethod
@@ -83,6 +118,8 @@ class QADataset:
             relevant_docs={q: list(v) for q, v in obj["relevant_docs"].items()},
             negatives={q: list(v) for q, v in obj.get("negatives", {}).items()},
             sources=dict(obj.get("sources", {})),
+            answers=dict(obj.get("answers", {})),
+            origins=dict(obj.get("origins", {})),
         )
 
     def fingerprint(self) -> str:
@@ -109,6 +146,8 @@ def rekey_by_text(ds: QADataset, query_prefix: str = "q-") -> QADataset:
         relevant_docs={qmap[q]: [dmap[d] for d in v if d in dmap] for q, v in ds.relevant_docs.items() if q in qmap},
         negatives={qmap[q]: [dmap[d] for d in v if d in dmap] for q, v in ds.negatives.items() if q in qmap},
         sources={dmap[d]: s for d, s in ds.sources.items() if d in dmap},
+        answers={qmap[q]: a for q, a in ds.answers.items() if q in qmap},
+        origins={qmap[q]: o for q, o in ds.origins.items() if q in qmap},
     )
 
 
@@ -125,7 +164,7 @@ def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADat
     ev = rekey_by_text(eval, "eval-")
     corpus = {**tr.corpus, **ev.corpus}
     sources = {**tr.sources, **ev.sources}
-    return tr, QADataset(ev.queries, corpus, ev.relevant_docs, ev.negatives, sources)
+    return tr, QADataset(ev.queries, corpus, ev.relevant_docs, ev.negatives, sources, ev.answers, ev.origins)
 
 
 def merge_datasets(parts: list[QADataset]) -> QADataset:
@@ -141,4 +180,21 @@ def merge_datasets(parts: list[QADataset]) -> QADataset:
         out.relevant_docs.update(r.relevant_docs)
         out.negatives.update(r.negatives)
         out.sources.update(r.sources)
+        out.answers.update(r.answers)
+        out.origins.update(r.origins)
     return out
+
+
+def question_origin(ds: QADataset) -> str:
+    """What a dataset's questions are, in words: "human-labelled", "generated", "mixed (N of M
+    generated)", or "as uploaded" when no origin was recorded."""
+    kinds = [ds.origins.get(q, "") for q in ds.query_ids]
+    generated = sum(o.startswith("generated") for o in kinds)
+    human = sum(o == "human" for o in kinds)
+    if not kinds or generated + human == 0:
+        return "as uploaded"
+    if generated == len(kinds):
+        return "generated"
+    if human == len(kinds):
+        return "human-labelled"
+    return f"mixed ({generated} of {len(kinds)} generated)"

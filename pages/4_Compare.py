@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
-from core.insight.explore import search_table
+from core.insight.explore import fmt_rank, ranks_table, search_table
 from core.insight.plots import metric_bars, rank_scatter
 from ui import resources as res
 from ui import state, widgets
 
 FILTERS = {"all": "All questions", "improved": "Improved", "worsened": "Worsened", "same": "Unchanged"}
+RANK_HELP = "The answer passage's rank with the base model → with the tuned model (▲ moved up after tuning)."
 
 st.title("Compare")
 widgets.hint(
     "How much did tuning help? The table compares the base model, the tuned model, keyword search (BM25) and a "
-    "hybrid; below, see which questions won or lost, and try your own question against both models."
+    "hybrid; below, see which questions won or lost (select one to read its answer passage), and try your own "
+    "question against both models."
 )
 view = widgets.require_run()
 results = view.results
@@ -25,40 +29,57 @@ widgets.verdict_panel(results, key="etl_cmp_ci")
 with st.expander("Chart", expanded=True):
     st.plotly_chart(metric_bars(results.table()), key="etl_cmp_bars", height=340)
 
+
+def passage_card(passage_id: str, title: str, question_id: str | None = None) -> None:
+    """A passage in full, with its source and, when the dataset knows it, the answer marked."""
+    text = view.eval.corpus.get(passage_id, "")
+    source = view.eval.sources.get(passage_id) or "source not recorded"
+    answer = view.eval.answers.get(question_id, "") if question_id else ""
+    body = html.escape(text).replace("\n", "<br>")
+    if answer and answer in text:
+        mark = html.escape(answer)
+        body = body.replace(mark, f"<mark>{mark}</mark>", 1)
+    with st.container(border=True):
+        st.markdown(f"**{widgets.plain(title)}** · {widgets.plain(source)} · {len(text):,} characters")
+        st.html(f'<div style="white-space:normal;line-height:1.5">{body}</div>')
+        if answer and answer not in text:
+            st.caption(f"Known answer (not found verbatim in this passage): {widgets.plain(answer)}")
+
+
 st.subheader("Question by question")
 wl = res.winners_losers(view.run_id)
 counts = wl["movement"].value_counts()
 pick = st.segmented_control(
-    "Show",
-    list(FILTERS),
+    "Show", list(FILTERS), default="all", key="etl_cmp_filter",
     format_func=lambda f: f"{FILTERS[f]} ({len(wl) if f == 'all' else int(counts.get(f, 0))})",
-    default="all",
-    key="etl_cmp_filter",
 )
 shown = wl if pick in (None, "all") else wl[wl["movement"] == pick]
 if pick == "worsened":
     shown = shown.iloc[::-1]  # biggest losses first
 left, right = st.columns([3, 2])
-left.dataframe(
-    shown,
-    hide_index=True,
-    width="stretch",
-    height=360,
-    column_config={
-        "question": st.column_config.TextColumn("question", width="medium"),
-        "rank before": st.column_config.NumberColumn(
-            "rank before",
-            help="Rank of the answer passage with the base model (empty: not in the top 100)",
-            format="%d",
-        ),
-        "rank after": st.column_config.NumberColumn("rank after", help="…with the tuned model", format="%d"),
-        "change": st.column_config.NumberColumn("places gained", format="%+d"),
-    },
+table = ranks_table(shown)
+picked = left.dataframe(
+    table, hide_index=True, width="stretch", height=360, key="etl_cmp_questions", on_select="rerun",
+    selection_mode="single-row",
+    column_config={"question": st.column_config.TextColumn("question", width="large"),
+                   "base → tuned": st.column_config.TextColumn("base → tuned", help=RANK_HELP),
+                   "places gained": st.column_config.NumberColumn("places gained", format="%+d",
+                                                                  help="'>100' counts as 101")},
 )
 with right:
     scatter = wl.rename(columns={"rank before": "base model", "rank after": "tuned model"})
     st.plotly_chart(rank_scatter(scatter, "base model", "tuned model"), key="etl_cmp_scatter", height=360)
     st.caption("One dot per question; below the diagonal = the answer moved up after tuning.")
+rows = picked.selection.rows if picked and picked.selection else []
+if rows:
+    qid = table.index[rows[0]]
+    row = wl.loc[qid]
+    st.markdown(f"**{widgets.plain(view.eval.queries[qid])}** · answer rank {fmt_rank(row['rank before'])} with the "
+                f"base model → {fmt_rank(row['rank after'])} after tuning")
+    for pid in view.eval.relevant_docs[qid]:
+        passage_card(pid, "Answer passage", qid)
+else:
+    st.caption("Select a question in the table to read its answer passage in full.")
 
 st.subheader("Try a question")
 
@@ -71,32 +92,34 @@ def prefill() -> None:
 
 c1, c2 = st.columns([3, 1])
 c1.selectbox(
-    "Start from an evaluation question (optional)",
-    [None, *view.query_ids],
-    key="etl_cmp_pick",
+    "Start from an evaluation question (optional)", [None, *view.query_ids], key="etl_cmp_pick", on_change=prefill,
     format_func=lambda q: "(type your own below)" if q is None else widgets.short(view.eval.queries[q], 120),
-    on_change=prefill,
 )
 k = c2.number_input("Passages to show", 1, 50, 5, key="etl_cmp_k")
-text = st.text_input(
-    "Your question", key=state.QUERY_TEXT_KEY, placeholder="e.g. how often should hoses be replaced?"
-)
+example = view.eval.queries[view.query_ids[0]] if view.query_ids else "your question"
+text = st.text_input("Your question", key=state.QUERY_TEXT_KEY, placeholder=f"e.g. {widgets.short(example, 80)}")
 if text.strip():
     with st.spinner("Searching with both models… (the first search loads them)"):
         found = view.search(text, int(k))
-    if not found["base"]["gold"].any() and not found["tuned"]["gold"].any():
-        st.caption("✓ marks the known answer passage when your text is one of the evaluation questions.")
+    st.caption("✓ marks the known answer when your text is one of the evaluation questions. Select a row to read "
+               "the passage in full.")
     cols = st.columns(2)
-    for col, space, other, title in (
-        (cols[0], "base", "tuned", "Base model"),
-        (cols[1], "tuned", "base", f"After tuning: {results.systems['tuned'].name}"),
-    ):
+    chosen = []
+    for col, space, title in ((cols[0], "base", "Base model"),
+                              (cols[1], "tuned", f"After tuning: {results.systems['tuned'].name}")):
         with col:
             st.markdown(f"**{title}**")
-            st.dataframe(
-                search_table(found[space], other),
-                hide_index=True,
-                width="stretch",
-                key=f"etl_cmp_hits_{space}",
-                column_config={"passage": st.column_config.TextColumn("passage", width="large")},
+            event = st.dataframe(
+                search_table(found[space], space), hide_index=True, width="stretch", key=f"etl_cmp_hits_{space}",
+                on_select="rerun", selection_mode="single-row",
+                column_config={"passage": st.column_config.TextColumn("passage", width="large"),
+                               "base → tuned": st.column_config.TextColumn(
+                                   "base → tuned", help="This passage's rank with the base model → with the tuned "
+                                   "model (▲ moved up after tuning; >100: not in that model's top 100).")},
             )
+            if event and event.selection and event.selection.rows:
+                chosen.append((space, found[space].iloc[event.selection.rows[0]]))
+    qid = next((q for q in view.query_ids if view.eval.queries[q].strip().lower() == text.strip().lower()), None)
+    for space, hit in chosen:
+        passage_card(hit["passage_id"], f"Rank {hit['rank']} with the {'base' if space == 'base' else 'tuned'} model",
+                     qid)

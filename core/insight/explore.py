@@ -212,30 +212,40 @@ def open_run(store: Store, run_id: str) -> RunView:
     return RunView(run_id=run_id, run_dir=run_dir, spec=RunSpec.load(run_dir), eval=ev, results=results,
                    rankings=load_rankings(run_dir), query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
 
-def search_table(df: pd.DataFrame, other: str) -> pd.DataFrame:
-    """A ``RunView.search`` result for display: ✓ on the gold passage, rank movement vs ``other``."""
-
-    def move(rank: int, other_rank: float) -> str:
-        if pd.isna(other_rank):
-            return f"new (not in {other}'s top 100)"
-        d = int(other_rank) - rank
-        return (
-            f"▲ {d} (was {int(other_rank)})"
-            if d > 0
-            else f"▼ {-d} (was {int(other_rank)})"
-            if d < 0
-            else "same"
-        )
-
-    return pd.DataFrame(
-        {
-            "rank": df["rank"],
-            "gold": ["✓" if g else "" for g in df["gold"]],
-            "score": df["score"].round(3),
-            f"vs {other}": [move(r, o) for r, o in zip(df["rank"], df["other_rank"])],
-            "passage": df["passage"],
-            "source": df["source"],
-        }
-    )
+def fmt_rank(r) -> str:
+    """A gold or passage rank for display: '3', or '>100' when it was not in the top 100."""
+    return ">100" if r is None or (isinstance(r, float) and np.isnan(r)) else str(int(r))
 
 
+def rank_change(before, after) -> str:
+    """'5 → 1 ▲4': a rank with the base model, then with the tuned model, and which way it moved."""
+    b = 101 if before is None or (isinstance(before, float) and np.isnan(before)) else int(before)
+    a = 101 if after is None or (isinstance(after, float) and np.isnan(after)) else int(after)
+    arrow = f" ▲{b - a}" if a < b else f" ▼{a - b}" if a > b else ""
+    if ">" in fmt_rank(before) or ">" in fmt_rank(after):
+        arrow = arrow[:2]  # moved into or out of the top 100: by how much is unknown
+    return f"{fmt_rank(before)} → {fmt_rank(after)}{arrow}"
+
+
+def ranks_table(wl: pd.DataFrame) -> pd.DataFrame:
+    """The winners/losers frame for display: ranks as text ('>100'), the change as 'base → tuned'."""
+    return pd.DataFrame({
+        "question": wl["question"],
+        "base → tuned": [rank_change(b, a) for b, a in zip(wl["rank before"], wl["rank after"])],
+        "places gained": wl["change"].astype(int),
+        "movement": wl["movement"],
+    }, index=wl.index)
+
+
+def search_table(df: pd.DataFrame, space: str, preview: int = 160) -> pd.DataFrame:
+    """A ``RunView.search`` result of ``space`` for display: ✓ on the known answer, each passage's rank
+    with the base model → with the tuned model, a preview of the passage (select a row to read it all)."""
+    base, tuned = (df["rank"], df["other_rank"]) if space == "base" else (df["other_rank"], df["rank"])
+    return pd.DataFrame({
+        "rank": df["rank"],
+        "answer": ["✓" if g else "" for g in df["gold"]],
+        "score": df["score"].round(3),
+        "base → tuned": [rank_change(b, t) for b, t in zip(base, tuned)],
+        "passage": [p if len(p) <= preview else p[:preview].rstrip() + "…" for p in df["passage"]],
+        "source": df["source"],
+    })

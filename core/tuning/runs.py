@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.dataset import DataError, QADataset
+from core.dataset import DataError, QADataset, question_origin
 from core.insight.results import RunResults, build_results, save_results
 from core.retrieval.evaluation import (
     Conditions,
@@ -56,10 +56,14 @@ def load_spec(store: Store, run_id: str) -> RunSpec:
     return RunSpec.load(store.run_dir(run_id))
 
 
-def question_origin(store: Store, dataset_id: str) -> str:
-    """What the dataset's evaluation questions are, as recorded when it was saved."""
+def eval_origin(store: Store, dataset_id: str, ev: QADataset) -> str:
+    """What the evaluation questions are: from each question's recorded origin, else from the dataset's
+    metadata, else "as uploaded"."""
+    found = question_origin(ev)
+    if found != "as uploaded":
+        return found
     meta = json.loads(store.get_dataset(dataset_id).get("meta") or "{}")
-    return meta.get("question_origin") or "as uploaded"
+    return meta.get("question_origin") or found
 
 
 @dataclass
@@ -236,7 +240,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
                            tuned.seconds + bm25.seconds, tuned.conditions)
     systems = {"base": base_res, "tuned": tuned, "bm25": bm25, "hybrid": hybrid}
     results, per_query = build_results(spec.method, systems, fusion=fusion, training=training,
-                                       question_origin=question_origin(store, run["dataset_id"]),
+                                       question_origin=eval_origin(store, run["dataset_id"], ev),
                                        total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds)
     save_results(run_dir, results, per_query, ev.queries, systems)
     if spec.method == "full":

@@ -26,6 +26,11 @@ def test_table_filter_and_search(finished_run):
     base, tuned = (df.value for df in at.dataframe[-2:])  # the two result tables, side by side
     hits = {"base": base, "tuned": tuned}
     for df in hits.values():
-        assert len(df) == 5 and {"rank", "gold", "score", "passage"} <= set(df.columns)
-    assert "✓" in hits["base"]["gold"].tolist() + hits["tuned"]["gold"].tolist()
+        assert len(df) == 5 and {"rank", "answer", "score", "base → tuned", "passage", "source"} <= set(df.columns)
+    assert "✓" in hits["base"]["answer"].tolist() + hits["tuned"]["answer"].tolist()
     assert "Base model" in texts(at)
+    assert at.text_input(key=state.QUERY_TEXT_KEY).placeholder == f"e.g. {question}"  # from this dataset
+    questions = next(df.value for df in at.dataframe if "base → tuned" in df.value.columns
+                     and "question" in df.value.columns)  # winners and losers
+    assert list(questions.columns) == ["question", "base → tuned", "places gained", "movement"]
+    assert "None" not in " ".join(questions["base → tuned"])

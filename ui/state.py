@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.insight.history import done_runs
+from core.insight.history import dataset_choices, done_runs
 from ui.resources import get_store
 
 # --------------------------------------------------------------------------- session-state keys
@@ -60,8 +60,8 @@ def current(key: str, options: list[str]) -> str | None:
 
 
 def selected_dataset() -> str | None:
-    """Id of the selected dataset (default: the newest), or None when there is none."""
-    return current(DATASET_KEY, [d["id"] for d in reversed(get_store().list_datasets())])
+    """Id of the selected dataset (default: the user's newest, else the sample), or None when there is none."""
+    return current(DATASET_KEY, [d["id"] for d in dataset_choices(get_store())])
 
 
 def selected_run() -> str | None:

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core.dataset import DataError
-from core.insight.history import done_runs, run_label
+from core.insight.history import dataset_choices, done_runs, run_label
 from core.insight.results import RunResults
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
@@ -78,7 +78,7 @@ def _picker(label: str, key: str, widget_key: str, options: list[str], labels: d
 def sidebar() -> None:
     """Dataset and run pickers (their values survive page changes) and the running job, if any."""
     store = get_store()
-    datasets = list(reversed(store.list_datasets()))  # newest first
+    datasets = dataset_choices(store)  # the user's own, newest first; the sample last
     names = {d["id"]: d["name"] for d in datasets}
     _picker(
         "Dataset",

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 
 import pandas as pd
 
 from core.store import Store
+
+
+def dataset_choices(store: Store) -> list[dict]:
+    """Saved datasets in the order a picker offers them: the user's own, newest first, then the bundled
+    sample (so a user's new dataset is the default, even if the sample was added again later)."""
+    newest = list(reversed(store.list_datasets()))
+    is_sample = [json.loads(d.get("meta") or "{}").get("origin") == "sample_data" for d in newest]
+    return [d for d, s in zip(newest, is_sample) if not s] + [d for d, s in zip(newest, is_sample) if s]
 
 
 def done_runs(store: Store) -> list[dict]:

@@ -1,0 +1,17 @@
+"""The catalog as the pickers offer it: the user's newest dataset first, the sample last."""
+
+from __future__ import annotations
+
+from core.insight.history import dataset_choices
+from core.sample import ensure_sample
+from core.store import Store
+from tests.conftest import make_tiny_dataset
+
+
+def test_users_dataset_is_the_default_even_when_the_sample_is_newer(tmp_path):
+    store = Store(tmp_path)
+    ds = make_tiny_dataset(20)
+    mine = store.save_dataset("my papers", ds.subset(ds.query_ids[:10]), ds.subset(ds.query_ids[10:]))
+    sample = ensure_sample(store)[0]  # e.g. re-added at a server start after the user deleted it
+    newer = store.save_dataset("my papers v2", ds.subset(ds.query_ids[:12]), ds.subset(ds.query_ids[12:]))
+    assert [d["id"] for d in dataset_choices(store)] == [newer, mine, sample]

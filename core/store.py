@@ -196,6 +196,24 @@ class Store:
         ev = read_json(d / "eval.json")
         return train, (QADataset.from_json(ev) if ev else None)
 
+    def snapshot_run_data(self, run_id: str, dataset_id: str) -> tuple[QADataset, QADataset | None]:
+        """Copy the dataset a run uses into its folder (``data/``) and return it: the run keeps the exact
+        questions and passages it was scored on, even if the dataset changes later (labels added)."""
+        train, ev = self.load_dataset(dataset_id)
+        d = self.run_dir(run_id) / "data"
+        atomic_write_json(d / "train.json", train.to_json())
+        if ev is not None:
+            atomic_write_json(d / "eval.json", ev.to_json())
+        return train, ev
+
+    def run_data(self, run_id: str) -> tuple[QADataset, QADataset | None]:
+        """The (train, eval) a run was made on: its own copy, else (runs made before copies) its dataset."""
+        d = self.run_dir(run_id) / "data"
+        if (d / "train.json").exists():
+            ev = read_json(d / "eval.json")
+            return QADataset.from_json(read_json(d / "train.json")), (QADataset.from_json(ev) if ev else None)
+        return self.load_dataset(self.get_run(run_id)["dataset_id"])
+
     def dataset_report(self, ds_id: str) -> dict:
         return read_json(self.dataset_dir(ds_id) / "report.json", {})
 

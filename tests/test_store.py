@@ -115,3 +115,14 @@ def test_runs_lifecycle_and_interrupted(tmp_path):
 def test_default_root_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("ETL_WORKSPACE", str(tmp_path / "ws"))
     assert Store().root == tmp_path / "ws" and os.path.isdir(tmp_path / "ws" / "runs")
+
+
+def test_a_run_keeps_the_data_it_was_made_on(tmp_path):
+    st = Store(tmp_path)
+    ds = _ds()
+    ds_id = st.save_dataset("d", ds, ds)
+    run_id = st.create_run(ds_id, "adapter", {})
+    train, ev = st.snapshot_run_data(run_id, ds_id)
+    st.delete_dataset(ds_id)  # or labels added later: the run's questions must not change under it
+    again_train, again_ev = st.run_data(run_id)
+    assert again_train.to_json() == train.to_json() and again_ev.to_json() == ev.to_json()

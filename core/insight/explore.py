@@ -206,7 +206,7 @@ def open_run(store: Store, run_id: str) -> RunView:
     results = load_results(run_dir)
     if not (run_dir / "vectors.npz").exists() or results is None:
         raise FileNotFoundError(f"Run {run_id} has no results yet (status: {run['status']}).")
-    _, ev = store.load_dataset(run["dataset_id"])
+    _, ev = store.run_data(run_id)
     with np.load(run_dir / "vectors.npz", allow_pickle=False) as z:
         vecs = {k: z[k] for k in ("base_q", "base_d", "tuned_q", "tuned_d")}
     return RunView(run_id=run_id, run_dir=run_dir, spec=RunSpec.load(run_dir), eval=ev, results=results,

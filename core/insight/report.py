@@ -132,9 +132,12 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     run = store.get_run(run_id)
     view = open_run(store, run_id)
     results = view.results
-    ds = store.get_dataset(run["dataset_id"])
+    try:
+        ds = store.get_dataset(run["dataset_id"])
+    except KeyError:  # the dataset was deleted after the run: the run's own copy of its data remains
+        ds = {"name": "(dataset deleted since)", "meta": "{}", "fingerprint": None}
     meta = json.loads(ds.get("meta") or "{}")
-    train, ev = store.load_dataset(run["dataset_id"])
+    train, ev = store.run_data(run_id)
     report = store.dataset_report(run["dataset_id"])
     tuned_name = results.systems["tuned"].name
 

@@ -217,7 +217,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     if spec.method not in FITS:
         raise ValueError(f"run_method runs full, adapter or nudge, not {spec.method!r}")
     run_dir = store.run_dir(run_id)
-    train, ev = store.load_dataset(run["dataset_id"])
+    train, ev = store.snapshot_run_data(run_id, run["dataset_id"])
     if ev is None or len(ev) == 0:
         raise DataError("This dataset has no evaluation split: split it on the Data page first.")
     t0 = time.perf_counter()

@@ -95,7 +95,7 @@ def run_shootout(store: Store, run_id: str, reporter: Reporter | None = None,
     run = store.get_run(run_id)
     spec = load_spec(store, run_id)
     methods = [m for m in TUNING_METHODS if m in spec.settings.methods]
-    train, ev = store.load_dataset(run["dataset_id"])
+    train, ev = store.snapshot_run_data(run_id, run["dataset_id"])
     out = ShootoutResults(eval_questions=len(ev), eval_passages=len(ev.corpus),
                           passage_tokens=spec.scoring.passage_tokens)
     base_done = False

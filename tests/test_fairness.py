@@ -136,3 +136,12 @@ def test_held_out_questions_never_reach_the_fit(long_store):
     fitted = int(results.training[0].split("fitted on ")[1].split()[0])
     held_back = int(results.training[0].split("; ")[1].split()[0])
     assert fitted + held_back == len(train) - results.fusion.n_val  # the adapter saw only the training part
+
+
+def test_progress_names_its_unit(long_store, base_model):
+    """'Scoring the base model · 0/1000' said nothing: progress counts passages, then questions."""
+    store, ds_id = long_store
+    _, ev = store.load_dataset(ds_id)
+    seen = []
+    encode_dataset(base_model, ev, 40, progress=lambda d, t, u: seen.append((u, t)))
+    assert ("passages", len(ev.corpus)) in seen and ("questions", len(ev)) in seen

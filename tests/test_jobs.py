@@ -324,3 +324,28 @@ def test_running_run_without_a_lock_holder_is_interrupted_at_once(tmp_path):
         holder.kill()
         holder.wait()
     assert JobRunner(store).interrupted == [run_id] and store.get_run(run_id)["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_cancel_during_a_validation_pass_stops_it(tiny_store):
+    """Issue: a cancel took 49 s because a validation pass started (or ran on) after the click."""
+    from core.tuning.execute import execute
+    from core.tuning.runs import create_run
+    from core.tuning.spec import RunSpec, Scoring
+
+    store, ds_id = tiny_store
+    spec = RunSpec.for_method("full", scoring=Scoring(validation_share=0.2), epochs=1, batch_size=4, max_steps=2,
+                              max_seq_length=32)
+    run_id = create_run(store, ds_id, spec)
+
+    class CancelInValidation(jobs.Job):
+        def phase(self, name, message=""):
+            super().phase(name, message)
+            if name == "evaluating" and "validation questions" in message:
+                self.cancel()  # the user clicks Cancel as the validation pass begins
+
+    job = CancelInValidation(store, run_id)
+    job.run(lambda j: execute(store, run_id, j, device="cpu"))
+    snap = job.snapshot()
+    assert snap.status == "cancelled" and snap.evals == []  # the pass was cut short, no score recorded
+    assert not (store.run_dir(run_id) / "model").exists()

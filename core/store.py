@@ -35,7 +35,7 @@ ACTIVE_STATES = ("queued", "running")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, created REAL NOT NULL,
-    n_train INTEGER, n_eval INTEGER, n_passages INTEGER, fingerprint TEXT, meta TEXT
+    n_train INTEGER, n_eval INTEGER, n_passages INTEGER, fingerprint TEXT, meta TEXT, updated REAL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT, dataset_id TEXT, method TEXT, status TEXT NOT NULL,
@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS runs (
     config TEXT, metrics TEXT, error TEXT, heartbeat REAL
 );
 """
-_MIGRATIONS = ("ALTER TABLE runs ADD COLUMN heartbeat REAL",)  # catalogs made before the column existed
+_MIGRATIONS = (  # catalogs made before these columns existed
+    ("runs", "ALTER TABLE runs ADD COLUMN heartbeat REAL"),
+    ("datasets", "ALTER TABLE datasets ADD COLUMN updated REAL"),
+)
 
 
 def default_root() -> Path:
@@ -114,9 +117,8 @@ class Store:
         with closing(self._connect()) as con, con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
-            have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
-            for stmt in _MIGRATIONS:
-                if stmt.split()[5] not in have:
+            for table, stmt in _MIGRATIONS:
+                if stmt.split()[5] not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
                     con.execute(stmt)
 
     def _connect(self) -> sqlite3.Connection:
@@ -133,13 +135,19 @@ class Store:
                      report: dict | None = None, meta: dict | None = None) -> str:
         """Write a dataset folder, then its catalog row; returns the new dataset id.
 
+        A dataset whose ``meta["kind"]`` is ``"collection"`` holds passages without questions yet
+        (documents or a vector-store export); its questions come later (``update_dataset``).
+
         Raises:
-            DataError: empty name, a name already taken, or an empty train split.
+            DataError: empty name, a name already taken, an empty train split (an empty collection).
         """
         name = (name or "").strip()
         if not name:
             raise DataError("Give the dataset a name.")
-        if len(train) == 0:
+        if (meta or {}).get("kind") == "collection":
+            if not train.corpus:
+                raise DataError(f"Collection {name!r} has no passages; nothing to save.")
+        elif len(train) == 0:
             raise DataError(f"Dataset {name!r} has no question with a passage; nothing to save.")
         if self.find_dataset(name):
             raise DataError(f"A dataset named {name!r} already exists: choose another name or delete it first.")
@@ -155,10 +163,11 @@ class Store:
             os.replace(tmp, final)
             n_pass = len(set(train.corpus) | set(eval.corpus if eval else {}))
             with closing(self._connect()) as con, con:
+                now = time.time()
                 con.execute(
-                    "INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?)",
-                    (ds_id, name, time.time(), len(train), len(eval) if eval else 0, n_pass,
-                     train.fingerprint(), json.dumps(meta or {})),
+                    "INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
+                    (ds_id, name, now, len(train), len(eval) if eval else 0, n_pass,
+                     train.fingerprint(), json.dumps(meta or {}), now),
                 )
         except sqlite3.IntegrityError as exc:
             shutil.rmtree(final, ignore_errors=True)
@@ -184,6 +193,29 @@ class Store:
         if row is None:
             raise KeyError(f"no dataset {ds_id}")
         return dict(row)
+
+    def update_dataset(self, ds_id: str, train: QADataset | None = None, eval: QADataset | None = None,
+                       meta: dict | None = None) -> None:
+        """Replace a dataset's train and/or eval split (each written atomically) and merge ``meta`` into
+        its metadata; the catalog's counts and ``updated`` time follow. Runs keep their own copy of
+        the data they used, so changing a dataset never changes a finished run."""
+        row = self.get_dataset(ds_id)
+        d = self.dataset_dir(ds_id)
+        old_train, old_eval = self.load_dataset(ds_id)
+        train = train if train is not None else old_train
+        eval = eval if eval is not None else old_eval
+        if train is not old_train:
+            atomic_write_json(d / "train.json", train.to_json())
+        if eval is not old_eval and eval is not None:
+            atomic_write_json(d / "eval.json", eval.to_json())
+        new_meta = {**json.loads(row.get("meta") or "{}"), **(meta or {})}
+        if meta:
+            atomic_write_json(d / "meta.json", {"name": row["name"], **new_meta})
+        n_pass = len(set(train.corpus) | set(eval.corpus if eval else {}))
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE datasets SET n_train=?, n_eval=?, n_passages=?, fingerprint=?, meta=?, updated=? "
+                        "WHERE id=?", (len(train), len(eval) if eval else 0, n_pass, train.fingerprint(),
+                                       json.dumps(new_meta), time.time(), ds_id))
 
     def dataset_dir(self, ds_id: str) -> Path:
         return self.root / "datasets" / ds_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -126,3 +127,23 @@ def test_a_run_keeps_the_data_it_was_made_on(tmp_path):
     st.delete_dataset(ds_id)  # or labels added later: the run's questions must not change under it
     again_train, again_ev = st.run_data(run_id)
     assert again_train.to_json() == train.to_json() and again_ev.to_json() == ev.to_json()
+
+
+def test_collection_without_questions_then_updated_with_them(tmp_path):
+    st = Store(tmp_path)
+    passages = QADataset({}, {"p1": "Passage one.", "p2": "Passage two."}, {})
+    with pytest.raises(DataError, match="no question"):
+        st.save_dataset("docs", passages)
+    ds_id = st.save_dataset("docs", passages, meta={"kind": "collection"})
+    with pytest.raises(DataError, match="no passages"):
+        st.save_dataset("empty", QADataset({}, {}, {}), meta={"kind": "collection"})
+    before = st.get_dataset(ds_id)
+    assert before["n_train"] == 0 and before["n_passages"] == 2
+    train = QADataset({"q1": "what is one?"}, passages.corpus, {"q1": ["p1"]})
+    ev = QADataset({"e1": "which is two?"}, passages.corpus, {"e1": ["p2"]}, origins={"e1": "human"})
+    st.update_dataset(ds_id, train=train, eval=ev, meta={"question_origin": "human-labelled"})
+    row = st.get_dataset(ds_id)
+    assert (row["n_train"], row["n_eval"]) == (1, 1) and row["updated"] >= before["updated"]
+    assert json.loads(row["meta"]) == {"kind": "collection", "question_origin": "human-labelled"}
+    t, e = st.load_dataset(ds_id)
+    assert t.to_json() == train.to_json() and e.origins == {"e1": "human"}

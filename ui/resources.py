@@ -101,26 +101,26 @@ def winners_losers(run_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _dataset(root: str, ds_id: str):
+def _dataset(root: str, ds_id: str, updated: float | None):
     return _store(root).load_dataset(ds_id)
 
 
 def load_dataset(ds_id: str) -> tuple[QADataset, QADataset | None]:
-    """(train, eval or None) of a saved dataset (cached: saved datasets never change)."""
-    return _dataset(str(default_root()), ds_id)
+    """(train, eval or None) of a saved dataset (cached until the dataset is updated)."""
+    return _dataset(str(default_root()), ds_id, get_store().get_dataset(ds_id).get("updated"))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def load_qa(name: str, data: bytes, mapping: dict | None = None):
-    """``core.ingest.qafiles.load_qa_file`` cached by file bytes and mapping (reruns do not re-parse).
+    """``core.ingest.intake.read_qa_file`` cached by file bytes and mapping (reruns do not re-parse).
 
-    Passages longer than what a passage is searched by (``TrainConfig.index_max_seq_length``
-    tokens, estimated without loading the model) are reported.
+    Passages longer than what a passage is searched by (``Scoring.passage_tokens`` tokens,
+    estimated without loading the model) are reported.
     """
-    from core.ingest.qafiles import load_qa_file
-    from core.tuning.full import TrainConfig
+    from core.ingest.intake import read_qa_file
+    from core.tuning.spec import Scoring
 
-    return load_qa_file(name, data, mapping=mapping, max_tokens=TrainConfig().index_max_seq_length)
+    return read_qa_file(name, data, mapping=mapping, max_tokens=Scoring().passage_tokens)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -136,8 +136,8 @@ def read_columns(name: str, data: bytes) -> list[str]:
 
 @st.cache_data(show_spinner="Reading documents…", max_entries=8)
 def load_documents(files: tuple[tuple[str, bytes], ...]):
-    """``core.ingest.documents.load_documents`` cached by the uploaded files."""
-    from core.ingest.documents import load_documents as _load
+    """``core.ingest.chunking.load_documents`` cached by the uploaded files (bad files are named, not fatal)."""
+    from core.ingest.chunking import load_documents as _load
 
     return _load(list(files))
 

@@ -3,11 +3,11 @@
 ``CASES`` is the catalogue (issue "Hardening", items 1 and 5): every case is a set of uploaded
 files, the outcome expected (refused, loaded with a warning, loaded, or refused at the split) and
 a pattern the message must match (what is wrong, where, and what to do). This module runs each
-case through core (:func:`run_core`, the page's own steps: ``load_qa_file``, ``load_documents``,
-``link_answers``, ``split_dataset``); ``tests/pages/test_page_data_bad_inputs.py`` uploads the
-same bytes through the Data page and checks the page shows the message and the store gets
-nothing (or, for files that load, only the clean rows once the user saves). docs/HARDENING.md
-lists every case with its test and the message seen.
+case through core (:func:`run_core`, the page's own steps in ``core.ingest.intake``: read the
+question file, ``load_documents``, link answers, split);
+``tests/pages/test_page_data_bad_inputs.py`` uploads the same bytes through the Data page and checks
+the page shows the message and the store gets nothing (or, for files that load, only the clean rows
+once the user saves). docs/HARDENING.md lists every case with its test and the message seen.
 
 All bad files are made here, in memory (the 100 MB file and the zip bomb once per session).
 """
@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from core.dataset import DataError, QADataset
-from core.ingest.documents import link_answers, load_documents
-from core.ingest.qafiles import MAX_QA_FILE_BYTES, MAX_ZIP_UNCOMPRESSED_BYTES, load_qa_file, load_qa_path
-from core.ingest.splits import split_dataset
+from core.ingest import intake
+from core.ingest.chunking import load_documents
+from core.ingest.decoding import MAX_QA_FILE_BYTES
+from core.ingest.irjson import MAX_ZIP_UNCOMPRESSED_BYTES
+from core.ingest.qafiles import load_qa_file, load_qa_path
 from tests.test_data import make_zip
-from tests.test_documents import make_blank_pdf, make_docx, make_encrypted_pdf, make_pdf
+from tests.test_documents import make_blank_pdf, make_docx, make_docx_bomb, make_encrypted_pdf, make_pdf
 
 Files = list[tuple[str, bytes]]
 
@@ -116,6 +118,12 @@ def png_image() -> bytes:
 def file_100mb() -> bytes:
     """A well-formed 100 MB pair table (header + 25 million tiny rows)."""
     return b"question,passage\n" + b"q,p\n" * 25_000_000
+
+
+@functools.cache
+def document_51mb() -> bytes:
+    """A 51 MB plain-text document (one word repeated), just over the per-document cap."""
+    return b"filler " * (51_000_000 // 7)
 
 
 @functools.cache
@@ -684,6 +692,23 @@ CASES: list[Case] = [
         ],
     ),
     Case(
+        "docx-zip-bomb",
+        "A .docx zip bomb: ~20 KB whose word/document.xml expands to 20 MB (about 1,000 times)",
+        one("answers.csv", ANSWERS_CSV),
+        REFUSED,
+        r"bomb\.docx: its part 'word/document\.xml' would expand [\d,]+ times .*this looks like a zip bomb\. Open "
+        r"it in Word or LibreOffice and save it again.*or upload it as PDF",
+        docs=lambda: [("bomb.docx", make_docx_bomb())],
+    ),
+    Case(
+        "document-over-50mb",
+        "A 51 MB .txt document (over the per-document cap)",
+        one("answers.csv", ANSWERS_CSV),
+        REFUSED,
+        r"big\.txt is 51 MB, over the 50 MB limit for one document.*Split it into smaller files",
+        docs=lambda: [("big.txt", document_51mb())],
+    ),
+    Case(
         "document-100k-chars",
         "A .txt document that is one 100,000-character paragraph",
         lambda: [("long answers.csv", csv_text(LONG_ANSWERS, header="question,answer").encode())],
@@ -697,7 +722,9 @@ CASES: list[Case] = [
         "A .txt document in Windows-1252",
         one("answers.csv", ANSWERS_CSV),
         WARNING,
-        r"legacy\.txt: not valid UTF-8; read it as Windows-1252.*save the file as UTF-8",
+        # One decoder for question files and documents (core.ingest.decoding): its note names line and byte.
+        r"legacy\.txt line 1: byte \d+ \(fc\) is not valid UTF-8, so the file was read as Windows-1252.*save the "
+        r"file as UTF-8",
         docs=lambda: [("legacy.txt", "\n\n".join(long_paragraphs(" Grüße, 5 €.")).encode("cp1252"))],
         check=texts_intact("Grüße, 5 €."),
     ),
@@ -718,8 +745,8 @@ class CoreOutcome:
 
 
 def run_core(case: Case) -> CoreOutcome:
-    """What the Data page does with the case's files, minus Streamlit: load each question file,
-    read and chunk the documents, link answers to passages, split 20% by passage (seed 42)."""
+    """What the Data page does with the case's files, minus Streamlit (``core.ingest.intake``): read each
+    question file, read and chunk the documents, link answers to passages, split 20% by passage (seed 42)."""
     messages: list[str] = []
     warned = refused = False
     docs = None
@@ -731,10 +758,10 @@ def run_core(case: Case) -> CoreOutcome:
             *docs.notes,
         ]
         warned = bool(docs.problems or docs.notes)
-    parts: list[QADataset] = []
+    parts: list[intake.Part] = []
     for name, data in case.qa():
         try:
-            res = load_qa_file(name, data, **case.core_kw)
+            res = intake.read_qa_file(name, data, **case.core_kw)
         except DataError as exc:
             messages += [str(exc), *exc.problems]
             refused = True
@@ -744,24 +771,25 @@ def run_core(case: Case) -> CoreOutcome:
         messages += [p.message for p in rep.problems]
         warned = warned or bool(rep.problems)
         ds = res.dataset
-        if res.answers and not ds.corpus:
+        if intake.needs_documents(res):
             if docs is None or not docs.chunks:
                 messages.append(
                     "This file gives answers, not passages: upload the documents that contain them."
                 )
                 refused = True  # the page asks for documents and offers no Save
                 continue
-            ds, links = link_answers(ds.queries, res.answers, docs.chunks)
-            messages.append(f"{sum(lk.linked for lk in links)} of {len(links)} answers linked to a passage")
-        parts.append(ds)
+            linked = intake.link_to_documents(res, docs.chunks)
+            messages.append(f"{linked.n_linked} of {len(linked.links)} answers linked to a passage")
+            ds = linked.dataset
+        parts.append(intake.Part(name, ds, rep.summary()))
     if refused:
         return CoreOutcome(REFUSED, messages)
-    (ds,) = parts
+    (part,) = parts
     try:
-        split_dataset(ds, 0.2, 42, "passage")
+        intake.split_parts(parts, 0.2, 42, "passage")
     except DataError as exc:
-        return CoreOutcome(SPLIT_REFUSED, [*messages, str(exc)], ds)
-    return CoreOutcome(WARNING if warned else LOADED, messages, ds)
+        return CoreOutcome(SPLIT_REFUSED, [*messages, str(exc)], part.dataset)
+    return CoreOutcome(WARNING if warned else LOADED, messages, part.dataset)
 
 
 def matches(pattern: str, text: str) -> bool:
@@ -818,7 +846,7 @@ def test_100mb_bytes_refused_quickly_and_columns_not_parsed():
 def test_size_cap_boundary(monkeypatch):
     """A file of exactly the cap is read, one byte more is refused (cap patched small: a real 50 MB
     table of tiny rows takes minutes to parse on 2 cores)."""
-    from core.ingest import qafiles as D
+    from core.ingest import decoding as D
 
     data = GOOD_CSV.encode()
     monkeypatch.setattr(D, "MAX_QA_FILE_BYTES", len(data))
@@ -838,7 +866,7 @@ def test_zip_bomb_refused_before_inflating():
 
 def test_zip_bomb_with_lying_sizes_stops_at_the_budget(monkeypatch):
     """A member whose header understates its size is read only up to the expansion budget."""
-    from core.ingest import qafiles as D
+    from core.ingest import irjson as D
 
     monkeypatch.setattr(D, "MAX_ZIP_UNCOMPRESSED_BYTES", 4 << 20)
     buf = io.BytesIO()
@@ -868,4 +896,4 @@ def test_utf8_stray_byte_document_keeps_accents():
     data = "Café crème.\n\nOne bad \xff byte.".encode().replace(b"\xc3\xbf", b"\xff")
     docs = load_documents([("n.txt", data)])
     assert docs.chunks and "Café crème." in docs.chunks[0].text and "\ufffd" in docs.chunks[0].text
-    assert len(docs.notes) == 1 and "1 byte sequence not valid UTF-8" in docs.notes[0]
+    assert len(docs.notes) == 1 and "1 bad byte sequence in all, in a file that is otherwise UTF-8" in docs.notes[0]

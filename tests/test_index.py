@@ -41,6 +41,23 @@ def test_bm25_finds_lexical_match():
     assert ids[0][0] == "b" and scores[0][0] > 0
 
 
+def test_bm25_returns_only_passages_with_a_score():
+    """No zero-score padding: a query matching one passage gets one, a query matching none gets []."""
+    texts = ["the accumulator precharge pressure", "pump cavitation noise", "hose crimp length"]
+    index = BM25Index(["a", "b", "c"], texts)
+    ids, scores = index.search(["pump", "why is it so", "pressure of the hose"], k=3)
+    assert ids == [["b"], [], ["a", "c"]] or ids == [["b"], [], ["c", "a"]]
+    assert all(s > 0 for row in scores for s in row)
+    assert [len(r) for r in scores] == [len(r) for r in ids]
+
+
+def test_bm25_ties_broken_by_id_and_k_respected():
+    texts = ["pump seal", "pump seal", "pump seal", "valve"]
+    ids, scores = BM25Index(["d3", "d1", "d2", "d0"], texts).search(["pump"], k=2)
+    assert ids == [["d1", "d2"]] and scores[0][0] == scores[0][1] > 0
+    assert BM25Index([], []).search(["pump"]) == ([[]], [[]])
+
+
 def _ranx_run(ids, scores):
     from ranx import Run
 

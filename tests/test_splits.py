@@ -144,3 +144,41 @@ def test_report_to_dict_is_json_able():
 
     _, _, rep = split_dataset(make_ds())
     assert json.loads(json.dumps(rep.to_dict()))["n_eval_queries"] == 8
+
+
+# --------------------------------------------------------------------------------------------------
+# Split by document: a PDF's pages are one document
+
+
+def test_source_label_and_file_round_trip():
+    from core.dataset import source_file, source_label
+
+    assert source_label("Annual report.pdf", 3) == "Annual report.pdf p.3"
+    assert source_label("notes.txt", None) == "notes.txt"
+    for file, page in (("Annual report.pdf", 3), ("a p.2 b.pdf", 12), ("notes.txt", None)):
+        assert source_file(source_label(file, page)) == file
+    assert source_file("manual.pdf p.x") == "manual.pdf p.x"  # not a page marker
+
+
+def test_split_by_document_keeps_all_pages_of_a_pdf_together():
+    """Questions on page 1 and page 2 of one PDF never land on different sides (they used to: the split
+    grouped on the chunk label "manual.pdf p.N", one group per page)."""
+    from core.ingest.chunking import load_documents
+    from core.ingest.linking import link_answers
+    from tests.test_documents import make_pdf
+
+    facts = {name: [f"The {name} {topic} value is {i}{j}7 units." for j, topic in enumerate(TOPICS[:2])]
+             for i, name in enumerate(("alpha", "beta", "gamma", "delta"))}  # fmt: skip
+    pdf = make_pdf(["\n\n".join(facts["alpha"]), "\n\n".join(facts["beta"])])  # two pages, one file
+    files = [("manual.pdf", pdf)] + [(f"{n}.txt", "\n\n".join(facts[n]).encode()) for n in ("gamma", "delta")]
+    docs = load_documents(files, max_tokens=12)
+    assert {c.label for c in docs.chunks if c.source == "manual.pdf"} == {"manual.pdf p.1", "manual.pdf p.2"}
+    answers = {f"{n}-{j}": fact for n, fs in facts.items() for j, fact in enumerate(fs)}
+    queries = {q: f"What is fact {q}?" for q in answers}
+    ds, links = link_answers(queries, answers, docs.chunks)
+    assert all(link.method == "exact" for link in links)
+    on_pdf = {q for q in ds.queries if q.startswith(("alpha", "beta"))}
+    for seed in range(20):
+        train, evald, rep = split_dataset(ds, eval_fraction=0.4, seed=seed, by="document")
+        assert rep.by == "document"
+        assert on_pdf <= set(train.queries) or on_pdf <= set(evald.queries), seed

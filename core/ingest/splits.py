@@ -7,7 +7,8 @@ much the two sides overlap:
 * ``by="passage"``: questions that share a relevant passage (directly or through a
   chain of shared passages) always land on the same side;
 * ``by="document"``: questions whose passages come from the same source document
-  (``dataset.sources``) land on the same side; without sources it falls back to
+  (``dataset.sources``, read with :func:`core.dataset.source_file`, so all pages of one
+  PDF are one document) land on the same side; without sources it falls back to
   ``"passage"`` and says so in the report's notes.
 
 In every mode, questions whose normalised text is identical are kept on one side.
@@ -24,7 +25,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 
-from core.dataset import DataError, QADataset
+from core.dataset import DataError, QADataset, source_file
 
 # Near-duplicate questions: Jaccard similarity of the sets of character 3-grams of the
 # normalised questions (lower-cased, punctuation removed). 0.8 flags rephrasings that
@@ -211,8 +212,8 @@ def _groups(ds: QADataset, qids: list[str], by: str) -> list[list[str]]:
                 link("d:" + d, i)
         elif by == "document":
             for d in ds.relevant_docs[q]:
-                src = ds.sources.get(d)
-                link(("s:" + src) if src else ("d:" + d), i)
+                src = ds.sources.get(d)  # "file.pdf p.3": every page of one file is one document
+                link(("s:" + source_file(src)) if src else ("d:" + d), i)
     groups: dict[int, list[str]] = {}
     for i, q in enumerate(qids):
         groups.setdefault(uf.find(i), []).append(q)

@@ -1,7 +1,8 @@
 """Search: FAISS inner product over L2-normalised vectors, BM25 (bm25s), and fusion.
 
 Every search returns ``(ids, scores)``: per query, doc ids best first and their scores.
-Ties are broken by doc id (ascending), as sentence-transformers' evaluator does.
+Ties are broken by doc id (ascending), as sentence-transformers' evaluator does. BM25 returns
+only passages that share a term with the query, so its lists may be shorter than ``k`` or empty.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from core.retrieval.terms import terms_batch
 
 HNSW_MIN_DOCS = 50_000  # exact search below this (fast enough, no recall loss); HNSW above
 HNSW_M = 32
@@ -63,29 +66,60 @@ class DenseIndex:
 
 
 class BM25Index:
-    """BM25 (bm25s, Lucene variant, English stopwords) over passage texts."""
+    """BM25 (bm25s, Lucene variant) over passage texts, tokenised by :func:`core.retrieval.terms.terms`.
 
-    def __init__(self, doc_ids: Sequence[str], texts: Sequence[str], stopwords: str | None = "en"):
+    bm25s is the engine; the terms are ours, so BM25 search and answer linking
+    (:mod:`core.ingest.linking`) count the same words. Only passages sharing at least one term
+    with the query are returned: a passage scoring 0 was not found by BM25, and padding a ranking
+    with such passages would earn them credit in rank fusion.
+
+    Args:
+        doc_ids: ids of the passages, in the order of ``texts``.
+        texts: the passages.
+    """
+
+    def __init__(self, doc_ids: Sequence[str], texts: Sequence[str]):
         import bm25s
 
         self.doc_ids = list(doc_ids)
-        self.stopwords = stopwords
+        if len(self.doc_ids) != len(texts):
+            raise ValueError("doc_ids and texts differ in length")
         self.retriever = bm25s.BM25()
-        tokens = bm25s.tokenize(list(texts), stopwords=stopwords, show_progress=False)
-        self.retriever.index(tokens, show_progress=False)
+        if self.doc_ids:  # bm25s cannot index nothing; an empty index finds nothing
+            # A passage without a term still needs a row; the empty token "" never occurs in a query.
+            self.retriever.index([t or [""] for t in terms_batch(texts)], show_progress=False)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every passage for one query's terms.
+
+        Args:
+            query_terms: terms as :func:`core.retrieval.terms.terms` gives them (unknown ones are ignored).
+
+        Returns:
+            (n_docs,) float32, in ``doc_ids`` order; all 0 when no term is in the index.
+        """
+        if not self.doc_ids:
+            return np.zeros(0, dtype=np.float32)
+        known = [t for t in query_terms if t and t in self.retriever.vocab_dict]
+        if not known:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
 
     def search(self, queries: Sequence[str], k: int = 100) -> Ranking:
-        import bm25s
+        """Top ``k`` passages with a score above 0 for each query, best first (ties by id).
 
-        k = min(k, len(self.doc_ids))
-        if k == 0 or not queries:
-            return [[] for _ in queries], [[] for _ in queries]
-        tokens = bm25s.tokenize(list(queries), stopwords=self.stopwords, show_progress=False)
-        # bm25s needs a non-empty vocabulary hit list per query; empty ones just score 0.
-        docs, scores = self.retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        ids_out, sc_out = [], []
-        for row_d, row_s in zip(docs, scores):
-            pairs = sorted(((float(s), self.doc_ids[int(d)]) for d, s in zip(row_d, row_s)), key=lambda x: (-x[0], x[1]))
+        A query sharing no term with any passage gets an empty list.
+        """
+        ids_out: list[list[str]] = []
+        sc_out: list[list[float]] = []
+        for query_terms in terms_batch(queries):
+            scores = self.scores(query_terms)
+            hit = np.flatnonzero(scores > 0)
+            if k > 0 and len(hit) > k:
+                cut = np.partition(scores[hit], len(hit) - k)[len(hit) - k]  # the k-th best score
+                hit = hit[scores[hit] >= cut]  # keeps every tie at the cut for the id tie-break
+            pairs = sorted(((float(scores[i]), self.doc_ids[i]) for i in hit), key=lambda x: (-x[0], x[1]))
+            pairs = pairs[: max(k, 0)]
             ids_out.append([d for _, d in pairs])
             sc_out.append([s for s, _ in pairs])
         return ids_out, sc_out

@@ -80,3 +80,21 @@ def test_unknown_columns_offer_a_mapping_form(workspace):
     at.button[-1].click().run()  # "Apply columns"
     assert not at.exception
     assert "2 rows -> 2 questions, 2 passages" in texts(at)
+
+
+def test_train_and_eval_files_kept_as_given_with_leakage_check(workspace):
+    at = open_app()
+    evals = PAIRS.replace(b"pump", b"valve").replace(b"problem 11 on the valve", b"problem 11 on the pump")
+    at.file_uploader(key="etl_qa_files").set_value(
+        [("pump train.csv", PAIRS, "text/csv"), ("pump eval.csv", evals, "text/csv")]
+    ).run()
+    assert not at.exception
+    assert at.selectbox(key="etl_role_pump train.csv").value == "train"
+    assert at.selectbox(key="etl_role_pump eval.csv").value == "eval"
+    page = texts(at)
+    assert "Separate evaluation file(s)" in page and "12 train / 12 eval questions (by given)" in page
+    assert "1 identical and" in page and "sit on both sides" in page  # the repeated question
+    assert not [s for s in at.slider if s.key == "etl_eval_frac"]  # no split controls for given files
+    at.selectbox(key="etl_role_pump train.csv").set_value("eval").run()
+    assert "Every file is marked 'Evaluation only': mark at least one for training." in texts(at)
+    assert not [b for b in at.button if b.label == "Save dataset"]

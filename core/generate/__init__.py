@@ -1,0 +1,18 @@
+"""Training questions generated from the user's own passages.
+
+* :mod:`core.generate.llm`: questions from any OpenAI-compatible chat-completions endpoint
+  (the official ``openai`` client), parallel with a cap, retried, cached, resumable.
+* :mod:`core.generate.faults`: every fault of an endpoint as one
+  :class:`~core.generate.faults.GenerationError` with one message for the user.
+* :mod:`core.generate.parse`: questions out of a model's free-form answer.
+* :mod:`core.generate.cache`: answers on disk (SQLite), keyed by (passage, prompt, model, n).
+* :mod:`core.generate.offline`: methods that need only the passages (inverse cloze,
+  cropping, keyword queries), deterministic given a seed.
+* :mod:`core.generate.tsdae`: TSDAE domain adaptation on the passages alone.
+* :mod:`core.generate.filters`: round-trip, duplicates, length and copy filters, with counts.
+* :mod:`core.generate.pairs`: the :class:`~core.generate.pairs.GeneratedQuestion` record,
+  and generated questions -> ``QADataset`` / pair file (CSV).
+
+Nothing here imports Streamlit; heavy libraries (openai, torch, sentence-transformers) are
+imported inside the functions that need them.
+"""

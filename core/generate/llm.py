@@ -1,0 +1,648 @@
+"""Questions from passages through any OpenAI-compatible chat-completions endpoint.
+
+Ollama, llama.cpp's server, vLLM, LM Studio and OpenAI all speak this protocol; the
+official ``openai`` client talks to them. :func:`generate_questions` is the job-facing
+function: it sends one request per passage (at most ``max_parallel`` at a time, from a
+thread pool), parses the answer (:mod:`core.generate.parse`), stores every useful answer
+in a :class:`~core.generate.cache.QuestionCache` as soon as it arrives, and returns a
+:class:`GenerationResult`. A cancelled or failed job therefore resumes where it stopped,
+and a re-run of finished work makes no request at all.
+
+Where the settings come from: :class:`LLMSettings` (saved with a job, shown in forms);
+empty ``base_url`` / ``model`` fall back to ``ETL_LLM_BASE_URL`` / ``ETL_LLM_MODEL``, then
+``OPENAI_BASE_URL`` (:func:`with_env_defaults`). The API key is never part of the
+settings: it travels as an :class:`ApiKey` (from the form, else ``ETL_LLM_API_KEY``, else
+``OPENAI_API_KEY``; :func:`resolve_api_key`), whose repr hides it and which refuses to be
+pickled. It is not written to the cache, logs, results or messages.
+
+Retries: 429, 408/409, 5xx, timeouts and connection errors are retried with exponential
+backoff (``backoff_s``, doubling, plus a little jitter), honouring ``Retry-After`` /
+``retry-after-ms`` when the server sends one; 400, 401, 403, 404 and 422 are not retried
+(asking again cannot help); a Retry-After over :data:`MAX_RETRY_WAIT_S` fails the passage
+instead of holding the job. The client's own retries are turned off so this module alone
+decides. When the job stops (cancel, fatal error), a request waiting to be retried gives up
+at once and its passage is left for the next run (neither failed nor cached).
+
+Errors: every fault becomes one :class:`~core.generate.faults.GenerationError` with a message
+for the user; :mod:`core.generate.faults` lists them. Settings that cannot work raise before
+any request; an unreachable endpoint, 401, 403 and 404 stop the job after the first request
+(the first passage is sent alone) and come back as ``GenerationResult.fatal``; other faults
+are per passage (``GenerationResult.errors``), and :data:`STOP_AFTER_FAILURES_IN_A_ROW` of them
+in a row stop the job too. Questions in another script than their passage give a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from core.generate.cache import QuestionCache, cache_key
+from core.generate.faults import (
+    ENV_API_KEY,
+    RETRYABLE_KINDS,
+    GenerationError,
+    classify,
+    language_warning,
+    no_questions,
+    not_a_completion,
+    retry_after,
+    wait_too_long,
+)
+from core.generate.pairs import GeneratedQuestion, llm_origin
+from core.generate.parse import parse_questions
+
+logger = logging.getLogger(__name__)
+
+ENV_BASE_URL = "ETL_LLM_BASE_URL"
+ENV_MODEL = "ETL_LLM_MODEL"
+OPENAI_ENV_BASE_URL = "OPENAI_BASE_URL"
+OPENAI_ENV_API_KEY = "OPENAI_API_KEY"
+# Sent when no key is given: local servers (Ollama, llama.cpp, vLLM, LM Studio) need none,
+# but the client insists on a value.
+NO_KEY_PLACEHOLDER = "no-key"
+# Failed passages in a row (after their retries) that stop the job: a dead server or a model
+# that never answers in the expected shape should not be asked 5,000 times.
+STOP_AFTER_FAILURES_IN_A_ROW = 5
+# Longest wait honoured from a Retry-After header; a longer one is answered by failing the
+# passage (the next run resumes it) instead of holding the job.
+MAX_RETRY_WAIT_S = 120.0
+# How often the coordinating thread checks should_stop() while requests are in flight.
+POLL_S = 0.2
+DEFAULT_PROMPT = """Below is a passage from a document collection.
+
+---------------------
+{passage}
+---------------------
+
+Write {n} different questions that a person searching this collection could ask and that \
+this passage answers.
+- Each question must make sense on its own, without the passage: name the subject, never \
+say "the passage", "the text" or "the document".
+- Write in the language of the passage. Vary the wording; do not copy long phrases from it.
+- Ask only about what the passage states.
+
+Answer with a JSON list of {n} strings and nothing else, for example:
+["First question?", "Second question?"]"""
+
+Progress = Callable[[int, int], None]  # (passages done, passages in all)
+
+
+class ApiKey:
+    """An API key that stays out of reprs, logs, pickles and saved settings.
+
+    ``repr``/``str`` say only whether a key is set; :meth:`reveal` gives the value to the
+    one place that needs it (the HTTP client). Pickling or deep-copying raises ``TypeError``,
+    so the key cannot end up in a Streamlit data cache or a saved file by accident.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None = None):
+        self._value = (value or "").strip() or None
+
+    def reveal(self) -> str | None:
+        """The key itself (None when not set)."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return self._value is not None
+
+    def __repr__(self) -> str:
+        return "ApiKey(<hidden>)" if self._value else "ApiKey(<not set>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("An API key is never pickled or saved: pass it to the job as an argument.")
+
+
+def resolve_api_key(given: ApiKey | str | None = None) -> ApiKey:
+    """The key to use: ``given`` if set, else ``ETL_LLM_API_KEY``, else ``OPENAI_API_KEY``.
+
+    Returns:
+        An ApiKey (possibly not set: local servers need none).
+    """
+    if isinstance(given, ApiKey) and given:
+        return given
+    if isinstance(given, str) and given.strip():
+        return ApiKey(given)
+    return ApiKey(os.environ.get(ENV_API_KEY) or os.environ.get(OPENAI_ENV_API_KEY))
+
+
+@dataclass
+class LLMSettings:
+    """How questions are asked of an OpenAI-compatible endpoint. Holds no secret: safe to save."""
+
+    base_url: str = field(
+        default="",
+        metadata={
+            "help": "The endpoint's OpenAI-compatible base URL, usually ending in /v1: Ollama "
+            "http://localhost:11434/v1, llama.cpp server http://localhost:8080/v1, LM Studio "
+            "http://localhost:1234/v1, vLLM http://localhost:8000/v1, OpenAI https://api.openai.com/v1. "
+            "Empty: ETL_LLM_BASE_URL, then OPENAI_BASE_URL.",
+            "label": "Base URL",
+        },
+    )
+    model: str = field(
+        default="",
+        metadata={
+            "help": "Model name as the endpoint knows it (Ollama: as `ollama list` shows it, e.g. "
+            "qwen2.5:7b). Empty: ETL_LLM_MODEL.",
+            "label": "Model",
+        },
+    )
+    questions_per_passage: int = field(
+        default=3,
+        metadata={
+            "help": "Questions asked for per passage. 3 gives variety without near-copies of each other; "
+            "each extra question costs output tokens, not another request.",
+            "label": "Questions per passage",
+            "min": 1,
+            "max": 20,
+        },
+    )
+    prompt: str = field(
+        default=DEFAULT_PROMPT,
+        metadata={
+            "help": "What the model is asked. {passage} is replaced by the passage text (required) and {n} "
+            "by the number of questions. Ask for a JSON list: other shapes are parsed too, less "
+            "reliably. Changing it invalidates the cache (new answers are asked for).",
+            "label": "Prompt",
+            "advanced": True,
+        },
+    )
+    temperature: float = field(
+        default=0.7,
+        metadata={
+            "help": "Sampling temperature: 0.7 varies the wording between questions of one passage while "
+            "staying on its facts; 0 repeats itself more.",
+            "label": "Temperature",
+            "min": 0.0,
+            "max": 2.0,
+            "step": 0.1,
+            "advanced": True,
+        },
+    )
+    max_answer_tokens: int = field(
+        default=0,
+        metadata={
+            "help": "Cap on the answer's length in tokens. 0 lets the server decide, the most compatible "
+            "choice (OpenAI's reasoning models refuse this parameter). Raise it if answers are cut off.",
+            "label": "Max answer tokens",
+            "min": 0,
+            "max": 32768,
+            "advanced": True,
+        },
+    )
+    max_parallel: int = field(
+        default=4,
+        metadata={
+            "help": "Requests in flight at once. A local server on one GPU gains little beyond 4 (it "
+            "queues them); hosted APIs allow more but rate-limit (429) bursts.",
+            "label": "Parallel requests",
+            "min": 1,
+            "max": 64,
+            "advanced": True,
+        },
+    )
+    timeout_s: float = field(
+        default=120.0,
+        metadata={
+            "help": "Seconds to wait for one answer. A 7B model on a CPU can need a minute for a long passage.",
+            "label": "Timeout (s)",
+            "min": 1.0,
+            "max": 3600.0,
+            "advanced": True,
+        },
+    )
+    retries: int = field(
+        default=4,
+        metadata={
+            "help": "Retries of one request after 429, 5xx, a timeout or a dropped connection, waiting "
+            "1, 2, 4, 8 s (x backoff) or what Retry-After says. 401/404/400 are never retried.",
+            "label": "Retries",
+            "min": 0,
+            "max": 10,
+            "advanced": True,
+        },
+    )
+    backoff_s: float = field(
+        default=1.0,
+        metadata={
+            "help": "First wait before a retry, in seconds; it doubles at each retry.",
+            "label": "Backoff (s)",
+            "min": 0.0,
+            "max": 60.0,
+            "advanced": True,
+            "hidden": True,
+        },
+    )
+
+
+def with_env_defaults(settings: LLMSettings) -> LLMSettings:
+    """A copy with empty ``base_url`` / ``model`` filled from the environment (see module docstring)."""
+    base = (
+        settings.base_url.strip()
+        or os.environ.get(ENV_BASE_URL, "")
+        or os.environ.get(OPENAI_ENV_BASE_URL, "")
+    )
+    model = settings.model.strip() or os.environ.get(ENV_MODEL, "")
+    return replace(settings, base_url=base.strip().rstrip("/"), model=model.strip())
+
+
+def endpoint_configured(settings: LLMSettings | None = None) -> bool:
+    """True when a base URL and a model are set (in ``settings`` or the environment)."""
+    s = with_env_defaults(settings or LLMSettings())
+    return bool(s.base_url and s.model)
+
+
+def check_settings(settings: LLMSettings) -> None:
+    """Raise :class:`GenerationError` (kind ``"settings"``) for settings that cannot work."""
+    if not settings.base_url:
+        raise GenerationError(
+            "settings",
+            (
+                "No endpoint is set: fill in the base URL (e.g. http://localhost:11434/v1 for Ollama) or set "
+                f"{ENV_BASE_URL}, or use the offline methods instead."
+            ),
+        )
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise GenerationError(
+            "settings",
+            (
+                f"The base URL {settings.base_url!r} must start with http:// or https:// "
+                "(e.g. http://localhost:11434/v1)."
+            ),
+        )
+    if not settings.model:
+        raise GenerationError("settings", f"No model is set: fill in the model name or set {ENV_MODEL}.")
+    if "{passage}" not in settings.prompt:
+        raise GenerationError(
+            "settings",
+            (
+                "The prompt has no {passage} placeholder, so the model would never see the passage: "
+                "put {passage} where the text should go."
+            ),
+        )
+    for name, low in (
+        ("questions_per_passage", 1),
+        ("max_parallel", 1),
+        ("retries", 0),
+        ("max_answer_tokens", 0),
+    ):
+        if getattr(settings, name) < low:
+            raise GenerationError(
+                "settings", f"{name.replace('_', ' ').capitalize()} must be at least {low}."
+            )
+    if settings.timeout_s <= 0:
+        raise GenerationError("settings", "The timeout must be more than 0 seconds.")
+
+
+def fill_prompt(settings: LLMSettings, passage: str) -> str:
+    """The prompt for one passage (``{passage}`` and ``{n}`` replaced; other braces left alone)."""
+    return settings.prompt.replace("{n}", str(settings.questions_per_passage)).replace("{passage}", passage)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+@dataclass
+class GenerationResult:
+    """What a generation job produced; everything in it was also cached as it arrived.
+
+    Attributes:
+        questions: Passage id -> questions, in passage order (from the cache and from this run).
+        errors: Passage id -> the user message of that passage's failure.
+        error_kinds: Passage id -> :data:`~core.generate.faults.ErrorKind` of that failure.
+        warnings: Passage id -> a remark on questions that were kept (e.g. another script).
+        total: Passages given.
+        from_cache: Passages answered from the cache (no request).
+        requested: Passages sent to the endpoint in this run (answered or failed).
+        failed: Passages without questions: failed requests, useless answers, empty passages.
+        http_requests: HTTP requests made, retries included.
+        retries: Retries made.
+        cancelled: should_stop() asked to stop.
+        fatal: The error that stopped the job early (unreachable, 401, 403, 404, or
+            too many failures in a row), else None.
+        model: The model asked.
+        seconds: Wall time of the job.
+    """
+
+    questions: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    error_kinds: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+    total: int = 0
+    from_cache: int = 0
+    requested: int = 0
+    failed: int = 0
+    http_requests: int = 0
+    retries: int = 0
+    cancelled: bool = False
+    fatal: GenerationError | None = None
+    model: str = ""
+    seconds: float = 0.0
+
+    @property
+    def not_attempted(self) -> int:
+        """Passages left for the next run (stopped, cancelled or fatal error before asking)."""
+        return self.total - len(self.questions) - self.failed
+
+    @property
+    def n_questions(self) -> int:
+        return sum(len(v) for v in self.questions.values())
+
+    @property
+    def complete(self) -> bool:
+        """Every passage has questions."""
+        return len(self.questions) == self.total
+
+    def summary(self) -> str:
+        """One line for the page or the CLI, ending with what to do when the job did not finish."""
+        line = (
+            f"{self.n_questions} questions for {len(self.questions)} of {self.total} passages "
+            f"({self.from_cache} from cache, {self.requested} asked, {self.failed} failed)."
+        )
+        if self.fatal is not None:
+            line += f" Stopped: {self.fatal}"
+        elif self.cancelled:
+            line += f" Cancelled with {self.not_attempted} passages left: run again to resume."
+        elif self.failed:
+            line += " Run again to retry the failed passages."
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able mapping for a job's status file (the fatal error as kind, message, status)."""
+        out = asdict(replace(self, fatal=None))
+        out["fatal"] = (
+            None
+            if self.fatal is None
+            else {"kind": self.fatal.kind, "message": str(self.fatal), "status": self.fatal.status}
+        )
+        out["not_attempted"] = self.not_attempted
+        out["n_questions"] = self.n_questions
+        return out
+
+    def to_questions(self) -> list[GeneratedQuestion]:
+        """Every question as a :class:`GeneratedQuestion` with origin ``generated:llm:<model>``."""
+        origin = llm_origin(self.model)
+        return [GeneratedQuestion(q, pid, origin) for pid, qs in self.questions.items() for q in qs]
+
+
+class _Interrupted(Exception):
+    """A request given up between retries because the job is stopping: the passage is left for the next run."""
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.http = 0
+        self.retries = 0
+
+    def add(self, http: int = 0, retries: int = 0) -> None:
+        with self.lock:
+            self.http += http
+            self.retries += retries
+
+
+def _ask(
+    client: Any, settings: LLMSettings, key: ApiKey, prompt: str, stop: threading.Event, counters: _Counters
+) -> tuple[str, str | None]:
+    """One chat completion with retries. Returns (content, finish_reason); raises GenerationError."""
+    attempt = 0
+    kwargs: dict[str, Any] = {"temperature": settings.temperature}
+    if settings.max_answer_tokens > 0:
+        kwargs["max_tokens"] = settings.max_answer_tokens
+    while True:
+        counters.add(http=1)
+        try:
+            resp = client.chat.completions.create(
+                model=settings.model, messages=[{"role": "user", "content": prompt}], **kwargs
+            )
+            choices = getattr(resp, "choices", None)
+            if not isinstance(choices, list):
+                raise GenerationError("bad_response", not_a_completion(settings.base_url, "no 'choices'"))
+            if not choices:
+                return "", None
+            return (choices[0].message.content or ""), choices[0].finish_reason
+        except Exception as exc:  # noqa: BLE001 - every fault becomes one GenerationError
+            err = classify(
+                exc,
+                base_url=settings.base_url,
+                model=settings.model,
+                timeout_s=settings.timeout_s,
+                retries=settings.retries,
+                secret=key.reveal(),
+            )
+            if err.kind not in RETRYABLE_KINDS or attempt >= settings.retries:
+                raise err from None
+            if stop.is_set():
+                raise _Interrupted() from None
+            wait_s = retry_after(exc)
+            if wait_s is None:
+                wait_s = settings.backoff_s * (2**attempt) * (1 + 0.1 * random.random())
+            elif wait_s > MAX_RETRY_WAIT_S:
+                raise wait_too_long(err, wait_s) from None
+            attempt += 1
+            counters.add(retries=1)
+            logger.info("retry %d/%d in %.1f s after %s", attempt, settings.retries, wait_s, err.kind)
+            if stop.wait(wait_s):
+                raise _Interrupted() from None
+
+
+def generate_questions(
+    passages: dict[str, str],
+    settings: LLMSettings,
+    api_key: ApiKey | str | None = None,
+    cache: QuestionCache | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> GenerationResult:
+    """Ask the endpoint for questions on every passage not in the cache yet.
+
+    The first passage to ask about is sent alone: if the endpoint is unreachable, refuses
+    the key or does not know the model, the job stops after one request. Then up to
+    ``settings.max_parallel`` requests are in flight. Each answer with at least one question
+    is cached at once (``cache``), so nothing is lost when the job stops.
+
+    Args:
+        passages: Passage id -> text.
+        settings: How to ask; empty base URL / model are taken from the environment.
+        api_key: The key (an :class:`ApiKey` or a string from a form field); None or empty:
+            ``ETL_LLM_API_KEY``, then ``OPENAI_API_KEY``, else none (local servers).
+        cache: Where answers are looked up and stored; None caches nothing.
+        progress: Called with (passages done, passages in all) in the calling thread: once
+            at the start (cached ones count as done) and after each passage.
+        should_stop: Polled about every 0.2 s; when it returns True no new request starts
+            and the job returns once the ones in flight end (their answers are cached).
+
+    Returns:
+        The questions, per-passage errors and warnings, and counts (:class:`GenerationResult`).
+        An unreachable endpoint, 401, 403 and 404 end up in ``result.fatal``.
+
+    Raises:
+        GenerationError: kind ``"settings"``, before any request (no base URL, no model,
+            a prompt without ``{passage}``, a bad number).
+    """
+    t0 = time.perf_counter()
+    settings = with_env_defaults(settings)
+    check_settings(settings)
+    key = resolve_api_key(api_key)
+    should_stop = should_stop or (lambda: False)
+    n = settings.questions_per_passage
+    result = GenerationResult(total=len(passages), model=settings.model)
+    keys = {pid: cache_key(text, settings.prompt, settings.model, n) for pid, text in passages.items()}
+    cached = cache.get(list(keys.values())) if cache is not None else {}
+    found: dict[str, list[str]] = {}
+    todo: list[str] = []
+    for pid, text in passages.items():
+        if keys[pid] in cached:
+            found[pid] = cached[keys[pid]][:n]
+            result.from_cache += 1
+        elif not text.strip():
+            result.errors[pid] = "The passage is empty: there is nothing to ask about."
+            result.error_kinds[pid] = "no_questions"
+            result.failed += 1
+        else:
+            todo.append(pid)
+    done = result.from_cache + result.failed
+    if progress:
+        progress(done, result.total)
+    logger.info(
+        "LLM questions: %d passages, %d cached, %d to ask; model %s at %s (key %s)",
+        result.total,
+        result.from_cache,
+        len(todo),
+        settings.model,
+        settings.base_url,
+        "set" if key else "not set",
+    )
+    if todo and not should_stop():
+        _Requests(passages, keys, settings, key, cache, result, found).run(todo, done, progress, should_stop)
+    elif todo:
+        result.cancelled = True
+    result.questions = {pid: found[pid] for pid in passages if pid in found}
+    result.seconds = time.perf_counter() - t0
+    logger.info("LLM questions: %s", result.summary())
+    return result
+
+
+class _Requests:
+    """The requests of one job: a thread pool, the probe-first rule, the stop rules and the counts."""
+
+    def __init__(
+        self,
+        passages: dict[str, str],
+        keys: dict[str, str],
+        settings: LLMSettings,
+        key: ApiKey,
+        cache: QuestionCache | None,
+        result: GenerationResult,
+        found: dict[str, list[str]],
+    ):
+        self.passages, self.keys, self.settings, self.key = passages, keys, settings, key
+        self.cache, self.result, self.found = cache, result, found
+        self.counters = _Counters()
+        self.stop = threading.Event()
+        self.in_a_row = 0
+        self.probing = True  # the first request goes alone: a fatal fault then costs one request
+        self.client: Any = None
+
+    def work(self, pid: str) -> list[str]:
+        """One passage, in a worker thread: ask, parse, cache. Raises GenerationError or _Interrupted."""
+        s, n = self.settings, self.settings.questions_per_passage
+        content, finish = _ask(
+            self.client, s, self.key, fill_prompt(s, self.passages[pid]), self.stop, self.counters
+        )
+        questions = parse_questions(content)[:n]
+        if not questions:
+            raise no_questions(content, finish)
+        if self.cache is not None:
+            secret = self.key.reveal()
+            raw = content.replace(secret, "***") if secret else content  # a server could echo it back
+            self.cache.put(self.keys[pid], questions, raw, s.model, n)
+        return questions
+
+    def record(self, pid: str, fut: Future) -> bool:
+        """Book one finished request in the result; False when it was interrupted (not attempted)."""
+        r = self.result
+        try:
+            questions = fut.result()
+        except _Interrupted:
+            return False
+        except GenerationError as err:
+            r.errors[pid], r.error_kinds[pid] = str(err), err.kind
+            r.failed += 1
+            self.in_a_row += 1
+            if r.fatal is None and err.fatal:
+                r.fatal = err
+            elif r.fatal is None and self.in_a_row >= STOP_AFTER_FAILURES_IN_A_ROW:
+                r.fatal = GenerationError(
+                    err.kind,
+                    f"Stopped after {self.in_a_row} passages in a row failed; the last one: {err}",
+                    status=err.status,
+                    fatal=True,
+                )
+            if r.fatal is not None:
+                self.stop.set()
+        else:
+            self.found[pid] = questions
+            self.in_a_row = 0
+            warning = language_warning(self.passages[pid], questions)
+            if warning:
+                r.warnings[pid] = warning
+        r.requested += 1
+        self.probing = False
+        return True
+
+    def run(
+        self, todo: list[str], done: int, progress: Progress | None, should_stop: Callable[[], bool]
+    ) -> None:
+        from openai import OpenAI
+
+        s = self.settings
+        self.client = OpenAI(
+            base_url=s.base_url,
+            api_key=self.key.reveal() or NO_KEY_PLACEHOLDER,
+            timeout=s.timeout_s,
+            max_retries=0,  # this module decides about retries (see the module docstring)
+        )
+        queue = iter(todo)
+        pending: dict[Future, str] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=s.max_parallel, thread_name_prefix="etl-llm") as pool:
+                try:
+                    while True:
+                        limit = 1 if self.probing else s.max_parallel
+                        while len(pending) < limit and not self.stop.is_set():
+                            pid = next(queue, None)
+                            if pid is None:
+                                break
+                            pending[pool.submit(self.work, pid)] = pid
+                        if not pending:
+                            break
+                        finished, _ = wait(list(pending), timeout=POLL_S, return_when=FIRST_COMPLETED)
+                        if not self.stop.is_set() and should_stop():
+                            self.result.cancelled = True
+                            self.stop.set()
+                        for fut in finished:
+                            if self.record(pending.pop(fut), fut):
+                                done += 1
+                                if progress:
+                                    progress(done, self.result.total)
+                except BaseException:
+                    self.stop.set()  # an unexpected error: requests in flight end at their next retry
+                    raise
+        finally:
+            self.client.close()
+            self.result.http_requests = self.counters.http
+            self.result.retries = self.counters.retries
+        if self.result.fatal is not None:
+            logger.warning("LLM questions stopped early: %s", self.result.fatal)

@@ -145,3 +145,30 @@ def test_progress_names_its_unit(long_store, base_model):
     seen = []
     encode_dataset(base_model, ev, 40, progress=lambda d, t, u: seen.append((u, t)))
     assert ("passages", len(ev.corpus)) in seen and ("questions", len(ev)) in seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["adapter", "full"])
+def test_windowed_passages_are_the_same_for_base_and_tuned(method, long_store, base_model):
+    """With windows on, both sides search every window of a long passage, scored by the best one."""
+    store, ds_id = long_store
+    spec = SPECS[method]()
+    spec.scoring.windows, spec.scoring.window_overlap = True, 8
+    run_id = _run(store, ds_id, spec)
+    results = load_results(store.run_dir(run_id))
+    base, tuned = results.systems["base"].conditions, results.systems["tuned"].conditions
+    assert base.windows == tuned.windows == f"{TOKENS}-token windows, 8 overlap, best window"
+    assert not results.fairness_problems()
+    view = open_run(store, run_id)
+    assert view.owner is not None and len(view.owner) > len(view.passage_ids)  # long passages: several windows
+    hits = view.search(view.eval.queries[view.query_ids[0]], k=3)  # searches windows too
+    assert len(hits["base"]) == 3
+
+
+def test_nudge_refuses_windowed_passages(long_store):
+    store, ds_id = long_store
+    spec = RunSpec.for_method("nudge", scoring=Scoring(passage_tokens=TOKENS, windows=True))
+    run_id = create_run(store, ds_id, spec)
+    job = Job(store, run_id)
+    job.run(lambda j: execute(store, run_id, j, device="cpu"))
+    assert job.snapshot().status == "failed" and "Turn 'Windowed passages' off for NUDGE" in job.snapshot().error

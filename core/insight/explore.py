@@ -39,6 +39,10 @@ class RunView:
     base_d: np.ndarray
     tuned_q: np.ndarray
     tuned_d: np.ndarray
+    # windowed passages: (W, dim) window vectors of each model and their passage rows (else None)
+    base_w: np.ndarray | None = None
+    tuned_w: np.ndarray | None = None
+    owner: np.ndarray | None = None
     _encoders: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -168,6 +172,7 @@ class RunView:
         if not text:
             raise ValueError("Type a question first.")
         from core.retrieval.index import DenseIndex
+        from core.retrieval.windows import maxp_search
 
         gold: set[str] = set()
         for q in self.query_ids:
@@ -176,9 +181,12 @@ class RunView:
                 break
         out = {}
         full = {}
-        for space, mat in (("base", self.base_d), ("tuned", self.tuned_d)):
+        for space, mat, win in (("base", self.base_d, self.base_w), ("tuned", self.tuned_d, self.tuned_w)):
             qv = self._encoder(space)(text)[None, :]
-            ids, scores = DenseIndex(self.passage_ids, mat, kind="exact").search(qv, 100)
+            if win is not None:  # the run searched by each passage's best window: so does this
+                ids, scores = maxp_search(qv, win, self.owner, self.passage_ids, 100)
+            else:
+                ids, scores = DenseIndex(self.passage_ids, mat, kind="exact").search(qv, 100)
             full[space] = (ids[0], scores[0])
         for space, other in (("base", "tuned"), ("tuned", "base")):
             ids, scores = full[space]
@@ -208,7 +216,8 @@ def open_run(store: Store, run_id: str) -> RunView:
         raise FileNotFoundError(f"Run {run_id} has no results yet (status: {run['status']}).")
     _, ev = store.run_data(run_id)
     with np.load(run_dir / "vectors.npz", allow_pickle=False) as z:
-        vecs = {k: z[k] for k in ("base_q", "base_d", "tuned_q", "tuned_d")}
+        vecs = {k: z[k] for k in ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner")
+                if k in z.files}
     return RunView(run_id=run_id, run_dir=run_dir, spec=RunSpec.load(run_dir), eval=ev, results=results,
                    rankings=load_rankings(run_dir), query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
 

@@ -220,9 +220,12 @@ def save_results(run_dir: str | Path, results: RunResults, per_query: pd.DataFra
     atomic_write_bytes(run_dir / "per_query.csv", pq.to_csv().encode("utf-8"))
     base, tuned = systems.get("base"), systems.get("tuned")
     if base is not None and tuned is not None and base.vectors is not None and tuned.vectors is not None:
+        extra = {}
+        if base.windows is not None and tuned.windows is not None:  # windowed passages: search by best window
+            extra = {"base_w": base.windows[0], "tuned_w": tuned.windows[0], "owner": base.windows[1]}
         with open(run_dir / "vectors.npz", "wb") as fh:  # for the map and free-text search: no re-encoding
             np.savez(fh, base_q=base.vectors[0], base_d=base.vectors[1], tuned_q=tuned.vectors[0],
-                     tuned_d=tuned.vectors[1])
+                     tuned_d=tuned.vectors[1], **extra)
     rankings = {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
                        for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
     atomic_write_json(run_dir / "rankings.json", rankings)

@@ -26,6 +26,7 @@ from core.dataset import QADataset
 from core.retrieval import metrics as M
 from core.retrieval.embedding import EmbeddingCache, encode
 from core.retrieval.index import BM25Index, DenseIndex, Ranking, rrf_fuse, weighted_fuse
+from core.retrieval.windows import maxp_search, split_windows
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,11 @@ class Conditions:
     questions_fingerprint: str
     passage_tokens: int | None = None
     model: str | None = None
+    windows: str | None = None  # e.g. "512-token windows, 64 overlap, best window"; None: passages cut at the limit
 
     @classmethod
-    def of(cls, ds: QADataset, passage_tokens: int | None = None, model: str | None = None) -> Conditions:
+    def of(cls, ds: QADataset, passage_tokens: int | None = None, model: str | None = None,
+           overlap: int | None = None) -> Conditions:
         qids = ds.query_ids
         return cls(
             passages=len(ds.corpus),
@@ -68,10 +71,15 @@ class Conditions:
             questions_fingerprint=_digest(sorted((q, ds.queries[q] + "|" + ",".join(ds.relevant_docs[q])) for q in qids)),
             passage_tokens=passage_tokens,
             model=model,
+            windows=windows_label(passage_tokens, overlap) if passage_tokens and overlap is not None else None,
         )
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def windows_label(passage_tokens: int, overlap: int) -> str:
+    return f"{passage_tokens}-token windows, {overlap} overlap, best window"
 
 
 def unfair(a: Conditions, b: Conditions) -> list[str]:
@@ -82,8 +90,11 @@ def unfair(a: Conditions, b: Conditions) -> list[str]:
         out.append(f"different passages searched ({a.passages} vs {b.passages})")
     if a.questions_fingerprint != b.questions_fingerprint:
         out.append(f"different questions ({a.questions} vs {b.questions})")
-    if a.passage_tokens is not None and b.passage_tokens is not None and a.passage_tokens != b.passage_tokens:
-        out.append(f"different passage token limits ({a.passage_tokens} vs {b.passage_tokens})")
+    if a.passage_tokens is not None and b.passage_tokens is not None:
+        if a.passage_tokens != b.passage_tokens:
+            out.append(f"different passage token limits ({a.passage_tokens} vs {b.passage_tokens})")
+        if a.windows != b.windows:
+            out.append(f"different passage windows ({a.windows or 'cut at the limit'} vs {b.windows or 'cut at the limit'})")
     return out
 
 
@@ -99,8 +110,11 @@ class RetrievalResult:
     metrics: dict[str, float]
     seconds: float
     conditions: Conditions
-    # (query vectors (n_q, dim), passage vectors (n_docs, dim)) for dense systems, else None
+    # (query vectors (n_q, dim), passage vectors (n_docs, dim)) for dense systems, else None; with windowed
+    # passages a passage's vector is its first window's
     vectors: tuple[np.ndarray, np.ndarray] | None = None
+    # (window vectors (W, dim), owner (W,)) when passages were windowed (core.retrieval.windows)
+    windows: tuple[np.ndarray, np.ndarray] | None = None
 
     def ranking(self) -> Ranking:
         return self.ids, self.scores
@@ -135,16 +149,49 @@ def encode_dataset(model, ds: QADataset, passage_tokens: int, *, cache: Embeddin
     return q_vecs, d_vecs
 
 
-def dense_ranking(model, ds: QADataset, passage_tokens: int, *, cache: EmbeddingCache | None = None,
-                  progress: Progress | None = None, k: int = M.DEPTH,
-                  batch_size: int = 32) -> tuple[Ranking, np.ndarray, np.ndarray]:
-    """Encode ``ds`` at ``passage_tokens`` (cached) and search it with an exact FAISS index.
+def encode_windows(model, ds: QADataset, passage_tokens: int, overlap: int, *, cache: EmbeddingCache | None = None,
+                   progress: Progress | None = None, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Every passage of ``ds`` split into ``passage_tokens``-token windows (``core.retrieval.windows``)
+    and encoded (cached by window text). Sets ``model.max_seq_length = passage_tokens``.
 
     Returns:
-        (ranking, query vectors (n_q, dim), corpus vectors (n_docs, dim)), as ``encode_dataset``.
+        (window vectors (W, dim) float32 L2-normalised, owner (W,): each window's passage row).
     """
-    q_vecs, d_vecs = encode_dataset(model, ds, passage_tokens, cache=cache, progress=progress, batch_size=batch_size)
-    return DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, k), q_vecs, d_vecs
+    model.max_seq_length = int(passage_tokens)
+    wins = split_windows(list(ds.corpus.values()), model.tokenizer, int(passage_tokens), int(overlap))
+    vecs = encode(model, wins.texts, kind="passage", batch_size=batch_size, cache=cache,
+                  progress=(lambda done, total: progress(done, total, "passage windows")) if progress else None)
+    return vecs, wins.owner
+
+
+def dense_ranking(model, ds: QADataset, passage_tokens: int, *, cache: EmbeddingCache | None = None,
+                  progress: Progress | None = None, k: int = M.DEPTH, batch_size: int = 32,
+                  overlap: int | None = None) -> tuple[Ranking, np.ndarray, np.ndarray, tuple | None]:
+    """Encode ``ds`` at ``passage_tokens`` (cached) and search it exactly.
+
+    With ``overlap`` (windowed passages) every window is encoded and a passage scores as its best
+    window; a passage's vector is then its first window's.
+
+    Returns:
+        (ranking, query vectors (n_q, dim), passage vectors (n_docs, dim), (window vectors, owner) or
+        None); vectors float32 L2-normalised, rows in ``ds.query_ids`` / ``ds.corpus`` order.
+    """
+    if overlap is None:
+        q_vecs, d_vecs = encode_dataset(model, ds, passage_tokens, cache=cache, progress=progress,
+                                        batch_size=batch_size)
+        return DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, k), q_vecs, d_vecs, None
+    w_vecs, owner = encode_windows(model, ds, passage_tokens, overlap, cache=cache, progress=progress,
+                                   batch_size=batch_size)
+    q_vecs = encode(model, [ds.queries[q] for q in ds.query_ids], kind="query", batch_size=batch_size, cache=cache,
+                    progress=(lambda done, total: progress(done, total, "questions")) if progress else None)
+    d_vecs = w_vecs[first_windows(owner, len(ds.corpus))]
+    ranking = maxp_search(q_vecs, w_vecs, owner, list(ds.corpus), k)
+    return ranking, q_vecs, d_vecs, (w_vecs, owner)
+
+
+def first_windows(owner: np.ndarray, n: int) -> np.ndarray:
+    """(n,) the row of each passage's first window."""
+    return np.searchsorted(owner, np.arange(n))
 
 
 def model_name(model) -> str:
@@ -154,25 +201,31 @@ def model_name(model) -> str:
 
 def evaluate_dense(model, ds: QADataset, *, passage_tokens: int, name: str = "dense",
                    cache: EmbeddingCache | None = None, progress: Progress | None = None,
-                   batch_size: int = 32, label: str | None = None) -> RetrievalResult:
+                   batch_size: int = 32, label: str | None = None, overlap: int | None = None) -> RetrievalResult:
     """Metrics of a SentenceTransformer used as a dense retriever on ``ds``, passages read at
-    ``passage_tokens`` tokens. ``label`` names the model in the conditions (default: its folder)."""
+    ``passage_tokens`` tokens (windowed with ``overlap`` when given, see ``dense_ranking``). ``label``
+    names the model in the conditions (default: its folder)."""
     t0 = time.perf_counter()
-    ranking, q_vecs, d_vecs = dense_ranking(model, ds, passage_tokens, cache=cache, progress=progress,
-                                            batch_size=batch_size)
+    ranking, q_vecs, d_vecs, windows = dense_ranking(model, ds, passage_tokens, cache=cache, progress=progress,
+                                                     batch_size=batch_size, overlap=overlap)
     res = score_ranking(name, ds, ranking, time.perf_counter() - t0,
-                        Conditions.of(ds, int(passage_tokens), label or model_name(model)))
-    res.vectors = (q_vecs, d_vecs)
+                        Conditions.of(ds, int(passage_tokens), label or model_name(model), overlap))
+    res.vectors, res.windows = (q_vecs, d_vecs), windows
     logger.info("%s: nDCG@10 %.4f on %d questions, %d passages at %d tokens", name, res.metrics["nDCG@10"],
                 len(ds), len(ds.corpus), passage_tokens)
     return res
 
 
 def evaluate_vectors(name: str, ds: QADataset, q_vecs: np.ndarray, d_vecs: np.ndarray, conditions: Conditions,
-                     seconds: float = 0.0) -> RetrievalResult:
-    """Metrics of precomputed vectors (an adapter's queries, NUDGE's passages) on ``ds``."""
-    res = score_ranking(name, ds, DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, M.DEPTH), seconds, conditions)
-    res.vectors = (q_vecs, d_vecs)
+                     seconds: float = 0.0, windows: tuple[np.ndarray, np.ndarray] | None = None) -> RetrievalResult:
+    """Metrics of precomputed vectors (an adapter's queries, NUDGE's passages) on ``ds``; with
+    ``windows`` (window vectors, owner) passages score by their best window."""
+    if windows is None:
+        ranking = DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, M.DEPTH)
+    else:
+        ranking = maxp_search(q_vecs, windows[0], windows[1], list(ds.corpus), M.DEPTH)
+    res = score_ranking(name, ds, ranking, seconds, conditions)
+    res.vectors, res.windows = (q_vecs, d_vecs), windows
     return res
 
 

@@ -166,3 +166,27 @@ def weighted_fuse(dense: Ranking, sparse: Ranking, alpha: float = 0.5, k: int = 
         ids_out.append([d for d, _ in top])
         sc_out.append([s for _, s in top])
     return ids_out, sc_out
+
+
+def top_k(scores: np.ndarray, doc_ids: Sequence[str], k: int = 100) -> Ranking:
+    """Best ``k`` columns of each row of a (n, m) score matrix, ties broken by doc id (as the evaluator).
+
+    Exact: every column tied with the k-th best score is considered before the cut.
+    """
+    scores = np.asarray(scores)
+    m = scores.shape[1] if scores.ndim == 2 else 0
+    k = min(k, m)
+    ids_out: list[list[str]] = []
+    sc_out: list[list[float]] = []
+    for row in scores:
+        if k == 0:
+            ids_out.append([])
+            sc_out.append([])
+            continue
+        part = np.argpartition(-row, k - 1)[:k] if k < m else np.arange(m)
+        cut = row[part].min()
+        cand = np.flatnonzero(row >= cut)
+        pairs = sorted(((float(row[i]), doc_ids[i]) for i in cand), key=lambda x: (-x[0], x[1]))[:k]
+        ids_out.append([d for _, d in pairs])
+        sc_out.append([s for s, _ in pairs])
+    return ids_out, sc_out

@@ -59,7 +59,8 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def make_evaluator(val: QADataset, reporter: Reporter, passage_tokens: int, name: str = "val"):
+def make_evaluator(val: QADataset, reporter: Reporter, passage_tokens: int, name: str = "val",
+                   overlap: int | None = None):
     """A sentence-transformers evaluator that scores ``val`` with our metrics and reports them.
 
     Passages are encoded at ``passage_tokens`` (the run's search limit), then the model's
@@ -84,7 +85,7 @@ def make_evaluator(val: QADataset, reporter: Reporter, passage_tokens: int, name
 
             train_len = model.max_seq_length
             try:
-                res = evaluate_dense(model, val, passage_tokens=passage_tokens, progress=progress)
+                res = evaluate_dense(model, val, passage_tokens=passage_tokens, progress=progress, overlap=overlap)
             finally:
                 model.max_seq_length = train_len
             reporter.evaluation(steps, res.metrics)
@@ -273,7 +274,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         args=_training_args(settings, spec.seed, ckpt, use_val, device),
         train_dataset=pairs,
         loss=build_loss(model, settings),
-        evaluator=make_evaluator(val, reporter, spec.scoring.passage_tokens) if use_val else None,
+        evaluator=make_evaluator(val, reporter, spec.scoring.passage_tokens, overlap=spec.overlap) if use_val else None,
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # log dicts go to the reporter, not to stdout

@@ -27,6 +27,7 @@ from core.insight.results import RunResults, build_results, save_results
 from core.retrieval.evaluation import (
     Conditions,
     RetrievalResult,
+    dense_ranking,
     encode_dataset,
     evaluate_bm25,
     evaluate_dense,
@@ -92,6 +93,15 @@ class _Context:
         return encode_dataset(self.base, ds, self.spec.scoring.passage_tokens, cache=self.cache,
                               progress=self.progress)
 
+    def search_vectors(self, ds: QADataset, label: str) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+        """(query vectors, passage vectors, windows or None) of ``ds`` from the base model, as the run
+        searches (windowed passages when the scoring says so; cached)."""
+        self.reporter.phase("encoding", f"Encoding {label} with the base model: {len(ds.corpus)} passages, "
+                                        f"{len(ds)} questions")
+        _, q, d, windows = dense_ranking(self.base, ds, self.spec.scoring.passage_tokens, cache=self.cache,
+                                         progress=self.progress, overlap=self.spec.overlap)
+        return q, d, windows
+
 
 ValRanking = Callable[[QADataset], Ranking]
 
@@ -102,7 +112,8 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
     model, info = train_full(ctx.train, ctx.val, ctx.spec, ctx.run_dir, ctx.reporter, ctx.device, ctx.resume)
     ctx.reporter.phase("evaluating", f"Scoring the tuned model: {len(ctx.ev)} evaluation questions")
     res = evaluate_dense(model, ctx.ev, passage_tokens=ctx.spec.scoring.passage_tokens, name="tuned (full)",
-                         cache=ctx.cache, progress=ctx.progress, label=f"tuned model of {ctx.run_dir.name}")
+                         cache=ctx.cache, progress=ctx.progress, label=f"tuned model of {ctx.run_dir.name}",
+                         overlap=ctx.spec.overlap)
     lines = [f"Trained {info.steps} steps ({info.epochs_run:.1f} epochs) on {info.pairs} pairs in "
              f"{info.seconds / 60:.1f} min."]
     if info.resumed_from_step:
@@ -114,11 +125,9 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
         lines.append("No validation questions were held out: the model after the last step is kept.")
 
     def val_ranking(val: QADataset) -> Ranking:
-        from core.retrieval.evaluation import dense_ranking
-
         ctx.reporter.phase("evaluating", f"Choosing the hybrid's fusion on {len(val)} validation questions")
         return dense_ranking(model, val, ctx.spec.scoring.passage_tokens, cache=ctx.cache,
-                             progress=ctx.progress)[0]
+                             progress=ctx.progress, overlap=ctx.spec.overlap)[0]
 
     return res, lines, val_ranking, info.seconds
 
@@ -146,10 +155,11 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
         ctx.reporter.loss(i + 1, loss)
     ctx.reporter.check_cancel()
     adapter.save(ctx.run_dir / "adapter.npz")
-    e_q, e_d = ctx.vectors(ctx.ev, "the evaluation data")
+    e_q, e_d, e_w = ctx.search_vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + query adapter"
     res = evaluate_vectors("tuned (adapter)", ctx.ev, adapter.transform(e_q), e_d,
-                           Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label), time.perf_counter() - t0)
+                           Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label, ctx.spec.overlap),
+                           time.perf_counter() - t0, windows=e_w)
     c = hist.chosen
     kept = "no change (the identity: no epoch beat the base model)" if c["epoch"] == 0 else f"epoch {c['epoch']}"
     lines = [f"Query adapter fitted on {c['n_train']} questions; {c['n_val']} of them held back chose what to keep: "
@@ -159,8 +169,8 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
                      "for the base model.")
 
     def val_ranking(val: QADataset) -> Ranking:
-        vq, vd = ctx.vectors(val, "the validation questions")
-        return DenseIndex(list(val.corpus), vd).search(adapter.transform(vq))
+        vq, vd, vw = ctx.search_vectors(val, "the validation questions")
+        return evaluate_vectors("v", val, adapter.transform(vq), vd, res.conditions, windows=vw).ranking()
 
     return res, lines, val_ranking, fit_seconds
 
@@ -171,6 +181,9 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
     ok, why = nudge_applies(ctx.train.corpus, ctx.ev.corpus)
     if not ok:
         raise DataError(why)
+    if ctx.spec.scoring.windows:
+        raise DataError("NUDGE moves one stored vector per passage; with windowed passages each passage has "
+                        "several. Turn 'Windowed passages' off for NUDGE, or use the adapter or a full fine-tune.")
     t0 = time.perf_counter()
     q_vecs, d_vecs = ctx.vectors(ctx.train, "the training questions")
     ids = list(ctx.train.corpus)
@@ -228,7 +241,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume)
     reporter.phase("encoding", f"Scoring the base model: {len(ev)} evaluation questions, {len(ev.corpus)} passages")
     base_res = evaluate_dense(base, ev, passage_tokens=spec.scoring.passage_tokens, name="base", cache=cache,
-                              progress=ctx.progress, label=spec.model_label)
+                              progress=ctx.progress, label=spec.model_label, overlap=spec.overlap)
     reporter.check_cancel()
     tuned, training, val_ranking, fit_seconds = FITS[spec.method](ctx)
     reporter.check_cancel()

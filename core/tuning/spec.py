@@ -77,6 +77,17 @@ class Scoring:
         "characters of English.",
         label="Passage tokens (search)", choices=[128, 256, 384, 512], advanced=True,
     )
+    windows: bool = setting(
+        False,
+        "Split passages longer than the passage token limit into overlapping windows and score a passage by "
+        "its best window (max-pooling), for the base and the tuned model alike. Off: a long passage is cut at "
+        "the limit and its tail is never searched.",
+        label="Windowed passages (best window)", advanced=True,
+    )
+    window_overlap: int = setting(
+        64, "Tokens shared by consecutive windows, so a sentence cut at one window's edge is whole in the next.",
+        label="Window overlap (tokens)", min=0, max=256, advanced=True,
+    )
     validation_share: float = setting(
         0.1,
         "Share of training questions held out from every method's fit (grouped by passage): they pick the "
@@ -237,6 +248,11 @@ class RunSpec:
         if not isinstance(self.settings, ShootoutSettings):
             raise ValueError("only a shoot-out has child runs")
         return RunSpec(method, self.base_model, self.seed, self.scoring, getattr(self.settings, method))
+
+    @property
+    def overlap(self) -> int | None:
+        """The window overlap when passages are windowed, else None (the argument the scorers take)."""
+        return self.scoring.window_overlap if self.scoring.windows else None
 
     @property
     def model_label(self) -> str:

@@ -3,8 +3,8 @@
 Recipe (``FullSettings``, each default with its reason): MultipleNegativesRankingLoss with the
 no-duplicates batch sampler (in-batch negatives, none a copy of the positive); CachedMNRL by
 default (the same gradients on small memory); optional MatryoshkaLoss; optional hard negatives
-mined with sentence-transformers' ``mine_hard_negatives`` and a relative margin that keeps
-likely false negatives out. The run's validation hold-out (``core.tuning.holdout``) is scored
+mined once from the base model's cached vectors with a relative margin that keeps likely false
+negatives out (``core.tuning.pairs``); optional guided in-batch filtering (GISTEmbedLoss). The run's validation hold-out (``core.tuning.holdout``) is scored
 with our metrics after each epoch, the best epoch is kept, early stopping; the model is saved
 in sentence-transformers format with its passage token limit set to the run's search limit.
 
@@ -26,6 +26,7 @@ from typing import Any
 from core.dataset import QADataset
 from core.tuning import st
 from core.tuning.jobs import Cancelled, Reporter
+from core.tuning.pairs import mine_negatives, positive_texts
 from core.tuning.spec import FullSettings, RunSpec
 
 logger = logging.getLogger(__name__)
@@ -128,52 +129,53 @@ def _callbacks(reporter: Reporter, checkpoint_every: int):
     return ProgressCallback()
 
 
-def _pairs_dataset(ds: QADataset, negatives: dict[str, list[str]] | None = None):
+def training_pairs(train: QADataset, model, settings: FullSettings, passage_tokens: int, cache, reporter: Reporter):
+    """The Trainer's dataset: anchor, positive[, negative_1..n] columns (see ``core.tuning.pairs``)."""
     from datasets import Dataset
 
-    anchors, positives, negs = [], [], []
-    for q in ds.query_ids:
-        for d in ds.relevant_docs[q]:
-            if d not in ds.corpus:
-                continue
-            anchors.append(ds.queries[q])
-            positives.append(ds.corpus[d])
-            if negatives is not None:
-                n = [x for x in negatives.get(q, []) if x in ds.corpus]
-                negs.append(ds.corpus[n[0]] if n else None)
-    data: dict[str, list] = {"anchor": anchors, "positive": positives}
-    if negatives is not None and all(n is not None for n in negs):
-        data["negative"] = negs
+    from core.retrieval.evaluation import encode_dataset
+
+    def progress(done: int, total: int, unit: str) -> None:
+        reporter.check_cancel()
+        reporter.progress(done, total, unit)
+
+    if settings.train_passage != "first":
+        reporter.phase("preparing", f"Choosing the training window of each passage ({settings.train_passage})")
+    rows = positive_texts(train, model, settings.train_passage, settings.max_seq_length, cache, progress)
+    data: dict[str, list] = {"anchor": [q for _, q, _ in rows], "positive": [p for _, _, p in rows]}
+    negs = {q: [d for d in train.negatives.get(q, []) if d in train.corpus] for q in train.query_ids}
+    n_neg = settings.hard_negatives
+    if n_neg > 0 and not any(negs.values()):
+        reporter.phase("mining", f"Mining {n_neg} hard negative(s) per question from the base model's vectors")
+        q_vecs, d_vecs = encode_dataset(model, train, passage_tokens, cache=cache, progress=progress)
+        ids = list(train.corpus)
+        row = {d: i for i, d in enumerate(ids)}
+        mined = mine_negatives(q_vecs, [[row[d] for d in train.relevant_docs[q]] for q in train.query_ids], d_vecs,
+                               num=n_neg, range_max=settings.hn_range_max, relative_margin=settings.hn_relative_margin)
+        negs = {q: [ids[i] for i in m] for q, m in zip(train.query_ids, mined)}
+        model.max_seq_length = settings.max_seq_length
+    if n_neg > 0 or any(negs.values()):
+        n_neg = max(n_neg, 1)
+        keep = [i for i, (q, _, _) in enumerate(rows) if len(negs.get(q, [])) >= n_neg]
+        if len(keep) < len(rows):
+            reporter.note(f"{len(rows) - len(keep)} of {len(rows)} pairs had no negative past the margin and were "
+                          "left out.")
+        data = {k: [v[i] for i in keep] for k, v in data.items()}
+        for j in range(n_neg):
+            data[f"negative_{j + 1}"] = [train.corpus[negs[rows[i][0]][j]] for i in keep]
     return Dataset.from_dict(data)
 
 
-def _mine(model, pairs, ds: QADataset, settings: FullSettings, reporter: Reporter):
-    from sentence_transformers.util import mine_hard_negatives
-
-    reporter.phase("mining", f"Mining {settings.hard_negatives} hard negative(s) per pair")
-    mined = mine_hard_negatives(
-        pairs,
-        model,
-        anchor_column_name="anchor",
-        positive_column_name="positive",
-        corpus=list(ds.corpus.values()),
-        range_max=settings.hn_range_max,
-        relative_margin=settings.hn_relative_margin,
-        num_negatives=settings.hard_negatives,
-        sampling_strategy="top",
-        output_format="n-tuple" if settings.hard_negatives > 1 else "triplet",
-        batch_size=settings.batch_size,
-        verbose=False,
-    )
-    reporter.note(f"Hard-negative mining kept {len(mined)} of {len(pairs)} pairs (others had no negative past the "
-                  "margin).")
-    return mined
-
-
-def build_loss(model, settings: FullSettings):
-    from core.retrieval.embedding import embedding_dim
+def build_loss(model, settings: FullSettings, base_model: str | None = None, device: str | None = None):
+    from core.retrieval.embedding import embedding_dim, load_model
 
     losses = st.losses()
+    if settings.loss in ("gist", "cached_gist"):
+        guide = load_model(base_model, device=device)  # the base model, frozen: judges in-batch negatives
+        guide.max_seq_length = settings.max_seq_length
+        if settings.loss == "gist":
+            return losses.GISTEmbedLoss(model, guide)
+        return losses.CachedGISTEmbedLoss(model, guide, mini_batch_size=settings.mini_batch_size)
     if settings.loss == "mnrl":
         return losses.MultipleNegativesRankingLoss(model)
     if settings.loss == "cached_mnrl":
@@ -181,7 +183,7 @@ def build_loss(model, settings: FullSettings):
     if settings.loss == "matryoshka":
         dims = [d for d in settings.matryoshka_dims if d <= embedding_dim(model)]
         return losses.MatryoshkaLoss(model, losses.MultipleNegativesRankingLoss(model), matryoshka_dims=dims)
-    raise ValueError(f"unknown loss {settings.loss!r}: use mnrl, cached_mnrl or matryoshka")
+    raise ValueError(f"unknown loss {settings.loss!r}: use mnrl, cached_mnrl, matryoshka, gist or cached_gist")
 
 
 def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool, device: str | None):
@@ -219,7 +221,7 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
 
 def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: str | Path,
                reporter: Reporter | None = None, device: str | None = None,
-               resume: bool = False) -> tuple[Any, TrainInfo]:
+               resume: bool = False, cache=None) -> tuple[Any, TrainInfo]:
     """Fine-tune ``spec.base_model`` on ``train`` and save it to ``run_dir/model``.
 
     Args:
@@ -231,6 +233,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         reporter: phases, steps, losses, validation metrics; ``should_stop()`` cancels within a step.
         device: "cpu" / "cuda" / "mps"; None picks the best available.
         resume: continue from the run folder's latest checkpoint (see ``latest_checkpoint``).
+        cache: the embedding cache (base-model vectors for window choice and mining are read from it).
 
     Returns:
         (the tuned model, its max_seq_length set to the run's passage token limit; TrainInfo).
@@ -260,11 +263,9 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         raise ValueError("Training needs at least 2 questions with a passage.")
     if val is None:
         reporter.note("No validation questions were held out: the last epoch is kept.")
-    pairs = _pairs_dataset(train, train.negatives or None)
+    pairs = training_pairs(train, model, settings, spec.scoring.passage_tokens, cache, reporter)
+    model.max_seq_length = settings.max_seq_length
     reporter.check_cancel()
-    if settings.hard_negatives > 0 and "negative" not in pairs.column_names:
-        pairs = _mine(model, pairs, train, settings, reporter)
-        reporter.check_cancel()
     use_val = val is not None
     callbacks = [_callbacks(reporter, settings.checkpoint_every)]
     if use_val and settings.early_stopping_patience > 0:
@@ -273,7 +274,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         model=model,
         args=_training_args(settings, spec.seed, ckpt, use_val, device),
         train_dataset=pairs,
-        loss=build_loss(model, settings),
+        loss=build_loss(model, settings, spec.base_model, device),
         evaluator=make_evaluator(val, reporter, spec.scoring.passage_tokens, overlap=spec.overlap) if use_val else None,
         callbacks=callbacks,
     )

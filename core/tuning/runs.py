@@ -109,7 +109,8 @@ ValRanking = Callable[[QADataset], Ranking]
 def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
     from core.tuning.full import train_full
 
-    model, info = train_full(ctx.train, ctx.val, ctx.spec, ctx.run_dir, ctx.reporter, ctx.device, ctx.resume)
+    model, info = train_full(ctx.train, ctx.val, ctx.spec, ctx.run_dir, ctx.reporter, ctx.device, ctx.resume,
+                             cache=ctx.cache)
     ctx.reporter.phase("evaluating", f"Scoring the tuned model: {len(ctx.ev)} evaluation questions")
     res = evaluate_dense(model, ctx.ev, passage_tokens=ctx.spec.scoring.passage_tokens, name="tuned (full)",
                          cache=ctx.cache, progress=ctx.progress, label=f"tuned model of {ctx.run_dir.name}",

@@ -30,7 +30,8 @@ from typing import Any, Literal, get_args
 Method = Literal["full", "adapter", "nudge", "shootout"]
 METHODS: tuple[str, ...] = get_args(Method)
 TUNING_METHODS = ("full", "adapter", "nudge")  # what a shoot-out can include
-Loss = Literal["mnrl", "cached_mnrl", "matryoshka"]
+Loss = Literal["mnrl", "cached_mnrl", "matryoshka", "gist", "cached_gist"]
+TrainPassage = Literal["first", "best", "answer", "all"]
 Scheduler = Literal["linear", "cosine", "constant_with_warmup"]
 
 
@@ -115,8 +116,14 @@ class FullSettings:
                                   "Each one adds a passage per pair to encode.", label="Hard negatives",
                                   min=0, max=5)
     loss: Loss = setting("cached_mnrl", "CachedMNRL gives the same gradients as plain MNRL computed in chunks: "
-                         "~2 GB of RAM instead of ~6 at batch 32 (measured on sec-10k), for ~1/3 more compute.",
-                         label="Loss", advanced=True)
+                         "~2 GB of RAM instead of ~6 at batch 32 (measured on sec-10k), for ~1/3 more compute. GIST "
+                         "variants use the base model as a guide and drop in-batch negatives it finds too close "
+                         "to the positive (likely false negatives).", label="Loss", advanced=True)
+    train_passage: TrainPassage = setting("first", "Which part of a long positive passage the model trains on: "
+                                          "its first window (what the Trainer's cut leaves), the window the base "
+                                          "model finds best for the question, the window holding the known answer "
+                                          "(else the best), or every window.", label="Train on (long passages)",
+                                          advanced=True)
     mini_batch_size: int = setting(16, "CachedMNRL: texts per forward chunk (memory), not the effective batch.",
                                    label="Mini-batch (CachedMNRL)", min=1, max=256, advanced=True)
     matryoshka_dims: list[int] = setting([384, 256, 128, 64], "Matryoshka loss: the dimensions trained to "
@@ -234,6 +241,10 @@ class RunSpec:
             raise ValueError(f"passage_tokens must be at least 8, got {self.scoring.passage_tokens}")
         if not 0 <= self.scoring.validation_share < 1:
             raise ValueError(f"validation_share must be in [0, 1), got {self.scoring.validation_share}")
+        full = self.settings.full if isinstance(self.settings, ShootoutSettings) else self.settings
+        if isinstance(full, FullSettings) and full.loss in ("gist", "cached_gist") and full.hard_negatives > 1:
+            raise ValueError("The GIST losses take at most one hard negative per pair: set hard negatives to 0 or 1, "
+                             "or use (cached) MNRL for more.")
 
     @classmethod
     def for_method(cls, method: str, base_model: str | None = None, seed: int = 42,

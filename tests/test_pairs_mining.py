@@ -1,0 +1,105 @@
+"""Training pairs: which window of a long positive, and hard negatives mined from cached vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.dataset import QADataset
+from core.retrieval.embedding import encode
+from core.tuning.pairs import mine_negatives, positive_texts
+
+
+def test_mining_never_returns_a_positive_and_keeps_the_margin():
+    rng = np.random.default_rng(0)
+    unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    corpus = unit(rng.normal(size=(50, 8)))
+    q = unit(corpus[:10] + 0.3 * rng.normal(size=(10, 8)))
+    positives = [[i, (i + 1) % 50] for i in range(10)]
+    mined = mine_negatives(q, positives, corpus, num=3, range_max=20, relative_margin=0.1)
+    for i, negs in enumerate(mined):
+        assert not set(negs) & set(positives[i]) and len(negs) <= 3
+        limit = 0.9 * max(float(q[i] @ corpus[p]) for p in positives[i])
+        assert all(float(q[i] @ corpus[n]) <= limit + 1e-6 for n in negs)
+        ranked = np.argsort(-(corpus @ q[i]))[:20]
+        eligible = [int(j) for j in ranked if j not in positives[i] and float(q[i] @ corpus[j]) <= limit]
+        assert negs == eligible[:3]  # the best eligible ones, in order
+
+
+def test_mining_matches_sentence_transformers_miner(model):
+    """Same model, same margin and range: our miner on cached vectors picks what ST's miner picks."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    rng = np.random.default_rng(1)
+    topics = ["pump", "valve", "hose", "filter", "seal", "motor", "cooler", "tank"]
+    corpus = [f"The {t} of unit {i} needs {w} inspection every {i + 2} weeks." for i, (t, w) in
+              enumerate((topics[k % 8], ["visual", "pressure", "leak", "noise"][k % 4]) for k in range(40))]
+    qs = [f"how often to inspect the {topics[k % 8]} of unit {k}" for k in range(0, 40, 3)]
+    pos = [corpus[k] for k in range(0, 40, 3)]
+    del rng
+    theirs = mine_hard_negatives(Dataset.from_dict({"anchor": qs, "positive": pos}), model, corpus=corpus,
+                                 range_max=10, relative_margin=0.05, num_negatives=2, sampling_strategy="top",
+                                 output_format="n-tuple", verbose=False)
+    q_vecs = encode(model, qs, kind="query")
+    c_vecs = encode(model, corpus, kind="passage")
+    mined = mine_negatives(q_vecs, [[corpus.index(p)] for p in pos], c_vecs, num=2, range_max=10,
+                           relative_margin=0.05)
+    ours = {(qs[i], tuple(corpus[j] for j in m)) for i, m in enumerate(mined) if len(m) == 2}
+    got = {(r["anchor"], (r["negative_1"], r["negative_2"])) for r in theirs}
+    assert ours == got
+
+
+@pytest.fixture(scope="module")
+def long_ds():
+    filler = " ".join(f"general remark {k} about maintenance schedules and logs." for k in range(40))
+    corpus = {"d1": "Pump overview. " + filler + " The relief valve on pump seven is set to 210 bar. " + filler,
+              "d2": "Short passage about hoses."}
+    return QADataset({"q1": "what is the relief valve setting on pump seven", "q2": "hoses"}, corpus,
+                     {"q1": ["d1"], "q2": ["d2"]}, answers={"q1": "set to 210 bar"})
+
+
+def test_training_window_modes(long_ds, model):
+    first = positive_texts(long_ds, model, "first", 64)
+    assert [p for _, _, p in first] == [long_ds.corpus["d1"], long_ds.corpus["d2"]]
+    best = dict((q, p) for q, _, p in positive_texts(long_ds, model, "best", 64))
+    assert "210 bar" in best["q1"] and len(best["q1"]) < len(long_ds.corpus["d1"])
+    assert best["q2"] == long_ds.corpus["d2"]  # a passage that fits is kept whole
+    answer = dict((q, p) for q, _, p in positive_texts(long_ds, model, "answer", 64))
+    assert "set to 210 bar" in answer["q1"]
+    every = [p for q, _, p in positive_texts(long_ds, model, "all", 64) if q == "q1"]
+    assert len(every) > 3 and any("210 bar" in p for p in every) and every[0].startswith("Pump overview.")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [
+    {"train_passage": "best", "hard_negatives": 1, "loss": "cached_mnrl"},
+    {"train_passage": "all", "loss": "cached_gist"},
+    {"train_passage": "answer", "hard_negatives": 1, "loss": "gist"},
+    {"train_passage": "first", "hard_negatives": 2, "loss": "mnrl"},
+])
+def test_full_fine_tune_runs_with_each_recipe_option(options, tmp_path):
+    from core.store import Store
+    from core.tuning.execute import execute
+    from core.tuning.jobs import Job
+    from core.tuning.runs import create_run
+    from core.tuning.spec import RunSpec, Scoring
+    from tests.test_fairness import long_dataset
+
+    ds = long_dataset(30)
+    q = ds.query_ids
+    store = Store(tmp_path)
+    ds_id = store.save_dataset("long", ds.subset(q[:24]), ds.subset(q[24:]))
+    spec = RunSpec.for_method("full", scoring=Scoring(passage_tokens=48, windows=True), max_steps=2, batch_size=8,
+                              max_seq_length=32, **options)
+    run_id = create_run(store, ds_id, spec)
+    job = Job(store, run_id)
+    job.run(lambda j: execute(store, run_id, j, device="cpu"))
+    assert job.snapshot().status == "done", job.snapshot().error
+
+
+def test_gist_with_two_negatives_is_refused_before_running():
+    from core.tuning.spec import RunSpec
+
+    with pytest.raises(ValueError, match="at most one hard negative"):
+        RunSpec.for_method("full", loss="cached_gist", hard_negatives=2)

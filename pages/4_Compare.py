@@ -7,7 +7,7 @@ import html
 import streamlit as st
 
 from core.insight.explore import fmt_rank, ranks_table, search_table
-from core.insight.plots import metric_bars, rank_scatter
+from core.insight.plots import metric_bars, quality_by_dimension_chart, rank_scatter
 from ui import resources as res
 from ui import state, widgets
 
@@ -28,6 +28,14 @@ widgets.metrics_table(results, key="etl_cmp_table")
 widgets.verdict_panel(results, key="etl_cmp_ci")
 with st.expander("Chart", expanded=True):
     st.plotly_chart(metric_bars(results.table()), key="etl_cmp_bars", height=340)
+with st.expander("Smaller vectors: quality against dimensions (no re-encoding)"):
+    dims = res.quality_by_dimension(view.run_id)
+    st.plotly_chart(quality_by_dimension_chart(dims), key="etl_cmp_dims", height=300)
+    st.dataframe(dims, hide_index=True, width="stretch", key="etl_cmp_dims_table",
+                 column_config={m: st.column_config.NumberColumn(m, format="%.3f")
+                                for m in ("Accuracy@10", "MRR@10", "nDCG@10")})
+    st.caption("Each model's stored vectors cut to their first dimensions and re-normalised, searched as the run "
+               "searched. Storage is float32 per passage. Pick the size when you download the model (Runs page).")
 
 
 def passage_card(passage_id: str, title: str, question_id: str | None = None) -> None:

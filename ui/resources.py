@@ -86,6 +86,7 @@ def forget_run(run_id: str) -> None:
     """Drop cached views and frames of a run (after deleting it)."""
     _run_view.clear()
     _winners_losers.clear()
+    _by_dimension.clear()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -93,6 +94,18 @@ def _winners_losers(root: str, run_id: str) -> pd.DataFrame:
     df = _run_view(root, run_id).winners_losers()
     df.index = df.index.astype(str)  # per_query.csv is read back without dtypes: "7" would be 7
     return df
+
+
+@st.cache_data(show_spinner="Scoring smaller vectors…", max_entries=16)
+def _by_dimension(root: str, run_id: str) -> pd.DataFrame:
+    from core.insight.matryoshka import quality_by_dimension
+
+    return quality_by_dimension(_run_view(root, run_id))
+
+
+def quality_by_dimension(run_id: str) -> pd.DataFrame:
+    """``core.insight.matryoshka.quality_by_dimension`` of a run (cached; no encoding)."""
+    return _by_dimension(str(default_root()), run_id)
 
 
 def winners_losers(run_id: str) -> pd.DataFrame:
@@ -148,6 +161,78 @@ def base_model():
     from core.retrieval.embedding import load_model
 
     return load_model()
+
+
+def base_model_name() -> str:
+    """The name of what ``base_model()`` loads, without loading it (a key for cached work done with it)."""
+    from core.retrieval.embedding import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+@st.cache_data(show_spinner="Linking answers to passages…", max_entries=8)
+def link_answers(name: str, data: bytes, mapping: dict | None, chunks_key: str, _chunks):
+    """``core.ingest.intake.link_to_documents`` without a model (exact, normalised, BM25), cached by the
+    question file, its mapping and ``chunks_key`` (the chunks' ids, which hash their files and texts)."""
+    from core.ingest.intake import link_to_documents
+
+    return link_to_documents(load_qa(name, data, mapping), _chunks)
+
+
+@st.cache_resource(show_spinner=False)
+def meaning_tasks():
+    """The process-wide ``core.ingest.meaning.MeaningTasks``: matching answers by meaning in the background,
+    one task per (answers, passages, model), shared by every rerun and tab."""
+    from core.ingest.meaning import MeaningTasks
+
+    return MeaningTasks()
+
+
+@st.cache_resource(show_spinner=False)
+def _embedding_cache(root: str):
+    from core.retrieval.embedding import EmbeddingCache
+
+    return EmbeddingCache(_store(root).cache_path)
+
+
+def embedding_cache():
+    """The workspace's ``core.retrieval.embedding.EmbeddingCache`` (thread-safe; shared)."""
+    return _embedding_cache(str(default_root()))
+
+
+@st.cache_data(show_spinner="Reading passages…", max_entries=16)
+def load_passages(name: str, data: bytes, mapping: dict | None = None):
+    """``core.ingest.intake.read_passages`` cached by file bytes and mapping (passages longer than a passage
+    is searched by are reported, tokens estimated)."""
+    from core.ingest.intake import read_passages
+    from core.tuning.spec import Scoring
+
+    return read_passages(name, data, mapping=mapping, max_tokens=Scoring().passage_tokens)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def read_passage_columns(name: str, data: bytes) -> list[str]:
+    """Column names of a passages file for the mapping form; [] when the file cannot be parsed."""
+    from core.ingest.passages import read_passage_columns as _read
+
+    try:
+        return _read(name, data)
+    except DataError:
+        return []
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _dismissed(root: str, versions: tuple) -> set:
+    from core.ingest.intake import dismissed_in_store
+
+    return dismissed_in_store(_store(root))
+
+
+def dismissed_flags() -> set:
+    """Near duplicates dismissed in any saved dataset (``core.ingest.intake.dismissed_in_store``), cached until
+    a dataset is added, changed or deleted."""
+    versions = tuple((d["id"], d.get("updated")) for d in get_store().list_datasets())
+    return _dismissed(str(default_root()), versions)
 
 
 

@@ -501,3 +501,21 @@ def quality_vs_time(table: pd.DataFrame, metric: str = "nDCG@10") -> go.Figure:
     fig.update_layout(xaxis={"title": "seconds (log scale)", "type": "log"}, yaxis={"title": metric},
                       showlegend=False, margin={"l": 50, "r": 20, "t": 30, "b": 50}, template="plotly_white")
     return fig
+
+
+def quality_by_dimension_chart(table: pd.DataFrame, metric: str = "nDCG@10") -> go.Figure:
+    """Quality against vector size, one line per model (``core.insight.matryoshka``), storage on hover."""
+    fig = go.Figure()
+    for model, part in table.groupby("model", sort=False):
+        part = part.sort_values("dimensions")
+        fig.add_trace(go.Scatter(
+            x=part["dimensions"], y=part[metric], mode="lines+markers", name=f"{model} model",
+            customdata=part["MB per 1M passages"],
+            hovertemplate=f"{html.escape(str(model))}: %{{x}} dimensions<br>{metric} %{{y:.3f}}<br>"
+                          "%{customdata} MB per million passages<extra></extra>",
+        ))
+    fig.update_layout(template="plotly_white", xaxis={"title": "dimensions kept", "type": "log",
+                                                      "tickvals": sorted(table["dimensions"].unique())},
+                      yaxis={"title": metric, "range": [0, 1.02]}, margin={"l": 50, "r": 20, "t": 30, "b": 50},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.generate.pairs import origin_warning
 from core.insight.results import RunResults
 from core.store import Store
 
@@ -34,7 +35,8 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em} th,td{border:1px s
 text-align:left;vertical-align:top} th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .up{color:#1a7f37}.down{color:#cf222e} .muted{color:#656d76;font-size:.9em}
 .maps{display:grid;grid-template-columns:1fr 1fr;gap:1em} .case{margin:.8em 0;padding:.6em .8em;border:1px solid #d0d7de;
-border-radius:6px} .case p{margin:.3em 0} pre{white-space:pre-wrap;background:#f6f8fa;padding:.8em;font-size:.85em}
+border-radius:6px} .case p{margin:.3em 0}
+.warn{background:#fff8c5;border-left:5px solid #bf8700;padding:.6em 1em} pre{white-space:pre-wrap;background:#f6f8fa;padding:.8em;font-size:.85em}
 """
 
 
@@ -126,6 +128,7 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     """
     from core.ingest.splits import leakage_report
     from core.insight.explore import open_run
+    from core.insight.matryoshka import quality_by_dimension
     from core.insight.plots import embedding_map, metric_bars
     from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 
@@ -161,6 +164,9 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
              f"{results.passage_tokens} tokens. Changes in brackets are against the base model. BM25 is keyword "
              "search; the hybrid fuses the tuned model's ranking with BM25's.</p>",
              _metrics_html(results)]
+    warning = origin_warning(results.question_origin)
+    if warning:
+        parts.insert(-1, f'<p class="warn"><b>Warning:</b> {_e(warning)}</p>')
     ci = results.comparisons_table()
     if not ci.empty:
         parts += ["<h3>Confidence intervals and significance</h3>",
@@ -169,6 +175,13 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
                   "paired bootstrap over questions (2,000 resamples). p-value: paired randomization test "
                   "(10,000 sign flips). Called real when p &lt; 0.05 and the interval excludes 0.</p>"]
     parts.append(fig_html(metric_bars(results.table()), 380))
+    dims = quality_by_dimension(view)
+    parts += ["<h3>Quality against vector size</h3>",
+              _table(dims, {"Accuracy@10": ".3f", "MRR@10": ".3f", "nDCG@10": ".3f", "MB per 1M passages": ".1f"},
+                     index=False),
+              '<p class="muted">Each model\'s stored vectors cut to their first dimensions and re-normalised '
+              "(no re-encoding), searched as the run searched. Storage: float32 per passage, per million "
+              "passages.</p>"]
 
     if with_maps:
         if progress:

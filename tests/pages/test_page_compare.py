@@ -16,7 +16,7 @@ def test_table_filter_and_search(finished_run):
     table = at.dataframe[0].value
     assert list(table.index) == ["base", "tuned (adapter)", "BM25", "hybrid (tuned + BM25)"]
     assert "(" in table.loc["BM25", "MRR@10"]  # score (change vs base)
-    assert len(at.get("plotly_chart")) == 2  # metric bars and the rank scatter
+    assert len(at.get("plotly_chart")) == 3  # metric bars, quality against dimensions, the rank scatter
     at.segmented_control(key="etl_cmp_filter").set_value("worsened").run()
     assert not at.exception
     view = res.get_run_view(run_id)

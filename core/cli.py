@@ -6,6 +6,7 @@ Commands:
     train           fine-tune (full / adapter / nudge) and print base vs tuned vs BM25 / hybrid
     shootout        every method on one split: quality against time
     report          a finished run's stakeholder report (one HTML file)
+    generate        training questions from passages alone -> a pair file ``train`` reads
 
 ``train`` and ``shootout`` build a ``RunSpec`` from the method's defaults and the flags given;
 a flag given is a flag used (a flag the method has no setting for is refused, not ignored).
@@ -157,9 +158,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     tokens = args.passage_tokens or Scoring().passage_tokens
     print(f"{len(ds)} questions, {len(ds.corpus)} passages, passages read at {tokens} tokens", file=sys.stderr)
     cache = None if args.no_cache else EmbeddingCache(Store().cache_path)
-    model = load_model(args.model)
     progress = PrintReporter()
-    results = [evaluate_dense(model, ds, passage_tokens=tokens, name=f"dense ({args.model or 'default'})",
+    models = args.model or [None]
+    if len(models) > 1:  # which base model? the same table as the Train page's comparison
+        from core.insight.models import compare_models, comparison_table, to_json
+
+        cands, bm25 = compare_models(ds, models, passage_tokens=tokens, cache=cache,
+                                     progress=lambda d, t, u: progress.progress(d, t, u))
+        if args.json:
+            print(json.dumps(to_json(cands, bm25), indent=1, default=str))
+            return 0
+        with pd.option_context("display.width", 250, "display.max_columns", 20):
+            print(comparison_table(cands, bm25.metrics).round(4).to_string(index=False))
+        return 0
+    model = load_model(models[0])
+    results = [evaluate_dense(model, ds, passage_tokens=tokens, name=f"dense ({models[0] or 'default'})",
                               cache=cache, progress=lambda d, t, u: progress.progress(d, t, u))]
     if args.bm25 or args.hybrid:
         results.append(evaluate_bm25(ds))
@@ -243,6 +256,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(results.comparisons_table().round(4).to_string(index=False))
     print(f"\nEvaluation questions: {results.question_origin}; passages read at {results.passage_tokens} tokens "
           "by base and tuned models.")
+    from core.generate.pairs import origin_warning
+
+    warning = origin_warning(results.question_origin)
+    if warning:
+        print(f"WARNING: {warning}")
     print(f"\n{results.verdict}")
     return 0
 
@@ -289,6 +307,84 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passages_from_paths(paths: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(passages, sources) of every PATH (``core.ingest.passages.load_passages_path``: documents, a folder of
+    them, a passages-only file, or a QA file's passages); an id met twice with another text gets the path's
+    position as a prefix."""
+    from core.ingest.passages import load_passages_path
+
+    passages: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for i, raw in enumerate(paths, start=1):
+        corpus, srcs, report = load_passages_path(raw)
+        print(f"{raw}: {report.summary()}", file=sys.stderr)
+        for problem in report.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        for pid, text in corpus.items():
+            new = pid if passages.get(pid, text) == text else f"f{i}:{pid}"
+            passages[new] = text
+            if pid in srcs:
+                sources[new] = srcs[pid]
+    return passages, sources
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.generate.faults import GenerationError
+    from core.generate.job import GenerationSpec, generate
+    from core.generate.llm import LLMSettings
+    from core.generate.offline import OfflineSettings
+    from core.generate.pairs import write_pair_file
+    from core.retrieval.embedding import EmbeddingCache
+    from core.store import Store
+
+    llm = bool(args.llm_url or args.llm_model)
+    if llm and args.method:
+        raise ValueError("--method chooses an offline method; it does not apply with --llm-url / --llm-model.")
+    passages, sources = _passages_from_paths(args.sources)
+    if not passages:
+        raise ValueError("No passage found in " + ", ".join(args.sources) + ".")
+    print(f"{len(passages)} passages from {', '.join(args.sources)}", file=sys.stderr)
+    if llm:
+        settings = LLMSettings(base_url=args.llm_url or "", model=args.llm_model or "")
+        if args.per_passage:
+            settings.questions_per_passage = args.per_passage
+        spec = GenerationSpec.for_backend("", "llm", llm=settings)
+    else:
+        offline = OfflineSettings(method=args.method or "inverse_cloze", seed=args.seed)
+        if args.per_passage:
+            offline.per_passage = args.per_passage
+        spec = GenerationSpec.for_backend("", "offline", offline=offline)
+    spec.base_model = args.model
+    spec.max_passages = args.max_passages
+    if args.no_round_trip:
+        spec.filters.round_trip = False
+    if args.round_trip_k is not None:
+        spec.filters.round_trip_k = args.round_trip_k
+    store = Store()
+    try:  # the key comes from ETL_LLM_API_KEY / OPENAI_API_KEY only: a flag would show in ps and shell history
+        out = generate(passages, spec, reporter=PrintReporter(), cache_folder=store.root / "cache",
+                       embedding_cache=EmbeddingCache(store.cache_path), device=args.device)
+    except GenerationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    s = out.summary
+    print(f"\n{s.line}", file=sys.stderr)
+    for line in s.problems:
+        print(f"note: {line}", file=sys.stderr)
+    kept = out.kept()
+    if not kept:
+        print(f"error: {s.empty or 'no question kept'}", file=sys.stderr)
+        return 2
+    write_pair_file(args.out, kept, passages, sources)
+    print(f"{len(kept)} pairs ({s.origin}) written to {args.out}; train with: python -m core train --train "
+          f"{args.out} --eval YOUR_QUESTIONS", file=sys.stderr)
+    if s.fatal:
+        print(f"error: stopped early: {s.fatal} Run the same command again to resume: answers are cached in "
+              f"{store.root / 'cache'}.", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by train and shootout: data, model, scoring and the common method settings."""
     p.add_argument("--train", required=True, help="training QA file (any format `evaluate` reads)")
@@ -314,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("evaluate", help="metrics of dense / BM25 / hybrid retrieval on a QA file")
     e.add_argument("--data", required=True, help="QA file: pairs (CSV/TSV/JSONL/JSON), IR JSON, or BEIR folder/zip")
-    e.add_argument("--model", default=None, help="model folder or hub id (default: bundled all-MiniLM-L6-v2)")
+    e.add_argument("--model", action="append", default=None,
+                   help="model folder or hub id (default: bundled all-MiniLM-L6-v2); give it several times to "
+                        "compare base models (dense, hybrid, interval vs the first, speed, size, memory)")
     e.add_argument("--passage-tokens", type=int, default=None,
                    help=f"tokens per passage (default {Scoring().passage_tokens}, as in runs)")
     e.add_argument("--bm25", action="store_true", help="also BM25")
@@ -339,6 +437,29 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(so)
     so.add_argument("--methods", nargs="+", choices=list(TUNING_METHODS), default=None)
     so.set_defaults(func=cmd_shootout)
+
+    g = sub.add_parser("generate", help="training questions from passages alone (offline methods or an LLM) -> a "
+                       "pair file `train` reads")
+    g.add_argument("--from", dest="sources", nargs="+", required=True, metavar="PATH",
+                   help="documents (.txt .md .pdf .docx .html), a folder of them, a passages-only file (a text "
+                        "column, optional id/source), or a QA file / BEIR folder `evaluate` reads (its passages "
+                        "only; its questions are ignored)")
+    g.add_argument("--out", required=True, help="the pair file to write (CSV: question, passage, passage_id, source, "
+                                                "origin; passage ids kept)")
+    g.add_argument("--method", choices=["inverse_cloze", "crop", "keywords"], default=None,
+                   help="offline method (default inverse_cloze; no LLM needed)")
+    g.add_argument("--llm-url", default=None, help="OpenAI-compatible base URL, e.g. http://localhost:11434/v1 "
+                   "(default $ETL_LLM_BASE_URL); the key is read from $ETL_LLM_API_KEY only")
+    g.add_argument("--llm-model", default=None, help="model name at that endpoint (default $ETL_LLM_MODEL)")
+    g.add_argument("--per-passage", type=int, default=None, help="questions per passage (default: 2 offline, 3 LLM)")
+    g.add_argument("--max-passages", type=int, default=0, help="only the first N passages (0: all)")
+    g.add_argument("--model", default=None, help="base model of the round-trip filter (default: bundled "
+                                                 "all-MiniLM-L6-v2)")
+    g.add_argument("--no-round-trip", action="store_true", help="skip the round-trip filter (no model is loaded)")
+    g.add_argument("--round-trip-k", type=int, default=None, help="own passage must rank in the top k (default 3)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--device", default=None, help="cpu / cuda / mps for the round-trip model")
+    g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("report", help="write a finished run's stakeholder report (one self-contained HTML file)")
     r.add_argument("run", help="run id (see the Runs page or the run folder names)")

@@ -6,11 +6,12 @@ import dataclasses
 
 import streamlit as st
 
+from core.insight.history import NOT_TUNING
 from core.retrieval.embedding import resolve_model
 from core.tuning.estimate import estimate_run
 from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run
-from core.tuning.spec import METHOD_LABELS, METHODS, RunSpec, Scoring, field_help
+from core.tuning.spec import LAUNCHABLE, METHOD_LABELS, ModelsSettings, RunSpec, Scoring, field_help
 from ui import resources as res
 from ui import run_panel, state, widgets
 
@@ -33,6 +34,26 @@ store, runner = res.get_store(), res.get_runner()
 runner.refresh()  # runs whose process stopped (the CLI killed, another server gone) show as interrupted
 
 
+def choose_model(ds_id: str, ds_name: str) -> None:
+    """'Which base model?': candidates scored on this dataset's evaluation questions, as a background run."""
+    with st.expander("Which base model? Compare candidates on this dataset's evaluation questions first"):
+        text = st.text_area("Candidate models, one per line", value="\n".join(ModelsSettings().candidates),
+                            key="etl_models_candidates", help=field_help(ModelsSettings, "candidates"), height=100)
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        st.caption("Each model encodes the evaluation passages once (cached afterwards); the table appears in the "
+                   "run panel below: dense and hybrid scores with intervals, speed, size and memory.")
+        if st.button("Compare models", icon=":material/compare:", key="etl_models_go",
+                     disabled=not names or runner.active() is not None):
+            try:
+                for name in names:
+                    resolve_model(None if name == "all-MiniLM-L6-v2" else name)
+            except ValueError as exc:
+                st.error(widgets.plain(str(exc)))
+                return
+            spec = RunSpec.for_method("models", candidates=names)
+            run_panel.launch(create_run(store, ds_id, spec, name=f"{ds_name} · which base model?"))
+
+
 def launch_form(ds_id: str) -> None:
     meta = store.get_dataset(ds_id)
     train, ev = res.load_dataset(ds_id)
@@ -45,8 +66,9 @@ def launch_form(ds_id: str) -> None:
         return
     base_model = st.text_input("Base model", value="", placeholder="all-MiniLM-L6-v2 (bundled)",
                                key="etl_cfg_base_model", help=field_help(RunSpec, "base_model"))
-    method = st.radio("Method", list(METHODS), format_func=METHOD_LABELS.get, horizontal=True, key="etl_cfg_method",
-                      captions=[METHOD_CAPTIONS[m] for m in METHODS])
+    choose_model(ds_id, meta["name"])
+    method = st.radio("Method", list(LAUNCHABLE), format_func=METHOD_LABELS.get, horizontal=True,
+                      key="etl_cfg_method", captions=[METHOD_CAPTIONS[m] for m in LAUNCHABLE])
     if method == "nudge":
         ok, reason = nudge_applies(train.corpus, ev.corpus)
         if not ok:
@@ -97,11 +119,11 @@ def shown_run() -> str | None:
     for candidate in (st.session_state.get(state.TRAIN_RUN_KEY), active.run_id if active else None):
         if candidate:
             try:
-                store.get_run(candidate)
-                return candidate
+                if store.get_run(candidate)["method"] not in NOT_TUNING:  # question generation: Questions page
+                    return candidate
             except KeyError:
                 continue
-    runs = store.list_runs()
+    runs = [r for r in store.list_runs() if r["method"] not in NOT_TUNING]
     return runs[0]["id"] if runs else None
 
 

@@ -11,6 +11,7 @@ import time
 
 import streamlit as st
 
+from core.insight.models import comparison_table, from_json
 from core.insight.plots import loss_curve, quality_vs_time
 from core.insight.results import load_results
 from core.store import read_json
@@ -57,8 +58,26 @@ def _explore_once(run_id: str) -> None:
         st.session_state[EXPLORED_KEY] = run_id
 
 
+def _models_done(run_id: str) -> None:
+    out = read_json(res.get_store().run_dir(run_id) / "models.json")
+    if not out:
+        st.warning("The comparison finished but its results file is missing.")
+        return
+    cands, bm25 = from_json(out)
+    best = max(cands, key=lambda c: c.dense["nDCG@10"])
+    st.info(f":material/emoji_events: Best dense model here: **{widgets.plain(best.model)}** (nDCG@10 "
+            f"{best.dense['nDCG@10']:.3f}; BM25 {bm25['nDCG@10']:.3f}) on {out['n_questions']} evaluation "
+            "questions. Paste its name into 'Base model' above to train from it.")
+    st.dataframe(comparison_table(cands, bm25), hide_index=True, width="stretch", key=f"etl_models_{run_id}",
+                 column_config={m: st.column_config.NumberColumn(m, format="%.3f")
+                                for m in ("nDCG@10", "MRR@10", "Accuracy@10", "hybrid nDCG@10")})
+
+
 def _done(run_id: str, method: str) -> None:
     store = res.get_store()
+    if method == "models":
+        _models_done(run_id)
+        return
     if method == "shootout":
         out = load_shootout(store.run_dir(run_id))
         if out is None:

@@ -19,9 +19,14 @@ def dataset_choices(store: Store) -> list[dict]:
     return [d for d, s in zip(newest, is_sample) if not s] + [d for d, s in zip(newest, is_sample) if s]
 
 
+NOT_TUNING = ("generate",)  # run methods that tune nothing (question generation): shown on their own page
+EXPLORABLE = ("full", "adapter", "nudge")  # runs with a map and a comparison of their own
+
+
 def done_runs(store: Store) -> list[dict]:
-    """Finished runs, newest first; a shoot-out has no map or comparison of its own (its method runs do)."""
-    return [r for r in store.list_runs() if r["status"] == "done" and r["method"] != "shootout"]
+    """Finished tuning runs, newest first: a shoot-out has no map or comparison of its own (its method runs
+    do), a base-model comparison or a question-generation run tunes nothing."""
+    return [r for r in store.list_runs() if r["status"] == "done" and r["method"] in EXPLORABLE]
 
 
 def dataset_names(store: Store) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Execute a run the store holds: the one entry the job runner, the CLI and the tests call.
 
 ``execute(store, run_id)`` reads the run's spec and runs it: a shoot-out through
-``core.tuning.shootout``, any other method through ``core.tuning.runs``. (Keeping the dispatch
+``core.tuning.shootout``, a base-model comparison through ``core.insight.models``, any other method
+through ``core.tuning.runs``. (Keeping the dispatch
 here leaves no import cycle between the two.)
 """
 
@@ -15,13 +16,17 @@ from core.tuning.shootout import ShootoutResults, run_shootout
 
 
 def execute(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
-            resume: bool = False) -> RunResults | ShootoutResults:
+            resume: bool = False) -> RunResults | ShootoutResults | dict:
     """Run ``run_id``'s spec and save its results.
 
     Args:
         resume: continue an interrupted full fine-tune from its last checkpoint.
     """
     spec = load_spec(store, run_id)
+    if spec.method == "models":
+        from core.insight.models import run_comparison
+
+        return run_comparison(store, run_id, reporter, device=device)
     if spec.method == "shootout":
         return run_shootout(store, run_id, reporter, device=device)
     return run_method(store, run_id, reporter, device=device, resume=resume)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-Method = Literal["full", "adapter", "nudge", "shootout"]
+Method = Literal["full", "adapter", "nudge", "shootout", "models"]
 METHODS: tuple[str, ...] = get_args(Method)
 TUNING_METHODS = ("full", "adapter", "nudge")  # what a shoot-out can include
 Loss = Literal["mnrl", "cached_mnrl", "matryoshka", "gist", "cached_gist"]
@@ -36,7 +36,8 @@ Scheduler = Literal["linear", "cosine", "constant_with_warmup"]
 
 
 METHOD_LABELS = {"full": "Full fine-tune", "adapter": "Query adapter", "nudge": "NUDGE (passage vectors)",
-                 "shootout": "All methods (shoot-out)"}
+                 "shootout": "All methods (shoot-out)", "models": "Which base model? (comparison)"}
+LAUNCHABLE = ("full", "adapter", "nudge", "shootout")  # what the Train page offers as a training method
 
 
 def _label(cls: type, name: str) -> str:
@@ -191,9 +192,19 @@ class ShootoutSettings:
     nudge: NudgeSettings = field(default_factory=NudgeSettings, metadata={"help": "NUDGE's settings."})
 
 
-Settings = FullSettings | AdapterSettings | NudgeSettings | ShootoutSettings
+@dataclass
+class ModelsSettings:
+    """Candidate base models scored on the evaluation questions before any training."""
+
+    candidates: list[str] = setting(["all-MiniLM-L6-v2"], "Models to compare, one per line: the bundled "
+                                    "all-MiniLM-L6-v2, any local sentence-transformers folder, or a Hugging Face "
+                                    "id when this machine is online. The first is the reference for the intervals.",
+                                    label="Candidate models")
+
+
+Settings = FullSettings | AdapterSettings | NudgeSettings | ShootoutSettings | ModelsSettings
 SETTINGS_OF: dict[str, type] = {"full": FullSettings, "adapter": AdapterSettings, "nudge": NudgeSettings,
-                                "shootout": ShootoutSettings}
+                                "shootout": ShootoutSettings, "models": ModelsSettings}
 
 
 def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:

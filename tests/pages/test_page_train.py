@@ -108,3 +108,21 @@ def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch)
     assert "· failed" in page and "The run failed: RuntimeError: injected failure inside training" in page
     assert any("Technical details" in e.label for e in at.expander)
     assert not at.button(key="etl_launch").disabled
+
+
+def test_which_base_model_comparison_from_the_train_page(tiny_dataset):
+    store, ds_id = tiny_dataset
+    at = _train_page(ds_id)
+    at.text_area(key="etl_models_candidates").set_value("all-MiniLM-L6-v2\n./no/such/model").run()
+    at.button(key="etl_models_go").click().run()
+    assert "does not exist" in " ".join(e.value for e in at.error)  # refused before anything runs
+    at.text_area(key="etl_models_candidates").set_value("all-MiniLM-L6-v2").run()
+    at.button(key="etl_models_go").click().run()
+    run_id = at.session_state[state.TRAIN_RUN_KEY]
+    assert wait_for_run(store, run_id) == "done"
+    at.run()
+    assert not at.exception
+    assert "Best dense model here" in texts(at)
+    table = next(df.value for df in at.dataframe if "hybrid nDCG@10" in df.value.columns)
+    assert table["model"].tolist() == ["all-MiniLM-L6-v2 (bundled)", "BM25 (keywords)"]
+    assert state.RUN_KEY not in at.session_state or at.session_state[state.RUN_KEY] != run_id  # nothing to explore

@@ -40,6 +40,7 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
     "loss": {"full": "loss"},
     "hard_negatives": {"full": "hard_negatives"},
     "max_steps": {"full": "max_steps"},
+    "nproc": {"full": "processes"},
 }
 
 
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-seq-length", type=int, default=None, help="tokens per text while training (full)")
     t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default=None)
     t.add_argument("--hard-negatives", type=int, default=None)
+    t.add_argument("--nproc", type=int, default=None,
+                   help="training processes for the full fine-tune (torchrun, distributed data parallel; e.g. one "
+                        "per GPU)")
     t.set_defaults(func=cmd_train)
 
     so = sub.add_parser("shootout", help="base, full, adapter, NUDGE, BM25 and hybrid on one split: quality vs time")

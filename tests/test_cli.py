@@ -33,6 +33,7 @@ def test_flags_given_are_flags_used_for_every_method():
                   "--validation-share", "0", "--set", "warmup_ratio=0.2"])
     assert (full.settings.learning_rate, full.settings.epochs, full.settings.warmup_ratio) == (1e-4, 3, 0.2)
     assert (full.scoring.passage_tokens, full.scoring.validation_share) == (256, 0)
+    assert _spec(["train", "--train", "x", "--nproc", "2"]).settings.processes == 2
     assert _spec(["train", "--train", "x", "--method", "adapter"]).settings.epochs == 30  # defaults untouched
     so = _spec(["shootout", "--train", "x", "--epochs", "1", "--set", "adapter.epochs=4", "--methods", "adapter"])
     assert so.settings.full.epochs == 1 and so.settings.adapter.epochs == 4 and so.settings.methods == ["adapter"]
@@ -42,6 +43,7 @@ def test_flags_given_are_flags_used_for_every_method():
     (["train", "--train", "x", "--method", "nudge", "--epochs", "3"], "--epochs does not apply to the nudge method"),
     (["train", "--train", "x", "--method", "adapter", "--max-seq-length", "64"], "does not apply to the adapter"),
     (["train", "--train", "x", "--set", "epoch=3"], "FullSettings has no setting 'epoch'"),
+    (["train", "--train", "x", "--method", "adapter", "--nproc", "2"], "--nproc does not apply to the adapter"),
     (["train", "--train", "x", "--set", "epochs=many"], "expected a int"),
 ])
 def test_flags_a_method_cannot_use_are_refused(argv, message):

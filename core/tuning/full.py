@@ -17,6 +17,7 @@ within one step and skips any validation pass that has not started.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -191,6 +192,11 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
     from sentence_transformers.training_args import BatchSamplers
 
     by_steps = settings.max_steps > 0  # smoke runs: validate and save once, at the last step
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun (core.tuning.ddp)
+    import torch
+
+    gpu = torch.cuda.is_available() and device != "cpu"
+    bf16 = gpu and torch.cuda.is_bf16_supported()  # mixed precision on GPUs: bf16 where supported, else fp16
     return SentenceTransformerTrainingArguments(
         output_dir=str(ckpt),
         num_train_epochs=settings.epochs,
@@ -216,6 +222,10 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=(device == "cpu"),
+        bf16=bf16,
+        fp16=gpu and not bf16,
+        ddp_backend=("nccl" if gpu else "gloo") if distributed else None,
+        ddp_find_unused_parameters=False if distributed else None,
     )
 
 
@@ -297,8 +307,9 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         best_step = int(tail) if tail.isdigit() else None
     reporter.phase("saving", "Saving the tuned model")
     model.max_seq_length = spec.scoring.passage_tokens  # the tuned model searches like the base model
-    model.save(str(run_dir / "model"))
-    shutil.rmtree(ckpt, ignore_errors=True)
+    if int(os.environ.get("RANK", "0")) == 0:  # one writer when several processes trained (torchrun)
+        model.save(str(run_dir / "model"))
+        shutil.rmtree(ckpt, ignore_errors=True)
     forget_fingerprint(model)
     info = TrainInfo(
         steps=state.global_step,

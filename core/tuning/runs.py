@@ -107,16 +107,24 @@ ValRanking = Callable[[QADataset], Ranking]
 
 
 def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.full import train_full
+    from core.tuning.full import TrainInfo, train_full
 
-    model, info = train_full(ctx.train, ctx.val, ctx.spec, ctx.run_dir, ctx.reporter, ctx.device, ctx.resume,
-                             cache=ctx.cache)
+    if ctx.spec.settings.processes > 1:  # several processes: torchrun workers train, this process scores
+        from core.retrieval.embedding import load_model
+        from core.tuning.ddp import launch
+
+        info = TrainInfo(**launch(ctx.run_dir, ctx.spec.settings.processes, ctx.cache.path, ctx.reporter, ctx.resume))
+        model = load_model(str(ctx.run_dir / "model"), device=ctx.device)
+    else:
+        model, info = train_full(ctx.train, ctx.val, ctx.spec, ctx.run_dir, ctx.reporter, ctx.device, ctx.resume,
+                                 cache=ctx.cache)
     ctx.reporter.phase("evaluating", f"Scoring the tuned model: {len(ctx.ev)} evaluation questions")
     res = evaluate_dense(model, ctx.ev, passage_tokens=ctx.spec.scoring.passage_tokens, name="tuned (full)",
                          cache=ctx.cache, progress=ctx.progress, label=f"tuned model of {ctx.run_dir.name}",
                          overlap=ctx.spec.overlap)
+    procs = ctx.spec.settings.processes
     lines = [f"Trained {info.steps} steps ({info.epochs_run:.1f} epochs) on {info.pairs} pairs in "
-             f"{info.seconds / 60:.1f} min."]
+             f"{info.seconds / 60:.1f} min" + (f", {procs} processes (torchrun)." if procs > 1 else ".")]
     if info.resumed_from_step:
         lines.append(f"Resumed after an interruption from the checkpoint at step {info.resumed_from_step}.")
     if info.best_value is not None:

@@ -143,6 +143,10 @@ class FullSettings:
     checkpoint_every: int = setting(10, "Steps between resumable checkpoints (model + optimizer), so an "
                                     "interrupted run resumes instead of restarting. 0: only at epoch ends.",
                                     label="Checkpoint every (steps)", min=0, max=10_000, advanced=True)
+    processes: int = setting(1, "Training processes (torchrun, distributed data parallel): one per GPU on a "
+                             "multi-GPU machine. Each process trains on its own batch of 'batch size' pairs, so the "
+                             "effective batch is batch size x processes (in-batch negatives stay per process).",
+                             label="Processes (torchrun)", min=1, max=64, advanced=True)
 
 
 @dataclass

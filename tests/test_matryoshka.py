@@ -44,3 +44,21 @@ def finished_view(tmp_path_factory):
     job = Job(store, run_id)
     job.run(lambda j: execute(store, run_id, j, device="cpu"))
     return open_run(store, run_id)
+
+
+@pytest.mark.slow
+def test_views_prepared_once_and_read_back_from_memory_mapped_vectors(finished_view):
+    """A finished run's vectors open memory-mapped; the map and the dimension table are saved with it."""
+    from core.insight.explore import open_run
+    from core.insight.projection import ProjectionParams
+    from core.store import Store
+
+    view = finished_view
+    assert isinstance(view.base_d, np.memmap)  # read lazily from the run folder, not loaded whole
+    store = Store(view.run_dir.parent.parent)
+    calls = []
+    view.prepare(progress=lambda m, f: calls.append(f))
+    assert (view.run_dir / "by_dimension.csv").exists()
+    assert (view.run_dir / f"projection-{ProjectionParams().key()}.npz").exists() and calls
+    again = open_run(store, view.run_id)
+    assert again.by_dimension().equals(view.by_dimension())

@@ -98,9 +98,7 @@ def _winners_losers(root: str, run_id: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Scoring smaller vectors…", max_entries=16)
 def _by_dimension(root: str, run_id: str) -> pd.DataFrame:
-    from core.insight.matryoshka import quality_by_dimension
-
-    return quality_by_dimension(_run_view(root, run_id))
+    return _run_view(root, run_id).by_dimension()
 
 
 def quality_by_dimension(run_id: str) -> pd.DataFrame:

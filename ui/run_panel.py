@@ -38,7 +38,7 @@ def launch(run_id: str, resume: bool = False) -> None:
     """Start ``run_id`` in the background and show it here (errors are shown, nothing is lost)."""
     store, runner = res.get_store(), res.get_runner()
     try:
-        runner.submit(run_id, lambda job, rid=run_id: execute(store, rid, job, resume=resume))
+        runner.submit(run_id, lambda job, rid=run_id: execute(store, rid, job, resume=resume, prepare_views=True))
     except BusyError as exc:
         if resume:
             store.update_run(run_id, status="interrupted", error=f"Not resumed: {exc}")

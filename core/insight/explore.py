@@ -2,7 +2,7 @@
 
 ``open_run`` reads the run folder (eval split, results, rankings, saved vectors);
 ``RunView.search`` answers a free-text query with base and tuned side by side, loading
-only the query encoders (the passage vectors come from ``vectors.npz``).
+only the query encoders (the passage vectors come from the run's ``vectors/``, memory-mapped).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import QADataset, source_file
-from core.insight.results import RunResults, load_per_query, load_rankings, load_results
+from core.insight.results import RunResults, load_per_query, load_rankings, load_results, load_vectors
 from core.store import Store
 from core.tuning.spec import RunSpec
 
@@ -125,6 +125,27 @@ class RunView:
         proj.save(path)
         return proj
 
+    def by_dimension(self) -> pd.DataFrame:
+        """``core.insight.matryoshka.quality_by_dimension`` of this run, saved in its folder once computed."""
+        from core.insight.matryoshka import quality_by_dimension
+
+        path = self.run_dir / "by_dimension.csv"
+        if path.exists():
+            return pd.read_csv(path)
+        table = quality_by_dimension(self)
+        tmp = path.with_name(".by_dimension.csv.tmp")
+        table.to_csv(tmp, index=False)
+        tmp.replace(path)
+        return table
+
+    def prepare(self, progress=None) -> None:
+        """Compute what the Map and Compare pages show (the default map, quality by dimension) and save it in
+        the run folder, so those pages open at once even for a large collection."""
+        from core.insight.projection import ProjectionParams
+
+        self.by_dimension()
+        self.projection(ProjectionParams(), progress=progress)
+
     def alignment(self, space: str) -> dict[str, float]:
         """``core.insight.projection.retrieval_alignment`` of the base or tuned vectors (all passages)."""
         from core.insight.projection import retrieval_alignment
@@ -212,12 +233,10 @@ def open_run(store: Store, run_id: str) -> RunView:
     run = store.get_run(run_id)
     run_dir = store.run_dir(run_id)
     results = load_results(run_dir)
-    if not (run_dir / "vectors.npz").exists() or results is None:
+    vecs = load_vectors(run_dir)
+    if vecs is None or results is None:
         raise FileNotFoundError(f"Run {run_id} has no results yet (status: {run['status']}).")
     _, ev = store.run_data(run_id)
-    with np.load(run_dir / "vectors.npz", allow_pickle=False) as z:
-        vecs = {k: z[k] for k in ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner")
-                if k in z.files}
     return RunView(run_id=run_id, run_dir=run_dir, spec=RunSpec.load(run_dir), eval=ev, results=results,
                    rankings=load_rankings(run_dir), query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
 

@@ -12,7 +12,9 @@ Files in the run folder (written by ``save_results``):
                      the conditions it was measured under; comparisons, verdict, fusion, training
     per_query.csv    one row per evaluation question: question, then '<role>|<metric>' columns
     rankings.json    {role: {question id: [[top-10 passage ids], [scores]]}}
-    vectors.npz      base_q, base_d, tuned_q, tuned_d: the vectors the map and free-text search reuse
+    vectors/         base_q.npy, base_d.npy, tuned_q.npy, tuned_d.npy (+ base_w, tuned_w, owner when passages
+                     were windowed): the vectors the map and free-text search reuse, memory-mapped on reading
+                     (``load_vectors``), so a run over 100k passages opens without reading them all
 
 ``RunResults.table()`` is the one metrics table (systems x metrics); the pages, the CLI, the
 report and the export only format it. ``RunResults.fairness_problems()`` lists any condition
@@ -213,23 +215,50 @@ def per_query_frame(systems: dict[str, RetrievalResult]) -> pd.DataFrame:
 
 def save_results(run_dir: str | Path, results: RunResults, per_query: pd.DataFrame, questions: dict[str, str],
                  systems: dict[str, RetrievalResult]) -> None:
-    """Write results.json, per_query.csv, rankings.json and vectors.npz (see the module docstring)."""
+    """Write results.json, per_query.csv, rankings.json and vectors/ (see the module docstring)."""
     run_dir = Path(run_dir)
     pq = per_query.copy()
     pq.insert(0, "question", [questions[q] for q in pq.index])
     atomic_write_bytes(run_dir / "per_query.csv", pq.to_csv().encode("utf-8"))
     base, tuned = systems.get("base"), systems.get("tuned")
     if base is not None and tuned is not None and base.vectors is not None and tuned.vectors is not None:
-        extra = {}
+        arrays = {"base_q": base.vectors[0], "base_d": base.vectors[1], "tuned_q": tuned.vectors[0],
+                  "tuned_d": tuned.vectors[1]}
         if base.windows is not None and tuned.windows is not None:  # windowed passages: search by best window
-            extra = {"base_w": base.windows[0], "tuned_w": tuned.windows[0], "owner": base.windows[1]}
-        with open(run_dir / "vectors.npz", "wb") as fh:  # for the map and free-text search: no re-encoding
-            np.savez(fh, base_q=base.vectors[0], base_d=base.vectors[1], tuned_q=tuned.vectors[0],
-                     tuned_d=tuned.vectors[1], **extra)
+            arrays |= {"base_w": base.windows[0], "tuned_w": tuned.windows[0], "owner": base.windows[1]}
+        save_vectors(run_dir, arrays)
     rankings = {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
                        for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
     atomic_write_json(run_dir / "rankings.json", rankings)
     atomic_write_json(run_dir / "results.json", results.to_dict())
+
+
+VECTOR_NAMES = ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner")
+
+
+def save_vectors(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """One .npy file per array under ``run_dir/vectors/`` (each written whole, then renamed)."""
+    folder = Path(run_dir) / "vectors"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        tmp = folder / f".{name}.npy.tmp"
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+        tmp.replace(folder / f"{name}.npy")
+
+
+def load_vectors(run_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """A run's saved vectors, memory-mapped (read lazily from disk); None when it has none. Runs saved
+    before vectors/ existed have one vectors.npz, read whole."""
+    folder = Path(run_dir) / "vectors"
+    if (folder / "base_d.npy").exists():
+        return {n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in VECTOR_NAMES
+                if (folder / f"{n}.npy").exists()}
+    legacy = Path(run_dir) / "vectors.npz"
+    if legacy.exists():
+        with np.load(legacy, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files if k in VECTOR_NAMES}
+    return None
 
 
 def load_results(run_dir: str | Path) -> RunResults | None:

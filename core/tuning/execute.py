@@ -16,11 +16,13 @@ from core.tuning.shootout import ShootoutResults, run_shootout
 
 
 def execute(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
-            resume: bool = False) -> RunResults | ShootoutResults | dict:
+            resume: bool = False, prepare_views: bool = False) -> RunResults | ShootoutResults | dict:
     """Run ``run_id``'s spec and save its results.
 
     Args:
         resume: continue an interrupted full fine-tune from its last checkpoint.
+        prepare_views: also compute the map and the quality-by-dimension table at the end (the app does, so
+            its pages open at once; the CLI does not need them).
     """
     spec = load_spec(store, run_id)
     if spec.method == "models":
@@ -29,4 +31,11 @@ def execute(store: Store, run_id: str, reporter: Reporter | None = None, device:
         return run_comparison(store, run_id, reporter, device=device)
     if spec.method == "shootout":
         return run_shootout(store, run_id, reporter, device=device)
-    return run_method(store, run_id, reporter, device=device, resume=resume)
+    results = run_method(store, run_id, reporter, device=device, resume=resume)
+    if prepare_views:
+        from core.insight.explore import open_run
+
+        reporter = reporter or Reporter()
+        reporter.phase("saving", "Drawing the maps and scoring smaller vectors for the Map and Compare pages")
+        open_run(store, run_id).prepare(progress=lambda m, f: reporter.progress(int(f * 100), 100, "% of the maps"))
+    return results

@@ -91,7 +91,7 @@ def test_shootout_from_the_train_page(tiny_dataset):
 def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch):
     store, ds_id = tiny_dataset
 
-    def boom(store_, run_id, job, device=None, resume=False):
+    def boom(store_, run_id, job, device=None, resume=False, prepare_views=False):
         job.phase("training", "Training")
         raise RuntimeError("injected failure inside training")
 

@@ -81,6 +81,9 @@ def _assert_same_as_ranx(ours, fused, k):
         assert ours[1][i] == pytest.approx([s for _, s in want])
 
 
+# ranx compiles its fusion code with numba on first use (~10-50 s on 2 cores): run by `make test`, not by
+# the quick loop `make test-fast` (-m "not slow").
+@pytest.mark.slow
 def test_rrf_matches_ranx():
     from ranx import fuse
 
@@ -90,6 +93,7 @@ def test_rrf_matches_ranx():
     _assert_same_as_ranx(rrf_fuse([a, b], k=30), fused, 30)
 
 
+@pytest.mark.slow
 def test_weighted_fusion_matches_ranx_wsum_minmax():
     from ranx import fuse
 
@@ -97,3 +101,31 @@ def test_weighted_fusion_matches_ranx_wsum_minmax():
     a, b = _random_ranking(rng), _random_ranking(rng)
     fused = fuse([_ranx_run(*a), _ranx_run(*b)], norm="min-max", method="wsum", params={"weights": [0.3, 0.7]})
     _assert_same_as_ranx(weighted_fuse(a, b, alpha=0.3, k=30), fused.to_dict(), 30)
+
+
+def test_hnsw_recall_is_measured_against_exact_search():
+    rng = np.random.default_rng(5)
+    vecs = rng.normal(size=(3000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    q = vecs[:300] + 0.05 * rng.normal(size=(300, 32)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(3000)]
+    hnsw = DenseIndex(ids, vecs, kind="hnsw")
+    exact = DenseIndex(ids, vecs, kind="exact")
+    measured = hnsw.recall_at_10(q)
+    got = hnsw.search(q[:50], 10)[0]
+    truth = exact.search(q[:50], 10)[0]
+    by_hand = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth)])
+    assert 0.9 <= measured <= 1.0 and abs(measured - by_hand) < 0.05
+    assert hnsw.describe(q).startswith("HNSW (recall@10 vs exact ") and exact.describe(q) == "exact"
+    assert exact.recall_at_10(q) == 1.0
+
+
+def test_large_collections_are_searched_with_hnsw_and_say_so(monkeypatch, model):
+    import core.retrieval.index as I
+    from core.retrieval.evaluation import evaluate_dense
+    from tests.conftest import make_tiny_dataset
+
+    monkeypatch.setattr(I, "HNSW_MIN_DOCS", 10)
+    res = evaluate_dense(model, make_tiny_dataset(30), passage_tokens=64)
+    assert res.conditions.index.startswith("HNSW (recall@10 vs exact")

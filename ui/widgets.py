@@ -166,11 +166,24 @@ def metrics_table(results: RunResults, key: str | None = None, explain: bool = T
     st.caption(
         f"Every system searched the same {results.eval_passages:,} passages for the same {results.eval_questions:,} "
         f"evaluation questions ({plain(results.question_origin)}); base and tuned models read passages at "
-        f"{results.passage_tokens} tokens."
+        f"{results.passage_tokens} tokens"
+        + (f", {plain(results.systems['base'].conditions.windows)}" if results.systems["base"].conditions.windows else "")
+        + ("; searched exactly." if results.systems["base"].conditions.index == "exact"
+           else f"; searched with {plain(results.systems['base'].conditions.index)}.")
     )
+    origin_warning(results.question_origin)
     if explain:
         st.caption(METRIC_HELP)
     return table
+
+
+def origin_warning(question_origin: str) -> None:
+    """A warning when the evaluation questions are (partly) generated: their scores are optimistic."""
+    from core.generate.pairs import origin_warning as warning_text
+
+    text = warning_text(question_origin)
+    if text:
+        st.warning(plain(text), icon=":material/warning:")
 
 
 def verdict_panel(results: RunResults, key: str) -> None:

@@ -17,13 +17,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from core.dataset import QADataset
 from core.retrieval import metrics as M
+from core.retrieval.backends import backend_of
 from core.retrieval.embedding import EmbeddingCache, encode
 from core.retrieval.index import BM25Index, DenseIndex, Ranking, rrf_fuse, weighted_fuse
 from core.retrieval.windows import maxp_search, split_windows
@@ -50,6 +51,8 @@ class Conditions:
         questions: questions asked; ``questions_fingerprint`` hashes ids, texts and gold passages.
         passage_tokens: the token limit passages were encoded with (dense systems).
         model: the model that encoded them (a folder, hub id, or a run's tuned model).
+        backend: what ran the model (``core.retrieval.backends``: torch, onnx, onnx-int8); None for
+            systems that read no model, and for dense systems scored before backends existed (torch).
     """
 
     passages: int
@@ -59,10 +62,12 @@ class Conditions:
     passage_tokens: int | None = None
     model: str | None = None
     windows: str | None = None  # e.g. "512-token windows, 64 overlap, best window"; None: passages cut at the limit
+    index: str = "exact"  # how passages were searched: "exact", or "HNSW (recall@10 vs exact …)" on large collections
+    backend: str | None = None
 
     @classmethod
     def of(cls, ds: QADataset, passage_tokens: int | None = None, model: str | None = None,
-           overlap: int | None = None) -> Conditions:
+           overlap: int | None = None, index: str = "exact", backend: str | None = None) -> Conditions:
         qids = ds.query_ids
         return cls(
             passages=len(ds.corpus),
@@ -72,6 +77,8 @@ class Conditions:
             passage_tokens=passage_tokens,
             model=model,
             windows=windows_label(passage_tokens, overlap) if passage_tokens and overlap is not None else None,
+            index=index,
+            backend=backend,
         )
 
     def to_dict(self) -> dict:
@@ -84,7 +91,8 @@ def windows_label(passage_tokens: int, overlap: int) -> str:
 
 def unfair(a: Conditions, b: Conditions) -> list[str]:
     """Why two systems' scores do not compare (empty when they do). Dense systems must also share
-    the passage token limit; a dense system against BM25 only the passages and questions."""
+    the passage token limit, the windows and the encoding backend; a dense system against BM25 only
+    the passages and questions."""
     out = []
     if a.passages_fingerprint != b.passages_fingerprint:
         out.append(f"different passages searched ({a.passages} vs {b.passages})")
@@ -95,6 +103,11 @@ def unfair(a: Conditions, b: Conditions) -> list[str]:
             out.append(f"different passage token limits ({a.passage_tokens} vs {b.passage_tokens})")
         if a.windows != b.windows:
             out.append(f"different passage windows ({a.windows or 'cut at the limit'} vs {b.windows or 'cut at the limit'})")
+        backend_a, backend_b = a.backend or "torch", b.backend or "torch"  # unrecorded: before backends, torch
+        if backend_a != backend_b:
+            out.append(f"different encoding backends ({backend_a} vs {backend_b})")
+        if a.index.split()[0] != b.index.split()[0]:
+            out.append(f"different search indexes ({a.index} vs {b.index})")
     return out
 
 
@@ -164,29 +177,45 @@ def encode_windows(model, ds: QADataset, passage_tokens: int, overlap: int, *, c
     return vecs, wins.owner
 
 
+@dataclass
+class DenseSearch:
+    """What ``dense_ranking`` found: the ranking, the vectors it searched with and how it searched.
+
+    Attributes:
+        ranking: per question, passage ids best first and their scores.
+        queries: (n_q, dim) question vectors; passages: (n_docs, dim) passage vectors (the first window's
+            when windowed); both float32 L2-normalised, rows in ``ds.query_ids`` / ``ds.corpus`` order.
+        windows: (window vectors (W, dim), owner (W,)) when passages were windowed, else None.
+        index: "exact", or the approximate index and its measured recall (``DenseIndex.describe``).
+    """
+
+    ranking: Ranking
+    queries: np.ndarray
+    passages: np.ndarray
+    windows: tuple[np.ndarray, np.ndarray] | None
+    index: str = "exact"
+
+
 def dense_ranking(model, ds: QADataset, passage_tokens: int, *, cache: EmbeddingCache | None = None,
                   progress: Progress | None = None, k: int = M.DEPTH, batch_size: int = 32,
-                  overlap: int | None = None) -> tuple[Ranking, np.ndarray, np.ndarray, tuple | None]:
-    """Encode ``ds`` at ``passage_tokens`` (cached) and search it exactly.
+                  overlap: int | None = None) -> DenseSearch:
+    """Encode ``ds`` at ``passage_tokens`` (cached) and search it (exactly up to
+    ``core.retrieval.index.HNSW_MIN_DOCS`` passages, then HNSW with its recall measured).
 
     With ``overlap`` (windowed passages) every window is encoded and a passage scores as its best
-    window; a passage's vector is then its first window's.
-
-    Returns:
-        (ranking, query vectors (n_q, dim), passage vectors (n_docs, dim), (window vectors, owner) or
-        None); vectors float32 L2-normalised, rows in ``ds.query_ids`` / ``ds.corpus`` order.
+    window (exact); a passage's vector is then its first window's.
     """
     if overlap is None:
         q_vecs, d_vecs = encode_dataset(model, ds, passage_tokens, cache=cache, progress=progress,
                                         batch_size=batch_size)
-        return DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, k), q_vecs, d_vecs, None
+        index = DenseIndex(list(ds.corpus), d_vecs)
+        return DenseSearch(index.search(q_vecs, k), q_vecs, d_vecs, None, index.describe(q_vecs))
     w_vecs, owner = encode_windows(model, ds, passage_tokens, overlap, cache=cache, progress=progress,
                                    batch_size=batch_size)
     q_vecs = encode(model, [ds.queries[q] for q in ds.query_ids], kind="query", batch_size=batch_size, cache=cache,
                     progress=(lambda done, total: progress(done, total, "questions")) if progress else None)
     d_vecs = w_vecs[first_windows(owner, len(ds.corpus))]
-    ranking = maxp_search(q_vecs, w_vecs, owner, list(ds.corpus), k)
-    return ranking, q_vecs, d_vecs, (w_vecs, owner)
+    return DenseSearch(maxp_search(q_vecs, w_vecs, owner, list(ds.corpus), k), q_vecs, d_vecs, (w_vecs, owner))
 
 
 def first_windows(owner: np.ndarray, n: int) -> np.ndarray:
@@ -206,11 +235,12 @@ def evaluate_dense(model, ds: QADataset, *, passage_tokens: int, name: str = "de
     ``passage_tokens`` tokens (windowed with ``overlap`` when given, see ``dense_ranking``). ``label``
     names the model in the conditions (default: its folder)."""
     t0 = time.perf_counter()
-    ranking, q_vecs, d_vecs, windows = dense_ranking(model, ds, passage_tokens, cache=cache, progress=progress,
-                                                     batch_size=batch_size, overlap=overlap)
-    res = score_ranking(name, ds, ranking, time.perf_counter() - t0,
-                        Conditions.of(ds, int(passage_tokens), label or model_name(model), overlap))
-    res.vectors, res.windows = (q_vecs, d_vecs), windows
+    found = dense_ranking(model, ds, passage_tokens, cache=cache, progress=progress, batch_size=batch_size,
+                          overlap=overlap)
+    res = score_ranking(name, ds, found.ranking, time.perf_counter() - t0,
+                        Conditions.of(ds, int(passage_tokens), label or model_name(model), overlap, found.index,
+                                      backend=backend_of(model)))
+    res.vectors, res.windows = (found.queries, found.passages), found.windows
     logger.info("%s: nDCG@10 %.4f on %d questions, %d passages at %d tokens", name, res.metrics["nDCG@10"],
                 len(ds), len(ds.corpus), passage_tokens)
     return res
@@ -221,7 +251,9 @@ def evaluate_vectors(name: str, ds: QADataset, q_vecs: np.ndarray, d_vecs: np.nd
     """Metrics of precomputed vectors (an adapter's queries, NUDGE's passages) on ``ds``; with
     ``windows`` (window vectors, owner) passages score by their best window."""
     if windows is None:
-        ranking = DenseIndex(list(ds.corpus), d_vecs).search(q_vecs, M.DEPTH)
+        index = DenseIndex(list(ds.corpus), d_vecs)
+        ranking = index.search(q_vecs, M.DEPTH)
+        conditions = replace(conditions, index=index.describe(q_vecs))
     else:
         ranking = maxp_search(q_vecs, windows[0], windows[1], list(ds.corpus), M.DEPTH)
     res = score_ranking(name, ds, ranking, seconds, conditions)

@@ -24,6 +24,7 @@ import numpy as np
 
 from core.dataset import DataError, QADataset, question_origin
 from core.insight.results import RunResults, build_results, save_results
+from core.retrieval.backends import backend_of, with_backend
 from core.retrieval.evaluation import (
     Conditions,
     RetrievalResult,
@@ -81,10 +82,15 @@ class _Context:
     run_dir: Path
     device: str | None
     resume: bool
+    onnx_dir: Path | None = None  # the workspace's cache/onnx (ONNX exports of the encoding backend)
 
     def progress(self, done: int, total: int, unit: str) -> None:
         self.reporter.check_cancel()
         self.reporter.progress(done, total, unit)
+
+    def encoder(self, model, which: str):
+        """``model`` on the run's encoding backend (``core.retrieval.backends``; torch: the model itself)."""
+        return _on_backend(model, self.spec, self.onnx_dir, self.reporter, which)
 
     def vectors(self, ds: QADataset, label: str) -> tuple[np.ndarray, np.ndarray]:
         """(query vectors, passage vectors) of ``ds`` from the base model (cached)."""
@@ -98,9 +104,9 @@ class _Context:
         searches (windowed passages when the scoring says so; cached)."""
         self.reporter.phase("encoding", f"Encoding {label} with the base model: {len(ds.corpus)} passages, "
                                         f"{len(ds)} questions")
-        _, q, d, windows = dense_ranking(self.base, ds, self.spec.scoring.passage_tokens, cache=self.cache,
-                                         progress=self.progress, overlap=self.spec.overlap)
-        return q, d, windows
+        found = dense_ranking(self.base, ds, self.spec.scoring.passage_tokens, cache=self.cache,
+                              progress=self.progress, overlap=self.spec.overlap)
+        return found.queries, found.passages, found.windows
 
 
 ValRanking = Callable[[QADataset], Ranking]
@@ -118,6 +124,7 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
     else:
         model, info = train_full(ctx.train, ctx.val, ctx.spec, ctx.run_dir, ctx.reporter, ctx.device, ctx.resume,
                                  cache=ctx.cache)
+    model = ctx.encoder(model, "tuned")
     ctx.reporter.phase("evaluating", f"Scoring the tuned model: {len(ctx.ev)} evaluation questions")
     res = evaluate_dense(model, ctx.ev, passage_tokens=ctx.spec.scoring.passage_tokens, name="tuned (full)",
                          cache=ctx.cache, progress=ctx.progress, label=f"tuned model of {ctx.run_dir.name}",
@@ -136,7 +143,7 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
     def val_ranking(val: QADataset) -> Ranking:
         ctx.reporter.phase("evaluating", f"Choosing the hybrid's fusion on {len(val)} validation questions")
         return dense_ranking(model, val, ctx.spec.scoring.passage_tokens, cache=ctx.cache,
-                             progress=ctx.progress, overlap=ctx.spec.overlap)[0]
+                             progress=ctx.progress, overlap=ctx.spec.overlap).ranking
 
     return res, lines, val_ranking, info.seconds
 
@@ -167,7 +174,8 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
     e_q, e_d, e_w = ctx.search_vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + query adapter"
     res = evaluate_vectors("tuned (adapter)", ctx.ev, adapter.transform(e_q), e_d,
-                           Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label, ctx.spec.overlap),
+                           Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label, ctx.spec.overlap,
+                                         backend=backend_of(ctx.base)),
                            time.perf_counter() - t0, windows=e_w)
     c = hist.chosen
     kept = "no change (the identity: no epoch beat the base model)" if c["epoch"] == 0 else f"epoch {c['epoch']}"
@@ -208,7 +216,8 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
     e_q, e_d = ctx.vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + NUDGE passage vectors"
     res = evaluate_vectors("tuned (NUDGE)", ctx.ev, e_q, replace_nudged(list(ctx.ev.corpus), e_d, ids, new_d),
-                           Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label), time.perf_counter() - t0)
+                           Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label, backend=backend_of(ctx.base)),
+                           time.perf_counter() - t0)
     c = hist.chosen
     lines = [f"{c['variant']}: step size {c['gamma']:g} chosen on {c['n_val']} held-back training questions; "
              f"{c['passages_changed']} passages moved."]
@@ -221,6 +230,16 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
 
 
 FITS = {"full": _fit_full, "adapter": _fit_adapter, "nudge": _fit_nudge}
+
+
+def _on_backend(model, spec: RunSpec, onnx_dir: Path | None, reporter: Reporter, which: str):
+    """``model`` on ``spec.scoring.backend``; an ONNX backend exports the model once (progress shown)."""
+    backend = spec.scoring.backend
+    if backend == "torch":
+        return model
+    reporter.phase("preparing", f"Preparing the {which} model for the {backend} backend (an ONNX export, once "
+                                "per model)")
+    return with_backend(model, backend, onnx_dir, progress=lambda done, total, unit: reporter.progress(done, total, unit))
 
 
 def run_method(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
@@ -246,8 +265,9 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     train_part, val = split_validation(train, spec.scoring.validation_share, spec.seed)
     cache = EmbeddingCache(store.cache_path)
     reporter.phase("preparing", "Loading the base model")
-    base = load_model(spec.base_model, device=device)
-    ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume)
+    onnx_dir = store.cache_path.parent / "onnx"
+    base = _on_backend(load_model(spec.base_model, device=device), spec, onnx_dir, reporter, "base")
+    ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume, onnx_dir)
     reporter.phase("encoding", f"Scoring the base model: {len(ev)} evaluation questions, {len(ev.corpus)} passages")
     base_res = evaluate_dense(base, ev, passage_tokens=spec.scoring.passage_tokens, name="base", cache=cache,
                               progress=ctx.progress, label=spec.model_label, overlap=spec.overlap)

@@ -1,0 +1,223 @@
+"""Large collections (issue 15): 10k / 30k / 100k passages on this machine.
+
+The collection: sec-10k's 395 evaluation passages (so its 790 real questions have their answers)
+plus synthetic distractors made from varied text (sentences of both sec-10k files and of the
+bundled sample documents, recombined 3-6 at a time with a fixed seed). Per size it measures:
+
+* encode throughput of the base model (passages per second; cached afterwards);
+* FAISS exact search, HNSW and IVF: build and search time for the 790 questions, recall@10 against
+  exact search;
+* BM25 (bm25s): index and search time;
+* peak resident memory of this process after each phase;
+* a finished run over the collection (the query adapter: the passages are encoded once, by the base
+  model) and the time every page takes to open it in Chromium (``--pages``), until its heading is
+  drawn and the app is idle, without re-encoding anything.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_scale.py --sizes 10000 30000 100000 \\
+        --workspace /work/bench-ws/scale --out bench/results/scale.jsonl [--pages]
+
+Each size writes one JSON line; re-running skips sizes already in the file (the encodings are in the
+workspace's embedding cache, so an interrupted run resumes cheaply).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "sec-10k-qa"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def collection(size: int, seed: int = 7):
+    """(eval QADataset over ``size`` passages, training QADataset of sec-10k's train file)."""
+    from core.dataset import QADataset, join_train_eval
+    from core.ingest.qafiles import load_qa_path
+
+    train = load_qa_path(DATA / "train_dataset.json").dataset
+    ev = load_qa_path(DATA / "val_dataset.json").dataset
+    train, ev = join_train_eval(train, ev)
+    texts = list(ev.corpus.values())
+    for p in sorted((ROOT / "sample_data" / "documents").glob("*")):
+        texts.append(re.sub(r"<[^>]+>", " ", p.read_text(encoding="utf-8", errors="replace")))
+    sentences = [s.strip() for t in texts for s in re.split(r"(?<=[.!?])\s+", " ".join(t.split())) if 30 < len(s) < 400]
+    rng = np.random.default_rng(seed)
+    corpus = dict(ev.corpus)
+    n = size - len(corpus)
+    for i in range(max(0, n)):
+        k = int(rng.integers(3, 7))
+        corpus[f"syn-{i:06d}"] = " ".join(sentences[j] for j in rng.integers(0, len(sentences), size=k))
+    return QADataset(ev.queries, corpus, ev.relevant_docs), train, len(sentences)
+
+
+def measure(size: int, workspace: Path, pages: bool) -> dict:
+    import faiss
+
+    from core.retrieval.embedding import EmbeddingCache, encode, load_model
+    from core.retrieval.evaluation import evaluate_bm25
+    from core.store import Store
+
+    out: dict = {"passages": size}
+    t0 = time.perf_counter()
+    ev, train, n_sent = collection(size)
+    out["build_collection_s"] = round(time.perf_counter() - t0, 1)
+    out["distinct_sentences"] = n_sent
+    store = Store(workspace)
+    cache = EmbeddingCache(store.cache_path)
+    model = load_model(device="cpu")
+    model.max_seq_length = 512
+    ids = list(ev.corpus)
+    todo = len(ids)
+    t0 = time.perf_counter()
+    d = encode(model, [ev.corpus[i] for i in ids], kind="passage", cache=cache, batch_size=32)
+    dt = time.perf_counter() - t0
+    out["encode_s"] = round(dt, 1)
+    out["encode_passages_per_s"] = round(todo / dt, 1) if dt > 1 else None  # None: all from the cache
+    q = encode(model, [ev.queries[x] for x in ev.query_ids], kind="query", cache=cache)
+    out["rss_after_encode_mb"] = round(rss_mb())
+
+    k = 10
+    t0 = time.perf_counter()
+    flat = faiss.IndexFlatIP(d.shape[1])
+    flat.add(d)
+    out["exact_build_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    _, exact = flat.search(q, k)
+    out["exact_search_s"] = round(time.perf_counter() - t0, 2)
+
+    def recall(found: np.ndarray) -> float:
+        return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, found)]))
+
+    t0 = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(d.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(d)
+    out["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
+    for ef in (64, 128, 256):
+        hnsw.hnsw.efSearch = ef
+        t0 = time.perf_counter()
+        _, found = hnsw.search(q, k)
+        out[f"hnsw_ef{ef}_search_s"] = round(time.perf_counter() - t0, 3)
+        out[f"hnsw_ef{ef}_recall10"] = round(recall(found), 4)
+    nlist = int(4 * np.sqrt(size))
+    t0 = time.perf_counter()
+    quant = faiss.IndexFlatIP(d.shape[1])
+    ivf = faiss.IndexIVFFlat(quant, d.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.train(d)
+    ivf.add(d)
+    out["ivf_nlist"] = nlist
+    out["ivf_build_s"] = round(time.perf_counter() - t0, 1)
+    for nprobe in (8, 32, 64):
+        ivf.nprobe = nprobe
+        t0 = time.perf_counter()
+        _, found = ivf.search(q, k)
+        out[f"ivf_nprobe{nprobe}_search_s"] = round(time.perf_counter() - t0, 3)
+        out[f"ivf_nprobe{nprobe}_recall10"] = round(recall(found), 4)
+    out["rss_after_indexes_mb"] = round(rss_mb())
+
+    t0 = time.perf_counter()
+    bm25 = evaluate_bm25(ev)
+    out["bm25_index_and_search_s"] = round(time.perf_counter() - t0, 1)
+    out["bm25_ndcg10"] = round(bm25.metrics["nDCG@10"], 4)
+    out["rss_after_bm25_mb"] = round(rss_mb())
+    del flat, hnsw, ivf
+    run_id = finished_run(store, ev, train, size)
+    out["run_id"] = run_id
+    out["rss_after_run_mb"] = round(rss_mb())
+    if pages:
+        out["page_open_s"] = time_pages(workspace, run_id)
+    return out
+
+
+def finished_run(store, ev, train, size: int) -> str:
+    """A query-adapter run over the collection (passages encoded once, by the base model), with its views
+    prepared as the app prepares them."""
+    from core.cli import PrintReporter
+    from core.tuning.execute import execute
+    from core.tuning.jobs import run_foreground
+    from core.tuning.runs import create_run
+    from core.tuning.spec import RunSpec
+
+    name = f"scale {size}"
+    found = store.find_dataset(name)
+    ds_id = found["id"] if found else store.save_dataset(name, train, ev)
+    for r in store.list_runs():
+        if r["dataset_id"] == ds_id and r["status"] == "done":
+            return r["id"]
+    run_id = create_run(store, ds_id, RunSpec.for_method("adapter"), name=name)
+    t0 = time.perf_counter()
+    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device="cpu", prepare_views=True),
+                         PrintReporter())
+    if job.snapshot().status != "done":
+        raise SystemExit(f"the {size} run failed: {job.snapshot().error}")
+    print(f"run {run_id} over {size} passages: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return run_id
+
+
+def time_pages(workspace: Path, run_id: str) -> dict[str, float]:
+    """Seconds each page takes to open the run in Chromium (heading drawn, app idle), the run selected."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    from conftest import CHROMIUM, LAUNCH_ARGS, start_app, stop_app  # the e2e tests' own server helpers
+
+    url, proc = start_app(workspace)
+    out: dict[str, float] = {}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_role("heading", name="Data", exact=True).first.wait_for(timeout=120_000)
+            page.locator('[data-test-script-state="running"]').wait_for(state="detached", timeout=120_000)
+            for title in ("Train", "Embedding map", "Compare", "Runs", "Data", "Embedding map", "Compare"):
+                t0 = time.perf_counter()
+                page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
+                page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
+                page.wait_for_timeout(50)
+                page.locator('[data-test-script-state="running"]').wait_for(state="detached", timeout=120_000)
+                key = title if title not in out else f"{title} (again)"
+                out[key] = round(time.perf_counter() - t0, 2)
+            browser.close()
+    finally:
+        stop_app(proc)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", nargs="+", type=int, default=[10_000, 30_000, 100_000])
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--pages", action="store_true", help="also time every page opening the run in Chromium")
+    args = p.parse_args()
+    out = Path(args.out)
+    done = {json.loads(x)["passages"] for x in out.read_text().splitlines() if x.strip()} if out.exists() else set()
+    for size in args.sizes:
+        if size in done:
+            print(f"{size}: done already")
+            continue
+        row = measure(size, Path(args.workspace), args.pages)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row, indent=1), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

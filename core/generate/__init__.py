@@ -12,6 +12,11 @@
 * :mod:`core.generate.filters`: round-trip, duplicates, length and copy filters, with counts.
 * :mod:`core.generate.pairs`: the :class:`~core.generate.pairs.GeneratedQuestion` record,
   and generated questions -> ``QADataset`` / pair file (CSV).
+* :mod:`core.generate.job`: generation as a background run of the store (``GenerationSpec`` ->
+  generate -> filter -> the run folder), the pipeline the CLI's ``generate`` calls too.
+* :mod:`core.generate.review`: the review table of a run's questions; the kept ones -> the training split.
+* :mod:`core.generate.labels`: the labelling bench (candidates from the base model + BM25, labels
+  written at once into the evaluation split) and what N labelled questions can tell apart.
 
 Nothing here imports Streamlit; heavy libraries (openai, torch, sentence-transformers) are
 imported inside the functions that need them.

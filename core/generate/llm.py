@@ -646,3 +646,29 @@ class _Requests:
             self.result.retries = self.counters.retries
         if self.result.fatal is not None:
             logger.warning("LLM questions stopped early: %s", self.result.fatal)
+
+
+PROBE_PASSAGE = (
+    "The hydraulic pump must be inspected every 500 operating hours. Replace the seals when oil is found "
+    "under the housing."
+)
+
+
+def check_connection(settings: LLMSettings, api_key: ApiKey | str | None = None) -> tuple[bool, str]:
+    """Ask the endpoint for one question on a short passage: is it reachable, is the key good, is the model known?
+
+    One request, no retry, nothing cached.
+
+    Returns:
+        (True, what the model answered) or (False, the message of the fault, as a job would show it).
+    """
+    s = replace(with_env_defaults(settings), questions_per_passage=1, retries=0, max_parallel=1)
+    try:
+        res = generate_questions({"probe": PROBE_PASSAGE}, s, api_key, cache=None)
+    except GenerationError as err:
+        return False, str(err)
+    if res.fatal is not None:
+        return False, str(res.fatal)
+    if not res.questions:
+        return False, next(iter(res.errors.values()), "The endpoint gave no question.")
+    return True, f"{s.model} at {s.base_url} answered: “{res.questions['probe'][0]}”"

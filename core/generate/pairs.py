@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from core.store import atomic_write_bytes
 
 GENERATED = "generated"
 PAIR_COLUMNS = ("question", "passage", "passage_id", "source", "origin")
+_MIXED = re.compile(r"mixed \((\d+) of (\d+) generated\)")
 
 
 def llm_origin(model: str) -> str:
@@ -45,6 +47,29 @@ def offline_origin(method: str) -> str:
 def is_generated(origin: str | None) -> bool:
     """True for an origin made by :func:`llm_origin` or :func:`offline_origin`."""
     return bool(origin) and origin.split(":", 1)[0] == GENERATED
+
+
+def origin_warning(question_origin: str | None) -> str | None:
+    """The warning to show beside scores whose evaluation questions are (partly) generated, else None.
+
+    Args:
+        question_origin: What the evaluation questions are, as :func:`core.dataset.question_origin`
+            words it: "generated", "mixed (N of M generated)", "human-labelled", "as uploaded".
+
+    Returns:
+        One sentence saying why such scores are optimistic and what to do, or None.
+    """
+    text = (question_origin or "").strip()
+    if text == GENERATED:
+        share = "The evaluation questions are generated"
+    else:
+        m = _MIXED.match(text)
+        if not m or int(m.group(1)) == 0:
+            return None
+        share = f"{m.group(1)} of the {m.group(2)} evaluation questions are generated"
+    return (f"{share}: these scores are optimistic, because the generator that wrote the training "
+            "questions also wrote the questions they are scored on. Label real questions (Questions page, "
+            "Label) for a figure you can trust.")
 
 
 @dataclass
@@ -96,6 +121,29 @@ class GeneratedSet:
         for o in self.origins.values():
             out[o] = out.get(o, 0) + 1
         return out
+
+
+def is_derived_id(doc_id: str, corpus: dict[str, str]) -> bool:
+    """True for a derived positive's id (``<passage id>#<tag>``, see :meth:`GeneratedQuestion.positive_id`)
+    whose passage is in ``corpus``: a text made for training, not a passage of the collection."""
+    base, sep, _ = doc_id.rpartition("#")
+    return bool(sep) and base in corpus
+
+
+def collection_passages(train: QADataset, eval: QADataset | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The passages of a collection or dataset: both splits' corpora, derived positives left out.
+
+    Args:
+        train: The training split (a collection keeps its passages here).
+        eval: The evaluation split, if any.
+
+    Returns:
+        (passage id -> text, passage id -> source label), training split first.
+    """
+    corpus = {**train.corpus, **(eval.corpus if eval is not None else {})}
+    passages = {d: t for d, t in corpus.items() if not is_derived_id(d, corpus)}
+    sources = {**train.sources, **(eval.sources if eval is not None else {})}
+    return passages, {d: s for d, s in sources.items() if d in passages}
 
 
 def _check_passages(questions: Sequence[GeneratedQuestion], passages: dict[str, str]) -> None:

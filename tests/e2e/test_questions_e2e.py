@@ -1,0 +1,134 @@
+"""Only passages, no questions, in real Chromium: generate questions offline on the Questions page, review
+them, label 3 evaluation questions, train (smoke), and see Compare score base / tuned / BM25 / hybrid on
+the labelled questions with the "human-labelled" note. Screenshots go to test-artifacts/.
+
+The collection is saved in the workspace before the app starts (as the Data page saves one from
+documents): 60 passages of the bundled sample, without their questions."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from core.dataset import QADataset, question_origin
+from core.store import Store
+from tests.e2e.conftest import ROOT, start_app, stop_app
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, set_number, shot
+
+pytestmark = pytest.mark.e2e
+
+NAME = "Hydraulics manuals"
+LABELS = (
+    "why does the pump scream for the first few minutes on frosty mornings",
+    "how often should the return filter element be changed",
+    "what causes the cylinder to creep down under load",
+)
+
+
+@pytest.fixture
+def app_with_collection(tmp_path):
+    """The app on its own workspace holding one collection: 60 sample passages, no questions."""
+    corpus: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for name in ("qa_eval.csv", "qa_train.csv"):
+        for row in csv.DictReader((ROOT / "sample_data" / name).open(encoding="utf-8")):
+            if len(corpus) < 60 and row["passage"] not in corpus.values():
+                pid = f"p{len(corpus):03d}"
+                corpus[pid], sources[pid] = row["passage"], row.get("source") or ""
+    ws = tmp_path / "ws"
+    store = Store(ws)
+    store.save_dataset(NAME, QADataset({}, corpus, {}, sources=sources), meta={"kind": "collection"})
+    url, proc = start_app(ws)
+    try:
+        yield url, store
+    finally:
+        stop_app(proc)
+
+
+def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_with_collection, artifacts):
+    url, store = app_with_collection
+    page.set_default_timeout(SLOW)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
+    idle(page)
+    go(page, "Questions")
+    expect(page.get_by_test_id("stSidebar").get_by_role("combobox", name="Dataset")).to_have_value(NAME)
+    expect(page.get_by_text("60 passages · 0 training questions").first).to_be_visible()
+
+    # 1. Generate (offline is the default): live progress, then the funnel with its counts.
+    page.get_by_role("button", name="Generate questions").click()
+    funnel = page.get_by_text(re.compile(r"^\d+ generated, .*\d+ kept$"))
+    expect(funnel).to_be_visible(timeout=TRAIN_TIMEOUT)
+    idle(page)
+    ready = page.get_by_text(re.compile(r"questions are ready: review them")).first
+    expect(ready).to_be_visible()
+    ready.scroll_into_view_if_needed()
+    shot(page, artifacts, "q1_generate")
+
+    # 2. Review: bulk choice, then the kept questions become the training split.
+    page.get_by_role("tab", name="2 · Review").click()
+    idle(page)
+    page.get_by_role("button", name="Keep those that passed the filters").click()
+    idle(page)
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    use = page.get_by_role("button", name=re.compile(r"^Use the \d+ kept questions as the training split$"))
+    n = int(re.search(r"\d+", use.inner_text()).group())
+    assert n > 0
+    shot(page, artifacts, "q2_review")
+    use.click()
+    idle(page)
+    expect(page.get_by_text(f"The training split now holds {n} generated questions").first).to_be_visible()
+    expect(page.get_by_text(f"60 passages · {n} training questions").first).to_be_visible()
+
+    # 3. Label three evaluation questions: type, tick the first candidate, save.
+    page.get_by_role("tab", name="3 · Label").click()
+    idle(page)
+    for i, question in enumerate(LABELS, start=1):
+        box = page.get_by_label("Question", exact=True)
+        box.fill(question)
+        box.press("Enter")
+        idle(page)
+        relevant = page.get_by_test_id("stCheckbox").filter(has_text="Relevant")
+        expect(relevant).to_have_count(10, timeout=SLOW)
+        if i == 1:
+            page.get_by_text("Read in full").first.click()  # any passage can be read whole
+            idle(page)
+            shot(page, artifacts, "q3_label_candidates")
+        relevant.first.click()
+        idle(page)
+        page.get_by_role("button", name="Save label (1 passage)").click()
+        idle(page)
+        expect(page.get_by_text(f"Saved question label-{i:05d} with 1 relevant passage").first).to_be_visible()
+        expect(box).to_have_value("")
+    expect(page.get_by_text("With 3 labelled questions, a difference smaller than ~0.24").first).to_be_visible()
+    shot(page, artifacts, "q3_label_done")
+    ds_id = store.find_dataset(NAME)["id"]
+    train, ev = store.load_dataset(ds_id)
+    assert len(train) == n and question_origin(train) == "generated"
+    assert len(ev) == 3 and question_origin(ev) == "human-labelled" and set(ev.queries.values()) == set(LABELS)
+
+    # 4. Train (smoke: batch 8, 2 steps) on the generated questions, scored on the labelled ones.
+    go(page, "Train")
+    expect(page.get_by_text(f"{n} training questions, 3 evaluation questions").first).to_be_visible()
+    set_number(page, "Batch size", "8")
+    page.get_by_text("Advanced settings").click()
+    set_number(page, "Max steps", "2")
+    page.get_by_role("button", name="Launch training").click()
+    done = page.get_by_role("heading", name=re.compile(r"· done$"))
+    expect(done).to_be_visible(timeout=TRAIN_TIMEOUT)
+    idle(page)
+    done.scroll_into_view_if_needed()
+    shot(page, artifacts, "q4_train_done")
+
+    # 5. Compare: base / tuned / BM25 / hybrid on the 3 labelled questions, said to be human-labelled.
+    go(page, "Compare")
+    expect(page.get_by_text(re.compile(r"for the same 3 evaluation questions \(human-labelled\)")).first).to_be_visible()
+    legend = page.get_by_test_id("stPlotlyChart").first.locator(".legendtext")
+    expect(legend.first).to_be_attached(timeout=SLOW)
+    assert legend.all_text_contents() == ["base", "tuned (full)", "BM25", "hybrid (tuned + BM25)"]
+    expect(page.get_by_text("evaluation questions are generated")).to_have_count(0)  # no optimism warning
+    shot(page, artifacts, "q5_compare")

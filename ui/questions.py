@@ -1,0 +1,447 @@
+"""The Questions page's drawing: the generate form, the live panel of a generation run with its
+filter funnel, the review table, and the labelling bench. Logic lives in ``core.generate``.
+
+The generation job never touches Streamlit: a fragment with ``run_every`` polls its snapshot
+(as the Train page's live panel does) and, once it ended, the run folder says the rest. The API
+key typed here stays in this session's widget state (memory) and is handed to the job as an
+argument; it is never saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+import typing
+
+import pandas as pd
+import streamlit as st
+
+from core.dataset import DataError
+from core.generate.faults import GenerationError
+from core.generate.filters import FILTER_LABELS
+from core.generate.job import (
+    GenerationSpec,
+    GenerationSummary,
+    create_generation_run,
+    generation_runs,
+    load_passages,
+    load_summary,
+    run_generation,
+)
+from core.generate.labels import CandidateSearch, add_label, confidence_note, human_labels, remove_label
+from core.generate.llm import ApiKey, LLMSettings, check_connection, check_settings, with_env_defaults
+from core.generate.offline import OFFLINE_METHODS, OfflineSettings
+from core.generate.pairs import is_generated
+from core.generate.review import review_table, save_review, set_keep, use_as_training
+from core.tuning.estimate import fmt_duration
+from core.tuning.jobs import BusyError, history_from_files
+from ui import resources as res
+from ui import state, widgets
+from ui.run_panel import STATUS_ICON
+
+GEN_RUN_KEY = "etl_q_gen_run"  # the generation run this session launched last
+KEY_WIDGET = "etl_q_llm_key"  # the API key field (session memory only)
+LABEL_TEXT_KEY = "etl_q_label_text"  # the labelling bench's question box
+LABEL_FROM_KEY = "etl_q_label_from"  # the generated question being verified: {text, origin, passage_id}
+BACKEND_LABELS = {"offline": "Offline (no LLM)", "llm": "LLM endpoint"}
+BACKEND_CAPTIONS = {
+    "offline": "Cuts pseudo-questions out of the passages themselves. Needs nothing else; seconds.",
+    "llm": "A language model writes real questions. Needs an OpenAI-compatible server (Ollama, llama.cpp, vLLM, "
+    "LM Studio, OpenAI); minutes to hours.",
+}
+METHOD_LABELS = {"inverse_cloze": "Sentence as question", "crop": "Random excerpt", "keywords": "Keywords"}
+METHOD_CAPTIONS = {
+    "inverse_cloze": "One sentence of a passage plays the question, the rest of the passage its answer: the model "
+    "learns to match meaning, not just shared words.",
+    "crop": "A random stretch of the passage plays the question. Works on any passage; the 'questions' read like "
+    "excerpts.",
+    "keywords": "A few of the passage's rarest words, like a query typed into a search box.",
+}
+
+
+# --------------------------------------------------------------------------- small helpers
+def _field(obj, name: str, key: str, **kw):
+    """One widget for field ``name`` of a settings dataclass, label/help/bounds from its metadata."""
+    f = next(f for f in dataclasses.fields(obj) if f.name == name)
+    meta, hint, value = f.metadata, typing.get_type_hints(type(obj))[name], getattr(obj, name)
+    label = meta.get("label") or name.replace("_", " ")
+    if hint in (int, float):
+        bounds = {k: hint(meta[k]) for k in ("min", "max", "step") if k in meta}
+        return hint(st.number_input(label, value=hint(value), min_value=bounds.get("min"),
+                                    max_value=bounds.get("max"), step=bounds.get("step"), help=meta.get("help"),
+                                    key=key, **kw))
+    return st.text_input(label, value=value or "", help=meta.get("help"), key=key, **kw)
+
+
+def passage_card(title: str, text: str, source: str) -> None:
+    """A passage in full (escaped), with where it came from."""
+    with st.container(border=True):
+        st.markdown(f"**{widgets.plain(title)}** · {widgets.plain(source or 'source not recorded')} · "
+                    f"{len(text):,} characters")
+        st.markdown(widgets.plain(text))
+
+
+# --------------------------------------------------------------------------- generate
+def _llm_settings() -> tuple[LLMSettings, str]:
+    """The endpoint fields (defaults from the environment) -> (settings, key typed here)."""
+    env = with_env_defaults(LLMSettings())
+    c = st.columns(3)
+    with c[0]:
+        base_url = _field(LLMSettings(base_url=env.base_url), "base_url", "etl_q_llm_url",
+                          placeholder="http://localhost:11434/v1")
+    with c[1]:
+        model = _field(LLMSettings(model=env.model), "model", "etl_q_llm_model", placeholder="qwen2.5:7b")
+    key = c[2].text_input(
+        "API key", type="password", key=KEY_WIDGET, placeholder="none (local servers need none)",
+        help="Held in this browser session's memory and passed to the job: never saved to disk, logs, run folders "
+        "or reports. Empty: ETL_LLM_API_KEY, then OPENAI_API_KEY, if set on the server.")
+    s = LLMSettings(base_url=base_url.strip(), model=model.strip())
+    with c[0]:
+        s.questions_per_passage = _field(s, "questions_per_passage", "etl_q_llm_n")
+    with st.expander("Prompt and requests"):
+        s.prompt = st.text_area("Prompt", value=s.prompt, height=260, key="etl_q_llm_prompt",
+                                help=next(f for f in dataclasses.fields(s) if f.name == "prompt").metadata["help"])
+        cols = st.columns(5)
+        for col, name in zip(cols, ("temperature", "max_parallel", "timeout_s", "retries", "max_answer_tokens")):
+            with col:
+                setattr(s, name, _field(s, name, f"etl_q_llm_{name}"))
+    if st.button("Test connection", icon=":material/lan:", key="etl_q_llm_test",
+                 help="One request with a short passage: checks the address, the key and the model name."):
+        with st.spinner("Asking the endpoint for one question…"):
+            ok, message = check_connection(s, ApiKey(key) if key else None)
+        (st.success if ok else st.error)(widgets.plain(message))
+    return s, key
+
+
+def generate_form(ds_id: str, n_passages: int) -> None:
+    """Backend, method and filter settings, then the Generate button (starts a background run)."""
+    store, runner = res.get_store(), res.get_runner()
+    backends = list(BACKEND_LABELS)
+    backend = st.radio("How questions are written", backends, horizontal=True, key="etl_q_backend",
+                       format_func=BACKEND_LABELS.get, captions=[BACKEND_CAPTIONS[b] for b in backends])
+    key = ""
+    if backend == "offline":
+        method = st.radio("Method", list(OFFLINE_METHODS), key="etl_q_method", format_func=METHOD_LABELS.get,
+                          captions=[METHOD_CAPTIONS[m] for m in OFFLINE_METHODS])
+        offline = OfflineSettings(method=method)
+        with st.columns(4)[0]:
+            offline.per_passage = _field(offline, "per_passage", f"etl_q_off_n_{method}")
+        with st.expander("Method settings"):
+            offline = widgets.settings_form(offline, f"etl_q_off_{method}", advanced=True)
+        spec = GenerationSpec.for_backend(ds_id, "offline", offline=offline)
+        st.caption("Which method helps depends on the collection: measure it by training on the questions and "
+                   "scoring on questions you label (Label tab); bench/bench_generate.py does this on sec-10k.")
+    else:
+        llm, key = _llm_settings()
+        spec = GenerationSpec.for_backend(ds_id, "llm", llm=llm)
+    tag = f"{backend}_{spec.offline.method if backend == 'offline' else 'llm'}"
+    with st.expander("Filters"):
+        spec.filters = widgets.settings_form(spec.filters, f"etl_q_flt_{tag}")
+        spec.filters = widgets.settings_form(spec.filters, f"etl_q_flt_adv_{tag}", advanced=True)
+        spec.base_model = _field(spec, "base_model", "etl_q_base_model",
+                                 placeholder="all-MiniLM-L6-v2 (bundled)").strip() or None
+    left, right = st.columns([1, 3])
+    with left:
+        spec.max_passages = _field(spec, "max_passages", "etl_q_max_passages")
+    asked = min(spec.max_passages or n_passages, n_passages)
+    name = right.text_input("Run name", value=f"questions · {BACKEND_LABELS[backend]} · {asked} passages",
+                            key=f"etl_q_run_name_{ds_id}_{tag}", max_chars=100)
+    active = runner.active()
+    if active is not None:
+        st.warning(f"Run “{widgets.plain(store.get_run(active.run_id)['name'])}” is using the workspace now; "
+                   "generate when it has finished.")
+    if st.button("Generate questions", icon=":material/auto_awesome:", type="primary", key="etl_q_generate",
+                 disabled=active is not None or n_passages == 0):
+        _launch(spec, key, name.strip() or None)
+
+
+def _launch(spec: GenerationSpec, key: str, name: str | None) -> None:
+    store, runner = res.get_store(), res.get_runner()
+    if spec.backend == "llm":
+        try:
+            check_settings(with_env_defaults(spec.llm))
+        except GenerationError as err:
+            st.error(widgets.plain(str(err)))
+            return
+    run_id = create_generation_run(store, spec, name)
+    api_key = ApiKey(key) if key else None  # in memory only: the job's closure holds it
+    try:
+        runner.submit(run_id, lambda job, rid=run_id, k=api_key: run_generation(store, rid, job, api_key=k))
+    except BusyError as exc:
+        store.update_run(run_id, status="cancelled", error=f"Not started: {exc}")
+        store.delete_run(run_id)
+        st.error(widgets.plain(str(exc)))
+        return
+    st.session_state[GEN_RUN_KEY] = run_id
+    st.rerun()
+
+
+def shown_generation(ds_id: str) -> str | None:
+    """The generation run to show: this session's last launch on this dataset, else the newest one."""
+    runs = generation_runs(res.get_store(), ds_id)
+    mine = st.session_state.get(GEN_RUN_KEY)
+    if any(r["id"] == mine for r in runs):
+        return mine
+    return runs[0]["id"] if runs else None
+
+
+def funnel(s: GenerationSummary) -> None:
+    """The filter funnel: counts that add up, the line in words, and why nothing is left when so."""
+    f = s.funnel
+    if s.generated and f:
+        cols = st.columns(5)
+        cols[0].metric("Generated", f"{s.generated:,}")
+        cols[1].metric("Too short / long / copied", f"{f['too_short'] + f['too_long'] + f['copies_passage']:,}")
+        cols[2].metric("Duplicates", f"{f['exact_duplicate'] + f['near_duplicate']:,}")
+        cols[3].metric("Failed round-trip", f"{f['round_trip']:,}",
+                       help="The base model did not find the question's own passage in its top k.")
+        cols[4].metric("Kept", f"{s.kept:,}")
+        st.markdown(f"**{widgets.plain(s.line)}**")
+    if s.empty:
+        st.warning(widgets.plain(s.empty), icon=":material/filter_alt_off:")
+    elif s.kept:
+        st.success(f"{s.kept:,} questions are ready: review them in the **Review** tab.")
+    if s.passages_without:
+        st.caption(f"{s.passages_without:,} of {s.passages_asked:,} passages gave no question"
+                   + (f" ({widgets.plain(s.why_without)})" if s.why_without else "") + ".")
+    if s.generated:
+        flagged = {k: v for k, v in s.flagged.items() if v}
+        if flagged:
+            st.caption("Flagged by each filter (a question can fail several): " + ", ".join(
+                f"{FILTER_LABELS[k]} {v:,}" for k, v in flagged.items()) + ".")
+        st.caption(f"Generated in {fmt_duration(s.generation_seconds)}, filtered in "
+                   f"{fmt_duration(s.filter_seconds)}.")
+
+
+def generation_panel(run_id: str) -> None:
+    """A generation run: live progress with its ETA and cancel while it runs, then the funnel."""
+    store, runner = res.get_store(), res.get_runner()
+    job = runner.get(run_id)
+    live = job is not None and not job.snapshot().finished
+
+    @st.fragment(run_every=widgets.POLL_SECONDS if live else None)
+    def panel() -> None:
+        try:
+            run = store.get_run(run_id)
+        except KeyError:
+            st.info("This run was deleted.")
+            return
+        snap = job.snapshot() if job is not None else history_from_files(store, run_id)
+        if live and snap.finished:  # the job just ended: one full rerun stops the polling
+            st.rerun()
+        st.markdown(f"#### {STATUS_ICON.get(snap.status, '')} {widgets.plain(run['name'])} · {snap.status}")
+        if snap.status in ("queued", "running"):
+            eta = snap.eta_seconds
+            left = f" · about {fmt_duration(eta)} left" if eta is not None else " · measuring…" if snap.total else ""
+            text = (f"{snap.message} · {snap.step:,}/{snap.total:,} {snap.unit}{left}" if snap.total
+                    else snap.message or "Starting…")
+            st.progress(snap.fraction, text=widgets.plain(text))
+            if job is not None:
+                st.button("Cancel", icon=":material/stop:", key=f"etl_q_cancel_{run_id}", on_click=job.cancel)
+            return
+        summary = load_summary(store.run_dir(run_id))
+        if snap.status == "done" and summary is not None:
+            funnel(summary)
+        elif snap.status == "cancelled":
+            st.warning("Cancelled. Every answer an endpoint gave so far is cached: generate again with the same "
+                       "settings and it resumes where it stopped (offline methods simply run again).")
+        elif snap.status == "failed":
+            st.error(widgets.plain((summary.fatal if summary else None) or snap.error or "The run failed."))
+            st.caption("What was generated before the failure is cached; fix the cause and generate again.")
+        else:
+            st.warning(widgets.plain(run.get("error") or "The app stopped while this run was active."))
+        for note in snap.notes:
+            st.caption(f":material/info: {widgets.plain(note)}")
+
+    panel()
+
+
+# --------------------------------------------------------------------------- review
+def _with_edits(table: pd.DataFrame, edits) -> pd.DataFrame:
+    """``table`` with a data editor's pending cell edits applied."""
+    out = table.copy()
+    for row, change in ((edits or {}).get("edited_rows") or {}).items():
+        for col, value in change.items():
+            out.loc[int(row), col] = value
+    return out
+
+
+def _bulk(run_id: str, editor_key: str, version_key: str, how: str) -> None:
+    run_dir = res.get_store().run_dir(run_id)
+    table = _with_edits(review_table(run_dir), st.session_state.get(editor_key))
+    save_review(run_dir, set_keep(table, how))
+    st.session_state[version_key] = st.session_state.get(version_key, 0) + 1  # a fresh editor shows the result
+
+
+def review(ds_id: str, train_questions: int) -> None:
+    """The questions of a finished generation run: keep / edit, bulk choices, then the training split."""
+    store = res.get_store()
+    runs = generation_runs(store, ds_id, status="done")
+    if not runs:
+        st.info("No finished generation run for this dataset yet: generate questions in the **Generate** tab.")
+        return
+    labels = {r["id"]: f"{r['name']} · {time.strftime('%d %b %H:%M', time.localtime(r['created']))}" for r in runs}
+    ids = list(labels)
+    mine = st.session_state.get(GEN_RUN_KEY)
+    run_id = st.selectbox("Generation run", ids, index=ids.index(mine) if mine in ids else 0,
+                          format_func=labels.get, key=f"etl_q_review_run_{ds_id}")
+    run_dir = store.run_dir(run_id)
+    table = review_table(run_dir)
+    if table.empty:
+        summary = load_summary(run_dir)
+        st.warning(widgets.plain((summary.empty if summary else None) or "This run saved no question."))
+        return
+    version_key = f"etl_q_review_v_{run_id}"
+    editor_key = f"etl_q_review_{run_id}_{st.session_state.get(version_key, 0)}"
+    c = st.columns(3)
+    for col, how, label in zip(c, ("passed", "all", "none"),
+                               ("Keep those that passed the filters", "Keep all", "Keep none")):
+        col.button(label, key=f"etl_q_bulk_{how}_{run_id}", on_click=_bulk,
+                   args=(run_id, editor_key, version_key, how), width="stretch")
+    edited = st.data_editor(
+        table, key=editor_key, hide_index=True, num_rows="fixed", width="stretch", height=380,
+        column_order=("keep", "question", "passage", "verdict", "source"),
+        disabled=("passage", "verdict", "source", "passage_id"),
+        column_config={
+            "keep": st.column_config.CheckboxColumn("keep", help="Train on this question", width="small"),
+            "question": st.column_config.TextColumn("question (editable)", width="large"),
+            "passage": st.column_config.TextColumn("passage (start)", width="large"),
+            "verdict": st.column_config.TextColumn("filters", width="medium"),
+            "source": st.column_config.TextColumn("source", width="small"),
+        })
+    if not edited[["keep", "question"]].equals(table[["keep", "question"]]):
+        save_review(run_dir, edited)  # a reload finds the choices
+    passages, sources = load_passages(run_dir)
+    row = st.selectbox("Read a passage in full", list(range(len(edited))), key=f"etl_q_review_read_{run_id}",
+                       format_func=lambda i: f"{i + 1}. {widgets.short(edited.loc[i, 'question'], 100)}")
+    if row is not None:
+        pid = edited.loc[row, "passage_id"]
+        passage_card(f"Passage of question {row + 1}", passages.get(pid, ""), sources.get(pid, ""))
+    n = int(edited["keep"].sum())
+    st.caption(f"The training split becomes these {n:,} questions over all the collection's passages"
+               + (f" (replacing its {train_questions:,} training questions)" if train_questions else "")
+               + ". The evaluation split is not touched: generated questions never enter it from here.")
+    if st.button(f"Use the {n:,} kept questions as the training split", type="primary", disabled=n == 0,
+                 icon=":material/check:", key=f"etl_q_use_{run_id}"):
+        try:
+            done = use_as_training(store, ds_id, run_id, edited)
+        except DataError as exc:
+            widgets.show_data_error(exc)
+            return
+        extra = f" ({done.edited} edited by you)" if done.edited else ""
+        left = f"; {done.left_out} left out (already evaluation questions, or empty)" if done.left_out else ""
+        state.flash(f"The training split now holds {done.questions:,} generated questions{extra}{left}.")
+        st.rerun()
+
+
+# --------------------------------------------------------------------------- label
+@st.cache_resource(show_spinner="Indexing the passages for search (once per collection)…", max_entries=2)
+def _search(root: str, fingerprint: str, _passages: dict, _sources: dict) -> CandidateSearch:
+    from core.retrieval.embedding import EmbeddingCache
+
+    return CandidateSearch(_passages, _sources, res.base_model(), EmbeddingCache(res.get_store().cache_path))
+
+
+def _fingerprint(passages: dict[str, str]) -> str:
+    return hashlib.sha1(json.dumps(passages, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _save_label(ds_id: str, question: str, ids: list[str], origin: str, allow: bool) -> None:
+    try:
+        qid = add_label(res.get_store(), ds_id, question, ids, origin=origin, allow_generated=allow)
+    except DataError as exc:
+        state.flash(widgets.plain(str(exc)), "error")
+        return
+    what = "generated question (verified)" if is_generated(origin) else "question"
+    state.flash(f"Saved {what} {qid} with {len(ids)} relevant passage{'s' if len(ids) != 1 else ''} in the "
+                "evaluation split.")
+    st.session_state[LABEL_TEXT_KEY] = ""
+    st.session_state["etl_q_verify_pick"] = None
+    st.session_state.pop(LABEL_FROM_KEY, None)
+
+
+def _pick_generated(options: dict[str, dict]) -> None:
+    pick = st.session_state.get("etl_q_verify_pick")
+    if pick in options:
+        st.session_state[LABEL_TEXT_KEY] = options[pick]["text"]
+        st.session_state[LABEL_FROM_KEY] = options[pick]
+
+
+def _generated_options(ds_id: str) -> dict[str, dict]:
+    """Kept questions of the newest finished generation run, for verification."""
+    runs = generation_runs(res.get_store(), ds_id, status="done")
+    if not runs:
+        return {}
+    from core.generate.job import load_rows
+
+    run_dir = res.get_store().run_dir(runs[0]["id"])
+    table = review_table(run_dir)
+    origins = [r["origin"] for r in load_rows(run_dir)]
+    return {f"{i}": {"text": q, "origin": origins[i], "passage_id": p}
+            for i, (q, p, k) in enumerate(zip(table["question"], table["passage_id"], table["keep"])) if k}
+
+
+def label_bench(ds_id: str, ev, passages: dict[str, str], sources: dict[str, str]) -> None:
+    """Type a question, tick the passages that answer it, save: one evaluation question, written at once."""
+    n = len(human_labels(ev))
+    c1, c2 = st.columns([1, 4])
+    c1.metric("Labelled by you", n)
+    c2.info(widgets.plain(confidence_note(n)), icon=":material/straighten:")
+    others = len(ev) - n if ev is not None else 0
+    if others:
+        st.caption(f"The evaluation split also holds {others:,} other question(s) (uploaded, or generated and "
+                   "verified by you).")
+    if not passages:
+        st.info("This dataset has no passages to search.")
+        return
+    options = _generated_options(ds_id)
+    if options:
+        st.selectbox("Or verify a generated question", list(options), index=None, key="etl_q_verify_pick",
+                     placeholder="Pick one to check which passages answer it", on_change=_pick_generated,
+                     args=(options,), format_func=lambda k: widgets.short(options[k]["text"], 110))
+    question = st.text_input("Question", key=LABEL_TEXT_KEY, placeholder="Type a question someone would ask "
+                             "these documents, then press Enter")
+    if not question.strip():
+        st.caption("The base model and keyword search (BM25) each rank every passage; the top ones are shown, "
+                   "fused. Tick every passage that answers the question, then save.")
+    else:
+        search = _search(str(res.get_store().root), _fingerprint(passages), passages, sources)
+        qtag = hashlib.sha1(question.strip().encode()).hexdigest()[:8]
+        source_q = st.session_state.get(LABEL_FROM_KEY) or {}
+        from_generated = source_q.get("text") == question
+        ticked = []
+        for c in search.search(question):
+            with st.container(border=True):
+                left, right = st.columns([1, 7])
+                if left.checkbox("Relevant", key=f"etl_q_rel_{qtag}_{c.passage_id}"):
+                    ticked.append(c.passage_id)
+                ranks = (f"base model #{c.dense_rank or '>100'} · keywords #{c.bm25_rank or '–'}")
+                mine = " · :blue[generated from this passage]" if from_generated and \
+                    source_q.get("passage_id") == c.passage_id else ""
+                right.markdown(f"**{c.rank}.** {widgets.plain(c.source or c.passage_id)} · {ranks}{mine}")
+                right.caption(widgets.plain(widgets.short(c.text, 260)))
+                with right.expander("Read in full"):
+                    st.markdown(widgets.plain(c.text))
+        origin, allow = "human", False
+        if from_generated:
+            origin = source_q["origin"]
+            allow = st.checkbox("Use it as an evaluation question (it stays marked as generated, verified by you; "
+                                "the evaluation is then called mixed)", key=f"etl_q_allow_{qtag}")
+        st.button(f"Save label ({len(ticked)} passage{'s' if len(ticked) != 1 else ''})", type="primary",
+                  icon=":material/save:", key="etl_q_save_label", disabled=not ticked or (from_generated and not allow),
+                  on_click=_save_label, args=(ds_id, question, ticked, origin, allow))
+    labelled = [q for q in (ev.query_ids if ev is not None else []) if ev.origins.get(q)]
+    if labelled:
+        with st.expander(f"Evaluation questions you labelled or verified ({len(labelled)})"):
+            st.dataframe(pd.DataFrame({
+                "question": [ev.queries[q] for q in labelled],
+                "relevant passages": [", ".join(sources.get(d) or d for d in ev.relevant_docs[q]) for q in labelled],
+                "origin": [ev.origins[q] for q in labelled]}, index=labelled), width="stretch")
+            gone = st.selectbox("Remove one", labelled, index=None, key="etl_q_remove_pick",
+                                format_func=lambda q: widgets.short(ev.queries[q], 100))
+            if st.button("Remove", key="etl_q_remove", disabled=gone is None):
+                remove_label(res.get_store(), ds_id, gone)
+                state.flash("Removed the question from the evaluation split.")
+                st.rerun()

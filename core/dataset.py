@@ -187,7 +187,7 @@ def merge_datasets(parts: list[QADataset]) -> QADataset:
 
 def question_origin(ds: QADataset) -> str:
     """What a dataset's questions are, in words: "human-labelled", "generated", "mixed (N of M
-    generated)", or "as uploaded" when no origin was recorded."""
+    generated)", "N human-labelled, K as uploaded", or "as uploaded" when no origin was recorded."""
     kinds = [ds.origins.get(q, "") for q in ds.query_ids]
     generated = sum(o.startswith("generated") for o in kinds)
     human = sum(o == "human" for o in kinds)
@@ -197,4 +197,6 @@ def question_origin(ds: QADataset) -> str:
         return "generated"
     if human == len(kinds):
         return "human-labelled"
-    return f"mixed ({generated} of {len(kinds)} generated)"
+    if generated:
+        return f"mixed ({generated} of {len(kinds)} generated)"
+    return f"{human} human-labelled, {len(kinds) - human} as uploaded"

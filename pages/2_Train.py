@@ -62,7 +62,8 @@ def launch_form(ds_id: str) -> None:
         f"evaluation questions, {meta['n_passages']} passages. Change it in the sidebar."
     )
     if ev is None or len(ev) == 0:
-        st.warning("This dataset has no evaluation questions, so a run could not be scored. Split it on the Data page.")
+        st.warning("This dataset has no evaluation questions, so a run could not be scored: split a question file on "
+                   "the Data page, or label a few real questions on the Questions page (Label).")
         return
     base_model = st.text_input("Base model", value="", placeholder="all-MiniLM-L6-v2 (bundled)",
                                key="etl_cfg_base_model", help=field_help(RunSpec, "base_model"))

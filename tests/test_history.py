@@ -15,3 +15,16 @@ def test_users_dataset_is_the_default_even_when_the_sample_is_newer(tmp_path):
     sample = ensure_sample(store)[0]  # e.g. re-added at a server start after the user deleted it
     newer = store.save_dataset("my papers v2", ds.subset(ds.query_ids[:12]), ds.subset(ds.query_ids[12:]))
     assert [d["id"] for d in dataset_choices(store)] == [newer, mine, sample]
+
+
+def test_question_origin_in_words():
+    from core.dataset import QADataset, question_origin
+
+    ds = QADataset({f"q{i}": "x" for i in range(4)}, {"d": "p"}, {f"q{i}": ["d"] for i in range(4)})
+    assert question_origin(ds) == "as uploaded"
+    ds.origins = {"q0": "human", "q1": "human"}
+    assert question_origin(ds) == "2 human-labelled, 2 as uploaded"  # not "mixed (0 of 4 generated)"
+    ds.origins["q2"] = "generated:offline:crop"
+    assert question_origin(ds) == "mixed (1 of 4 generated)"
+    ds.origins = {f"q{i}": "human" for i in range(4)}
+    assert question_origin(ds) == "human-labelled"

@@ -102,7 +102,9 @@ def sidebar() -> None:
     )
     job = get_runner().active()
     if job is not None:  # static text: the live numbers are on the Train page (the sidebar is not polled)
-        st.info(":material/hourglass_top: A run is training. Follow it on the Train page.")
+        what = "Questions are being generated (Questions page)" if get_store().get_run(job.run_id)["method"] == \
+            "generate" else "A run is training. Follow it on the Train page"
+        st.info(f":material/hourglass_top: {what}.")
 
 
 def require_run() -> Any:

@@ -19,7 +19,6 @@ import io
 import json
 import re
 import struct
-import time
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -798,14 +797,10 @@ def matches(pattern: str, text: str) -> bool:
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_bad_input_through_core(case: Case):
-    start = time.perf_counter()
-    got = run_core(case)
-    elapsed = time.perf_counter() - start
+    got = run_core(case)  # how early each cap is checked is tested below, by what is (not) read
     shown = "\n".join(got.messages)
     assert got.outcome == case.outcome, shown
     assert matches(case.message, shown), shown
-    if case.outcome in (REFUSED, SPLIT_REFUSED):
-        assert elapsed < 5, f"refusing took {elapsed:.1f} s"
     if case.check is not None:
         assert got.dataset is not None
         case.check(got.dataset)
@@ -823,24 +818,27 @@ def test_catalogue_covers_the_issue():
 
 def test_100mb_file_on_disk_refused_before_reading(tmp_path, monkeypatch):
     path = tmp_path / "huge.csv"
-    path.write_bytes(file_100mb())
+    with open(path, "wb") as fh:  # 100 MB on disk without holding it in memory: a sparse file
+        fh.truncate(100_000_000)
     monkeypatch.setattr(type(path), "read_bytes", lambda self: pytest.fail("read the whole file"))
-    start = time.perf_counter()
+    monkeypatch.setattr(type(path), "open", lambda self, *a, **k: pytest.fail("opened the file"))
     with pytest.raises(DataError, match=r"huge\.csv is 100 MB, over the 50 MB limit"):
         load_qa_path(path)
-    assert time.perf_counter() - start < 1
 
 
-def test_100mb_bytes_refused_quickly_and_columns_not_parsed():
-    from core.ingest.qafiles import read_columns
+def test_100mb_bytes_refused_before_decoding_or_parsing(monkeypatch):
+    from core.ingest import qafiles
 
+    def never(*args, **kwargs):
+        pytest.fail("the file was decoded or parsed before its size was checked")
+
+    for name in ("decode_text", "table_from_text", "parse_table", "parse_parquet", "pairs_to_dataset"):
+        monkeypatch.setattr(qafiles, name, never)
     data = file_100mb()
-    start = time.perf_counter()
     with pytest.raises(DataError, match=r"over the 50 MB limit"):
-        load_qa_file("huge.csv", data)
+        qafiles.load_qa_file("huge.csv", data)
     with pytest.raises(DataError, match=r"over the 50 MB limit"):
-        read_columns("huge.csv", data)  # the page asks for the columns after a refusal
-    assert time.perf_counter() - start < 1
+        qafiles.read_columns("huge.csv", data)  # the page asks for the columns after a refusal
 
 
 def test_size_cap_boundary(monkeypatch):
@@ -855,13 +853,13 @@ def test_size_cap_boundary(monkeypatch):
         load_qa_file("edge.csv", data + b"\n")
 
 
-def test_zip_bomb_refused_before_inflating():
+def test_zip_bomb_refused_before_inflating(monkeypatch):
     bomb = zip_bomb()
     assert len(bomb) < 3_000_000
-    start = time.perf_counter()
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("a member was inflated"))
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a, **k: pytest.fail("a member was inflated"))
     with pytest.raises(DataError, match="would expand to"):
         load_qa_file("bomb.zip", bomb)
-    assert time.perf_counter() - start < 1
 
 
 def test_zip_bomb_with_lying_sizes_stops_at_the_budget(monkeypatch):

@@ -533,3 +533,70 @@ def test_core_data_does_not_import_heavy_libraries():
     code = "import sys, core.ingest.qafiles, core.ingest.splits; print([m for m in ('streamlit','torch','transformers') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- optional columns, Parquet
+
+
+def test_pair_table_keeps_passage_ids_sources_answers_and_origins():
+    text = (
+        "question,passage,passage_id,source,answer,origin\n"
+        "Why does it leak?,The seal is worn.,manual-p1,manual.pdf p.1,the seal,human\n"
+        "When to replace it?,The seal is worn.,manual-p1,manual.pdf p.1,,generated:llm:m\n"
+        "How hot?,Fans start at 60 C.,manual-p2,manual.pdf p.2,60 C,robot\n"
+    )
+    res = load("p.csv", text)
+    ds, m = res.dataset, res.report.mapping
+    assert (m.passage_id, m.source, m.answer, m.origin) == ("passage_id", "source", "answer", "origin")
+    assert ds.corpus == {"manual-p1": "The seal is worn.", "manual-p2": "Fans start at 60 C."}
+    assert ds.relevant_docs == {"q0001": ["manual-p1"], "q0002": ["manual-p1"], "q0003": ["manual-p2"]}
+    assert ds.sources == {"manual-p1": "manual.pdf p.1", "manual-p2": "manual.pdf p.2"}
+    assert ds.answers == {"q0001": "the seal", "q0003": "60 C"}
+    assert ds.origins == {"q0001": "human", "q0002": "generated:llm:m"}
+    assert res.answers == {}  # answers next to passages are kept, not linked to documents
+    assert "origin 'robot' is neither 'human' nor 'generated" in messages(res)
+
+
+def test_passage_id_naming_two_texts_is_replaced():
+    text = "question,passage,passage_id\nq1,Text A,p1\nq2,Text B,p1\nq3,Text C,d0001\nq4,Text C,p9\n"
+    res = load("p.csv", text)
+    ds = res.dataset
+    # p1 names two texts and Text C has two ids: both get generated ids that skip the ids the file uses
+    assert ds.corpus == {"d0002": "Text A", "d0003": "Text B", "d0004": "Text C"}
+    assert "its id 'p1' is also given to another passage" in messages(res)
+    assert "it is given several ids" in messages(res)
+
+
+def test_answer_file_names_each_answers_document():
+    text = "question,answer,document\nWhen?,On day one.,onboarding.pdf\nWho?,The IT desk.,it-guide.docx\n"
+    res = load("a.csv", text)
+    m = res.report.mapping
+    assert (m.passage, m.answer, m.source) == (None, "answer", "document")  # file names: not passages
+    assert res.answers == {"q0001": "On day one.", "q0002": "The IT desk."}
+    assert res.answer_documents == {"q0001": "onboarding.pdf", "q0002": "it-guide.docx"}
+    # a "document" column of real text is still the passage column
+    res = load("p.csv", "question,document\nWhen?,Badges are issued on day one of the first week.\n")
+    assert res.report.mapping.passage == "document" and res.dataset.pairs()[0][0] == "When?"
+
+
+def test_detect_columns_judges_a_document_column_by_its_values():
+    names = {"document": ["a.pdf", "b.pdf", "Annual report 2021.pdf"]}
+    m = detect_columns(["question", "answer", "document"], names)
+    assert (m.passage, m.source, m.confident) == (None, "document", True)
+    assert detect_columns(["question", "answer", "document"]).passage == "document"  # no values: by name
+
+
+def test_parquet_pair_table(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"question": ["q1", "q2"], "passage": ["p1", "p2"], "passage_id": ["a", "b"]})
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(table, path)
+    res = load_qa_path(path)
+    assert res.report.format == "parquet" and res.report.encoding is None
+    assert res.dataset.corpus == {"a": "p1", "b": "p2"}
+    assert res.report.summary() == "2 rows -> 2 questions, 2 passages; no warnings"
+    assert read_columns("pairs.parquet", path.read_bytes()) == ["question", "passage", "passage_id"]
+    err = refused("broken.parquet", b"PAR1 not really parquet PAR1")
+    assert "not a readable Parquet file" in str(err)

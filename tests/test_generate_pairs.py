@@ -83,9 +83,11 @@ def test_pair_file_columns_and_importer_round_trip():
     loaded = load_qa_file("generated.csv", data)
     assert not loaded.report.errors and not loaded.report.warnings
     ds = loaded.dataset
-    read_back = {(ds.queries[q], ds.corpus[d]) for q in ds.query_ids for d in ds.relevant_docs[q]}
-    assert read_back == {(x.question, PASSAGES[x.passage_id]) for x in questions()}
-    assert len(ds.corpus) == 2  # the importer de-duplicates the passage asked twice
+    # ids, sources and origins come back: pairs line up with an evaluation file over the same passages
+    read_back = {(ds.queries[q], d, ds.origins[q]) for q in ds.query_ids for d in ds.relevant_docs[q]}
+    assert read_back == {(x.question, x.passage_id, x.origin) for x in questions()}
+    assert ds.corpus == {d: PASSAGES[d] for d in ("manual-p1", "manual-p2")}  # the passage asked twice: once
+    assert ds.sources == {d: SOURCES[d] for d in ("manual-p1", "manual-p2")}
 
 
 def test_offline_pair_file_reads_back_with_the_masked_positive(tmp_path):
@@ -97,6 +99,8 @@ def test_offline_pair_file_reads_back_with_the_masked_positive(tmp_path):
     ds = load_qa_file(path.name, path.read_bytes()).dataset
     pairs = set(ds.pairs())
     assert pairs == {(x.question, x.positive) for x in r.questions}
+    read_back = {(ds.queries[q], d, ds.origins[q]) for q in ds.query_ids for d in ds.relevant_docs[q]}
+    assert read_back == {(x.question, x.positive_id(), x.origin) for x in r.questions}  # "manual-p1#ict..." kept
 
 
 def test_llm_result_becomes_questions_with_its_origin():

@@ -58,9 +58,11 @@ def test_answers_linked_to_documents_with_rows_for_the_table():
     docs = load_documents(DOCS, max_tokens=12)
     linked = intake.link_to_documents(loaded, docs.chunks)
     assert linked.n_linked == 2 == len(linked.dataset)
+    assert linked.dataset.answers == {"q0001": "on day one", "q0002": "the IT desk"}  # kept with the questions
     assert [r["how"] for r in linked.rows] == ["exact", "exact"]
-    assert {r["linked passage from"] for r in linked.rows} == {"onboarding.txt"}
-    assert list(linked.rows[0]) == ["question", "answer", "linked passage from", "how", "confidence"]
+    assert {r["passage from"] for r in linked.rows} == {"onboarding.txt"}
+    assert list(linked.rows[0]) == list(intake.LINK_COLUMNS)
+    assert linked.notes() == [] and linked.n_documents == 1
     with pytest.raises(DataError, match="no document chunks"):
         intake.link_to_documents(loaded, [])
 
@@ -72,8 +74,8 @@ def test_split_parts_splits_one_file():
     assert (len(split.train), len(split.eval)) == (15, 5)
     assert split.settings == {"by": "passage", "eval_fraction": 0.25, "seed": 7}
     assert split.report.by == "passage"
-    rep = split.report  # "problem 1" / "problem 2" questions are near-duplicates across the sides
-    assert split.leaks and len(split.leak_rows()) == len(rep.exact_duplicates) + len(rep.near_duplicates) > 0
+    rep = split.report  # "problem 1" / "problem 2": worded alike, but a differing number: different questions
+    assert not split.leaks and rep.similar_but_different > 0 and split.leak_rows() == []
     assert split.train == intake.split_parts([part], 0.25, 7, "passage").train  # same seed, same split
     with pytest.raises(DataError, match="Too few questions to split"):
         intake.split_parts([intake.Part("t.csv", intake.read_qa_file("t.csv", pairs_csv(3)).dataset, "")])
@@ -150,3 +152,156 @@ def test_intake_imports_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------------
+# Unlinked answers: listed first, with why (issue 13 item 7)
+
+PAPERS = {
+    "mers.txt": "Of the patients infected with MERS-CoV in the 2012 outbreak, about 35 percent died.\n\n"
+    "Camels are the main animal reservoir of the virus.",
+    "flu.txt": "Seasonal influenza vaccines are updated every year.\n\nOseltamivir shortens the illness by a day.",
+}
+
+
+def test_unlinked_answers_first_when_the_file_names_documents():
+    text = (
+        "question,answer,document\n"
+        "What share died?,about 35 percent died,mers.txt\n"
+        "What is the reservoir?,camels are the main animal reservoir,MERS.pdf\n"  # the same document, named as a PDF
+        "How long does remdesivir take?,five days of infusion,remdesivir-trial.pdf\n"  # not uploaded
+        "Who funds it?,the national institute,nih-report.pdf\n"  # not uploaded
+        "Is the vaccine updated?,Seasonal influenza vaccines are updated every year.,mers.txt\n"  # wrong doc named
+    )
+    loaded = intake.read_qa_file("answers.csv", text.encode())
+    assert loaded.answer_documents["q0003"] == "remdesivir-trial.pdf"
+    docs = load_documents([(n, t.encode()) for n, t in PAPERS.items()], max_tokens=30)
+    linked = intake.link_to_documents(loaded, docs.chunks)
+    by = {r["question"]: r for r in linked.rows}
+    assert by["What share died?"]["how"] == "exact"
+    assert by["What is the reservoir?"]["status"] == "linked"  # found in mers.txt, the document named
+    assert by["How long does remdesivir take?"]["status"] == "not linked: document not uploaded"
+    assert by["How long does remdesivir take?"]["passage from"] == "remdesivir-trial.pdf"
+    # the answer is verbatim in flu.txt, but the file says mers.txt: looked for there only, so not linked
+    assert by["Is the vaccine updated?"]["status"] == "not linked: low confidence"
+    statuses = [r["status"] for r in linked.rows]
+    assert statuses[:3] == ["not linked: document not uploaded"] * 2 + ["not linked: low confidence"]
+    assert statuses[3:] == ["linked", "linked"]  # linked ones last, least sure first
+    assert linked.rows[3]["confidence"] <= linked.rows[4]["confidence"]
+    assert linked.notes() == [
+        "2 of 3 unlinked answers: their documents are not among the 2 uploaded (the answer file names each "
+        "answer's document). Upload those documents to link them.",
+        "1 of 3 unlinked answers: low confidence: their words are in the documents, but no passage holds enough "
+        "of them (confidence below 0.50). Tick 'Also match answers by meaning' to link answers worded "
+        "differently from the documents (check what it links: it also finds a closest passage for answers whose "
+        "document is missing).",
+    ]
+    assert "Tick" not in linked.notes(matched_by_meaning=True)[1]
+
+
+def test_unlinked_answers_without_document_names_judged_by_their_words():
+    text = (
+        "question,answer\n"
+        "What share died?,about 35 percent died\n"
+        "How long is remdesivir given?,Remdesivir infusions last five days in hospitalised adults\n"  # words absent
+        "Which animal spreads it?,In the outbreak camels got oseltamivir and vaccines\n"  # words spread over 4 chunks
+        "Blank?,\n"
+    )
+    loaded = intake.read_qa_file("answers.csv", text.encode())
+    docs = load_documents([(n, t.encode()) for n, t in PAPERS.items()], max_tokens=30)
+    linked = intake.link_to_documents(loaded, docs.chunks)
+    by = {r["question"]: r["status"] for r in linked.rows}
+    assert by["How long is remdesivir given?"] == "not linked: document probably missing"
+    assert by["Which animal spreads it?"] == "not linked: low confidence"
+    assert linked.unlinked() == {"probably not uploaded": 1, "low confidence": 1}
+    assert linked.n_unsure == 2
+    assert linked.notes()[0].startswith("1 of 2 unlinked answers: their documents are probably not among the 2 "
+                                        "uploaded: most of the weight of their words")  # fmt: skip
+    assert [r["status"] for r in linked.rows][:2] == [
+        "not linked: document probably missing", "not linked: low confidence"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Near duplicates: flags, dismissals saved with the dataset (issue 13 item 8)
+
+
+def near_dup_parts():
+    train = (
+        "question,passage\n"
+        "What was the total revenue reported by Uber for the fiscal year 2021?,Revenue was 17 billion.\n"
+        "What share of people infected with MERS-CoV died during the outbreak?,About 35 percent.\n"
+        + "".join(f"Other training question {i}?,Training passage {i}.\n" for i in range(4))
+    )
+    evals = (
+        "question,passage\n"
+        "What was the total revenues reported by Uber for the fiscal year 2021?,Uber revenue: 17 billion.\n"
+        "What share of people infected with SARS-CoV died during the outbreak?,About 10 percent.\n"
+        "Something else entirely?,Eval passage.\n"
+    )
+    return [
+        intake.Part("train.csv", intake.read_qa_file("train.csv", train.encode()).dataset, "", "train"),
+        intake.Part("eval.csv", intake.read_qa_file("eval.csv", evals.encode()).dataset, "", "eval"),
+    ]
+
+
+def test_flags_dismissed_and_saved_with_the_dataset(tmp_path):
+    parts = near_dup_parts()
+    split = intake.split_parts(parts)
+    (flag,) = split.flags()  # MERS / SARS: a different subject, not flagged
+    assert not flag.identical and flag.similarity >= 0.8
+    assert flag.differs == ""  # revenue / revenues: one word
+    assert split.report.similar_but_different == 1
+    split = intake.split_parts(parts, dismissed={flag.key})
+    assert split.flags() == [] and not split.leaks
+    assert split.report.dismissed == [(flag.train_question, flag.eval_question)]
+
+    store = Store(tmp_path)
+    ds_id = intake.save_split(store, "uber", split, parts)
+    assert intake.dismissed_in_report(store.dataset_report(ds_id)) == {flag.key}
+    assert intake.dismissed_in_store(store) == {flag.key}  # a later upload of the same pair is not flagged
+    assert intake.split_parts(parts, dismissed=intake.dismissed_in_store(store)).flags() == []
+
+
+def test_flag_says_where_the_wording_differs():
+    a = ("How does the number of shares available for issuance under the 2019 Plan increase each year? What are "
+         "the three factors that determine the increase in shares?")
+    b = ("How does the number of shares available for issuance under the 2019 Plan automatically increase each "
+         "year? What factors determine the increase in shares?")  # a real sec-10k train/val pair
+    rows = "".join(f"Other question {w}?,Passage {w}.\n" for w in ("alpha", "beta", "gamma"))
+    train = intake.read_qa_file("t.csv", f'question,passage\n"{a}",Shares grow.\n{rows}'.encode()).dataset
+    ev = intake.read_qa_file("e.csv", f'question,passage\n"{b}",Shares grow by formula.\nWho?,Nobody.\n'.encode())
+    split = intake.split_parts([intake.Part("t.csv", train, "", "train"), intake.Part("e.csv", ev.dataset, "", "eval")])
+    (flag,) = split.flags()
+    assert (flag.train_question, flag.eval_question) == (a, b)
+    assert flag.differs == "'automatically' only in evaluation; 'three' only in training"
+    assert split.leak_rows() == [(a, b, flag.similarity)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Documents only: a collection (issue 12 item 1)
+
+
+def test_documents_and_a_passages_file_saved_as_a_collection(tmp_path):
+    docs = load_documents(DOCS, max_tokens=12)
+    export = b"id,text,source\nv1,The cafeteria opens at 8.,handbook.pdf\nv2,Your badge is issued on day one.,x.pdf\n"
+    pf = intake.read_passages("export.csv", export)
+    assert pf.report.summary() == "2 rows -> 2 passages, no questions; no warnings"
+    chunks, notes = intake.collection_chunks(docs.chunks, [pf])
+    assert notes == ["1 passage found in more than one file kept once."]  # the badge sentence
+    store = Store(tmp_path)
+    ds_id = intake.save_collection(store, "handbook", chunks, docs.files, [pf])
+    train, ev = store.load_dataset(ds_id)
+    assert ev is None and train.queries == {} and len(train.corpus) == len(chunks) == len(docs.chunks) + 1
+    assert train.corpus["v1"] == "The cafeteria opens at 8." and train.sources["v1"] == "handbook.pdf"
+    meta = json.loads((tmp_path / "datasets" / ds_id / "meta.json").read_text())
+    assert meta == {"name": "handbook", "kind": "collection", "origin": "upload", "files": ["export.csv"],
+                    "documents": ["onboarding.txt"]}  # fmt: skip
+    assert "Questions" in intake.COLLECTION_NEXT
+    with pytest.raises(DataError, match="has no passages"):
+        intake.save_collection(store, "empty", [], [], [])
+
+
+def test_a_passages_file_among_question_files_is_recognised():
+    assert intake.looks_like_passages(["id", "text", "source"])
+    assert intake.looks_like_passages(["ids", "documents", "metadatas"])  # Chroma's export
+    assert not intake.looks_like_passages(["question", "passage"])

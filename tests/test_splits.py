@@ -99,12 +99,12 @@ def test_exact_duplicate_questions_kept_on_one_side_and_reported_between_files()
 
 def test_near_duplicates_detected():
     train = QADataset(
-        {"t1": "What was Uber's total revenue in fiscal year 2021?", "t2": "Who audits the company?"},
+        {"t1": "What was the total revenue reported by Uber for the fiscal year 2021?", "t2": "Who audits the company?"},
         {"d1": "Revenue was $17B.", "d2": "PwC audits."},
         {"t1": ["d1"], "t2": ["d2"]},
     )
     evald = QADataset(
-        {"e1": "What was Uber's total revenue in fiscal year 2020?", "e2": "List the main competitors."},
+        {"e1": "What was the total revenues reported by Uber for the fiscal year 2021?", "e2": "List the main competitors."},
         {"x1": "Revenue  was $17B.", "x2": "Lyft, DoorDash."},
         {"e1": ["x1"], "e2": ["x2"]},
     )
@@ -114,6 +114,115 @@ def test_near_duplicates_detected():
     assert rep.near_duplicates[0][2] >= NEAR_DUPLICATE_THRESHOLD
     assert rep.shared_passages == 1  # compared by normalised text, not id
     assert "1 near-duplicate" in rep.summary()
+
+
+# Pairs worded alike (char 3-gram Jaccard >= 0.8: flagged before the rule) that ask different things.
+DIFFERENT = [
+    ("What share of people infected with MERS-CoV died during the outbreak?",
+     "What share of people infected with SARS-CoV died during the outbreak?", "asks about mers / sars"),
+    ("What is the recommended antiviral dose per kilogram of body weight for children with severe kidney failure?",
+     "What is the recommended antiviral dose per kilogram of body weight for adults with severe kidney failure?",
+     "asks about children / adults"),
+    ("What was Uber's total revenue in fiscal year 2021?", "What was Uber's total revenue in fiscal year 2020?",
+     "the number differs: 2021 / 2020"),
+    ("How many employees did the company have at the end of the year?",
+     "How many employees did the company have at the end of the year 2021?", "the number differs: 2021"),
+    ("What did Acme report as its net revenue in the annual filing?",
+     "What did the firm report as its net revenue in the annual filing?", "asks about acme / firm"),
+]  # fmt: skip
+# Pairs worded alike that are one question: stop words, word forms, spellings, a modifier added.
+SAME = [
+    # from sec-10k (train vs val): "three" left out, "automatically" added
+    ("How does the number of shares available for issuance under the 2019 Plan increase each year? What are the "
+     "three factors that determine the increase in shares?",
+     "How does the number of shares available for issuance under the 2019 Plan automatically increase each year? "
+     "What factors determine the increase in shares?"),
+    ("According to the certification statement, what are the responsibilities of the certifying officers?",
+     "According to the certification statement, what responsibilities do the certifying officers have?"),
+    ("What was the total revenue reported by Uber for the fiscal year 2021?",
+     "What was the total revenues reported by Uber for the fiscal year 2021?"),
+    ("Which colour code marks the hydraulic return line on the pump?",
+     "Which color code marks the hydraulic return line on the pump?"),
+    ("What was Uber's total revenue in 2021?", "What was the revenue of Uber in 2021?"),
+]  # fmt: skip
+
+
+def _jaccard(a: str, b: str) -> float:
+    from core.ingest.splits import _ngrams, _norm_question
+
+    x, y = _ngrams(_norm_question(a)), _ngrams(_norm_question(b))
+    return len(x & y) / len(x | y)
+
+
+@pytest.mark.parametrize(("a", "b", "why"), DIFFERENT, ids=[w for *_, w in DIFFERENT])
+def test_a_differing_number_or_swapped_subject_is_a_different_question(a, b, why):
+    from core.ingest.splits import different_question
+
+    assert _jaccard(a, b) >= NEAR_DUPLICATE_THRESHOLD  # worded alike: the similarity alone flags them
+    assert different_question(a, b) == why
+    assert different_question(b, a) is not None
+
+
+@pytest.mark.parametrize(("a", "b"), SAME, ids=range(len(SAME)))
+def test_rephrasings_stay_near_duplicates(a, b):
+    from core.ingest.splits import different_question
+
+    assert different_question(a, b) is None
+
+
+def test_leakage_report_clears_different_questions_and_counts_them():
+    """The issue's flags ("...MERS-CoV died?" / "...SARS-CoV died?", "...children..." / "...adults...") are gone."""
+    train = QADataset({f"t{i}": a for i, (a, _, _) in enumerate(DIFFERENT)}, {"d": "text"},
+                      {f"t{i}": ["d"] for i in range(len(DIFFERENT))})  # fmt: skip
+    evald = QADataset({f"e{i}": b for i, (_, b, _) in enumerate(DIFFERENT)}, {"d": "text"},
+                      {f"e{i}": ["d"] for i in range(len(DIFFERENT))})  # fmt: skip
+    rep = leakage_report(train, evald)
+    assert rep.near_duplicates == [] and rep.exact_duplicates == []
+    assert rep.similar_but_different == len(DIFFERENT)
+
+
+def test_a_word_found_in_most_passages_does_not_make_a_difference():
+    """Swapping the collection's own subject ("Acme" in every filing) for a plain word is a rephrasing."""
+    a, b, _ = DIFFERENT[-1]
+    filings = {f"p{i}": f"Acme filing page {i}: net revenue and costs." for i in range(6)}
+    filings.update({f"x{i}": f"Other page {i}." for i in range(4)})  # "acme" in 6 of 10 passages (> half)
+    train = QADataset({"t": a}, filings, {"t": ["p0"]})
+    evald = QADataset({"e": b}, filings, {"e": ["p1"]})
+    assert [(t, e) for t, e, _ in leakage_report(train, evald).near_duplicates] == [("t", "e")]
+    rare = {k: v.replace("Acme", "Our") if k != "p0" else v for k, v in filings.items()}  # now in 1 of 10
+    train, evald = QADataset({"t": a}, rare, {"t": ["p0"]}), QADataset({"e": b}, rare, {"e": ["p1"]})
+    rep = leakage_report(train, evald)
+    assert rep.near_duplicates == [] and rep.similar_but_different == 1
+
+
+def test_dismissed_near_duplicates_are_left_out_and_recorded():
+    from core.ingest.splits import flag_key
+
+    a, b = SAME[2]
+    train = QADataset({"t": a, "t2": "Who audits?"}, {"d": "x"}, {"t": ["d"], "t2": ["d"]})
+    evald = QADataset({"e": b, "e2": "Who competes?"}, {"d": "x"}, {"e": ["d"], "e2": ["d"]})
+    assert len(leakage_report(train, evald).near_duplicates) == 1
+    rep = leakage_report(train, evald, dismissed={flag_key(a.upper() + "  ", b)})  # keyed on normalised text
+    assert rep.near_duplicates == [] and rep.dismissed == [(a, b)]
+    assert "0 near-duplicate questions across sides (1 dismissed)" in rep.summary()
+    ds = QADataset({**train.queries, **evald.queries}, {"d": "x", "f": "y"},
+                   {"t": ["d"], "t2": ["d"], "e": ["f"], "e2": ["f"]})  # fmt: skip
+    for seed in range(10):  # whichever side each lands on, a dismissed pair is never listed
+        _, _, rep = split_dataset(ds, 0.5, seed, "passage", dismissed={flag_key(a, b), flag_key(b, a)})
+        assert rep.near_duplicates == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [("revenue", "revenues", True), ("child", "children", True), ("increases", "increased", True),
+     ("responsibility", "responsibilities", True), ("colour", "color", True), ("organise", "organize", True),
+     ("judgement", "judgment", True), ("use", "used", True), ("mers", "sars", False), ("children", "adults", False),
+     ("2020", "2021", False), ("cases", "bases", False), ("uber", "lyft", False)],
+)  # fmt: skip
+def test_same_word(a, b, same):
+    from core.retrieval.terms import same_word
+
+    assert same_word(a, b) is same and same_word(b, a) is same
 
 
 def test_too_small_refused():

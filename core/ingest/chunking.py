@@ -277,6 +277,21 @@ def _chunk_id(slug: str, source: str, page: int | None, text: str, repeat: int) 
     return f"{slug}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}"
 
 
+def chunk_id(source: str, text: str, page: int | None = None, repeat: int = 0) -> str:
+    """The stable id a chunk of ``text`` from ``source`` gets: ``f"{slug}-{sha1(source|page|text)[:10]}"``.
+
+    Args:
+        source: The file name (or any label) the text comes from.
+        text: The passage text.
+        page: 1-based page number, or None.
+        repeat: 0 for the first occurrence of this text in this source; n for the n-th repeat.
+
+    Returns:
+        The id; the same arguments always give the same id.
+    """
+    return _chunk_id(_slug(source), source, page, text, repeat)
+
+
 def chunk_segments(
     segments: Iterable[Segment],
     source: str,

@@ -5,31 +5,45 @@ The page (``pages/1_Data.py``) draws widgets and calls these, in order:
 1. :func:`read_qa_file` reads one question file with its report (:func:`problem_text` words a
    problem for display; :func:`pairs_preview` / :func:`answers_preview` give the first rows);
 2. a file that gives answers instead of passages (:func:`needs_documents`) is linked to the
-   uploaded documents' chunks by :func:`link_to_documents`;
+   uploaded documents' chunks by :func:`link_to_documents` (:class:`Linked`: unlinked answers first,
+   each with why, and :meth:`Linked.notes` sums them up); matching by meaning runs in the
+   background (:mod:`core.ingest.meaning`, keyed by :func:`meaning_key`, worked by
+   :func:`meaning_work`);
 3. each usable file becomes a :class:`Part` with a role (:func:`guess_role` proposes one);
 4. :func:`split_parts` combines the files of each role (``core.dataset.merge_datasets``) and either
    splits them (``core.ingest.splits.split_dataset``) or, when files are marked for evaluation,
    joins the given train and eval files (``core.dataset.join_train_eval``) and checks them for
-   leakage (``core.ingest.splits.leakage_report``); :meth:`Split.leak_rows` lists the questions
-   that sit on both sides;
+   leakage (``core.ingest.splits.leakage_report``); :meth:`Split.flags` lists the questions that
+   sit on both sides, and near duplicates the user dismissed (:func:`dismissed_in_store` remembers
+   those saved with earlier datasets) are left out;
 5. :func:`save_split` writes the dataset with the report and metadata the catalog shows.
+
+Documents only (no question file): :func:`read_passages` reads a passages-only file (a vector
+store's export), :func:`collection_chunks` puts its passages with the documents' chunks, and
+:func:`save_collection` saves them as a collection (``meta["kind"] == "collection"``) for the
+Questions page to generate and label questions on.
 
 Nothing here touches Streamlit. Errors are :class:`core.dataset.DataError` with a message for the user.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.dataset import DataError, QADataset, join_train_eval, merge_datasets
+from core.dataset import DataError, QADataset, join_train_eval, merge_datasets, source_file
+from core.ingest import linking
 from core.ingest.chunking import Chunk
 from core.ingest.linking import AnswerLink, link_answers
+from core.ingest.meaning import task_key
+from core.ingest.passages import PassageFile, collection_dataset, merge_chunks, read_passages_file
+from core.ingest.passages import looks_like_passages as looks_like_passages  # for the page: a passages file
 from core.ingest.qafiles import LoadResult, Problem, load_qa_file
-from core.ingest.splits import SplitReport, leakage_report, split_dataset
+from core.ingest.splits import SplitReport, differing_terms, flag_key, leakage_report, split_dataset
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -52,6 +66,18 @@ SPLIT_HELP = {
 SplitMode = Literal["split", "given", "no-train"]
 NO_TRAINING_FILE = "Every file is marked 'Evaluation only': mark at least one for training."
 _EVAL_WORDS = ("eval", "test", "dev", "val")
+# What the next step is once a collection (passages, no questions) is saved.
+COLLECTION_NEXT = "Go to Questions to generate training questions and label evaluation questions."
+# How an unlinked answer's status reads in the link table, by reason (core.ingest.linking), in table order.
+UNLINKED_STATUS = {
+    linking.NOT_UPLOADED: "not linked: document not uploaded",
+    linking.PROBABLY_NOT_UPLOADED: "not linked: document probably missing",
+    linking.LOW_CONFIDENCE: "not linked: low confidence",
+    linking.NO_ANSWER: "not linked: no answer text",
+    linking.NO_QUESTION: "not linked: no question",
+}
+# Short columns first, so status and confidence are in view however narrow the page.
+LINK_COLUMNS = ("status", "confidence", "question", "answer", "passage from", "how")
 
 
 # --------------------------------------------------------------------------- one file
@@ -123,29 +149,114 @@ class Linked:
     """A file of questions with answers, linked to document chunks.
 
     Attributes:
-        dataset: Linked questions, every chunk as corpus, chunk sources.
+        dataset: Linked questions (with their answers), every chunk as corpus, chunk sources.
         links: One :class:`~core.ingest.linking.AnswerLink` per question (then per answer without one).
-        rows: One row per link for display: question, answer, "linked passage from" (the chunk's source,
-            or the rejected candidate's), "how" (the method) and confidence.
+        rows: One row per link for display (:data:`LINK_COLUMNS`): unlinked answers first (by reason, in
+            :data:`UNLINKED_STATUS` order), then linked ones, least sure first. "passage from" is the linked
+            chunk's source, the best rejected candidate's, or the document the file names.
+        n_documents: Documents the chunks come from (distinct source files).
+        min_confidence: The threshold links were held to.
     """
 
     dataset: QADataset
     links: list[AnswerLink]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    n_documents: int = 0
+    min_confidence: float = 0.5
 
     @property
     def n_linked(self) -> int:
         """Answers linked to a passage (the questions kept)."""
         return sum(link.linked for link in self.links)
 
+    @property
+    def n_unsure(self) -> int:
+        """Unlinked answers that matching by meaning would try (low confidence, or probably not uploaded)."""
+        unsure = (linking.LOW_CONFIDENCE, linking.PROBABLY_NOT_UPLOADED)
+        return sum(1 for link in self.links if not link.linked and link.reason in unsure)
 
-def link_to_documents(loaded: LoadResult, chunks: Sequence[Chunk], model: Any = None) -> Linked:
+    def unlinked(self) -> dict[str, int]:
+        """Unlinked answers per reason (:data:`core.ingest.linking.UNLINKED_REASONS` with a count > 0)."""
+        counts = {r: 0 for r in linking.UNLINKED_REASONS}
+        for link in self.links:
+            if not link.linked:
+                counts[link.reason or linking.LOW_CONFIDENCE] += 1
+        return {r: n for r, n in counts.items() if n}
+
+    def notes(self, matched_by_meaning: bool = False) -> list[str]:
+        """What happened to the answers that were not linked, in plain words with counts, most definite first.
+
+        Args:
+            matched_by_meaning: Whether matching by meaning was already tried (then it is not suggested).
+
+        Returns:
+            One sentence per reason, e.g. "1,051 of 1,357 unlinked answers: their documents are not among the
+            10 uploaded (the answer file names each answer's document)."
+        """
+        counts = self.unlinked()
+        total = sum(counts.values())
+        docs = f"the {self.n_documents:,} uploaded" if self.n_documents != 1 else "the one uploaded"
+        of = f"{{n:,}} of {total:,} unlinked answer{'s' if total != 1 else ''}"
+        words = {
+            linking.NOT_UPLOADED: f"{of}: their documents are not among {docs} (the answer file names each "
+            "answer's document). Upload those documents to link them.",
+            linking.PROBABLY_NOT_UPLOADED: f"{of}: their documents are probably not among {docs}: most of the "
+            "weight of their words (their rarest words: names, figures, terms) occurs in none of them. Upload "
+            "the documents they come from, or add a document column to the answer file to be sure.",
+            linking.LOW_CONFIDENCE: f"{of}: low confidence: their words are in the documents, but no passage "
+            f"holds enough of them (confidence below {self.min_confidence:.2f})."
+            + ("" if matched_by_meaning else " Tick 'Also match answers by meaning' to link answers worded "
+               "differently from the documents (check what it links: it also finds a closest passage for "
+               "answers whose document is missing)."),
+            linking.NO_ANSWER: f"{of}: the answer cell is empty.",
+            linking.NO_QUESTION: f"{of}: no question goes with the answer.",
+        }
+        return [words[r].format(n=n) for r, n in counts.items()]
+
+
+def _link_rows(loaded: LoadResult, links: list[AnswerLink], labels: dict[str, str]) -> list[dict[str, Any]]:
+    order = {r: i for i, r in enumerate(UNLINKED_STATUS)}
+
+    def sort_key(lk: AnswerLink) -> tuple:
+        if lk.linked:
+            return (len(order), lk.confidence)
+        return (order.get(lk.reason, len(order) - 1), -lk.confidence)
+
+    rows = []
+    for lk in sorted(links, key=sort_key):
+        if lk.linked:
+            status, source = "linked", labels.get(lk.chunk_id or "", "")
+        else:
+            status = UNLINKED_STATUS.get(lk.reason, "not linked")
+            source = (lk.document or "") if lk.reason == linking.NOT_UPLOADED else labels.get(lk.candidate_id or "", "")
+        rows.append({
+            "status": status,
+            "confidence": round(lk.confidence, 2),
+            "question": loaded.dataset.queries.get(lk.query_id, ""),
+            "answer": loaded.answers.get(lk.query_id, ""),
+            "passage from": source,
+            "how": lk.method,
+        })  # fmt: skip
+    return rows
+
+
+def link_to_documents(
+    loaded: LoadResult,
+    chunks: Sequence[Chunk],
+    model: Any = None,
+    *,
+    cache: Any = None,
+    progress: linking.LinkProgress | None = None,
+) -> Linked:
     """Link the answers of a question file to the chunks that hold them.
 
     Args:
-        loaded: A file for which :func:`needs_documents` is true.
-        chunks: The uploaded documents' chunks (``DocumentSet.chunks``).
+        loaded: A file for which :func:`needs_documents` is true (its ``answer_documents``, when the file
+            names each answer's document, restrict each answer to that document).
+        chunks: The uploaded documents' chunks (``DocumentSet.chunks``, plus any passages file's).
         model: Optional SentenceTransformer for matching answers by meaning as a last resort.
+        cache: Optional :class:`core.retrieval.embedding.EmbeddingCache` for matching by meaning.
+        progress: Optional ``progress(phase, done, total)`` while matching by meaning.
 
     Returns:
         The linked dataset, every link, and the rows of the link table.
@@ -153,19 +264,36 @@ def link_to_documents(loaded: LoadResult, chunks: Sequence[Chunk], model: Any = 
     Raises:
         DataError: there are no chunks.
     """
-    ds, links = link_answers(loaded.dataset.queries, loaded.answers, chunks, model=model)
+    ds, links = link_answers(loaded.dataset.queries, loaded.answers, chunks, model=model,
+                             documents=loaded.answer_documents, cache=cache, progress=progress)  # fmt: skip
     labels = {c.id: c.label for c in chunks}
-    rows = [
-        {
-            "question": loaded.dataset.queries.get(lk.query_id, ""),
-            "answer": loaded.answers.get(lk.query_id, ""),
-            "linked passage from": labels.get(lk.chunk_id or lk.candidate_id or "", ""),
-            "how": lk.method,
-            "confidence": lk.confidence,
-        }
-        for lk in links
-    ]
-    return Linked(ds, links, rows)
+    n_docs = len({source_file(c.label) for c in chunks if c.label})
+    return Linked(ds, links, _link_rows(loaded, links, labels), n_docs)
+
+
+def chunks_key(chunks: Sequence[Chunk]) -> str:
+    """A short key for a list of chunks (their ids hash their files and texts), for caching work on them."""
+    return hashlib.sha256("\x1f".join(c.id for c in chunks).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def meaning_key(loaded: LoadResult, chunks: Sequence[Chunk], model: str) -> str:
+    """The key of matching ``loaded``'s answers to ``chunks`` by meaning with ``model`` (its name): the same
+    file, documents and model give the same key (:func:`core.ingest.meaning.task_key`)."""
+    return task_key(loaded.dataset.queries, loaded.answers, (c.id for c in chunks), model, loaded.answer_documents)
+
+
+def meaning_work(loaded: LoadResult, chunks: Sequence[Chunk], load_model: Callable[[], Any], cache: Any = None):
+    """The work of a background matching by meaning (:class:`core.ingest.meaning.MeaningTask`): loads the
+    model (``load_model()``, in the worker), then links with it, reporting progress.
+
+    Returns:
+        ``work(progress) -> Linked``.
+    """
+
+    def work(progress: linking.LinkProgress) -> Linked:
+        return link_to_documents(loaded, chunks, load_model(), cache=cache, progress=progress)
+
+    return work
 
 
 # --------------------------------------------------------------------------- split
@@ -213,10 +341,54 @@ class Split:
     def leak_rows(self) -> list[tuple[str, str, float]]:
         """(training question, evaluation question, similarity) for each question on both sides;
         identical ones first, with similarity 1.0."""
+        return [(f.train_question, f.eval_question, f.similarity) for f in self.flags()]
+
+    def flags(self) -> list[Flag]:
+        """Every question on both sides, as the page lists it: identical ones first, then near duplicates,
+        most similar first (dismissed ones are not in the report, so not here)."""
         tq, eq = self.train.queries, self.eval.queries
-        rows = [(tq.get(t, ""), eq.get(e, ""), 1.0) for t, e in self.report.exact_duplicates]
-        rows += [(tq.get(t, ""), eq.get(e, ""), s) for t, e, s in self.report.near_duplicates]
-        return rows
+        out = [Flag(tq.get(t, ""), eq.get(e, ""), 1.0, True) for t, e in self.report.exact_duplicates]
+        for t, e, sim in self.report.near_duplicates:
+            a, b = tq.get(t, ""), eq.get(e, "")
+            out.append(Flag(a, b, sim, False, _differs(a, b)))
+        return out
+
+
+@dataclass
+class Flag:
+    """A training and an evaluation question that may be the same question.
+
+    Attributes:
+        train_question: The training question.
+        eval_question: The evaluation question.
+        similarity: Their similarity (1.0 for identical questions; char 3-gram Jaccard otherwise).
+        identical: The same question once normalised (cannot be dismissed).
+        differs: Where the wording differs, in words (e.g. "'total' left out"); "" when only stop words,
+            punctuation, word order or word forms differ.
+    """
+
+    train_question: str
+    eval_question: str
+    similarity: float
+    identical: bool
+    differs: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What dismissing this flag records (:func:`core.ingest.splits.flag_key`)."""
+        return flag_key(self.train_question, self.eval_question)
+
+
+def _differs(a: str, b: str) -> str:
+    parts = []
+    for xa, xb in differing_terms(a, b):
+        if xa and xb:
+            parts.append(f"{' '.join(xa)!r} / {' '.join(xb)!r}")
+        elif xa:
+            parts.append(f"{' '.join(xa)!r} only in training")
+        else:
+            parts.append(f"{' '.join(xb)!r} only in evaluation")
+    return "; ".join(parts)
 
 
 def split_mode(parts: Sequence[Part]) -> SplitMode:
@@ -234,7 +406,11 @@ def split_mode(parts: Sequence[Part]) -> SplitMode:
 
 
 def split_parts(
-    parts: Sequence[Part], eval_fraction: float = 0.2, seed: int = 42, by: str = "passage"
+    parts: Sequence[Part],
+    eval_fraction: float = 0.2,
+    seed: int = 42,
+    by: str = "passage",
+    dismissed: Collection[tuple[str, str]] = (),
 ) -> Split:
     """Training and evaluation sides from the usable files.
 
@@ -248,6 +424,8 @@ def split_parts(
         eval_fraction: Share of questions held out for evaluation (split only).
         seed: Random seed (split only): the same seed gives the same split.
         by: What stays together: one of ``core.ingest.splits.SPLIT_MODES`` (split only).
+        dismissed: :attr:`Flag.key` of near duplicates the user dismissed: left out of the flags and
+            counts, and kept in the report (so they are saved with the dataset).
 
     Returns:
         The two sides, the split/leakage report and the settings to save.
@@ -264,9 +442,9 @@ def split_parts(
     trains = merge_datasets([p.dataset for p in parts if p.role != "eval"])
     if mode == "given":
         train, ev = join_train_eval(trains, merge_datasets([p.dataset for p in parts if p.role == "eval"]))
-        split = Split(train, ev, leakage_report(train, ev), {"by": "given files"})
+        split = Split(train, ev, leakage_report(train, ev, dismissed), {"by": "given files"})
     else:
-        train, ev, rep = split_dataset(trains, eval_fraction, int(seed), by)
+        train, ev, rep = split_dataset(trains, eval_fraction, int(seed), by, dismissed)
         split = Split(train, ev, rep, {"by": by, "eval_fraction": eval_fraction, "seed": int(seed)})
     logger.info("%s", split.report.summary())
     return split
@@ -322,4 +500,90 @@ def save_split(
     logger.info(
         "saved dataset %s (%s): %d train, %d eval questions", name, ds_id, len(split.train), len(split.eval)
     )
+    return ds_id
+
+
+def dismissed_in_report(report: dict) -> set[tuple[str, str]]:
+    """:attr:`Flag.key` of the near duplicates dismissed in a saved dataset's report (``report.json``)."""
+    split = report.get("split") if isinstance(report, dict) else None
+    pairs = split.get("dismissed") if isinstance(split, dict) else None
+    return {flag_key(p[0], p[1]) for p in pairs or [] if isinstance(p, list | tuple) and len(p) == 2
+            and isinstance(p[0], str) and isinstance(p[1], str)}  # fmt: skip
+
+
+def dismissed_in_store(store: Store) -> set[tuple[str, str]]:
+    """Every near duplicate dismissed in any saved dataset: an expert who said two questions differ is
+    not asked again when the same two questions meet in a new upload."""
+    out: set[tuple[str, str]] = set()
+    for d in store.list_datasets():
+        out |= dismissed_in_report(store.dataset_report(d["id"]))
+    return out
+
+
+# --------------------------------------------------------------------------- documents only: a collection
+
+
+def read_passages(name: str, data: bytes, mapping: dict | None = None, max_tokens: int | None = None) -> PassageFile:
+    """Read one passages-only file (or the passages of a question file), with its report.
+
+    See :func:`core.ingest.passages.read_passages_file`.
+
+    Raises:
+        DataError: the file is refused.
+    """
+    return read_passages_file(name, data, mapping=mapping, max_tokens=max_tokens)
+
+
+def collection_chunks(documents: Sequence[Chunk], passage_files: Sequence[PassageFile]) -> tuple[list[Chunk], list[str]]:
+    """The documents' chunks and the passages files' passages as one collection (ids unique, a passage found
+    in two files kept once).
+
+    Returns:
+        ``(chunks, notes)``: notes say what was merged, with counts.
+    """
+    by_file: dict[str, list[Chunk]] = {}
+    for c in documents:
+        by_file.setdefault(c.source, []).append(c)
+    return merge_chunks([*by_file.items(), *((pf.name, pf.chunks) for pf in passage_files)])
+
+
+def save_collection(
+    store: Store,
+    name: str,
+    chunks: Sequence[Chunk],
+    documents: Sequence[str] = (),
+    passage_files: Sequence[PassageFile] = (),
+) -> str:
+    """Save passages without questions as a collection (``meta["kind"] == "collection"``): the Questions page
+    generates training questions and labels evaluation questions on it (:data:`COLLECTION_NEXT`).
+
+    Args:
+        store: The workspace store.
+        name: The collection's name.
+        chunks: Its passages (:func:`collection_chunks`).
+        documents: The document files read, for the metadata.
+        passage_files: The passages files read (their report lines go into the report).
+
+    Returns:
+        The new dataset's id.
+
+    Raises:
+        DataError: empty or taken name, no passage, or the disk refused the write (nothing left behind).
+    """
+    report = {"files": {pf.name: pf.report.summary() for pf in passage_files},
+              "documents": len(documents), "passages": len(chunks)}  # fmt: skip
+    meta = {
+        "kind": "collection",
+        "origin": "upload",
+        "files": [pf.name for pf in passage_files],
+        "documents": list(documents),
+    }
+    try:
+        ds_id = store.save_dataset(name, collection_dataset(chunks), None, report=report, meta=meta)
+    except OSError as exc:
+        raise DataError(
+            f"The collection could not be written to disk ({exc.strerror or exc}); nothing was saved. Free some "
+            "space in the workspace folder and save again."
+        ) from exc
+    logger.info("saved collection %s (%s): %d passages", name, ds_id, len(chunks))
     return ds_id

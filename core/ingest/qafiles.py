@@ -7,7 +7,7 @@
   a spreadsheet or document extension, and content whose signature says it is something else
   (a PDF, an image, an archive);
 * format detection (by extension, then by content): pair tables (CSV, TSV, JSONL, JSON list or
-  ``{"data": [...]}``; :mod:`core.ingest.tables`, :mod:`core.ingest.pairs`), the IR JSON
+  ``{"data": [...]}``, Parquet; :mod:`core.ingest.tables`, :mod:`core.ingest.pairs`), the IR JSON
   ``{queries, corpus, relevant_docs}`` and BEIR (a folder, or a .zip read in memory;
   :mod:`core.ingest.irjson`);
 * text decoding (:func:`core.ingest.decoding.decode_text`: UTF-8, with BOM, UTF-16/32 with BOM,
@@ -51,9 +51,11 @@ from core.ingest.report import (
     refuse,
 )
 from core.ingest.tables import (
+    column_samples,
     columns_of,
     detect_columns,
     parse_jsonl,
+    parse_parquet,
     parse_table,
     pick_delimiter,
     resolve_mapping,
@@ -88,17 +90,26 @@ _REFUSED_EXTS = {
     ".pdf": "a PDF",
     ".docx": "a Word document",
     ".doc": "a Word document",
-    ".parquet": "a Parquet file",
 }
+PARQUET_MAGIC = b"PAR1"
 
 
-def _check_lengths(
+def check_lengths(
     ds: QADataset,
     max_tokens: int,
     count_tokens: Callable[[str], int] | None,
     where_of: dict[str, str],
     problems: list[Problem],
 ) -> None:
+    """Warn (one Problem in ``problems``) about passages longer than ``max_tokens`` tokens.
+
+    Args:
+        ds: The dataset whose corpus is checked.
+        max_tokens: What a passage is searched by.
+        count_tokens: Token counter; None estimates tokens as whitespace words x :data:`WORDS_TO_TOKENS`.
+        where_of: ``{passage id: "row N"}`` for the examples named.
+        problems: Where the warning goes.
+    """
     estimated = count_tokens is None
     counter = count_tokens or (lambda t: math.ceil(len(t.split()) * WORDS_TO_TOKENS))
     long = [(d, n) for d, t in ds.corpus.items() if (n := counter(t)) > max_tokens]
@@ -124,8 +135,12 @@ def _check_lengths(
 # --------------------------------------------------------------------------- public API
 
 
-def _table_from_text(name: str, text: str, kind: str | None, problems: list[Problem]) -> tuple[str, Any]:
-    """Text -> ("table", (fmt, columns, records)) or ("ir", obj), by extension then content."""
+def table_from_text(name: str, text: str, kind: str | None, problems: list[Problem]) -> tuple[str, Any]:
+    """Text -> ("table", (fmt, columns, records)) or ("ir", obj), by ``kind`` (:func:`sniff_kind`) then content.
+
+    Raises:
+        DataError: empty text, invalid JSON, an unexpected JSON shape, or a malformed table.
+    """
     stripped = text.lstrip()
     if not stripped.strip():
         fail(
@@ -217,9 +232,16 @@ def _json_shape(obj: Any) -> tuple[str, Any]:
     return "table", ("json-pairs", columns_of(records), records)
 
 
-def _sniff_kind(name: str, data: bytes) -> str | None:
-    """'zip', 'json', 'jsonl', 'table' or None (decide from content)."""
+def sniff_kind(name: str, data: bytes) -> str | None:
+    """What a data file is by its extension and first bytes: 'zip', 'parquet', 'json', 'jsonl', 'table', or
+    None (decide from the text).
+
+    Raises:
+        DataError: a spreadsheet, PDF or Word extension, or content that is an image, a PDF, an archive...
+    """
     ext = extension(name)
+    if ext == ".parquet" or data.startswith(PARQUET_MAGIC):
+        return "parquet"
     if ext in _REFUSED_EXTS:
         fail(
             f"{name} is {_REFUSED_EXTS[ext]}, not a data file. Export the table as CSV UTF-8, then upload that."
@@ -253,12 +275,14 @@ def read_columns(name: str, data: bytes) -> list[str]:
     Raises:
         DataError: the file cannot be parsed at all.
     """
-    kind = _sniff_kind(name, data)
+    kind = sniff_kind(name, data)
     if kind == "zip":
         return []
     check_qa_size(name, len(data))
+    if kind == "parquet":
+        return parse_parquet(data, name)[0]
     text = decode_text(data, name, EXPORT_AS).text
-    what, payload = _table_from_text(name, text, kind, [])
+    what, payload = table_from_text(name, text, kind, [])
     return payload[1] if what == "table" else []
 
 
@@ -291,15 +315,22 @@ def load_qa_file(
             malformed, columns not found, no usable pair); ``.problems`` lists every error.
     """
     problems: list[Problem] = []
-    kind = _sniff_kind(name, data)
+    kind = sniff_kind(name, data)
     if kind != "zip":  # a BEIR zip has its own limits (members, expanded size)
         check_qa_size(name, len(data))
     answers: dict[str, str] = {}
+    answer_documents: dict[str, str] = {}
     where_of: dict[str, str] = {}
     used_mapping: ColumnMapping | None = None
     if kind == "zip":
         ds, n_rows, encoding = load_beir_zip(data, name, problems)
         fmt = "beir"
+    elif kind == "parquet":
+        columns, records = parse_parquet(data, name)
+        used_mapping = resolve_mapping(columns, mapping, problems, column_samples(records))
+        rows = pairs_to_dataset(records, used_mapping, problems)
+        ds, answers, where_of, answer_documents = rows.dataset, rows.answers, rows.where_of, rows.answer_documents
+        fmt, n_rows, encoding = "parquet", len(records), None
     else:
         if not data.strip():
             fail(
@@ -309,17 +340,18 @@ def load_qa_file(
         text, encoding = decoded.text, decoded.encoding
         if decoded.note:
             problems.append(Problem("warning", decoded.note, decoded.where))
-        what, payload = _table_from_text(name, text, kind, problems)
+        what, payload = table_from_text(name, text, kind, problems)
         if what == "ir":
             ds, n_rows = load_ir_json(payload, problems)
             fmt = "ir-json"
         else:
             fmt, columns, records = payload
-            used_mapping = resolve_mapping(columns, mapping, problems)
-            ds, answers, where_of = pairs_to_dataset(records, used_mapping, problems)
+            used_mapping = resolve_mapping(columns, mapping, problems, column_samples(records))
+            rows = pairs_to_dataset(records, used_mapping, problems)
+            ds, answers, where_of, answer_documents = rows.dataset, rows.answers, rows.where_of, rows.answer_documents
             n_rows = len(records)
     if max_tokens is not None:
-        _check_lengths(ds, max_tokens, count_tokens, where_of, problems)
+        check_lengths(ds, max_tokens, count_tokens, where_of, problems)
     report = ValidationReport(
         format=fmt,
         n_rows=n_rows,
@@ -334,7 +366,7 @@ def load_qa_file(
     if report.errors:
         refuse(report.errors)
     logger.info("%s: %s", name, report.summary())
-    return LoadResult(ds, report, answers)
+    return LoadResult(ds, report, answers, answer_documents)
 
 
 def load_qa_path(path: str | Path, **kw: Any) -> LoadResult:
@@ -356,7 +388,7 @@ def load_qa_path(path: str | Path, **kw: Any) -> LoadResult:
         problems: list[Problem] = []
         ds, n_rows, encoding = load_beir_dir(path, problems)
         if kw.get("max_tokens") is not None:
-            _check_lengths(ds, kw["max_tokens"], kw.get("count_tokens"), {}, problems)
+            check_lengths(ds, kw["max_tokens"], kw.get("count_tokens"), {}, problems)
         report = ValidationReport(
             "beir",
             n_rows,

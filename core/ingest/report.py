@@ -1,10 +1,10 @@
 """What reading a question file found: the report types, and the helpers that word problems.
 
 :class:`Problem` (one thing found, with where it is), :class:`ColumnMapping` (which column plays
-which role), :class:`ValidationReport` (what was read and every problem) and :class:`LoadResult`
-(dataset + report) are shared by the pair-table reader (:mod:`core.ingest.tables`), the IR JSON /
-BEIR reader (:mod:`core.ingest.irjson`) and the entry points in :mod:`core.ingest.qafiles`, which
-re-exports them.
+which role; :class:`PassageMapping` for passages-only files), :class:`ValidationReport` (what was
+read and every problem) and :class:`LoadResult` (dataset + report) are shared by the table readers
+(:mod:`core.ingest.tables`, :mod:`core.ingest.passages`), the IR JSON / BEIR reader
+(:mod:`core.ingest.irjson`) and the entry points in :mod:`core.ingest.qafiles`, which re-exports them.
 
 Errors: :func:`refuse` and :func:`fail` raise :class:`core.dataset.DataError`; its message is the
 first error (plus how many more like it), ``.problems`` the message of every error found. Anything
@@ -55,15 +55,44 @@ class ColumnMapping:
         query: Column holding the questions.
         passage: Column holding the relevant passage.
         negative: Optional column holding a hard negative passage.
-        answer: Optional column holding an answer; used only when there is no passage column.
+        answer: Optional column holding an answer: without a passage column the answers are linked
+            to documents; with one, they are kept as each question's answer (``QADataset.answers``).
         confident: False when detection was unsure (a role missing, or two columns
             matching one role): the UI should ask the user.
+        passage_id: Optional column holding the passage's id, kept as its id when each id names one
+            passage text (so pairs line up with an evaluation file over the same passages).
+        source: Optional column naming the document a row comes from: the passage's source, or, in
+            a file of answers, the document each answer should be found in.
+        origin: Optional column saying who wrote each question: ``human`` or ``generated...``.
     """
 
     query: str | None
     passage: str | None
     negative: str | None = None
     answer: str | None = None
+    confident: bool = True
+    passage_id: str | None = None
+    source: str | None = None
+    origin: str | None = None
+
+
+@dataclass
+class PassageMapping:
+    """Which column of a passages-only table plays which role.
+
+    Attributes:
+        text: Column holding the passage text.
+        id: Optional column holding each passage's id (kept when unique).
+        source: Optional column naming the document a passage comes from (a file name, a title, a URL).
+        metadata: Optional column holding a JSON object per row (a vector store's metadata), read for a
+            source (and for the text when there is no text column).
+        confident: False when detection was unsure: the UI should ask the user.
+    """
+
+    text: str | None
+    id: str | None = None
+    source: str | None = None
+    metadata: str | None = None
     confident: bool = True
 
 
@@ -72,15 +101,18 @@ class ValidationReport:
     """What was read and what looked wrong.
 
     Attributes:
-        format: ``"csv"``, ``"tsv"``, ``"jsonl"``, ``"json-pairs"``, ``"ir-json"`` or ``"beir"``.
+        format: ``"csv"``, ``"tsv"``, ``"jsonl"``, ``"json-pairs"``, ``"parquet"``, ``"ir-json"`` or
+            ``"beir"``.
         n_rows: Data rows read (pair tables) or relevance judgements read (IR JSON, BEIR).
         n_queries: Questions in the dataset.
         n_passages: Passages in the corpus.
         n_pairs: (question, relevant passage) pairs in the dataset.
-        mapping: The column mapping used (pair tables only).
+        mapping: The column mapping used (tables only: a :class:`ColumnMapping` for pairs, a
+            :class:`PassageMapping` for passages-only files).
         problems: Every problem found (warnings only, for a file that loaded).
-        encoding: The text encoding used (e.g. ``"utf-8"``, ``"cp1252"``).
+        encoding: The text encoding used (e.g. ``"utf-8"``, ``"cp1252"``); None for Parquet.
         n_answers: Questions with an answer (answer-only files).
+        passages_only: A file of passages without questions (:mod:`core.ingest.passages`).
     """
 
     format: str
@@ -88,10 +120,11 @@ class ValidationReport:
     n_queries: int
     n_passages: int
     n_pairs: int
-    mapping: ColumnMapping | None
+    mapping: ColumnMapping | PassageMapping | None
     problems: list[Problem]
     encoding: str | None = None
     n_answers: int = 0
+    passages_only: bool = False
 
     @property
     def errors(self) -> list[Problem]:
@@ -105,11 +138,13 @@ class ValidationReport:
 
     def summary(self) -> str:
         """One line, e.g. ``"812 rows -> 790 questions, 395 passages; 2 warnings"``."""
-        unit = "rows" if self.format in ("csv", "tsv", "jsonl", "json-pairs") else "judgements"
+        unit = "rows" if self.format in ("csv", "tsv", "jsonl", "json-pairs", "parquet") else "judgements"
         if self.n_rows == 1:
             unit = unit[:-1]
         what = f"{self.n_queries} question{'s' if self.n_queries != 1 else ''}, "
-        if self.n_passages == 0 and self.n_answers:
+        if self.passages_only:
+            what = f"{self.n_passages:,} passage{'s' if self.n_passages != 1 else ''}, no questions"
+        elif self.n_passages == 0 and self.n_answers:
             what += f"{self.n_answers} answer{'s' if self.n_answers != 1 else ''}, no passages"
         else:
             what += f"{self.n_passages} passage{'s' if self.n_passages != 1 else ''}"
@@ -129,11 +164,14 @@ class LoadResult:
             relevant_docs empty (passages come later, e.g. from documents).
         report: What was read and what looked wrong.
         answers: Query id -> answer text, when the file gives answers instead of passages.
+        answer_documents: Query id -> the document the file names for that answer (its source column),
+            when the file gives answers and names their documents.
     """
 
     dataset: QADataset
     report: ValidationReport
     answers: dict[str, str] = field(default_factory=dict)
+    answer_documents: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- wording problems

@@ -15,24 +15,40 @@ In every mode, questions whose normalised text is identical are kept on one side
 The eval dataset keeps the FULL corpus (retrieval is judged against everything); the
 train dataset keeps only the passages relevant to its questions and their negatives.
 
+The leakage report lists questions on both sides that are identical or nearly so. A pair
+is a near duplicate when its wording is alike (:data:`NEAR_DUPLICATE_THRESHOLD`) and it does
+not ask about something else (:func:`different_question`: a differing number, or one subject
+word swapped for another, makes two questions different however alike they read). The user
+can dismiss a near duplicate (:func:`flag_key`); dismissed pairs are passed back in
+(``dismissed=``), left out of the counts and kept in the report so they are saved with the
+dataset.
+
 Errors: :class:`core.dataset.DataError` for a bad fraction, an unknown ``by``, or a
 dataset too small to leave two questions on each side.
 """
 
 from __future__ import annotations
 
+import difflib
 import random
 import re
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 
 from core.dataset import DataError, QADataset, source_file
+from core.retrieval.terms import has_digit, same_word, terms
 
 # Near-duplicate questions: Jaccard similarity of the sets of character 3-grams of the
-# normalised questions (lower-cased, punctuation removed). 0.8 flags rephrasings that
-# differ by a word or a number ("revenue in 2021" / "revenue in 2020") while leaving
-# questions on the same topic with different wording alone.
-NEAR_DUPLICATE_METHOD = "char 3-gram Jaccard"
+# normalised questions (lower-cased, punctuation removed). 0.8 catches rephrasings that differ
+# by a word or two while leaving questions on the same topic with different wording alone;
+# different_question() then clears pairs that only look alike ("revenue in 2021" / "... 2020",
+# "... MERS-CoV died?" / "... SARS-CoV died?", "... in children?" / "... in adults?").
+NEAR_DUPLICATE_METHOD = "char 3-gram Jaccard; a differing number or a swapped subject word means different"
 NEAR_DUPLICATE_THRESHOLD = 0.8
+# A word found in more than this share of the collection's passages says nothing about what a
+# question asks (the company's name in its own 10-K, "patient" in clinical notes): swapping it
+# does not make a different question, like swapping a stop word.
+GENERIC_TERM_SHARE = 0.5
 NGRAM = 3
 # Non-zero entries of the sparse eval x train overlap matrix computed at once; bounds memory.
 _CHUNK_NONZEROS = 4_000_000
@@ -59,6 +75,10 @@ class SplitReport:
         notes: Plain-words remarks, e.g. a fallback from ``"document"`` to ``"passage"``.
         near_duplicate_method: How similarity is measured.
         near_duplicate_threshold: Similarity at or above which a pair is listed.
+        similar_but_different: Pairs worded alike (similarity over the threshold) that ask about
+            something else (:func:`different_question`), so not listed.
+        dismissed: (training question, evaluation question) texts of near duplicates the user said
+            are different questions: not listed, not counted, saved with the dataset.
     """
 
     by: str
@@ -72,13 +92,16 @@ class SplitReport:
     notes: list[str] = field(default_factory=list)
     near_duplicate_method: str = NEAR_DUPLICATE_METHOD
     near_duplicate_threshold: float = NEAR_DUPLICATE_THRESHOLD
+    similar_but_different: int = 0
+    dismissed: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line, e.g. ``"632 train / 158 eval questions (by passage); 0 exact, 3 near duplicates, ..."``."""
+        dismissed = f" ({len(self.dismissed)} dismissed)" if self.dismissed else ""
         return (
             f"{self.n_train_queries} train / {self.n_eval_queries} eval questions (by {self.by}); "
             f"{len(self.exact_duplicates)} exact, {len(self.near_duplicates)} near-duplicate questions "
-            f"across sides; {self.shared_passages} shared passages"
+            f"across sides{dismissed}; {self.shared_passages} shared passages"
         )
 
     def to_dict(self) -> dict:
@@ -89,6 +112,111 @@ class SplitReport:
 def _norm_question(text: str) -> str:
     """Lower-cased, punctuation as spaces, whitespace collapsed."""
     return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
+
+
+def flag_key(train_question: str, eval_question: str) -> tuple[str, str]:
+    """What identifies a near-duplicate flag across reruns and re-keyed ids: both questions normalised.
+
+    Args:
+        train_question: The training question's text.
+        eval_question: The evaluation question's text.
+
+    Returns:
+        ``(normalised training question, normalised evaluation question)``, the form ``dismissed=`` takes.
+    """
+    return _norm_question(train_question), _norm_question(eval_question)
+
+
+def differing_terms(a: str, b: str, generic: Callable[[str], bool] = lambda t: False) -> list[tuple[list[str], list[str]]]:
+    """Where two questions differ, term by term: the edits that turn ``a`` into ``b``.
+
+    Both questions become :func:`core.retrieval.terms.terms` (stop words dropped); one-letter terms
+    (the "s" of "Uber's") and ``generic`` terms are dropped too, unless they hold a digit. The term
+    sequences are aligned (``difflib``); a term deleted in one place and inserted in another (a
+    moved word) cancels out, and so do forms of one word (:func:`core.retrieval.terms.same_word`).
+
+    Args:
+        a: One question.
+        b: The other.
+        generic: Terms that say nothing about what is asked (see :data:`GENERIC_TERM_SHARE`).
+
+    Returns:
+        One ``(terms only in a, terms only in b)`` per edit, in order; both lists filled for a
+        substitution, one empty for a word added or left out; ``[]`` when the questions ask with
+        the same words.
+    """
+
+    def content(text: str) -> list[str]:
+        return [t for t in terms(text) if has_digit(t) or (len(t) > 1 and not generic(t))]
+
+    ta, tb = content(a), content(b)
+    edits: list[tuple[list[str], list[str]]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        xa, xb = list(ta[i1:i2]), list(tb[j1:j2])
+        for x in list(xa):  # forms of one word inside one edit
+            match = next((y for y in xb if same_word(x, y)), None)
+            if match is not None:
+                xa.remove(x)
+                xb.remove(match)
+        edits.append((xa, xb))
+    for xa, _ in edits:  # a word moved elsewhere in the question: left out in one edit, added in another
+        for x in list(xa):
+            owner = next((xb for _, xb in edits if any(same_word(x, y) for y in xb)), None)
+            if owner is not None:
+                xa.remove(x)
+                owner.remove(next(y for y in owner if same_word(x, y)))
+    return [(xa, xb) for xa, xb in edits if xa or xb]
+
+
+def different_question(a: str, b: str, generic: Callable[[str], bool] = lambda t: False) -> str | None:
+    """Why two questions worded alike ask different things, or None when one is a rephrasing of the other.
+
+    The rule, on the edits of :func:`differing_terms`:
+
+    * a number differs (added, left out or changed: ``2020``/``2021``, ``covid19``): different;
+    * a subject word is swapped for another word (an edit with terms on both sides that are not
+      forms of one word: ``mers``/``sars``, ``children``/``adults``, ``uber``/``lyft``): different;
+    * otherwise (stop words, punctuation, word order, inflections and spellings, a word added or
+      left out such as "total" or "automatically"): a rephrasing, so a near duplicate.
+
+    Limits: a synonym swapped for another (``fail``/``break``) counts as different (no lexical rule
+    tells synonyms from other subjects; the user can dismiss what is left), and a subject added
+    without a number ("side effects" / "side effects of remdesivir") stays a near duplicate if the
+    wording is otherwise alike.
+
+    Args:
+        a: One question.
+        b: The other.
+        generic: Terms that say nothing about what is asked; they never make a difference.
+
+    Returns:
+        A short reason, e.g. ``"the number differs: 2021 / 2020"`` or ``"asks about mers / sars"``;
+        None for a near duplicate.
+    """
+    edits = differing_terms(a, b, generic)
+    numbers = [t for xa, xb in edits for t in xa + xb if has_digit(t)]
+    if numbers:
+        return "the number differs: " + " / ".join(dict.fromkeys(numbers))
+    for xa, xb in edits:
+        if xa and xb:
+            return f"asks about {' '.join(xa)} / {' '.join(xb)}"
+    return None
+
+
+def _generic_terms(texts: Iterable[str], candidates: Collection[str]) -> set[str]:
+    """The ``candidates`` found in more than :data:`GENERIC_TERM_SHARE` of ``texts``."""
+    if not candidates:
+        return set()
+    wanted = set(candidates)
+    counts = dict.fromkeys(wanted, 0)
+    n = 0
+    for text in texts:
+        n += 1
+        for t in wanted.intersection(terms(text)):
+            counts[t] += 1
+    return {t for t, c in counts.items() if n and c / n > GENERIC_TERM_SHARE}
 
 
 def _ngrams(text: str) -> set[str]:
@@ -145,22 +273,58 @@ def _passage_keys(ds: QADataset, qids: list[str]) -> set[str]:
     return keys
 
 
+@dataclass
+class _Leaks:
+    exact: list[tuple[str, str]]
+    near: list[tuple[str, str, float]]
+    shared: int
+    different: int
+    dismissed: list[tuple[str, str]]
+
+
 def _leakage(
-    train: QADataset, train_q: list[str], evald: QADataset, eval_q: list[str]
-) -> tuple[list[tuple[str, str]], list[tuple[str, str, float]], int]:
+    train: QADataset,
+    train_q: list[str],
+    evald: QADataset,
+    eval_q: list[str],
+    dismissed: Collection[tuple[str, str]] = (),
+) -> _Leaks:
     by_text: dict[str, list[str]] = {}
     for q in train_q:
         by_text.setdefault(_norm_question(train.queries[q]), []).append(q)
     exact = [(tq, eq) for eq in eval_q for tq in by_text.get(_norm_question(evald.queries[eq]), [])]
-    near = _near_pairs(
+    similar = _near_pairs(
         [(q, _norm_question(train.queries[q])) for q in train_q],
         [(q, _norm_question(evald.queries[q])) for q in eval_q],
     )
+    candidates = {
+        t
+        for tq, eq, _ in similar
+        for xa, xb in differing_terms(train.queries[tq], evald.queries[eq])
+        for t in xa + xb
+        if not has_digit(t)
+    }
+    passages = {" ".join(t.split()) for t in (*train.corpus.values(), *evald.corpus.values())}
+    generic = _generic_terms(passages, candidates).__contains__
+    wanted = set(dismissed)
+    near: list[tuple[str, str, float]] = []
+    gone: list[tuple[str, str]] = []
+    different = 0
+    for tq, eq, sim in similar:
+        t_text, e_text = train.queries[tq], evald.queries[eq]
+        if different_question(t_text, e_text, generic):
+            different += 1
+        elif flag_key(t_text, e_text) in wanted:
+            gone.append((t_text, e_text))
+        else:
+            near.append((tq, eq, sim))
     shared = len(_passage_keys(train, train_q) & _passage_keys(evald, eval_q))
-    return exact, near, shared
+    return _Leaks(exact, near, shared, different, gone)
 
 
-def leakage_report(train: QADataset, eval: QADataset) -> SplitReport:
+def leakage_report(
+    train: QADataset, eval: QADataset, dismissed: Collection[tuple[str, str]] = ()
+) -> SplitReport:
     """Duplicate questions and shared passages between two existing datasets.
 
     Passages are compared by whitespace-normalised text, so two files with different
@@ -169,13 +333,17 @@ def leakage_report(train: QADataset, eval: QADataset) -> SplitReport:
     Args:
         train: The training dataset.
         eval: The evaluation dataset.
+        dismissed: :func:`flag_key` of near duplicates the user dismissed: left out and recorded.
 
     Returns:
         A SplitReport with ``by="given"`` and ``seed=None``.
     """
     tq, eq = train.query_ids, eval.query_ids
-    exact, near, shared = _leakage(train, tq, eval, eq)
-    return SplitReport("given", None, len(tq), len(eq), exact, near, shared)
+    lk = _leakage(train, tq, eval, eq, dismissed)
+    return SplitReport(
+        "given", None, len(tq), len(eq), lk.exact, lk.near, lk.shared,
+        similar_but_different=lk.different, dismissed=lk.dismissed,
+    )  # fmt: skip
 
 
 class _UnionFind:
@@ -221,7 +389,11 @@ def _groups(ds: QADataset, qids: list[str], by: str) -> list[list[str]]:
 
 
 def split_dataset(
-    ds: QADataset, eval_fraction: float = 0.2, seed: int = 42, by: str = "query"
+    ds: QADataset,
+    eval_fraction: float = 0.2,
+    seed: int = 42,
+    by: str = "query",
+    dismissed: Collection[tuple[str, str]] = (),
 ) -> tuple[QADataset, QADataset, SplitReport]:
     """Split questions into train and eval, keeping linked questions together.
 
@@ -234,6 +406,7 @@ def split_dataset(
         eval_fraction: Share of questions for evaluation, strictly between 0 and 1.
         seed: Random seed.
         by: ``"query"``, ``"passage"`` or ``"document"``.
+        dismissed: :func:`flag_key` of near duplicates the user dismissed (see :func:`leakage_report`).
 
     Returns:
         (train, eval, report). Train holds the train questions and only the passages
@@ -300,16 +473,18 @@ def split_dataset(
         keep.update(ds.negatives.get(q, []))
     train = ds.subset(train_q, [d for d in ds.corpus if d in keep])
     evald = ds.subset(eval_q)
-    exact, near, shared = _leakage(ds, train_q, ds, eval_q)
+    lk = _leakage(ds, train_q, ds, eval_q, dismissed)
     report = SplitReport(
         used_by,
         seed,
         len(train_q),
         len(eval_q),
-        exact,
-        near,
-        shared,
+        lk.exact,
+        lk.near,
+        lk.shared,
         eval_fraction=eval_fraction,
         notes=notes,
+        similar_but_different=lk.different,
+        dismissed=lk.dismissed,
     )
     return train, evald, report

@@ -1,16 +1,20 @@
-"""Pair tables: CSV, TSV, JSONL and JSON lists of (question, passage[, negative]) or (question, answer) rows.
+"""Tables: CSV, TSV, JSONL, JSON lists and Parquet, as rows of (question, passage[, negative]) or
+(question, answer) pairs, or of passages alone (:mod:`core.ingest.passages`).
 
-This module owns reading such a table once it is text (decoding is :mod:`core.ingest.decoding`):
+This module owns reading such a table (decoding text is :mod:`core.ingest.decoding`):
 
 * the delimiter (:func:`pick_delimiter`: the one giving the most header cells) and the rows
   (:func:`parse_table`; row numbers count the header as row 1, as a spreadsheet shows them);
 * JSONL lines (:func:`parse_jsonl`, also used for BEIR's corpus.jsonl and queries.jsonl);
-* which column plays which role (:func:`detect_columns` by name, :func:`resolve_mapping` for a
-  mapping the user chose);
+* Parquet files (:func:`parse_parquet`; pyarrow is imported only then);
+* which column plays which role (:func:`detect_columns` by name, and by content where a name is
+  ambiguous: a ``document`` column of file names is a source, not a passage; :func:`resolve_mapping`
+  for a mapping the user chose; :func:`match_columns` for other role lists);
 * the rows become a dataset in :mod:`core.ingest.pairs`.
 
 Errors: :class:`core.dataset.DataError` (via :func:`core.ingest.report.refuse`) for a table that
-cannot be used: stray quotes, ragged rows, no header, no data row, columns not found.
+cannot be used: stray quotes, ragged rows, no header, no data row, columns not found, a damaged or
+oversized Parquet file.
 """
 
 from __future__ import annotations
@@ -39,8 +43,25 @@ ROLE_CANDIDATES: dict[str, tuple[str, ...]] = {
     "passage": ("passage", "context", "positive", "document", "doc", "text", "chunk", "pos"),
     "negative": ("negative", "hardnegative", "neg"),
     "answer": ("answer", "answers", "response"),
+    # Optional, read when present (core.generate.pairs writes passage_id, source and origin):
+    "passage_id": ("passageid", "docid", "documentid", "corpusid", "chunkid", "contextid", "positiveid", "pid"),
+    "source": ("source", "file", "filename", "sourcefile", "sourcedocument", "documentname", "docname",
+               "filepath", "path"),
+    "origin": ("origin", "questionorigin"),
 }
-ROLES = ("query", "passage", "negative", "answer")
+ROLES = ("query", "passage", "negative", "answer", "passage_id", "source", "origin")
+# A column whose values are mostly short labels (file names, titles) holds names, not passages: at
+# least this share of its non-blank sampled values must be at most NAME_MAX_CHARS on one line, with
+# a file extension or at most NAME_MAX_WORDS words.
+NAME_SHARE = 0.9
+NAME_MAX_CHARS = 120
+NAME_MAX_WORDS = 3
+SAMPLE_ROWS = 200  # rows looked at when judging a column by its values
+# Column names that may hold either a passage or the name of a document: judged by their values.
+EITHER_TEXT_OR_NAME = ("document", "doc")
+# Parquet compresses well: refuse a file whose columns would expand past this in memory.
+MAX_PARQUET_EXPANDED_BYTES = 500_000_000
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
 # The csv module refuses cells over 128 KiB by default; whole documents pasted into one
 # cell are legitimate (and then reported as too long), so allow up to 50 MB.
 MAX_CSV_CELL_CHARS = 50_000_000
@@ -58,44 +79,117 @@ def _norm_col(name: str) -> str:
 # --------------------------------------------------------------------------- columns
 
 
-def _role_matches(columns: list[str], role: str) -> list[str]:
-    cands = ROLE_CANDIDATES[role]
+def match_columns(columns: list[str], candidates: tuple[str, ...]) -> list[str]:
+    """The columns whose name is one of ``candidates``, best first.
+
+    Args:
+        columns: Column names as they appear in the file.
+        candidates: Names lower-cased without spaces, underscores or hyphens, preferred first; a
+            column name may add a plural ``s``.
+
+    Returns:
+        Matching columns, ordered by candidate rank, then by position in the file.
+    """
     ranked: list[tuple[int, int, str]] = []
     for pos, col in enumerate(columns):
         n = _norm_col(col)
-        for rank, c in enumerate(cands):
+        for rank, c in enumerate(candidates):
             if n == c or n == c + "s":
                 ranked.append((rank, pos, col))
                 break
     return [col for _, _, col in sorted(ranked)]
 
 
-def detect_columns(columns: list[str]) -> ColumnMapping:
-    """Guess which columns hold questions, passages, negatives and answers.
+def _role_matches(columns: list[str], role: str) -> list[str]:
+    return match_columns(columns, ROLE_CANDIDATES[role])
 
-    Names are compared case-insensitively, ignoring spaces, underscores and hyphens,
-    against :data:`ROLE_CANDIDATES`; a plural ``s`` is accepted.
+
+def looks_like_names(values: list[Any]) -> bool:
+    """Whether a column's values are labels (file names, titles), not passages of text.
 
     Args:
-        columns: Column names as they appear in the file.
+        values: Sampled cell values (blank ones are ignored).
 
     Returns:
-        The best mapping. ``confident`` is False when no question column, or neither a
-        passage nor an answer column, was found, or when two columns match one role
-        (the preferred candidate is then chosen and the UI should ask).
+        True when at least :data:`NAME_SHARE` of the non-blank values are one line of at most
+        :data:`NAME_MAX_CHARS` characters that ends in a file extension, or has at most
+        :data:`NAME_MAX_WORDS` words and does not end like a sentence; False for an empty sample.
     """
+    texts = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    if not texts:
+        return False
+    named = sum(
+        1
+        for t in texts
+        if "\n" not in t
+        and len(t) <= NAME_MAX_CHARS
+        and (_EXTENSION.search(t) or (len(t.split()) <= NAME_MAX_WORDS and t[-1] not in ".?!:;"))
+    )
+    return named >= NAME_SHARE * len(texts)
+
+
+def is_name_column(column: str, samples: dict[str, list[Any]]) -> bool:
+    """Whether a column named like a document (:data:`EITHER_TEXT_OR_NAME`) holds document names, not text."""
+    return bool(match_columns([column], EITHER_TEXT_OR_NAME)) and looks_like_names(samples.get(column, []))
+
+
+def column_samples(records: list[Record], limit: int = SAMPLE_ROWS) -> dict[str, list[Any]]:
+    """The first ``limit`` values of every column, for judging columns by content."""
+    out: dict[str, list[Any]] = {}
+    for _, rec in records[:limit]:
+        for k, v in rec.items():
+            out.setdefault(str(k), []).append(v)
+    return out
+
+
+def _detect(columns: list[str], samples: dict[str, list[Any]] | None) -> tuple[ColumnMapping, dict[str, list[str]]]:
     found = {role: _role_matches(list(columns), role) for role in ROLES}
+    if samples is not None:
+        # A passage-named column of file names ("document": "smith2020.pdf") names each row's source.
+        names = [c for c in found["passage"] if is_name_column(c, samples)]
+        if names and (found["answer"] or len(names) < len(found["passage"])):
+            found["passage"] = [c for c in found["passage"] if c not in names]
+            found["source"] = list(dict.fromkeys([*found["source"], *names]))
     pick = {role: (m[0] if m else None) for role, m in found.items()}
     confident = (
         pick["query"] is not None
         and (pick["passage"] is not None or pick["answer"] is not None)
-        and all(len(m) <= 1 for m in found.values())
+        and all(len(found[r]) <= 1 for r in ("query", "passage", "negative", "answer"))
     )
-    return ColumnMapping(pick["query"], pick["passage"], pick["negative"], pick["answer"], confident)
+    mapping = ColumnMapping(
+        pick["query"], pick["passage"], pick["negative"], pick["answer"], confident,
+        pick["passage_id"], pick["source"], pick["origin"],
+    )  # fmt: skip
+    return mapping, found
+
+
+def detect_columns(columns: list[str], samples: dict[str, list[Any]] | None = None) -> ColumnMapping:
+    """Guess which columns hold questions, passages, negatives and answers (and, when present, each
+    passage's id and source and each question's origin).
+
+    Names are compared case-insensitively, ignoring spaces, underscores and hyphens,
+    against :data:`ROLE_CANDIDATES`; a plural ``s`` is accepted. With ``samples``, a column named like
+    a passage (``document``, ``doc``) whose values are file names or short labels
+    (:func:`looks_like_names`) is taken as the source column when there is an answer column or another
+    passage column.
+
+    Args:
+        columns: Column names as they appear in the file.
+        samples: Optional first values of each column (:func:`column_samples`).
+
+    Returns:
+        The best mapping. ``confident`` is False when no question column, or neither a
+        passage nor an answer column, was found, or when two columns match one of those roles
+        (the preferred candidate is then chosen and the UI should ask).
+    """
+    return _detect(columns, samples)[0]
 
 
 def resolve_mapping(
-    columns: list[str], mapping: ColumnMapping | dict | None, problems: list[Problem]
+    columns: list[str],
+    mapping: ColumnMapping | dict | None,
+    problems: list[Problem],
+    samples: dict[str, list[Any]] | None = None,
 ) -> ColumnMapping:
     """The mapping to use for ``columns``: detected, or the caller's checked against the file.
 
@@ -104,6 +198,7 @@ def resolve_mapping(
         mapping: None (detect), a ColumnMapping, or a dict naming some roles (the rest keep the
             detected column; a role mapped to None is not used). Names match loosely (case, spaces).
         problems: Where a warning goes when detection is ambiguous.
+        samples: Optional first values of each column, for detection by content (:func:`detect_columns`).
 
     Returns:
         The mapping, with every named column present in ``columns``.
@@ -112,7 +207,7 @@ def resolve_mapping(
         DataError: no question column, neither a passage nor an answer column, an unknown role,
             or a column that is not in the file.
     """
-    detected = detect_columns(columns)
+    detected, found = _detect(columns, samples)
     cols_txt = quote_list(columns, limit=30)
     if mapping is None:
         m = detected
@@ -133,7 +228,7 @@ def resolve_mapping(
                 "Rename the columns, or choose them by hand."
             )
         for role in ROLES:
-            matches = _role_matches(columns, role)
+            matches = found[role]
             if len(matches) > 1:
                 problems.append(
                     Problem(
@@ -147,12 +242,16 @@ def resolve_mapping(
     if isinstance(mapping, dict):
         unknown = [k for k in mapping if k not in ROLES]
         if unknown:
-            fail(f"Unknown mapping key(s) {quote_list(unknown)}; use query, passage, negative, answer.")
+            fail(f"Unknown mapping key(s) {quote_list(unknown)}; use {', '.join(ROLES)}.")
         base = {r: getattr(detected, r) for r in ROLES}
         base.update({k: (v or None) for k, v in mapping.items()})
+        taken = {v for v in mapping.values() if v}
+        for role in ("passage_id", "source", "origin"):  # a column the user chose is not also a detected extra
+            if role not in mapping and base[role] in taken:
+                base[role] = None
         wanted = ColumnMapping(**base)
     else:
-        wanted = ColumnMapping(mapping.query, mapping.passage, mapping.negative, mapping.answer)
+        wanted = mapping
 
     resolved: dict[str, str | None] = {}
     for role in ROLES:
@@ -172,7 +271,10 @@ def resolve_mapping(
         fail(f"The mapping names no question column. Available columns: {cols_txt}.")
     if resolved["passage"] is None and resolved["answer"] is None:
         fail(f"The mapping names neither a passage nor an answer column. Available columns: {cols_txt}.")
-    return ColumnMapping(resolved["query"], resolved["passage"], resolved["negative"], resolved["answer"])
+    return ColumnMapping(
+        resolved["query"], resolved["passage"], resolved["negative"], resolved["answer"], True,
+        resolved["passage_id"], resolved["source"], resolved["origin"],
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- parsing
@@ -334,3 +436,39 @@ def columns_of(records: list[Record]) -> list[str]:
         for k in rec:
             cols.setdefault(str(k), None)
     return list(cols)
+
+
+def parse_parquet(data: bytes, name: str) -> tuple[list[str], list[Record]]:
+    """A Parquet file -> column names and records (``"row 1"`` is the first record: no header row).
+
+    Args:
+        data: The file's bytes.
+        name: The file name, for messages.
+
+    Returns:
+        ``(columns, records)``; cell values as pyarrow gives them in Python (str, numbers, lists, dicts).
+
+    Raises:
+        DataError: not a readable Parquet file, columns that would expand past
+            :data:`MAX_PARQUET_EXPANDED_BYTES`, or no rows.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        expanded = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
+        if expanded > MAX_PARQUET_EXPANDED_BYTES:
+            fail(
+                f"{name} would take {expanded / 1e6:,.0f} MB in memory once read, over the "
+                f"{MAX_PARQUET_EXPANDED_BYTES / 1e6:,.0f} MB limit. Export fewer rows or only the columns needed "
+                "(text, id, source)."
+            )
+        table = pf.read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        fail(f"{name} is not a readable Parquet file ({exc}). Export it again, or as CSV UTF-8 or JSONL.")
+    columns = [str(c) for c in table.column_names]
+    rows = table.to_pylist()
+    if not rows:
+        fail(f"{name} has columns ({quote_list(columns)}) but no rows.")
+    return columns, [(f"row {i}", dict(zip(columns, r.values()))) for i, r in enumerate(rows, 1)]

@@ -6,6 +6,7 @@ Commands:
     train           fine-tune (full / adapter / nudge) and print base vs tuned vs BM25 / hybrid
     shootout        every method on one split: quality against time
     report          a finished run's stakeholder report (one HTML file)
+    export          a finished run as a deployable bundle (model, ONNX, Parquet embeddings, snippets)
     generate        training questions from passages alone -> a pair file ``train`` reads
 
 ``train`` and ``shootout`` build a ``RunSpec`` from the method's defaults and the flags given;
@@ -308,6 +309,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.insight.export import write_bundle, write_bundle_zip
+    from core.store import Store
+
+    store = Store(args.workspace) if args.workspace else Store()
+    try:
+        store.get_run(args.run)
+    except KeyError:
+        print(f"error: no run {args.run!r} in {store.root}; list runs with the Runs page", file=sys.stderr)
+        return 2
+    progress = PrintReporter()
+    progress.phase("export", f"run {args.run} -> {args.out}")
+    write = write_bundle_zip if args.out.lower().endswith(".zip") else write_bundle
+    try:
+        out = write(store, args.run, args.out, dim=args.dim, with_onnx=not args.no_onnx,
+                    progress=lambda m, f: progress.progress(int(f * 100), 100, f"% ({m})"))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"bundle written to {out}")
+    return 0
+
+
 def _passages_from_paths(paths: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     """(passages, sources) of every PATH (``core.ingest.passages.load_passages_path``: documents, a folder of
     them, a passages-only file, or a QA file's passages); an id met twice with another text gets the path's
@@ -471,6 +495,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workspace", default=None, help="workspace root (default: $ETL_WORKSPACE or workspace/ in the project)")
     r.add_argument("--no-maps", action="store_true", help="leave out the UMAP maps (faster)")
     r.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("export", help="write a finished run as a bundle: model, ONNX fp32/int8, the collection's "
+                       "embeddings as Parquet, snippets (same bundle as the Runs page's download)")
+    x.add_argument("run", help="run id (see the Runs page or the run folder names)")
+    x.add_argument("--out", required=True, help="a new (or empty) folder, or a path ending in .zip")
+    x.add_argument("--dim", type=int, default=None, help="Matryoshka dimension kept (the full size, 256, 128 or 64 "
+                   "below it; default: the full size)")
+    x.add_argument("--no-onnx", action="store_true", help="leave out onnx/ (no ONNX export)")
+    x.add_argument("--workspace", default=None, help="workspace root (default: $ETL_WORKSPACE or workspace/ in the project)")
+    x.set_defaults(func=cmd_export)
     return p
 
 

@@ -6,8 +6,8 @@ import re
 
 import streamlit as st
 
-from core.insight.export import model_zip
-from core.insight.history import dataset_names, run_label, runs_frame
+from core.insight.export import bundle_zip, dimension_options, onnx_ready, prepare_bundle
+from core.insight.history import dataset_names, done_runs, run_label, runs_frame
 from core.insight.report import build_report
 from core.insight.results import load_results
 from core.store import atomic_write_bytes
@@ -29,7 +29,7 @@ if not runs:
     st.stop()
 
 labels = {r["id"]: run_label(r, names) for r in runs}
-done = [r["id"] for r in runs if r["status"] == "done" and r["method"] != "shootout"]
+done = [r["id"] for r in done_runs(store)]  # tuning runs only (no shoot-out parent, no question generation)
 
 st.subheader("History")
 st.dataframe(
@@ -71,19 +71,40 @@ else:
         "adapter": "the adapter weights (use with the base model)",
         "nudge": "the nudged passage vectors (use with the base model)",
     }.get(method, "the run's files")
-    st.caption(f"The zip holds {what}, the settings, the scores and a README on how to use it.")
+    st.caption(
+        f"The bundle holds {what}, its ONNX files (fp32 and int8), the collection's embeddings as Parquet (id, "
+        "text, source, vector), snippets that run as they are (sentence-transformers, FAISS, Qdrant, LlamaIndex, "
+        "LangChain, ONNX Runtime), the settings, the scores and a README. A new model means re-indexing your "
+        "collection: the README says what to re-encode."
+    )
     safe = (
         re.sub(r"[^A-Za-z0-9_.-]+", "-", next(r["name"] for r in runs if r["id"] == rid)).strip("-.") or rid
     )
-    st.download_button(
-        "Download model (.zip)",
-        icon=":material/download:",
-        data=lambda rid=rid: model_zip(store.run_dir(rid)),
-        file_name=f"{safe[:60]}.zip",
-        mime="application/zip",
-        key="etl_runs_zip",
-        on_click="ignore",
-    )
+    try:
+        dims = dict(dimension_options(store, rid))
+        ready = onnx_ready(store, rid)
+    except FileNotFoundError as exc:
+        st.error(widgets.plain(str(exc)))
+    else:
+        dim = st.selectbox("Vector size (Matryoshka: fewer dimensions, less storage)", list(dims),
+                           format_func=dims.get, key=f"etl_runs_dim_{rid}")
+        if not ready:
+            st.caption("The first bundle of a model exports it to ONNX (about a minute on a CPU): prepare it here "
+                       "to follow the export, or download at once and wait.")
+            if st.button("Prepare the ONNX files", icon=":material/memory:", key="etl_runs_onnx"):
+                status, update = widgets.status_progress("Exporting the model to ONNX (once per model)…")
+                with status:
+                    prepare_bundle(store, rid, progress=update)
+                status.update(label="ONNX files ready", state="complete", expanded=False)
+        st.download_button(
+            "Download model bundle (.zip)",
+            icon=":material/download:",
+            data=lambda rid=rid, dim=dim: bundle_zip(store, rid, dim=dim),
+            file_name=f"{safe[:60]}-{dim}d.zip",
+            mime="application/zip",
+            key="etl_runs_zip",
+            on_click="ignore",
+        )
 
     st.subheader("Report for stakeholders")
     st.caption(

@@ -41,7 +41,7 @@ def test_two_local_models_compared_on_the_same_questions(tiny_model_dir):
 
 
 def test_model_token_limit_reads_the_position_embeddings(model):
-    assert model_token_limit(model) == 512 and model.max_seq_length in (256, 512)
+    assert model_token_limit(model) == 512  # whatever max_seq_length other tests left on the shared model
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ class RunView:
     base_w: np.ndarray | None = None
     tuned_w: np.ndarray | None = None
     owner: np.ndarray | None = None
+    onnx_dir: Path | None = None  # the workspace's cache/onnx: free-text search encodes on the run's backend
     _encoders: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -156,19 +157,23 @@ class RunView:
         return retrieval_alignment(q, d, gold)
 
     def _encoder(self, which: str):
-        """A function text -> (dim,) query vector for 'base' or 'tuned' (models loaded once)."""
+        """A function text -> (dim,) query vector for 'base' or 'tuned' (models loaded once, on the
+        encoding backend the run was scored with)."""
         if which in self._encoders:
             return self._encoders[which]
+        from core.retrieval.backends import with_backend
         from core.retrieval.embedding import encode, load_model
 
         tokens = self.spec.scoring.passage_tokens  # the limit both models were scored with
+        backend = self.spec.scoring.backend
         if which == "tuned" and self.method == "full":
-            model = load_model(str(self.run_dir / "model"))
+            model = with_backend(load_model(str(self.run_dir / "model")), backend, self.onnx_dir)
             model.max_seq_length = tokens
             self._encoders["_tuned_model"] = model
             fn = lambda t: encode(model, [t], kind="query")[0]  # noqa: E731
         else:
-            base = self._encoders.get("_base_model") or load_model(self.spec.base_model)
+            base = self._encoders.get("_base_model") or with_backend(load_model(self.spec.base_model), backend,
+                                                                     self.onnx_dir)
             base.max_seq_length = tokens
             self._encoders["_base_model"] = base
             if which == "tuned" and self.method == "adapter":
@@ -238,7 +243,8 @@ def open_run(store: Store, run_id: str) -> RunView:
         raise FileNotFoundError(f"Run {run_id} has no results yet (status: {run['status']}).")
     _, ev = store.run_data(run_id)
     return RunView(run_id=run_id, run_dir=run_dir, spec=RunSpec.load(run_dir), eval=ev, results=results,
-                   rankings=load_rankings(run_dir), query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs)
+                   rankings=load_rankings(run_dir), query_ids=ev.query_ids, passage_ids=list(ev.corpus), **vecs,
+                   onnx_dir=store.cache_path.parent / "onnx")
 
 def fmt_rank(r) -> str:
     """A gold or passage rank for display: '3', or '>100' when it was not in the top 100."""

@@ -1,33 +1,57 @@
-"""Export a finished run as one zip: the tuned model (or adapter / nudged vectors) and its papers.
+"""Export a finished run as a bundle people deploy: the model, its ONNX files, the collection's
+embeddings as Parquet, and tested snippets for the usual retrieval stacks.
 
-``model_zip(run_dir)`` builds the archive in memory from fixed names inside the run folder
-(never from user text), so nothing outside the run folder can end up in it and no entry can
-escape the folder it is unpacked into:
+One writer, two outputs: ``write_bundle(store, run_id, out)`` writes a folder (the CLI's
+``python -m core export RUN_ID --out PATH``; a PATH ending in .zip gets ``write_bundle_zip``) and
+``bundle_zip`` the same files as one zip (the Runs page's download). Every entry comes from fixed
+names inside the run folder, the ONNX cache or text made here (never from user text as a path), so
+nothing outside them ends up in the bundle and no entry escapes the folder it is unpacked into::
 
-    <run id>/README.md          what this is, how it was made, its scores, how to use it
-    <run id>/config.json        the run's settings
-    <run id>/results.json       base / tuned / BM25 / hybrid metrics
-    <run id>/model/...          full fine-tune: the sentence-transformers model folder
-    <run id>/adapter.npz        adapter: W and b of q' = normalise(q @ W.T + b)
-    <run id>/nudged.npy         NUDGE: the nudged passage vectors, row ids in nudged_ids.json
+    README.md                what this is, its scores, how to use it, the re-indexing reminder
+    export.json              run, method, base model, dimension (truncate_dim), token limit, files
+    config.json results.json the run's settings and scores
+    model/                   full fine-tune: the sentence-transformers folder
+    adapter.npz              adapter: W and b of q' = normalise(q @ W.T + b) (base model referenced)
+    nudged.npy nudged_ids.json   NUDGE: the nudged passage vectors (base model referenced)
+    onnx/model.onnx          the encoding model's transformer, fp32 (the tuned model; for an adapter
+    onnx/model_int8.onnx     or NUDGE run the base model), dynamic int8, their tokenizer files and
+    onnx/onnx.json           onnx.json (pooling, normalisation, token limit, checks against torch)
+    embeddings.parquet       id, text, source, vector: the run's tuned passage vectors (the evaluation
+                             collection), cut to the chosen dimension and unit length again; windowed
+                             runs have a row per window (id "<passage id>#<n>", passage_id column)
+    snippets/*.py            sentence-transformers, FAISS, Qdrant, LlamaIndex, LangChain, ONNX Runtime
 
-Errors: ``FileNotFoundError`` when the run has nothing to export (not finished, failed, or
-its files were removed).
+The chosen Matryoshka dimension is one of ``dimension_choices`` (``quality_by_dimension``'s sizes;
+default the full size). The snippets read export.json, so they follow the bundle they sit in; each
+prints its top hits as ``rank<TAB>score<TAB>id<TAB>text`` (``tests/test_snippets.py`` runs them).
+
+Errors: ``FileNotFoundError`` when the run has nothing to export (not finished, failed, or its
+files were removed); ``ValueError`` for a dimension that is not offered or an output folder that
+is not empty.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import tempfile
 import time
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from core.insight.results import load_results
-from core.store import read_json
+import numpy as np
+
+from core.insight.results import load_results, load_vectors
+from core.store import Store, atomic_write_json, read_json
 from core.tuning.spec import RunSpec
 
+FORMAT = 1
 # Weights barely compress and deflating ~90 MB costs seconds on a small CPU: store them as is.
-STORED_SUFFIXES = (".safetensors", ".bin", ".npy", ".npz", ".pt", ".onnx")
+STORED_SUFFIXES = (".safetensors", ".bin", ".npy", ".npz", ".pt", ".onnx", ".parquet")
 # What each method must have left in the run folder for an export to make sense.
 ARTIFACTS = {
     "full": ("model",),
@@ -35,16 +59,20 @@ ARTIFACTS = {
     "nudge": ("nudged.npy", "nudged_ids.json"),
 }
 EXTRA_FILES = ("config.json", "results.json")
+DEFAULT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the bundled base model is on the Hub
+SNIPPETS = ("sentence_transformers_search.py", "faiss_search.py", "qdrant_search.py", "llamaindex_search.py",
+            "langchain_search.py", "onnx_search.py")
+TOP_K = 5
+Progress = Callable[[str, float], None]  # (message, fraction done), as the report builder reports
 
 _USAGE = {
     "full": """```python
 from sentence_transformers import SentenceTransformer
 
-model = SentenceTransformer("model")  # the model/ folder of this zip
-vectors = model.encode(["your question or passage"], normalize_embeddings=True)
-```
-
-Re-encode your passages with this model: vectors from the base model do not mix with it.""",
+model = SentenceTransformer("model", truncate_dim={dim})  # the model/ folder of this bundle
+vectors = model.encode_document(["a passage"], normalize_embeddings=True)
+question = model.encode_query(["your question"], normalize_embeddings=True)
+```""",
     "adapter": """The base model is unchanged; only QUESTION vectors are transformed, so an existing
 passage index built with the base model keeps working.
 
@@ -74,6 +102,29 @@ vectors = np.load("nudged.npy", allow_pickle=False)  # (len(ids), dim) float32, 
 ```""",
 }
 
+_REINDEX = {
+    "full": "**A new model means re-indexing the collection.** Vectors made by the base model (or any other "
+            "model) do not mix with this one's: re-encode every passage of your collection with this model "
+            "before you search it with this model's questions. `embeddings.parquet` holds the {rows} passages of "
+            "the run's evaluation collection already encoded; every other passage must be encoded again.",
+    "adapter": "**A new model means re-indexing the collection**, but an adapter is not a new model: passages "
+               "stay base-model vectors (those in `embeddings.parquet` are), only questions pass through the "
+               "adapter. If you change the base model, or the dimension, re-index everything.",
+    "nudge": "**A new model means re-indexing the collection**, but NUDGE is not a new model: questions are "
+             "encoded by the base model and the nudged passages replace their vectors in your index "
+             "(`embeddings.parquet` holds the evaluation collection with nudged vectors where they apply). "
+             "If you change the base model, or the dimension, re-index everything.",
+}
+
+
+@dataclass
+class Entry:
+    """One file of the bundle: a path relative to the bundle root and its bytes or its source file."""
+
+    name: str
+    data: bytes | None = None
+    source: Path | None = None
+
 
 def _files_of(folder: Path) -> list[Path]:
     """Regular files under ``folder`` (recursively, sorted); symlinks are skipped, not followed."""
@@ -87,8 +138,8 @@ def _files_of(folder: Path) -> list[Path]:
     return out
 
 
-def model_card(run_dir: str | Path) -> str:
-    """The README.md of the export: method, base model, settings, scores and how to use it."""
+def model_card(run_dir: str | Path, dim: int | None = None) -> str:
+    """The top of the bundle's README.md: method, base model, settings, scores and how to use it."""
     run_dir = Path(run_dir)
     spec = RunSpec.load(run_dir)
     status = read_json(run_dir / "status.json", {}) or {}
@@ -105,6 +156,7 @@ def model_card(run_dir: str | Path) -> str:
                   f"({results.question_origin}) searching {results.eval_passages} passages, read at "
                   f"{results.passage_tokens} tokens by both models.")
     settings = "\n".join(f"- {k}: {v}" for k, v in spec.describe())
+    usage = _USAGE.get(spec.method, "").replace("{base_model}", base_model_ref(spec)).replace("{dim}", str(dim))
     return "\n".join(
         [
             f"# {status.get('name') or run_dir.name}",
@@ -122,7 +174,7 @@ def model_card(run_dir: str | Path) -> str:
             "",
             "## How to use it",
             "",
-            _USAGE.get(spec.method, "").replace("{base_model}", spec.base_model or "sentence-transformers/all-MiniLM-L6-v2"),
+            usage,
             "",
             "## Settings",
             "",
@@ -132,41 +184,621 @@ def model_card(run_dir: str | Path) -> str:
     )
 
 
-def model_zip(run_dir: str | Path) -> bytes:
-    """Zip a finished run's tuned model (or adapter / nudged vectors) with its config, results and a README.
+def base_model_ref(spec: RunSpec) -> str:
+    """How a bundle names the base model: the run's folder or hub id; the bundled default by its hub id."""
+    return spec.base_model or DEFAULT_BASE_HUB_ID
 
-    Args:
-        run_dir: The run folder (``Store.run_dir(run_id)``).
 
-    Returns:
-        The zip archive's bytes; every entry sits under ``<run folder name>/``.
+def check_exportable(run_dir: Path) -> RunSpec:
+    """The run's spec, once its method's files are known to be there.
 
     Raises:
-        FileNotFoundError: the run folder, its config, or the method's artifacts are missing.
+        FileNotFoundError: no run folder / config, unknown method, or the method's files are missing.
     """
-    run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir.name}: no config.json; this is not a run folder.")
-    method = RunSpec.load(run_dir).method
-    needed = ARTIFACTS.get(method)
+    spec = RunSpec.load(run_dir)
+    needed = ARTIFACTS.get(spec.method)
     if needed is None:
-        raise FileNotFoundError(f"{run_dir.name}: unknown method {method!r}, nothing to export.")
+        raise FileNotFoundError(f"{run_dir.name}: unknown method {spec.method!r}, nothing to export.")
     missing = [n for n in needed if not (run_dir / n).exists()]
     if missing:
         raise FileNotFoundError(
             f"Run {run_dir.name} has no {', '.join(missing)}: it did not finish, so there is no tuned model to download."
         )
-    prefix = run_dir.name
+    return spec
+
+
+def dimension_choices(full: int) -> list[int]:
+    """The vector sizes a bundle offers: the full size, then ``quality_by_dimension``'s smaller ones."""
+    from core.insight.matryoshka import DIMS
+
+    return [full, *[d for d in DIMS if d < full]]
+
+
+def dimension_options(store: Store, run_id: str) -> list[tuple[int, str]]:
+    """(dimension, label) per offered size, the label with the tuned system's nDCG@10 at that size and
+    its storage (``RunView.by_dimension``: stored vectors, no encoding)."""
+    from core.insight.explore import open_run
+
+    table = open_run(store, run_id).by_dimension()
+    rows = table[table["model"] == "tuned"]
+    full = int(rows["dimensions"].max())
+    out = []
+    for dim in dimension_choices(full):
+        row = rows[rows["dimensions"] == dim]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        label = (f"{dim}{' (full size)' if dim == full else ''}: nDCG@10 {r['nDCG@10']:.3f}, "
+                 f"{r['MB per 1M passages']:g} MB per million passages")
+        out.append((dim, label))
+    return out
+
+
+def _encoding_model(run_dir: Path, spec: RunSpec):
+    """The torch model that encodes questions (and new passages) for this run, at its token limit."""
+    from core.retrieval.embedding import load_model
+
+    target = str(run_dir / "model") if spec.method == "full" else spec.base_model
+    model = load_model(target, device="cpu")
+    model.max_seq_length = spec.scoring.passage_tokens
+    return model
+
+
+def _embeddings_table(view, spec: RunSpec, dim: int, model_fn) -> tuple[bytes, int]:
+    """embeddings.parquet's bytes and its row count (see the module docstring)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.insight.matryoshka import truncate
+
+    ids = view.passage_ids
+    texts = [view.eval.corpus[p] for p in ids]
+    sources = [view.eval.sources.get(p) or None for p in ids]
+    extra: dict[str, list] = {}
+    if view.tuned_w is not None:  # windowed: one row per window, as the run searched
+        from core.retrieval.windows import split_windows
+
+        wins = split_windows(texts, model_fn().tokenizer, spec.scoring.passage_tokens, spec.scoring.window_overlap)
+        if len(wins.owner) != len(view.owner) or not np.array_equal(wins.owner, np.asarray(view.owner)):
+            raise ValueError("The run's passage windows cannot be rebuilt from its passages: export without "
+                             "windows is not possible for this run.")
+        counter: dict[int, int] = {}
+        row_ids, row_texts, row_sources, owners = [], [], [], []
+        for row, (start, end) in zip(wins.owner.tolist(), wins.spans):
+            n = counter[row] = counter.get(row, 0) + 1
+            row_ids.append(f"{ids[row]}#{n}")
+            row_texts.append(texts[row][start:end])
+            row_sources.append(sources[row])
+            owners.append(ids[row])
+        ids, texts, sources, extra = row_ids, row_texts, row_sources, {"passage_id": owners}
+        vectors = truncate(np.asarray(view.tuned_w), dim)
+    else:
+        vectors = truncate(np.asarray(view.tuned_d), dim)
+    columns = {"id": pa.array(ids, pa.string()), "text": pa.array(texts, pa.string()),
+               "source": pa.array(sources, pa.string()),
+               "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)}
+    columns.update({k: pa.array(v, pa.string()) for k, v in extra.items()})
+    table = pa.table(columns).replace_schema_metadata({
+        "dimension": str(dim), "normalised": "L2, after truncation", "run_id": view.run_id,
+        "model": "model/" if spec.method == "full" else base_model_ref(spec)})
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{prefix}/README.md", model_card(run_dir))
-        for name in EXTRA_FILES + needed:
-            path = run_dir / name
-            if path.is_symlink() or not path.exists():
-                continue
-            files = _files_of(path) if path.is_dir() else [path]
-            for f in files:
-                arc = f"{prefix}/{f.relative_to(run_dir).as_posix()}"
-                kind = zipfile.ZIP_STORED if f.suffix in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
-                zf.write(f, arc, compress_type=kind)
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue(), len(ids)
+
+
+def _onnx_entries(model, spec: RunSpec, onnx_dir: Path, progress: Progress | None) -> tuple[list[Entry], dict]:
+    """onnx/: the encoding model's fp32 and int8 files (from the workspace cache, exported once), its
+    tokenizer files and onnx.json."""
+    from core.retrieval.backends import ONNX_FILES, ensure_onnx, export_meta, pooling_spec
+
+    def step(done: int, total: int, unit: str) -> None:
+        if progress:
+            progress(f"ONNX export of the model (once per model): {done}/{total} {unit}", 0.1 + 0.6 * done / max(total, 1))
+
+    fp32 = ensure_onnx(model, "onnx-int8", onnx_dir, progress=step).with_name(ONNX_FILES["onnx"])
+    int8 = fp32.with_name(ONNX_FILES["onnx-int8"])
+    checks = export_meta(model, onnx_dir)
+    meta = {**pooling_spec(model), "max_seq_length": spec.scoring.passage_tokens,
+            "prompts": dict(getattr(model, "prompts", {}) or {}),
+            "of": "the tuned model" if spec.method == "full" else "the base model (unchanged by this method)",
+            "fp32": "model.onnx", "int8": "model_int8.onnx",
+            "fp32_min_cosine_vs_torch": checks.get("fp32_min_cosine"),
+            "int8_min_cosine_vs_torch": checks.get("int8_min_cosine"),
+            "exporter": checks.get("exporter"), "opset": checks.get("opset"),
+            "pooling_note": "token embeddings -> pooling 'modes' over the attention mask (concatenated) -> "
+                            "L2 normalise when 'normalize'"}
+    entries = [Entry("onnx/model.onnx", source=fp32), Entry("onnx/model_int8.onnx", source=int8),
+               Entry("onnx/onnx.json", json.dumps(meta, indent=1).encode("utf-8"))]
+    with tempfile.TemporaryDirectory() as tmp:
+        model.tokenizer.save_pretrained(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            if f.is_file():
+                entries.append(Entry(f"onnx/{f.name}", f.read_bytes()))
+    return entries, meta
+
+
+def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_onnx: bool = True,
+                   progress: Progress | None = None) -> list[Entry]:
+    """Every file of a run's bundle (see the module docstring), in writing order.
+
+    Args:
+        store: the workspace (its run folder and its ONNX cache, ``cache/onnx``).
+        run_id: a finished full / adapter / NUDGE run.
+        dim: vector size kept (``dimension_choices``); None: the full size.
+        with_onnx: include onnx/ (exported into the workspace cache the first time).
+        progress: called with (message, fraction done).
+
+    Raises:
+        FileNotFoundError: see ``check_exportable``; the run has no saved vectors.
+        ValueError: ``dim`` is not offered.
+    """
+    from core.insight.explore import open_run
+
+    run_dir = store.run_dir(run_id)
+    spec = check_exportable(run_dir)
+    if load_vectors(run_dir) is None:
+        raise FileNotFoundError(f"Run {run_id} has no saved vectors: it did not finish.")
+    view = open_run(store, run_id)
+    full = int(view.tuned_d.shape[1])
+    choices = dimension_choices(full)
+    dim = full if dim is None else int(dim)
+    if dim not in choices:
+        raise ValueError(f"dimension {dim} is not offered for this run: choose one of {', '.join(map(str, choices))}")
+    if progress:
+        progress("Reading the run", 0.05)
+    loaded: list[Any] = []
+
+    def model_fn():
+        if not loaded:
+            loaded.append(_encoding_model(run_dir, spec))
+        return loaded[0]
+
+    entries: list[Entry] = []
+    for name in EXTRA_FILES + ARTIFACTS[spec.method]:
+        path = run_dir / name
+        if path.is_symlink() or not path.exists():
+            continue
+        for f in (_files_of(path) if path.is_dir() else [path]):
+            entries.append(Entry(f.relative_to(run_dir).as_posix(), source=f))
+    onnx_meta = None
+    if with_onnx:
+        onnx_entries, onnx_meta = _onnx_entries(model_fn(), spec, store.cache_path.parent / "onnx", progress)
+        entries += onnx_entries
+        atomic_write_json(run_dir / ONNX_MARKER, {"onnx_folder": onnx_entries[0].source.parent.name})
+    if progress:
+        progress("Writing the collection's embeddings (Parquet)", 0.75)
+    parquet, rows = _embeddings_table(view, spec, dim, model_fn)
+    entries.append(Entry("embeddings.parquet", parquet))
+    info = _export_info(view, spec, dim, full, rows, onnx_meta)
+    entries.append(Entry("export.json", json.dumps(info, indent=1).encode("utf-8")))
+    entries.append(Entry("README.md", readme(run_dir, spec, info).encode("utf-8")))
+    for name, text in snippets(spec.method, with_onnx).items():
+        entries.append(Entry(f"snippets/{name}", text.encode("utf-8")))
+    if progress:
+        progress("Bundle ready", 1.0)
+    return entries
+
+
+def _export_info(view, spec: RunSpec, dim: int, full: int, rows: int, onnx_meta: dict | None) -> dict[str, Any]:
+    by_dim = view.by_dimension()
+    hit = by_dim[(by_dim["model"] == "tuned") & (by_dim["dimensions"] == dim)]
+    return {
+        "format": FORMAT,
+        "run_id": view.run_id,
+        "method": spec.method,
+        "model": "model" if spec.method == "full" else None,
+        "base_model": base_model_ref(spec),
+        "dimension": dim,
+        "full_dimension": full,
+        "truncate_dim": None if dim == full else dim,
+        "max_seq_length": spec.scoring.passage_tokens,
+        "windows": ({"size": spec.scoring.passage_tokens, "overlap": spec.scoring.window_overlap}
+                    if view.tuned_w is not None else None),
+        "scored_with_backend": spec.scoring.backend,
+        "nDCG@10_at_dimension": None if hit.empty else round(float(hit.iloc[0]["nDCG@10"]), 4),
+        "embeddings": {"file": "embeddings.parquet", "rows": rows, "passages": len(view.passage_ids),
+                       "columns": ["id", "text", "source", "vector"] + (["passage_id"] if view.tuned_w is not None
+                                                                        else []),
+                       "what": "the run's evaluation collection, tuned vectors cut to `dimension`, unit length"},
+        "onnx": None if onnx_meta is None else {"fp32": "onnx/model.onnx", "int8": "onnx/model_int8.onnx",
+                                                "config": "onnx/onnx.json", "of": onnx_meta["of"],
+                                                "fp32_min_cosine_vs_torch": onnx_meta["fp32_min_cosine_vs_torch"],
+                                                "int8_min_cosine_vs_torch": onnx_meta["int8_min_cosine_vs_torch"]},
+        "adapter": "adapter.npz" if spec.method == "adapter" else None,
+        "example_query": view.eval.queries[view.query_ids[0]] if view.query_ids else "",
+        "snippets": [f"snippets/{n}" for n in snippets(spec.method, onnx_meta is not None)],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def readme(run_dir: Path, spec: RunSpec, info: dict[str, Any]) -> str:
+    """README.md: the model card, then the bundle's files, its dimension and the re-indexing reminder."""
+    dim, full = info["dimension"], info["full_dimension"]
+    size = (f"{dim} of {full} dimensions (Matryoshka truncation: the first {dim} coordinates, unit length again; "
+            f"`truncate_dim={dim}` in sentence-transformers)" if dim != full else f"the full {full} dimensions")
+    lines = [
+        model_card(run_dir, info["truncate_dim"]),
+        "## This bundle",
+        "",
+        _REINDEX[spec.method].format(rows=info["embeddings"]["rows"]),
+        "",
+        f"- **Vector size:** {size}. Questions must be cut the same way as the stored vectors.",
+        f"- **Token limit:** passages and questions are read at {info['max_seq_length']} tokens, as in the run.",
+        f"- **Encoded with:** the run's `{info['scored_with_backend']}` backend made the stored vectors"
+        + ("" if info["scored_with_backend"] == "torch" else
+           f" (`onnx/{'model_int8' if info['scored_with_backend'] == 'onnx-int8' else 'model'}.onnx` reproduces them; "
+           "torch's vectors differ from them by the cosine recorded in `onnx/onnx.json`)") + ".",
+        f"- **`embeddings.parquet`:** {info['embeddings']['rows']} rows (id, text, source, vector"
+        + (", passage_id: one row per window" if info["windows"] else "") + "), ready to load into a vector store.",
+    ]
+    if info["onnx"]:
+        lines.append(f"- **`onnx/`:** {info['onnx']['of']} for ONNX Runtime: `model.onnx` (fp32, cosine "
+                     f"{info['onnx']['fp32_min_cosine_vs_torch']} or more against torch on the check texts) and "
+                     f"`model_int8.onnx` (dynamic int8, {info['onnx']['int8_min_cosine_vs_torch']} or more); the "
+                     "graph gives token embeddings: apply the pooling in `onnx/onnx.json`, then normalise "
+                     "(`snippets/onnx_search.py` does it without torch).")
+    lines += [
+        "- **`snippets/`:** each one runs as is from anywhere: `python snippets/faiss_search.py \"your question\"` "
+        "(sentence-transformers, FAISS, Qdrant, LlamaIndex, LangChain" + (", ONNX Runtime" if info["onnx"] else "")
+        + "). Install what a snippet imports first (e.g. `pip install faiss-cpu qdrant-client llama-index-core "
+        "langchain-core`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_bundle(store: Store, run_id: str, out: str | Path, *, dim: int | None = None, with_onnx: bool = True,
+                 progress: Progress | None = None) -> Path:
+    """Write the bundle into folder ``out`` (created; it must be empty if it exists). Returns ``out``.
+
+    Raises:
+        ValueError: ``out`` exists and is not an empty folder. See ``bundle_entries`` for the rest.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not an empty folder: give a new folder (or a .zip path).")
+    entries = bundle_entries(store, run_id, dim=dim, with_onnx=with_onnx, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    for e in entries:
+        target = out / e.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if e.source is not None:
+            shutil.copyfile(e.source, target)
+        else:
+            target.write_bytes(e.data or b"")
+    return out
+
+
+def _zip_into(fh, entries: list[Entry], prefix: str) -> None:
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for e in entries:
+            arc = f"{prefix}/{e.name}"
+            kind = zipfile.ZIP_STORED if Path(e.name).suffix in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+            if e.source is not None:
+                zf.write(e.source, arc, compress_type=kind)
+            else:
+                zf.writestr(arc, e.data or b"", compress_type=kind)
+
+
+def bundle_zip(store: Store, run_id: str, *, dim: int | None = None, with_onnx: bool = True,
+               progress: Progress | None = None) -> bytes:
+    """The bundle as one zip (every entry under ``<run id>/``): what the Runs page downloads."""
+    entries = bundle_entries(store, run_id, dim=dim, with_onnx=with_onnx, progress=progress)
+    buf = io.BytesIO()
+    _zip_into(buf, entries, store.run_dir(run_id).name)
     return buf.getvalue()
+
+
+def model_zip(run_dir: str | Path, *, dim: int | None = None, with_onnx: bool = False) -> bytes:
+    """``bundle_zip`` of the run in folder ``run_dir`` (a workspace's ``runs/<id>``), for callers that hold
+    a folder; ONNX files are left out unless asked for (they take an export the first time)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir.name}: no config.json; this is not a run folder.")
+    return bundle_zip(Store(run_dir.parent.parent), run_dir.name, dim=dim, with_onnx=with_onnx)
+
+
+def write_bundle_zip(store: Store, run_id: str, out: str | Path, *, dim: int | None = None, with_onnx: bool = True,
+                     progress: Progress | None = None) -> Path:
+    """The bundle as a zip file at ``out`` (written to a temp file, then moved into place)."""
+    out = Path(out)
+    entries = bundle_entries(store, run_id, dim=dim, with_onnx=with_onnx, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".zip")
+    try:
+        with open(fd, "wb") as fh:
+            _zip_into(fh, entries, store.run_dir(run_id).name)
+        Path(tmp).replace(out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return out
+
+
+ONNX_MARKER = "export-onnx.json"  # in the run folder: which cache folder holds its model's ONNX files
+
+
+def prepare_bundle(store: Store, run_id: str, progress: Progress | None = None) -> Path:
+    """Export the run's encoding model to ONNX (fp32 and int8) into the workspace cache, once, and note
+    where in the run folder (``onnx_ready``). Returns the cache folder.
+
+    Raises:
+        FileNotFoundError: see ``check_exportable``.
+    """
+    from core.retrieval.backends import ONNX_FILES, ensure_onnx
+
+    run_dir = store.run_dir(run_id)
+    spec = check_exportable(run_dir)
+    if progress:
+        progress("Loading the model", 0.05)
+    model = _encoding_model(run_dir, spec)
+
+    def step(done: int, total: int, unit: str) -> None:
+        if progress:
+            progress(f"ONNX export of the model (once per model): {done}/{total} {unit}", 0.1 + 0.9 * done / max(total, 1))
+
+    folder = ensure_onnx(model, "onnx-int8", store.cache_path.parent / "onnx", progress=step).parent
+    if all((folder / f).exists() for f in ONNX_FILES.values()):
+        atomic_write_json(run_dir / ONNX_MARKER, {"onnx_folder": folder.name})
+    return folder
+
+
+def onnx_ready(store: Store, run_id: str) -> bool:
+    """True when ``prepare_bundle`` (or an earlier bundle) left the run's ONNX files in the workspace cache:
+    a bundle is then quick to build. False: the first bundle exports them (about a minute on a CPU).
+    Reads two small files; loads no model."""
+    from core.retrieval.backends import ONNX_FILES
+
+    marker = read_json(store.run_dir(run_id) / ONNX_MARKER) or {}
+    name = str(marker.get("onnx_folder") or "")
+    if not name or "/" in name or name.startswith("."):
+        return False
+    folder = store.cache_path.parent / "onnx" / name
+    return all((folder / f).exists() for f in ONNX_FILES.values())
+
+
+# ---------------------------------------------------------------- snippets (files of the bundle)
+
+_HEAD = '''"""{title}
+
+Run it from anywhere:  python snippets/{file} "your question"
+(without a question it asks the bundle's example question). It prints the top {k} passages as
+rank, score, id and text, one per line, tab-separated.{needs}
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BUNDLE = Path(__file__).resolve().parent.parent  # the exported folder
+info = json.loads((BUNDLE / "export.json").read_text(encoding="utf-8"))
+question = " ".join(sys.argv[1:]) or info["example_query"]
+table = pd.read_parquet(BUNDLE / "embeddings.parquet")  # id, text, source, vector
+vectors = np.stack(table["vector"].to_numpy()).astype(np.float32)  # (rows, dimension), unit length
+'''
+
+_ENCODER = {
+    "full": '''
+from sentence_transformers import SentenceTransformer  # noqa: E402
+
+# The tuned model; truncate_dim keeps the first `dimension` coordinates, like the stored vectors.
+model = SentenceTransformer(str(BUNDLE / "model"), truncate_dim=info["truncate_dim"])
+model.max_seq_length = info["max_seq_length"]
+
+
+def embed_query(text):
+    return model.encode_query([text], normalize_embeddings=True)[0]
+
+
+def embed_passages(texts):  # new passages: encode them with the same model before adding them
+    return model.encode_document(list(texts), normalize_embeddings=True)
+''',
+    "adapter": '''
+from sentence_transformers import SentenceTransformer  # noqa: E402
+
+# The unchanged base model; the adapter moves QUESTION vectors only (passages stay base-model vectors).
+model = SentenceTransformer(info["base_model"])
+model.max_seq_length = info["max_seq_length"]
+adapter = np.load(BUNDLE / "adapter.npz", allow_pickle=False)
+W, b = adapter["weight"], adapter["bias"]
+
+
+def _cut(v):  # the first `dimension` coordinates, unit length again
+    v = v[..., : info["dimension"]]
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def embed_query(text):
+    q = model.encode_query([text], normalize_embeddings=True) @ W.T + b
+    return _cut(q / np.linalg.norm(q, axis=1, keepdims=True))[0]
+
+
+def embed_passages(texts):
+    return _cut(model.encode_document(list(texts), normalize_embeddings=True))
+''',
+    "nudge": '''
+from sentence_transformers import SentenceTransformer  # noqa: E402
+
+# The unchanged base model encodes questions; the stored passage vectors carry NUDGE's changes.
+model = SentenceTransformer(info["base_model"], truncate_dim=info["truncate_dim"])
+model.max_seq_length = info["max_seq_length"]
+
+
+def embed_query(text):
+    return model.encode_query([text], normalize_embeddings=True)[0]
+
+
+def embed_passages(texts):  # passages NUDGE never saw: plain base-model vectors
+    return model.encode_document(list(texts), normalize_embeddings=True)
+''',
+}
+
+_BODIES = {
+    "sentence_transformers_search.py": ("Search the bundle's passages with sentence-transformers and numpy (no vector "
+                                        "database).", "sentence-transformers", '''
+scores = vectors @ embed_query(question)  # cosine: every vector has unit length
+for rank, row in enumerate(np.argsort(-scores)[:{k}], start=1):
+    print(f"{{rank}}\\t{{scores[row]:.4f}}\\t{{table['id'][row]}}\\t{{table['text'][row][:100]}}")
+'''),
+    "faiss_search.py": ("Search the bundle's passages with FAISS (exact inner product = cosine on unit vectors).",
+                        "sentence-transformers faiss-cpu", '''
+import faiss  # noqa: E402
+
+index = faiss.IndexFlatIP(vectors.shape[1])  # exact; for millions of rows see faiss.IndexHNSWFlat
+index.add(vectors)
+scores, rows = index.search(embed_query(question)[None, :].astype(np.float32), {k})
+for rank, (score, row) in enumerate(zip(scores[0], rows[0]), start=1):
+    print(f"{{rank}}\\t{{score:.4f}}\\t{{table['id'][row]}}\\t{{table['text'][row][:100]}}")
+'''),
+    "qdrant_search.py": ("Load the bundle's passages into Qdrant and search them.", "sentence-transformers qdrant-client",
+                         '''
+from qdrant_client import QdrantClient, models  # noqa: E402
+
+client = QdrantClient(":memory:")  # a local, in-process Qdrant; a server: QdrantClient(url="http://localhost:6333")
+client.create_collection("passages", vectors_config=models.VectorParams(size=vectors.shape[1],
+                                                                          distance=models.Distance.COSINE))
+client.upload_points("passages", [
+    models.PointStruct(id=i, vector=vectors[i].tolist(),
+                       payload={{"id": table["id"][i], "text": table["text"][i], "source": table["source"][i]}})
+    for i in range(len(table))
+])
+hits = client.query_points("passages", query=embed_query(question).tolist(), limit={k}).points
+for rank, hit in enumerate(hits, start=1):
+    print(f"{{rank}}\\t{{hit.score:.4f}}\\t{{hit.payload['id']}}\\t{{hit.payload['text'][:100]}}")
+'''),
+    "llamaindex_search.py": ("Search the bundle's passages with LlamaIndex (a VectorStoreIndex over the stored vectors).",
+                             "sentence-transformers llama-index-core", '''
+from llama_index.core import VectorStoreIndex  # noqa: E402
+from llama_index.core.embeddings import BaseEmbedding  # noqa: E402
+from llama_index.core.schema import TextNode  # noqa: E402
+
+
+class BundleEmbedding(BaseEmbedding):
+    """This bundle's encoder as a LlamaIndex embedding model. For a full fine-tune,
+    llama_index.embeddings.huggingface.HuggingFaceEmbedding(model_name="model", truncate_dim=...)
+    does the same; this class also covers adapter and NUDGE bundles."""
+
+    def _get_query_embedding(self, query):
+        return embed_query(query).tolist()
+
+    async def _aget_query_embedding(self, query):
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text):
+        return embed_passages([text])[0].tolist()
+
+
+nodes = [TextNode(id_=str(table["id"][i]), text=table["text"][i], embedding=vectors[i].tolist(),
+                  metadata={{"source": table["source"][i]}}) for i in range(len(table))]
+index = VectorStoreIndex(nodes, embed_model=BundleEmbedding())  # stored vectors: nothing is re-encoded
+for rank, hit in enumerate(index.as_retriever(similarity_top_k={k}).retrieve(question), start=1):
+    print(f"{{rank}}\\t{{hit.score:.4f}}\\t{{hit.node.node_id}}\\t{{hit.node.get_content()[:100]}}")
+'''),
+    "langchain_search.py": ("Search the bundle's passages with LangChain (an InMemoryVectorStore over the stored vectors).",
+                            "sentence-transformers langchain-core", '''
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.embeddings import Embeddings  # noqa: E402
+from langchain_core.vectorstores import InMemoryVectorStore  # noqa: E402
+
+stored = dict(zip(table["text"], vectors))
+
+
+class BundleEmbeddings(Embeddings):
+    """This bundle's encoder for LangChain; passages already in embeddings.parquet keep their stored vector
+    (no re-encoding). For a full fine-tune, langchain_huggingface.HuggingFaceEmbeddings(model_name="model")
+    encodes the same way (without the truncation)."""
+
+    def embed_documents(self, texts):
+        missing = [t for t in texts if t not in stored]
+        stored.update(zip(missing, embed_passages(missing)) if missing else [])
+        return [stored[t].tolist() for t in texts]
+
+    def embed_query(self, text):
+        return embed_query(text).tolist()
+
+
+store = InMemoryVectorStore(BundleEmbeddings())
+store.add_documents([Document(page_content=table["text"][i], id=str(table["id"][i]),
+                              metadata={{"id": table["id"][i], "source": table["source"][i]}})
+                     for i in range(len(table))])
+for rank, (doc, score) in enumerate(store.similarity_search_with_score(question, k={k}), start=1):
+    print(f"{{rank}}\\t{{score:.4f}}\\t{{doc.metadata['id']}}\\t{{doc.page_content[:100]}}")
+'''),
+}
+
+_ONNX = '''
+import onnxruntime as ort  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
+
+ONNX = BUNDLE / "onnx"
+cfg = json.loads((ONNX / "onnx.json").read_text(encoding="utf-8"))
+int8 = "--int8" in sys.argv
+question = " ".join(a for a in sys.argv[1:] if a != "--int8") or info["example_query"]
+session = ort.InferenceSession(str(ONNX / (cfg["int8"] if int8 else cfg["fp32"])), providers=["CPUExecutionProvider"])
+tokenizer = Tokenizer.from_file(str(ONNX / "tokenizer.json"))
+tokenizer.enable_truncation(max_length=cfg["max_seq_length"])
+pad = json.loads((ONNX / "tokenizer_config.json").read_text(encoding="utf-8")).get("pad_token") or "[PAD]"
+pad = pad["content"] if isinstance(pad, dict) else pad
+tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
+
+
+def _encode(texts, prompt=""):
+    batch = tokenizer.encode_batch([prompt + t for t in texts])
+    feeds = {{"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
+             "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
+             "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64)}}
+    tokens = session.run(None, {{k: feeds[k] for k in cfg["inputs"]}})[0]  # (batch, sequence, hidden)
+    mask = feeds["attention_mask"][..., None].astype(np.float32)
+    parts = []
+    for mode in cfg["modes"]:
+        if mode == "mean":
+            parts.append((tokens * mask).sum(1) / np.maximum(mask.sum(1), 1e-9))
+        elif mode == "cls":
+            parts.append(tokens[:, 0])
+        elif mode == "max":
+            parts.append(np.where(mask > 0, tokens, -np.inf).max(1))
+        else:
+            raise SystemExit(f"pooling {{mode!r}}: see sentence-transformers' Pooling module")
+    v = np.concatenate(parts, axis=1)
+    if cfg["normalize"]:
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def _cut(v):  # the first `dimension` coordinates, unit length again
+    v = v[..., : info["dimension"]]
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def embed_query(text):
+    q = _encode([text], cfg["prompts"].get("query", ""))
+    if info.get("adapter"):  # an adapter bundle: questions pass through the adapter
+        z = np.load(BUNDLE / info["adapter"], allow_pickle=False)
+        q = q @ z["weight"].T + z["bias"]
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return _cut(q)[0]
+
+
+scores = vectors @ embed_query(question)
+for rank, row in enumerate(np.argsort(-scores)[:{k}], start=1):
+    print(f"{{rank}}\\t{{scores[row]:.4f}}\\t{{table['id'][row]}}\\t{{table['text'][row][:100]}}")
+'''
+
+
+def snippets(method: str, with_onnx: bool = True) -> dict[str, str]:
+    """The snippet files of a bundle of ``method`` ({file name: Python source})."""
+    out = {}
+    for name, (title, needs, body) in _BODIES.items():
+        head = _HEAD.format(title=title, file=name, k=TOP_K, needs=f"\nNeeds: pip install {needs} pandas pyarrow")
+        out[name] = head + _ENCODER[method] + body.format(k=TOP_K)
+    if with_onnx:
+        title = ("Search the bundle's passages with the ONNX file and no torch: ONNX Runtime, the tokenizers "
+                 "package and numpy (add --int8 for the int8 file).")
+        out["onnx_search.py"] = (_HEAD.format(title=title, file="onnx_search.py", k=TOP_K,
+                                              needs="\nNeeds: pip install onnxruntime tokenizers pandas pyarrow")
+                                 + _ONNX.format(k=TOP_K))
+    return out

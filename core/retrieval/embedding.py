@@ -7,7 +7,9 @@ Models load with ``trust_remote_code=False``.
 
 Embeddings are (n, dim) float32, L2-normalised, so inner product = cosine similarity.
 The cache keys a vector by (model fingerprint, kind, sha1 of the text), so no page
-encodes the same text with the same model twice.
+encodes the same text with the same model twice. ``encode`` takes a SentenceTransformer or an
+encoder of ``core.retrieval.backends`` (ONNX Runtime fp32 / int8); the fingerprint names the
+backend, so vectors of two backends never stand in for each other.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def load_model(name: str | None = None, device: str | None = None):
     return model
 
 
-def _weights_fingerprint(model) -> str:
+def weights_fingerprint(model) -> str:
     """A short hash of a model's weights; cached on the model (``forget_fingerprint`` after training)."""
     fp = getattr(model, "_etl_fingerprint", None)
     if fp:
@@ -113,16 +115,21 @@ def _weights_fingerprint(model) -> str:
 
 
 def model_fingerprint(model) -> str:
-    """What an embedding depends on: the weights (hashed once) and the token limit *now*.
+    """What an embedding depends on: the weights (hashed once), the token limit *now* and the backend.
 
     The limit is read at every call, so changing ``model.max_seq_length`` never returns vectors
     cached at another limit. Call ``forget_fingerprint(model)`` after changing weights in place.
+    torch keeps the key it had before backends existed ('<weights>-t<limit>'); an ONNX encoder
+    (``core.retrieval.backends``) appends its backend ('-onnx', '-onnx-int8').
     """
-    return f"{_weights_fingerprint(model)}-t{getattr(model, 'max_seq_length', '')}"
+    backend = getattr(model, "etl_backend", "torch")
+    fp = f"{weights_fingerprint(getattr(model, 'torch_model', model))}-t{getattr(model, 'max_seq_length', '')}"
+    return fp if backend == "torch" else f"{fp}-{backend}"
 
 
 def forget_fingerprint(model) -> None:
     """Drop the cached weights hash (after training changed the weights)."""
+    model = getattr(model, "torch_model", model)
     if hasattr(model, "_etl_fingerprint"):
         del model._etl_fingerprint
 
@@ -186,7 +193,7 @@ def encode(
     """Encode texts in batches, using and filling the cache.
 
     Args:
-        model: a SentenceTransformer.
+        model: a SentenceTransformer, or an encoder of ``core.retrieval.backends``.
         texts: the texts; duplicates are encoded once.
         kind: "query" or "passage" (uses the model's query/document prompts if it has any).
         batch_size: texts per forward pass.

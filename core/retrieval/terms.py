@@ -62,3 +62,48 @@ def terms_batch(texts: Iterable[str]) -> list[list[str]]:
         One term list per text.
     """
     return [terms(t) for t in texts]
+
+
+def has_digit(term: str) -> bool:
+    """Whether a term holds a digit (a number, a year, a code such as ``"covid19"``): two such terms that
+    differ never mean the same thing, however alike they look (``"2020"`` / ``"2021"``)."""
+    return any(ch.isdigit() for ch in term)
+
+
+def same_word(a: str, b: str) -> bool:
+    """Whether two terms are forms of one word: an inflection or a spelling variant, not another word.
+
+    Equal terms; one a prefix of the other with at most 3 more letters and the shorter of at least 3
+    (``revenue``/``revenues``, ``child``/``children``, ``use``/``used``); a shared stem of at least 4
+    letters with endings of at most 3 (``increases``/``increased``, ``responsibility``/
+    ``responsibilities``); or, from 5 letters on, one letter added inside the word (``colour``/``color``,
+    ``judgement``/``judgment``) or ``s``/``z`` swapped (``organise``/``organize``). Terms holding a digit
+    are the same word only when equal. ``mers``/``sars`` and ``children``/``adults`` are different words.
+
+    Args:
+        a: A term, as :func:`terms` gives it (case-folded).
+        b: Another term.
+
+    Returns:
+        True when ``a`` and ``b`` are forms of one word.
+    """
+    if a == b:
+        return True
+    if has_digit(a) or has_digit(b):
+        return False
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 3 and long.startswith(short) and len(long) - len(short) <= 3:
+        return True
+    stem = 0
+    while stem < len(short) and short[stem] == long[stem]:
+        stem += 1
+    if stem >= 4 and len(long) - stem <= 3 and len(short) - stem <= 3:
+        return True
+    if len(short) < 5:
+        return False
+    if len(long) == len(short) + 1:  # one letter added inside: colour / color
+        return any(long[:i] + long[i + 1 :] == short for i in range(1, len(long) - 1))
+    if len(long) == len(short):
+        diff = [i for i in range(len(short)) if short[i] != long[i]]
+        return len(diff) == 1 and diff[0] > 0 and {short[diff[0]], long[diff[0]]} == {"s", "z"}
+    return False

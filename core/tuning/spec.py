@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from core.retrieval.backends import BACKENDS, Backend
+
 Method = Literal["full", "adapter", "nudge", "shootout", "models"]
 METHODS: tuple[str, ...] = get_args(Method)
 TUNING_METHODS = ("full", "adapter", "nudge")  # what a shoot-out can include
@@ -89,6 +91,15 @@ class Scoring:
     window_overlap: int = setting(
         64, "Tokens shared by consecutive windows, so a sentence cut at one window's edge is whole in the next.",
         label="Window overlap (tokens)", min=0, max=256, advanced=True,
+    )
+    backend: Backend = setting(
+        "torch",
+        "What runs the model when encoding for search, for the base and the tuned model alike (training is always "
+        "PyTorch): torch (PyTorch, fp32); onnx (ONNX Runtime, fp32: the same vectors, cosine >= 0.999 to torch's); "
+        "onnx-int8 (ONNX Runtime with int8 weights: a quarter of the size, vectors move slightly, cosine ~0.99). "
+        "An ONNX file is exported once per model and kept in the workspace cache. torch stays the default until "
+        "the encode benchmark (bench/bench_encode.py) finds a faster backend whose nDCG@10 moves by 0.002 at most.",
+        label="Encoding backend", advanced=True,
     )
     validation_share: float = setting(
         0.1,
@@ -254,6 +265,8 @@ class RunSpec:
                              f"got {type(self.settings).__name__}")
         if self.scoring.passage_tokens < 8:
             raise ValueError(f"passage_tokens must be at least 8, got {self.scoring.passage_tokens}")
+        if self.scoring.backend not in BACKENDS:
+            raise ValueError(f"unknown encoding backend {self.scoring.backend!r}: use one of {', '.join(BACKENDS)}")
         if not 0 <= self.scoring.validation_share < 1:
             raise ValueError(f"validation_share must be in [0, 1), got {self.scoring.validation_share}")
         full = self.settings.full if isinstance(self.settings, ShootoutSettings) else self.settings

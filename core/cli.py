@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.retrieval.backends import BACKENDS
 from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,6 +120,10 @@ def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
         scoring.passage_tokens = args.passage_tokens
     if args.validation_share is not None:
         scoring.validation_share = args.validation_share
+    if args.backend is not None:
+        scoring.backend = args.backend
+    if args.windows:
+        scoring.windows = True
     target = "full" if method == "shootout" else method
     overrides: dict[str, Any] = {}
     for flag, by_method in FLAG_FIELDS.items():
@@ -419,6 +424,11 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-by", choices=["query", "passage", "document"], default="passage")
     p.add_argument("--passage-tokens", "--index-max-seq-length", dest="passage_tokens", type=int, default=None,
                    help=f"tokens per passage when searching, base and tuned alike (default {Scoring().passage_tokens})")
+    p.add_argument("--backend", choices=list(BACKENDS), default=None,
+                   help="how base and tuned models encode for scoring (training stays on torch; default "
+                        f"{Scoring().backend})")
+    p.add_argument("--windows", action="store_true",
+                   help="split long passages into windows and score each passage by its best window")
     p.add_argument("--validation-share", type=float, default=None,
                    help=f"training questions held out to pick the epoch and the hybrid's fusion "
                         f"(default {Scoring().validation_share})")

@@ -34,6 +34,8 @@ def test_flags_given_are_flags_used_for_every_method():
     assert (full.settings.learning_rate, full.settings.epochs, full.settings.warmup_ratio) == (1e-4, 3, 0.2)
     assert (full.scoring.passage_tokens, full.scoring.validation_share) == (256, 0)
     assert _spec(["train", "--train", "x", "--nproc", "2"]).settings.processes == 2
+    scored = _spec(["train", "--train", "x", "--backend", "onnx-int8", "--windows"]).scoring
+    assert scored.backend == "onnx-int8" and scored.windows
     assert _spec(["train", "--train", "x", "--method", "adapter"]).settings.epochs == 30  # defaults untouched
     so = _spec(["shootout", "--train", "x", "--epochs", "1", "--set", "adapter.epochs=4", "--methods", "adapter"])
     assert so.settings.full.epochs == 1 and so.settings.adapter.epochs == 4 and so.settings.methods == ["adapter"]

@@ -1,0 +1,153 @@
+"""The words of an export: the model card (what the model is, its scores, how to use it) and the
+bundle's README (its files, vector size, token limit and the re-indexing reminder)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from core.insight.results import load_results
+from core.store import read_json
+from core.tuning.spec import RunSpec
+
+DEFAULT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the bundled base model is on the Hub
+
+
+def base_model_ref(spec: RunSpec) -> str:
+    """How a bundle names the base model: the run's folder or hub id; the bundled default by its hub id."""
+    return spec.base_model or DEFAULT_BASE_HUB_ID
+
+
+_USAGE = {
+    "full": """```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("model", truncate_dim={dim})  # the model/ folder of this bundle
+vectors = model.encode_document(["a passage"], normalize_embeddings=True)
+question = model.encode_query(["your question"], normalize_embeddings=True)
+```""",
+    "adapter": """The base model is unchanged; only QUESTION vectors are transformed, so an existing
+passage index built with the base model keeps working.
+
+```python
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+base = SentenceTransformer("{base_model}")
+z = np.load("adapter.npz", allow_pickle=False)
+W, b = z["weight"], z["bias"]
+
+def encode_question(text):
+    q = base.encode([text], normalize_embeddings=True) @ W.T + b
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+```""",
+    "nudge": """NUDGE changed the stored PASSAGE vectors of the training corpus; the base model is
+unchanged. Replace the vectors of these passages in your index (ids in `nudged_ids.json`, one
+row of `nudged.npy` each) and keep encoding questions with the base model
+(`{base_model}`).
+
+```python
+import json
+import numpy as np
+
+ids = json.load(open("nudged_ids.json"))
+vectors = np.load("nudged.npy", allow_pickle=False)  # (len(ids), dim) float32, unit length
+```""",
+}
+
+_REINDEX = {
+    "full": "**A new model means re-indexing the collection.** Vectors made by the base model (or any other "
+            "model) do not mix with this one's: re-encode every passage of your collection with this model "
+            "before you search it with this model's questions. `embeddings.parquet` holds the {rows} passages of "
+            "the run's evaluation collection already encoded; every other passage must be encoded again.",
+    "adapter": "**A new model means re-indexing the collection**, but an adapter is not a new model: passages "
+               "stay base-model vectors (those in `embeddings.parquet` are), only questions pass through the "
+               "adapter. If you change the base model, or the dimension, re-index everything.",
+    "nudge": "**A new model means re-indexing the collection**, but NUDGE is not a new model: questions are "
+             "encoded by the base model and the nudged passages replace their vectors in your index "
+             "(`embeddings.parquet` holds the evaluation collection with nudged vectors where they apply). "
+             "If you change the base model, or the dimension, re-index everything.",
+}
+
+
+def model_card(run_dir: str | Path, dim: int | None = None) -> str:
+    """The top of the bundle's README.md: method, base model, settings, scores and how to use it."""
+    run_dir = Path(run_dir)
+    spec = RunSpec.load(run_dir)
+    status = read_json(run_dir / "status.json", {}) or {}
+    results = load_results(run_dir)
+    what = {
+        "full": "a fine-tuned sentence-transformers model (all weights updated)",
+        "adapter": "a linear query adapter applied on top of the unchanged base model",
+        "nudge": "NUDGE-adjusted passage vectors for the training corpus (base model unchanged)",
+    }.get(spec.method, spec.method)
+    if results is None:
+        scores = "_No evaluation results were saved with this run._"
+    else:
+        scores = (results.table_markdown() + f"\n\nEvaluated on {results.eval_questions} held-out questions "
+                  f"({results.question_origin}) searching {results.eval_passages} passages, read at "
+                  f"{results.passage_tokens} tokens by both models.")
+    settings = "\n".join(f"- {k}: {v}" for k, v in spec.describe())
+    usage = _USAGE.get(spec.method, "").replace("{base_model}", base_model_ref(spec)).replace("{dim}", str(dim))
+    return "\n".join(
+        [
+            f"# {status.get('name') or run_dir.name}",
+            "",
+            f"Exported from the Embedding Tuning Lab on {time.strftime('%Y-%m-%d %H:%M')}.",
+            "",
+            f"- **What it is:** {what}",
+            f"- **Method:** `{spec.method}`",
+            f"- **Base model:** `{spec.model_label}`",
+            f"- **Run id:** `{run_dir.name}`",
+            "",
+            "## Scores on the held-out questions",
+            "",
+            scores,
+            "",
+            "## How to use it",
+            "",
+            usage,
+            "",
+            "## Settings",
+            "",
+            settings,
+            "",
+        ]
+    )
+
+
+def readme(run_dir: Path, spec: RunSpec, info: dict[str, Any]) -> str:
+    """README.md: the model card, then the bundle's files, its dimension and the re-indexing reminder."""
+    dim, full = info["dimension"], info["full_dimension"]
+    size = (f"{dim} of {full} dimensions (Matryoshka truncation: the first {dim} coordinates, unit length again; "
+            f"`truncate_dim={dim}` in sentence-transformers)" if dim != full else f"the full {full} dimensions")
+    lines = [
+        model_card(run_dir, info["truncate_dim"]),
+        "## This bundle",
+        "",
+        _REINDEX[spec.method].format(rows=info["embeddings"]["rows"]),
+        "",
+        f"- **Vector size:** {size}. Questions must be cut the same way as the stored vectors.",
+        f"- **Token limit:** passages and questions are read at {info['max_seq_length']} tokens, as in the run.",
+        f"- **Encoded with:** the run's `{info['scored_with_backend']}` backend made the stored vectors"
+        + ("" if info["scored_with_backend"] == "torch" else
+           f" (`onnx/{'model_int8' if info['scored_with_backend'] == 'onnx-int8' else 'model'}.onnx` reproduces them; "
+           "torch's vectors differ from them by the cosine recorded in `onnx/onnx.json`)") + ".",
+        f"- **`embeddings.parquet`:** {info['embeddings']['rows']} rows (id, text, source, vector"
+        + (", passage_id: one row per window" if info["windows"] else "") + "), ready to load into a vector store.",
+    ]
+    if info["onnx"]:
+        lines.append(f"- **`onnx/`:** {info['onnx']['of']} for ONNX Runtime: `model.onnx` (fp32, cosine "
+                     f"{info['onnx']['fp32_min_cosine_vs_torch']} or more against torch on the check texts) and "
+                     f"`model_int8.onnx` (dynamic int8, {info['onnx']['int8_min_cosine_vs_torch']} or more); the "
+                     "graph gives token embeddings: apply the pooling in `onnx/onnx.json`, then normalise "
+                     "(`snippets/onnx_search.py` does it without torch).")
+    lines += [
+        "- **`snippets/`:** each one runs as is from anywhere: `python snippets/faiss_search.py \"your question\"` "
+        "(sentence-transformers, FAISS, Qdrant, LlamaIndex, LangChain" + (", ONNX Runtime" if info["onnx"] else "")
+        + "). Install what a snippet imports first (e.g. `pip install faiss-cpu qdrant-client llama-index-core "
+        "langchain-core`).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -338,10 +338,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _passages_from_paths(paths: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(passages, sources) of every PATH (``core.ingest.passages.load_passages_path``: documents, a folder of
+    """(passages, sources) of every PATH (``core.ingest.collection.load_passages_path``: documents, a folder of
     them, a passages-only file, or a QA file's passages); an id met twice with another text gets the path's
     position as a prefix."""
-    from core.ingest.passages import load_passages_path
+    from core.ingest.collection import load_passages_path
 
     passages: dict[str, str] = {}
     sources: dict[str, str] = {}

@@ -9,12 +9,8 @@ import json
 import pytest
 
 from core.dataset import DataError
-from core.ingest.passages import (
-    detect_passage_columns,
-    load_passages_path,
-    read_passage_columns,
-    read_passages_file,
-)
+from core.ingest.collection import load_passages_path
+from core.ingest.passages import detect_passage_columns, read_passage_columns, read_passages_file
 from tests.test_data import beir_files, make_zip
 
 EXPORT = (

@@ -45,7 +45,8 @@ from core.ingest.answer_links import (  # noqa: F401 - the page calls them throu
     meaning_work,
 )
 from core.ingest.chunking import Chunk
-from core.ingest.passages import PassageFile, collection_dataset, merge_chunks, read_passages_file
+from core.ingest.collection import collection_dataset, merge_chunks
+from core.ingest.passages import PassageFile, read_passages_file
 from core.ingest.passages import looks_like_passages as looks_like_passages  # for the page: a passages file
 from core.ingest.qafiles import LoadResult, Problem, load_qa_file
 from core.ingest.splits import SplitReport, differing_terms, flag_key, leakage_report, split_dataset

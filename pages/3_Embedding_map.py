@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from core.insight.plots import COLOR_MODES, embedding_map
+from core.insight.map_figure import COLOR_MODES, embedding_map
 from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from ui import resources as res
 from ui import state, widgets

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.insight import plots
+from core.insight import map_figure, plots
 
 
 def _points() -> pd.DataFrame:
@@ -45,7 +45,7 @@ def _passage_colours(fig: go.Figure) -> dict[str, str]:
 
 def test_embedding_map_builds_and_is_serialisable():
     pts = _points()
-    fig = plots.embedding_map(pts, "base", title="Base model")
+    fig = map_figure.embedding_map(pts, "base", title="Base model")
     assert isinstance(fig, go.Figure)
     json.loads(fig.to_json())  # plotly can serialise it (what Streamlit does)
     assert fig.layout.yaxis.scaleanchor == "x"
@@ -65,8 +65,8 @@ def test_embedding_map_builds_and_is_serialisable():
 def test_colour_by_file_agrees_between_spaces_and_skips_query_colour():
     pts = _points()
     pts["file"] = pts["source"].map(lambda v: v.split(" p.")[0] if isinstance(v, str) else None)
-    base = plots.embedding_map(pts, "base", color_by="file")
-    tuned = plots.embedding_map(pts, "tuned", color_by="file")
+    base = map_figure.embedding_map(pts, "base", color_by="file")
+    tuned = map_figure.embedding_map(pts, "tuned", color_by="file")
     cb, ct = _passage_colours(base), _passage_colours(tuned)
     files = pts.set_index(["space", "id"])["file"].map(plots._source_name)
     by_file: dict[str, set] = {}
@@ -87,10 +87,10 @@ def test_many_files_keep_a_readable_number_of_colours():
                         "x": np.arange(n, dtype=np.float32), "y": np.zeros(n, dtype=np.float32),
                         "source": [f"paper{i:03d}.pdf p.1" for i in range(n)],
                         "file": [f"paper{i:03d}.pdf" for i in range(n)]})
-    fig = plots.embedding_map(pts, "base", color_by="file")
+    fig = map_figure.embedding_map(pts, "base", color_by="file")
     names = [t.name for t in _role(fig, "passages")]
-    assert len(names) == plots.FILE_COLORS_MAX + 1 and names[-1] == f"{n - plots.FILE_COLORS_MAX} other documents (86)"
-    one = plots.embedding_map(pts, "base", color_by="file:paper007.pdf")
+    assert len(names) == map_figure.FILE_COLORS_MAX + 1 and names[-1] == f"{n - map_figure.FILE_COLORS_MAX} other documents (86)"
+    one = map_figure.embedding_map(pts, "base", color_by="file:paper007.pdf")
     assert [t.name for t in _role(one, "passages")] == ["paper007.pdf (1)", "other documents (97)"]
     hover = " ".join(h for t in _role(fig, "passages") for h in t.text)
     assert "paper050.pdf p.1" in hover  # every passage names its source on hover
@@ -101,7 +101,7 @@ def test_colour_by_answer_movement():
     pts["answers"] = None
     pts.loc[pts["id"] == "d0", "answers"] = "improved"
     pts.loc[pts["id"] == "d1", "answers"] = "worsened"
-    fig = plots.embedding_map(pts, "base")  # the default colouring
+    fig = map_figure.embedding_map(pts, "base")  # the default colouring
     groups = {t.name.split(" (")[0]: t for t in _role(fig, "passages")}
     assert set(groups) == {"answer, question improved", "answer, question worsened", "other passages"}
     assert list(groups["answer, question improved"].customdata) == ["d0"]
@@ -117,7 +117,7 @@ def test_links_use_at_most_three_line_traces():
             "movement": ["improved", "worsened", "same", "same", "improved", "same"],
         }
     )
-    fig = plots.embedding_map(pts, "base", links=links)
+    fig = map_figure.embedding_map(pts, "base", links=links)
     line_traces = [t for t in fig.data if t.mode == "lines"]
     assert len(line_traces) <= 3 and all(t.meta == "links" for t in line_traces)
     by_name = {t.name.split(":")[1].split("(")[0].strip(): t for t in line_traces}
@@ -132,16 +132,16 @@ def test_links_use_at_most_three_line_traces():
     many = pd.DataFrame({"query_id": rng.choice(["q0", "q1", "q2", "q3"], 1000),
                          "passage_id": rng.choice([f"d{j}" for j in range(9)], 1000),
                          "movement": rng.choice(["improved", "worsened", "same"], 1000)})  # fmt: skip
-    fig = plots.embedding_map(pts, "base", links=many)
+    fig = map_figure.embedding_map(pts, "base", links=many)
     assert len(_role(fig, "links")) == 3
-    fig = plots.embedding_map(pts, "base", links=many[["query_id", "passage_id"]])
+    fig = map_figure.embedding_map(pts, "base", links=many[["query_id", "passage_id"]])
     (only,) = _role(fig, "links")
     assert only.line.color == plots.MOVEMENT_COLORS["same"]
 
 
 def test_highlight_enlarges_the_chosen_points():
     pts = _points()
-    fig = plots.embedding_map(pts, "tuned", highlight={"query_id": "q2", "top_ids": ["d5", "d1", "nope"]})
+    fig = map_figure.embedding_map(pts, "tuned", highlight={"query_id": "q2", "top_ids": ["d5", "d1", "nope"]})
     (hq,) = _role(fig, "highlight-query")
     (hp,) = _role(fig, "highlight-passages")
     tuned = pts[pts["space"] == "tuned"].set_index("id")
@@ -151,13 +151,13 @@ def test_highlight_enlarges_the_chosen_points():
     base_size = _role(fig, "queries")[0].marker.size
     assert hq.marker.size > base_size and hp.marker.size > _role(fig, "passages")[0].marker.size
     # A highlight whose ids are not on the map adds nothing and does not fail.
-    fig2 = plots.embedding_map(pts, "tuned", highlight={"query_id": "zz", "top_ids": []})
+    fig2 = map_figure.embedding_map(pts, "tuned", highlight={"query_id": "zz", "top_ids": []})
     assert not _role(fig2, "highlight-query") and not _role(fig2, "highlight-passages")
 
 
 def test_embedding_map_minimal_columns():
     pts = _points()[["space", "kind", "id", "x", "y"]]
-    fig = plots.embedding_map(pts, "base")
+    fig = map_figure.embedding_map(pts, "base")
     (p,) = _role(fig, "passages")
     assert p.name == "passages (9)" and len(p.x) == 9
 

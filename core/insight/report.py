@@ -128,8 +128,9 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     """
     from core.ingest.splits import leakage_report
     from core.insight.explore import open_run
+    from core.insight.map_figure import embedding_map
     from core.insight.matryoshka import quality_by_dimension
-    from core.insight.plots import embedding_map, metric_bars
+    from core.insight.plots import metric_bars
     from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 
     run = store.get_run(run_id)

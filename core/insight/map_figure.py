@@ -1,0 +1,243 @@
+"""The embedding map figure: one space of a projection, passages in a few readable colour groups,
+questions in black, each question's link to its answer coloured by how tuning moved it, and a
+highlighted question with its top passages ringed. Built from data frames only (``core.insight.
+projection`` makes the points); shared colours and hover text come from ``core.insight.plots``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.insight.plots import (
+    HIGHLIGHT_SIZE,
+    MAP_HEIGHT,
+    MOVEMENT_COLORS,
+    MOVEMENT_ORDER,
+    NO_SOURCE,
+    PALETTE,
+    POINT_SIZE,
+    QUERY_COLOR,
+    QUERY_SYMBOL,
+    _hover,
+    _source_name,
+)
+
+
+def _xy_lookup(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    return {str(i): (float(x), float(y)) for i, x, y in zip(df["id"], df["x"], df["y"])}
+
+
+def _segments(pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> tuple[list, list]:
+    """Line segments as one x and one y list with None between segments (one trace, many lines)."""
+    xs: list = []
+    ys: list = []
+    for (x0, y0), (x1, y1) in pairs:
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return xs, ys
+
+
+FILE_COLORS_MAX = 12  # files coloured one by one; more than this many distinct colours cannot be told apart
+OTHER_COLOR = "#cfcfcf"
+COLOR_MODES = {
+    "answer": "answer passages by rank change",
+    "file": "source document",
+}
+
+
+def passage_groups(ps: pd.DataFrame, color_by: str = "answer") -> list[tuple[str, str, pd.DataFrame]]:
+    """Passages split into a few readable colour groups: (legend name, colour, rows).
+
+    ``color_by``:
+      * ``"answer"``: passages that answer an evaluation question, coloured by that question's rank
+        change (column ``answers``: improved / worsened / same); every other passage grey;
+      * ``"file"``: the ``FILE_COLORS_MAX`` documents with most passages on the map get a colour each
+        (column ``file``), the rest share one grey group;
+      * ``"file:<name>"``: that document's passages in colour, all others grey.
+    """
+    if color_by == "answer" and "answers" in ps.columns:
+        ans = ps["answers"].fillna("")
+        out = [(f"answer, question {cls}", MOVEMENT_COLORS[cls], ps[(ans == cls).to_numpy()]) for cls in MOVEMENT_ORDER]
+        out.append(("other passages", OTHER_COLOR, ps[(ans == "").to_numpy()]))
+    elif color_by.startswith("file") and "file" in ps.columns:
+        files = ps["file"].map(_source_name)
+        if color_by.startswith("file:"):
+            chosen = color_by[5:]
+            out = [(chosen, PALETTE[0], ps[(files == chosen).to_numpy()]),
+                   ("other documents", OTHER_COLOR, ps[(files != chosen).to_numpy()])]
+        else:
+            top = [f for f in files.value_counts().index if f != NO_SOURCE][:FILE_COLORS_MAX]
+            out = [(f, PALETTE[i % len(PALETTE)], ps[(files == f).to_numpy()]) for i, f in enumerate(sorted(top))]
+            rest = ~files.isin(top).to_numpy()
+            n_other = files[rest].nunique()
+            out.append((f"{n_other} other documents" if n_other else "other passages", OTHER_COLOR, ps[rest]))
+    else:
+        out = [("passages", PALETTE[0], ps)]
+    return [(name, color, part) for name, color, part in out if len(part)]
+
+
+def embedding_map(
+    points: pd.DataFrame,
+    space: str,
+    links: pd.DataFrame | None = None,
+    highlight: dict | None = None,
+    title: str | None = None,
+    uirevision: str | None = None,
+    color_by: str = "answer",
+) -> go.Figure:
+    """Scatter of one space of a projection: passages coloured by ``color_by``, queries in black, gold links.
+
+    Args:
+        points: ``Projection.points`` (columns space, kind, id, x, y), optionally with ``text``
+            (hover text), ``source`` (passage's source document; colours) and ``movement`` (queries:
+            improved/worsened/same; shown on hover). Pass the frame with BOTH spaces: source colours
+            come from the sorted sources of the whole frame, so the base and tuned figures agree.
+        space: "base" or "tuned": which rows to draw.
+        links: optional DataFrame(query_id, passage_id[, movement]): a thin segment from each query
+            to its gold passage, one trace per movement class (green improved, red worsened, grey
+            same; no movement column = all "same"). Pairs whose ends are not on the map are skipped.
+        highlight: optional {"query_id": str, "top_ids": [passage id, ...]}: that query drawn large
+            and its top passages ringed, numbered by rank.
+        title: figure title.
+        uirevision: plotly uirevision; default ``"embedding-map-<space>"`` so zoom and pan survive
+            Streamlit reruns.
+        color_by: how passages are coloured (see ``passage_groups``); the source is always on hover.
+
+    Returns:
+        The figure. Each trace's ``meta`` names its role ("links", "passages", "queries",
+        "highlight-query", "highlight-passages") and ``customdata`` holds point ids.
+    """
+    df = points[points["space"] == space]
+    qs = df[df["kind"] == "query"]
+    ps = df[df["kind"] == "passage"]
+    fig = go.Figure()
+
+    if links is not None and len(links):
+        q_xy, p_xy = _xy_lookup(qs), _xy_lookup(ps)
+        move = links["movement"] if "movement" in links.columns else pd.Series("same", index=links.index)
+        for cls in MOVEMENT_ORDER:
+            sel = links[move.fillna("same").to_numpy() == cls]
+            pairs = [
+                (q_xy[str(q)], p_xy[str(p)])
+                for q, p in zip(sel["query_id"], sel["passage_id"])
+                if str(q) in q_xy and str(p) in p_xy
+            ]
+            if not pairs:
+                continue
+            xs, ys = _segments(pairs)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": MOVEMENT_COLORS[cls], "width": 0.8},
+                    name=f"gold link: {cls} ({len(pairs)})",
+                    hoverinfo="skip",
+                    opacity=0.7,
+                    meta="links",
+                    legendgroup="links",
+                )
+            )
+
+    if len(ps):
+        for name, color, part in passage_groups(ps, color_by):
+            fig.add_trace(
+                go.Scatter(
+                    x=part["x"],
+                    y=part["y"],
+                    mode="markers",
+                    name=f"{name} ({len(part)})",
+                    marker={"size": POINT_SIZE, "opacity": 0.8, "line": {"width": 0}, "color": color},
+                    text=_hover(part, "passage"),
+                    hovertemplate="%{text}<extra></extra>",
+                    customdata=part["id"].astype(str).tolist(),
+                    meta="passages",
+                    legendgroup="passages",
+                )
+            )
+
+    if len(qs):
+        fig.add_trace(
+            go.Scatter(
+                x=qs["x"],
+                y=qs["y"],
+                mode="markers",
+                name=f"questions ({len(qs)})",
+                marker={"size": POINT_SIZE + 1, "symbol": QUERY_SYMBOL, "color": QUERY_COLOR, "line": {"width": 1}},
+                text=_hover(qs, "question"),
+                hovertemplate="%{text}<extra></extra>",
+                customdata=qs["id"].astype(str).tolist(),
+                meta="queries",
+            )
+        )
+
+    if highlight:
+        _add_highlight(fig, qs, ps, highlight)
+
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        height=MAP_HEIGHT,
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        legend={"itemsizing": "constant", "groupclick": "toggleitem"},
+        hovermode="closest",
+        uirevision=uirevision or f"embedding-map-{space}",
+    )
+    # UMAP axes have no units or meaning: hide ticks and grid, keep distances honest (equal aspect).
+    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def _add_highlight(fig: go.Figure, qs: pd.DataFrame, ps: pd.DataFrame, highlight: dict) -> None:
+    """Enlarge the highlighted query and ring its top passages (numbered 1..k by rank)."""
+    qid = highlight.get("query_id")
+    top = [str(t) for t in highlight.get("top_ids") or []]
+    p_xy = _xy_lookup(ps)
+    q_xy = _xy_lookup(qs)
+    shown = [(rank, pid, p_xy[pid]) for rank, pid in enumerate(top, start=1) if pid in p_xy]
+    if qid is not None and str(qid) in q_xy and shown:
+        xs, ys = _segments([(q_xy[str(qid)], xy) for _, _, xy in shown])
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="lines", line={"color": QUERY_COLOR, "width": 1, "dash": "dot"},
+                hoverinfo="skip", showlegend=False, meta="highlight-links",
+            )
+        )  # fmt: skip
+    if shown:
+        by_id = ps.assign(id=ps["id"].astype(str)).drop_duplicates("id").set_index("id", drop=False)
+        part = by_id.loc[[pid for _, pid, _ in shown]]
+        fig.add_trace(
+            go.Scatter(
+                x=[xy[0] for _, _, xy in shown],
+                y=[xy[1] for _, _, xy in shown],
+                mode="markers+text",
+                text=[str(r) for r, _, _ in shown],
+                textposition="top center",
+                hovertext=[f"rank {r}<br>{h}" for (r, _, _), h in zip(shown, _hover(part, "passage"))],
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker={"size": HIGHLIGHT_SIZE, "symbol": "circle-open", "color": QUERY_COLOR, "line": {"width": 2}},
+                name=f"top {len(shown)} passages",
+                customdata=[pid for _, pid, _ in shown],
+                meta="highlight-passages",
+            )
+        )
+    if qid is not None and str(qid) in q_xy:
+        row = qs[qs["id"].astype(str) == str(qid)].head(1)
+        x, y = q_xy[str(qid)]
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[y],
+                mode="markers",
+                marker={"size": HIGHLIGHT_SIZE, "symbol": "diamond", "color": QUERY_COLOR,
+                        "line": {"width": 2, "color": "white"}},
+                text=_hover(row, "question"),
+                hovertemplate="%{text}<extra></extra>",
+                name="selected question",
+                customdata=[str(qid)],
+                meta="highlight-query",
+            )
+        )  # fmt: skip

@@ -33,3 +33,22 @@ def test_search_table_is_the_same_direction_on_both_sides():
     assert t["answer"].tolist() == ["✓", ""] and t["passage"][0].endswith("…") and len(t["passage"][0]) <= 161
     tuned = base.assign(other_rank=[3.0, np.nan])
     assert search_table(tuned, "tuned")["base → tuned"].tolist() == ["3 → 1 ▲2", ">100 → 2 ▲"]
+
+
+def test_map_points_with_some_passages_without_a_source(tmp_path):
+    """Passages with and without a source on one map (the e2e walk found a crash: None became NaN)."""
+    from types import SimpleNamespace
+
+    from core.dataset import QADataset
+    from core.insight.explore import RunView
+
+    ev = QADataset({"q1": "a question"}, {"d1": "one", "d2": "two"}, {"q1": ["d1"]}, sources={"d1": "manual.pdf p.2"})
+    view = RunView.__new__(RunView)
+    view.eval, view.query_ids = ev, ["q1"]
+    view.winners_losers = lambda: pd.DataFrame({"movement": ["improved"]}, index=["q1"])
+    pts = pd.DataFrame({"space": "base", "kind": ["query", "passage", "passage"], "id": ["q1", "d1", "d2"],
+                        "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 2.0]})
+    out = RunView.map_points(view, SimpleNamespace(points=pts))
+    files, answers = out["file"].tolist(), out["answers"].tolist()
+    assert files[1] == "manual.pdf" and pd.isna(files[0]) and pd.isna(files[2])
+    assert answers[1] == "improved" and pd.isna(answers[0]) and pd.isna(answers[2])

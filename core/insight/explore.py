@@ -85,8 +85,9 @@ class RunView:
         is_q = (pts["kind"] == "query").to_numpy()
         ids = pts["id"].astype(str)
         pts["text"] = [self.eval.queries.get(i, "") if q else self.eval.corpus.get(i, "") for i, q in zip(ids, is_q)]
-        pts["source"] = [None if q else (self.eval.sources.get(i) or None) for i, q in zip(ids, is_q)]
-        pts["file"] = [source_file(s) if s else None for s in pts["source"]]
+        sources = [None if q else (self.eval.sources.get(i) or None) for i, q in zip(ids, is_q)]
+        pts["source"] = sources
+        pts["file"] = [source_file(s) if isinstance(s, str) else None for s in sources]  # NaN-safe: not from pts
         pts["movement"] = [movement.get(i) if q else None for i, q in zip(ids, is_q)]
         pts["answers"] = [None if q else answers.get(i) for i, q in zip(ids, is_q)]
         return pts

@@ -106,7 +106,7 @@ def test_user_journey(page: Page, app_url, artifacts, pair_file):
     for i in range(2):
         expect(charts.nth(i).locator(".scatterlayer .point").first).to_be_attached(timeout=SLOW)
         assert charts.nth(i).locator(".scatterlayer .point").count() > 20
-    expect(page.get_by_text("Question ↔ answer similarity").first).to_be_visible()
+    expect(page.get_by_text("Nearest passage is the answer").first).to_be_visible()
     shot(page, artifacts, "3_embedding_map")
 
     # 4. Compare: the metrics table, then a typed question answered by both models side by side.

@@ -69,7 +69,7 @@ table = ranks_table(shown)
 picked = left.dataframe(
     table, hide_index=True, width="stretch", height=360, key="etl_cmp_questions", on_select="rerun",
     selection_mode="single-row",
-    column_config={"question": st.column_config.TextColumn("question", width="large"),
+    column_config={"question": st.column_config.TextColumn("question", width="medium"),
                    "base → tuned": st.column_config.TextColumn("base → tuned", help=RANK_HELP),
                    "places gained": st.column_config.NumberColumn("places gained", format="%+d",
                                                                   help="'>100' counts as 101")},

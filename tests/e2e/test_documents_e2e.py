@@ -1,0 +1,110 @@
+"""A multi-document collection in real Chromium (issue 13): 38 documents and a file of questions with
+answer snippets are uploaded, linked, split by document and saved; a query adapter is trained; the
+map must hold every evaluation question and the Compare page must show a passage in full."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, shot
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted((ROOT / "sample_data" / "documents").glob("*"))
+
+pytestmark = pytest.mark.e2e
+
+
+def plot_data(page: Page, index: int) -> list[dict]:
+    """The traces plotly drew in the index-th chart of the page (what the user sees)."""
+    return page.evaluate(
+        "(i) => Array.from(document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot'))[i].data"
+        ".map(t => ({meta: t.meta, ids: t.customdata ? Array.from(t.customdata) : []}))", index)
+
+
+@pytest.fixture
+def answers_file(tmp_path) -> Path:
+    """The sample's questions with an answer snippet each (a passage's first sentence) and the document it
+    comes from: a spreadsheet like an expert's, linked to the documents by the app."""
+    rows = []
+    for name in ("qa_train.csv", "qa_eval.csv"):
+        for r in csv.DictReader((ROOT / "sample_data" / name).open(encoding="utf-8")):
+            first = re.split(r"(?<=[.!?])\s+", " ".join(r["passage"].split()))[0]
+            rows.append((r["question"], first, r.get("source") or ""))
+    path = tmp_path / "questions_with_answers.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["question", "answer", "document"])
+        w.writerows(rows)
+    return path
+
+
+def test_documents_and_answers_through_map_and_compare(page: Page, app_url, artifacts, answers_file):
+    page.set_default_timeout(SLOW)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
+    idle(page)
+
+    # Data: documents on the right, the answers file on the left; linking, then split by document.
+    page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCS])
+    idle(page, timeout=TRAIN_TIMEOUT)
+    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(answers_file))
+    idle(page, timeout=TRAIN_TIMEOUT)
+    shot(page, artifacts, "d0_documents_and_answers_uploaded")
+    expect(page.get_by_text(re.compile(r"\d+ of \d+ answers linked")).first).to_be_visible(timeout=SLOW)
+    page.get_by_text("by document", exact=True).click()
+    idle(page)
+    page.get_by_label("Dataset name").fill("Manuals by document")
+    page.get_by_role("button", name="Save dataset").click()
+    idle(page)
+    expect(page.get_by_text(re.compile("Saved dataset .Manuals by document.")).first).to_be_visible()
+    shot(page, artifacts, "d1_documents_linked_and_saved")
+
+    # Train: the query adapter (seconds once the collection is encoded).
+    go(page, "Train")
+    page.get_by_text("Query adapter", exact=True).click()
+    idle(page)
+    page.get_by_role("button", name="Launch training").click()
+    expect(page.get_by_role("heading", name=re.compile(r"· done$"))).to_be_visible(timeout=TRAIN_TIMEOUT)
+    idle(page)
+
+    # Map, with fewer points than passages: every evaluation question is still drawn on both maps (only other
+    # passages are sampled).
+    go(page, "Embedding map")
+    page.get_by_text("Map settings (UMAP)").click()
+    box = page.get_by_role("spinbutton", name="Points on the map")
+    box.fill("100")
+    box.press("Enter")
+    page.get_by_role("button", name="Redraw maps").click()
+    idle(page, timeout=TRAIN_TIMEOUT)
+    caption = page.get_by_text(re.compile(r"^All [\d,]+ evaluation questions are on both maps"))
+    expect(caption).to_be_visible(timeout=TRAIN_TIMEOUT)
+    n_questions = int(re.search(r"All ([\d,]+)", caption.inner_text()).group(1).replace(",", ""))
+    charts = page.get_by_test_id("stPlotlyChart")
+    for i in range(2):
+        expect(charts.nth(i).locator(".scatterlayer .point").first).to_be_attached(timeout=SLOW)
+        questions = [t for t in plot_data(page, i) if t["meta"] == "queries"]
+        assert len(questions) == 1 and len(set(questions[0]["ids"])) == n_questions > 10
+    shot(page, artifacts, "d2_map_every_question")
+
+    # Compare: select a question in the table and read its answer passage in full.
+    go(page, "Compare")
+    expect(page.get_by_text("Select a question in the table to read its answer passage in full.")).to_be_visible()
+    grid = page.get_by_test_id("stDataFrame").filter(has_text="base → tuned").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)  # the first row's selection box (left of row 1)
+    idle(page)
+    card = page.get_by_text(re.compile(r"^Answer passage · .+ · [\d,]+ characters")).first
+    expect(card).to_be_visible(timeout=SLOW)
+    chars = int(re.search(r"· ([\d,]+) characters", card.inner_text()).group(1).replace(",", ""))
+    body = page.locator("div[style*='white-space:normal']").first
+    expect(body).to_be_visible()
+    assert len(body.inner_text()) >= 0.95 * chars  # the whole passage, not a 40-character cut
+    body.scroll_into_view_if_needed()
+    shot(page, artifacts, "d3_compare_passage_in_full")

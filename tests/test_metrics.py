@@ -20,9 +20,9 @@ ST_KEYS = {
 
 
 def _st_evaluator(queries, corpus, relevant):
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from core.tuning.st import ir_evaluator  # the one place that knows where sentence-transformers keeps it
 
-    return InformationRetrievalEvaluator(queries, corpus, relevant, write_csv=False)
+    return ir_evaluator()(queries, corpus, relevant, write_csv=False)
 
 
 def _assert_same(ours: dict, theirs: dict):

@@ -200,12 +200,6 @@ def with_env_defaults(settings: LLMSettings) -> LLMSettings:
     return replace(settings, base_url=base.strip().rstrip("/"), model=model.strip())
 
 
-def endpoint_configured(settings: LLMSettings | None = None) -> bool:
-    """True when a base URL and a model are set (in ``settings`` or the environment)."""
-    s = with_env_defaults(settings or LLMSettings())
-    return bool(s.base_url and s.model)
-
-
 def check_settings(settings: LLMSettings) -> None:
     """Raise :class:`GenerationError` (kind ``"settings"``) for settings that cannot work."""
     if not settings.base_url:

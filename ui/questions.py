@@ -36,10 +36,10 @@ from core.generate.offline import OFFLINE_METHODS, OfflineSettings
 from core.generate.pairs import is_generated
 from core.generate.review import review_table, save_review, set_keep, use_as_training
 from core.tuning.estimate import fmt_duration
-from core.tuning.jobs import BusyError, history_from_files
+from core.tuning.jobs import BusyError
 from ui import resources as res
 from ui import state, widgets
-from ui.run_panel import STATUS_ICON
+from ui.run_panel import poll_run
 
 GEN_RUN_KEY = "etl_q_gen_run"  # the generation run this session launched last
 KEY_WIDGET = "etl_q_llm_key"  # the API key field (session memory only)
@@ -217,21 +217,9 @@ def funnel(s: GenerationSummary) -> None:
 
 def generation_panel(run_id: str) -> None:
     """A generation run: live progress with its ETA and cancel while it runs, then the funnel."""
-    store, runner = res.get_store(), res.get_runner()
-    job = runner.get(run_id)
-    live = job is not None and not job.snapshot().finished
+    store = res.get_store()
 
-    @st.fragment(run_every=widgets.POLL_SECONDS if live else None)
-    def panel() -> None:
-        try:
-            run = store.get_run(run_id)
-        except KeyError:
-            st.info("This run was deleted.")
-            return
-        snap = job.snapshot() if job is not None else history_from_files(store, run_id)
-        if live and snap.finished:  # the job just ended: one full rerun stops the polling
-            st.rerun()
-        st.markdown(f"#### {STATUS_ICON.get(snap.status, '')} {widgets.plain(run['name'])} · {snap.status}")
+    def draw(run: dict, snap, job) -> None:
         if snap.status in ("queued", "running"):
             eta = snap.eta_seconds
             left = f" · about {fmt_duration(eta)} left" if eta is not None else " · measuring…" if snap.total else ""
@@ -255,7 +243,7 @@ def generation_panel(run_id: str) -> None:
         for note in snap.notes:
             st.caption(f":material/info: {widgets.plain(note)}")
 
-    panel()
+    poll_run(run_id, draw)
 
 
 # --------------------------------------------------------------------------- review

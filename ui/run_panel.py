@@ -8,6 +8,8 @@ calls Streamlit); after a restart the panel falls back to what the run folder sa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -145,8 +147,13 @@ def _ended_badly(run_id: str, run: dict, snap) -> None:
                 launch(run_id, resume=True)
 
 
-def live_panel(run_id: str) -> None:
-    """The panel of ``run_id``: polls while its job runs here, else reads the run folder."""
+def poll_run(run_id: str, draw: Callable[[dict, Any, Any], None], on_done: Callable[[], None] | None = None) -> None:
+    """A fragment that polls ``run_id``'s job snapshot while it runs here (else reads the run folder)
+    and calls ``draw(run, snapshot, job or None)`` under the run's heading; polling stops at the end.
+
+    Args:
+        on_done: called once when the job ends done, before the rerun that stops the polling.
+    """
     store, runner = res.get_store(), res.get_runner()
     job = runner.get(run_id)
     live = job is not None and not job.snapshot().finished
@@ -160,10 +167,19 @@ def live_panel(run_id: str) -> None:
             return
         snap = job.snapshot() if job is not None else history_from_files(store, run_id)
         if live and snap.finished:  # the job just ended: one full rerun stops the polling
-            if snap.status == "done":
-                _explore_once(run_id)  # before the rerun, so the sidebar shows it at once
+            if snap.status == "done" and on_done is not None:
+                on_done()  # before the rerun, so the sidebar shows its effect at once
             st.rerun()
         st.markdown(f"#### {STATUS_ICON.get(snap.status, '')} {widgets.plain(run['name'])} · {snap.status}")
+        draw(run, snap, job)
+
+    panel()
+
+
+def live_panel(run_id: str) -> None:
+    """The Train page's panel of ``run_id``: progress and cancel while it runs, then its outcome."""
+
+    def draw(run: dict, snap, job) -> None:
         st.caption(f"Method {run['method']} · run id {run_id}")
         if snap.status in ("queued", "running"):
             _progress(snap)
@@ -178,4 +194,4 @@ def live_panel(run_id: str) -> None:
         else:
             _ended_badly(run_id, run, snap)
 
-    panel()
+    poll_run(run_id, draw, on_done=lambda: _explore_once(run_id))

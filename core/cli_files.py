@@ -12,15 +12,25 @@ from pathlib import Path
 from core.console import PrintReporter
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from core.insight.report import build_report
-    from core.store import Store, atomic_write_bytes
+def _store_holding(args: argparse.Namespace):
+    """The workspace of ``args`` if it holds run ``args.run``, else None (with the error printed)."""
+    from core.store import Store
 
     store = Store(args.workspace) if args.workspace else Store()
     try:
         store.get_run(args.run)
     except KeyError:
         print(f"error: no run {args.run!r} in {store.root}; list runs with the Runs page", file=sys.stderr)
+        return None
+    return store
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.insight.report import build_report
+    from core.store import atomic_write_bytes
+
+    store = _store_holding(args)
+    if store is None:
         return 2
     out = Path(args.out or store.run_dir(args.run) / "report.html")
     progress = PrintReporter()
@@ -38,13 +48,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from core.insight.export import write_bundle, write_bundle_zip
-    from core.store import Store
 
-    store = Store(args.workspace) if args.workspace else Store()
-    try:
-        store.get_run(args.run)
-    except KeyError:
-        print(f"error: no run {args.run!r} in {store.root}; list runs with the Runs page", file=sys.stderr)
+    store = _store_holding(args)
+    if store is None:
         return 2
     progress = PrintReporter()
     progress.phase("export", f"run {args.run} -> {args.out}")

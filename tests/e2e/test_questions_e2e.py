@@ -2,18 +2,17 @@
 them, label 3 evaluation questions, train (smoke), and see Compare score base / tuned / BM25 / hybrid on
 the labelled questions with the "human-labelled" note. Screenshots go to test-artifacts/.
 
-The collection is saved in the workspace before the app starts (as the Data page saves one from
-documents): 60 passages of the bundled sample, without their questions."""
+The collection starts as documents uploaded on the Data page (14 of the bundled sample's manuals) and
+saved there as a collection: passages, no questions."""
 
 from __future__ import annotations
 
-import csv
 import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from core.dataset import QADataset, question_origin
+from core.dataset import question_origin
 from core.store import Store
 from tests.e2e.conftest import ROOT, start_app, stop_app
 from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, set_number, shot
@@ -28,19 +27,14 @@ LABELS = (
 )
 
 
+DOCUMENTS = sorted((ROOT / "sample_data" / "documents").glob("*"))[:14]
+
+
 @pytest.fixture
 def app_with_collection(tmp_path):
-    """The app on its own workspace holding one collection: 60 sample passages, no questions."""
-    corpus: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    for name in ("qa_eval.csv", "qa_train.csv"):
-        for row in csv.DictReader((ROOT / "sample_data" / name).open(encoding="utf-8")):
-            if len(corpus) < 60 and row["passage"] not in corpus.values():
-                pid = f"p{len(corpus):03d}"
-                corpus[pid], sources[pid] = row["passage"], row.get("source") or ""
+    """The app on a workspace of its own (no dataset but the sample)."""
     ws = tmp_path / "ws"
     store = Store(ws)
-    store.save_dataset(NAME, QADataset({}, corpus, {}, sources=sources), meta={"kind": "collection"})
     url, proc = start_app(ws)
     try:
         yield url, store
@@ -55,9 +49,20 @@ def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_w
     page.goto(url)
     expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
     idle(page)
+
+    # 0. Documents only: upload them on the Data page and save them as a collection.
+    page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCUMENTS])
+    idle(page, timeout=TRAIN_TIMEOUT)
+    expect(page.get_by_text(re.compile(r"[\d,]+ passages from 14 file\(s\), no questions yet")).first).to_be_visible()
+    page.get_by_label("Collection name").fill(NAME)
+    page.get_by_role("button", name="Save collection").click()
+    idle(page)
+    expect(page.get_by_text(re.compile(f"Saved collection .{NAME}.")).first).to_be_visible()
+    shot(page, artifacts, "q0_collection_saved")
+    passages = store.get_dataset(store.find_dataset(NAME)["id"])["n_passages"]
     go(page, "Questions")
     expect(page.get_by_test_id("stSidebar").get_by_role("combobox", name="Dataset")).to_have_value(NAME)
-    expect(page.get_by_text("60 passages · 0 training questions").first).to_be_visible()
+    expect(page.get_by_text(f"{passages} passages · 0 training questions").first).to_be_visible()
 
     # 1. Generate (offline is the default): live progress, then the funnel with its counts.
     page.get_by_role("button", name="Generate questions").click()
@@ -82,7 +87,7 @@ def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_w
     use.click()
     idle(page)
     expect(page.get_by_text(f"The training split now holds {n} generated questions").first).to_be_visible()
-    expect(page.get_by_text(f"60 passages · {n} training questions").first).to_be_visible()
+    expect(page.get_by_text(f"{passages} passages · {n} training questions").first).to_be_visible()
 
     # 3. Label three evaluation questions: type, tick the first candidate, save.
     page.get_by_role("tab", name="3 · Label").click()

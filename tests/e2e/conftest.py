@@ -85,9 +85,13 @@ def stop_app(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         proc.wait(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    """The app on a free loopback port with its own workspace, for the whole session."""
+    """The app on a free loopback port with a workspace of its own for each test module.
+
+    Modules never share a workspace: one test's datasets would otherwise become the next
+    test's newest dataset (the pickers default to it) and the tests would depend on order.
+    """
     ws = tmp_path_factory.mktemp("e2e-workspace")
     url, proc = start_app(ws)
     try:

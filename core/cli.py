@@ -143,7 +143,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(json.dumps(to_json(cands, bm25), indent=1, default=str))
             return 0
         with pd.option_context("display.width", 250, "display.max_columns", 20):
-            print(comparison_table(cands, bm25.metrics).round(4).to_string(index=False))
+            print(comparison_table(cands, bm25.metrics).to_string(index=False))
         return 0
     model = load_model(models[0])
     results = [evaluate_dense(model, ds, passage_tokens=tokens, name=f"dense ({models[0] or 'default'})",

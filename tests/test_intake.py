@@ -305,3 +305,10 @@ def test_a_passages_file_among_question_files_is_recognised():
     assert intake.looks_like_passages(["id", "text", "source"])
     assert intake.looks_like_passages(["ids", "documents", "metadatas"])  # Chroma's export
     assert not intake.looks_like_passages(["question", "passage"])
+
+
+def test_confidence_is_shown_rounded_down_so_it_never_reads_as_the_threshold():
+    from core.ingest.answer_links import shown_confidence
+
+    assert shown_confidence(0.497) == 0.49 and shown_confidence(0.5) == 0.5 and shown_confidence(1.0) == 1.0
+    assert shown_confidence(0.29) == 0.29  # 0.29 * 100 is 28.999...; the 6-digit round keeps it 0.29

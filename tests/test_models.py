@@ -38,6 +38,7 @@ def test_two_local_models_compared_on_the_same_questions(tiny_model_dir):
     assert full.passage_tokens == 128 and full.token_limit == 512
     table = comparison_table(cands, bm25.metrics)
     assert table["model"].tolist()[-1] == "BM25 (keywords)" and table.loc[0, "vs first (nDCG@10, 95% CI)"] == "(reference)"
+    assert table.iloc[-1]["hybrid nDCG@10"] == "-" and "None" not in table.astype(str).to_numpy()
 
 
 def test_model_token_limit_reads_the_position_embeddings(model):

@@ -7,6 +7,8 @@ Nothing here touches Streamlit.
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +103,11 @@ class Linked:
         return [words[r].format(n=n) for r, n in counts.items()]
 
 
+def shown_confidence(confidence: float) -> float:
+    """A confidence to 2 decimals, rounded down: an unlinked 0.497 must not read as the 0.50 threshold."""
+    return math.floor(round(confidence * 100, 6)) / 100
+
+
 def _link_rows(loaded: LoadResult, links: list[AnswerLink], labels: dict[str, str]) -> list[dict[str, Any]]:
     order = {r: i for i, r in enumerate(UNLINKED_STATUS)}
 
@@ -118,7 +125,7 @@ def _link_rows(loaded: LoadResult, links: list[AnswerLink], labels: dict[str, st
             source = (lk.document or "") if lk.reason == linking.NOT_UPLOADED else labels.get(lk.candidate_id or "", "")
         rows.append({
             "status": status,
-            "confidence": round(lk.confidence, 2),
+            "confidence": shown_confidence(lk.confidence),
             "question": loaded.dataset.queries.get(lk.query_id, ""),
             "answer": loaded.answers.get(lk.query_id, ""),
             "passage from": source,

@@ -124,7 +124,9 @@ def comparison_table(candidates: list[Candidate], bm25: dict[str, float]) -> pd.
                      "parameters (M)": c.parameters_m, "memory (MB)": c.memory_mb})
     rows.append({"model": "BM25 (keywords)", "nDCG@10": bm25["nDCG@10"], "MRR@10": bm25["MRR@10"],
                  "Accuracy@10": bm25["Accuracy@10"]})
-    return pd.DataFrame(rows)
+    # BM25 has no hybrid, model size or encode speed: its cells read "-" rather than "None".
+    table = pd.DataFrame(rows).round(4)
+    return table.astype(object).where(table.notna(), "-")
 
 
 def to_json(candidates: list[Candidate], bm25: RetrievalResult) -> dict:

@@ -38,10 +38,8 @@ st.dataframe(
     width="stretch",
     column_config={
         "created": st.column_config.DatetimeColumn("created", format="D MMM YYYY, HH:mm"),
-        **{
-            m: st.column_config.NumberColumn(m, format="%.3f", help="Tuned model on the evaluation questions")
-            for m in ("Accuracy@10", "MRR@10", "nDCG@10")
-        },
+        **{m: st.column_config.TextColumn(m, help="Tuned model on the evaluation questions")
+           for m in ("Accuracy@10", "MRR@10", "nDCG@10")},
     },
 )
 

@@ -28,3 +28,13 @@ def test_question_origin_in_words():
     assert question_origin(ds) == "mixed (1 of 4 generated)"
     ds.origins = {f"q{i}": "human" for i in range(4)}
     assert question_origin(ds) == "human-labelled"
+
+
+def test_runs_frame_shows_a_dash_for_runs_without_scores():
+    from core.insight.history import runs_frame
+
+    runs = [{"id": "a", "status": "done", "method": "full", "created": 0, "metrics": {"Accuracy@10": 0.8, "MRR@10": 0.61234, "nDCG@10": 0.7}},
+            {"id": "b", "status": "interrupted", "method": "full", "created": 0, "metrics": {}}]
+    frame = runs_frame(runs, {})
+    assert frame["MRR@10"].tolist() == ["0.612", "-"]
+    assert "None" not in frame.astype(str).to_numpy()

@@ -145,6 +145,10 @@ def _ended_badly(run_id: str, run: dict, snap) -> None:
                          "and schedule) instead of starting over."):
                 store.update_run(run_id, status="queued", error=None, ended=None)
                 launch(run_id, resume=True)
+        elif run["method"] == "full":
+            every = (run.get("config") or {}).get("settings", {}).get("checkpoint_every")
+            st.info("It stopped before its first checkpoint was saved" + (f" (one every {every} steps)" if every else "")
+                    + ", so it cannot resume: launch it again above with the same settings.")
 
 
 def poll_run(run_id: str, draw: Callable[[dict, Any, Any], None], on_done: Callable[[], None] | None = None) -> None:

@@ -7,9 +7,8 @@ Nothing here touches Streamlit.
 
 from __future__ import annotations
 
-import math
-
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any

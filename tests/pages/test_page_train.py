@@ -126,3 +126,26 @@ def test_which_base_model_comparison_from_the_train_page(tiny_dataset):
     table = next(df.value for df in at.dataframe if "hybrid nDCG@10" in df.value.columns)
     assert table["model"].tolist() == ["all-MiniLM-L6-v2 (bundled)", "BM25 (keywords)"]
     assert state.RUN_KEY not in at.session_state or at.session_state[state.RUN_KEY] != run_id  # nothing to explore
+
+
+def test_an_interrupted_full_run_offers_resume_only_from_a_checkpoint(tiny_dataset):
+    from core.tuning.full import CHECKPOINTS
+    from core.tuning.runs import create_run
+    from core.tuning.spec import RunSpec
+
+    store, ds_id = tiny_dataset
+    run_id = create_run(store, ds_id, RunSpec.for_method("full"), name="cut short")
+    store.update_run(run_id, status="interrupted", error="The app stopped while this run was active.")
+    at = _train_page(ds_id)
+    at.session_state[state.TRAIN_RUN_KEY] = run_id
+    at.run()
+    assert "stopped before its first checkpoint was saved (one every 10 steps)" in texts(at)
+    assert not [b for b in at.button if b.label.startswith("Resume")]
+    ckpt = store.run_dir(run_id) / CHECKPOINTS / "checkpoint-10"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text("{}")
+    (ckpt / "optimizer.pt").write_bytes(b"")
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button if b.label.startswith("Resume")] == ["Resume from step 10"]
+    assert "cannot resume" not in texts(at)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import resources as res
-from ui import widgets
+from ui import state, widgets
 
 st.set_page_config(page_title="Embedding Tuning Lab", page_icon=":material/science:", layout="wide")
 
+st.session_state[state.APP_KEY] = True  # pages check it (state.through_app)
 res.ensure_sample()
 res.warm_up_maps()
 
@@ -22,6 +23,10 @@ pg = st.navigation(
         st.Page("pages/5_Runs.py", title="Runs", icon=":material/history:"),
     ]
 )
+
+goto = st.session_state.pop(state.GOTO_KEY, None)
+if goto:  # a deep link that reached a page before app.py had run: open that page now, in the navigation
+    st.switch_page(goto)
 
 with st.sidebar:
     st.markdown("### :material/science: Embedding Tuning Lab")

@@ -16,6 +16,7 @@ from ui import state, widgets
 DOCUMENT_TYPES = panels.DOCUMENT_TYPES
 PASSAGE_TYPES = panels.PASSAGE_TYPES
 
+state.through_app(__file__)
 st.title("Data")
 widgets.hint(
     "Upload question/passage pairs (CSV, TSV, JSONL, JSON, Parquet or a BEIR zip), or questions with answers plus "

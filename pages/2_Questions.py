@@ -10,6 +10,7 @@ from core.generate.pairs import collection_passages
 from ui import questions, state, widgets
 from ui import resources as res
 
+state.through_app(__file__)
 st.title("Questions")
 widgets.hint(
     "Only documents, no questions? Generate training questions from your passages, review them, and label a few "

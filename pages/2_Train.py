@@ -25,6 +25,7 @@ METHOD_CAPTIONS = {
     "puts them beside BM25 and the hybrid: quality against time.",
 }
 
+state.through_app(__file__)
 st.title("Train")
 widgets.hint(
     "Pick a method and launch: training runs in the background, so you can leave this page and come back; "

@@ -11,6 +11,7 @@ from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from ui import resources as res
 from ui import state, widgets
 
+state.through_app(__file__)
 st.title("Embedding map")
 widgets.hint(
     "Dots are passages, ◇ are questions; a line joins each question to its answer passage: green when tuning "

@@ -14,6 +14,7 @@ from ui import state, widgets
 FILTERS = {"all": "All questions", "improved": "Improved", "worsened": "Worsened", "same": "Unchanged"}
 RANK_HELP = "The answer passage's rank with the base model → with the tuned model (▲ moved up after tuning)."
 
+state.through_app(__file__)
 st.title("Compare")
 widgets.hint(
     "How much did tuning help? The table compares the base model, the tuned model, keyword search (BM25) and a "

@@ -14,6 +14,7 @@ from core.store import atomic_write_bytes
 from ui import resources as res
 from ui import state, widgets
 
+state.through_app(__file__)
 st.title("Runs")
 widgets.hint(
     "Every run so far: compare two side by side, download a tuned model as a zip, or delete runs you no "

@@ -22,6 +22,21 @@ FLASH_KEY = "etl_flash"  # one message shown after the rerun that follows an act
 MAPPINGS_KEY = "etl_mappings"  # Data page: {file name: column mapping chosen by hand}
 MAP_PARAMS_KEY = "etl_map_params"  # Map page: UMAP settings last submitted
 QUERY_TEXT_KEY = "etl_query_text"  # Compare page: the free-text query box
+APP_KEY = "etl_through_app"  # set by app.py in every run: the page runs inside the app's navigation
+GOTO_KEY = "etl_goto"  # the page a deep link asked for before app.py had run (see ``through_app``)
+
+
+def through_app(page_file: str) -> None:
+    """Make sure this page runs inside app.py's navigation; call it first thing in every page.
+
+    On a fresh server, a deep link (``/Train``) can reach Streamlit before app.py has ever run: it
+    then serves the file from ``pages/`` on its own (its old pages-folder mode), with no sample
+    dataset, sidebar pickers or page config. The page then hands over to app.py, which opens the
+    page that was asked for (``GOTO_KEY``).
+    """
+    if not st.session_state.get(APP_KEY):
+        st.session_state[GOTO_KEY] = "pages/" + page_file.replace("\\", "/").rsplit("/", 1)[-1]
+        st.switch_page("app.py")
 
 
 def flash(message: str, kind: str = "success") -> None:

@@ -103,3 +103,46 @@ def test_pickled_weights_are_refused(model, tmp_path):
     weights.unlink()
     with pytest.raises(ValueError, match="Could not load model"):
         load_model(str(tmp_path / "m"), device="cpu")
+
+
+def test_encoding_uses_autocast_only_on_a_gpu(model):
+    import contextlib
+    import warnings
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.retrieval.embedding import gpu_autocast
+
+    assert isinstance(gpu_autocast(model), contextlib.nullcontext)  # the CPU model here
+    assert isinstance(gpu_autocast(SimpleNamespace()), contextlib.nullcontext)  # an ONNX encoder: no .device
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available": the object is still what a GPU run gets
+        ctx = gpu_autocast(SimpleNamespace(device=torch.device("cuda:0")))
+    assert isinstance(ctx, torch.autocast) and ctx.device == "cuda"
+    assert ctx.fast_dtype in (torch.bfloat16, torch.float16)
+
+
+@pytest.mark.slow
+def test_a_large_collection_is_spread_over_several_devices_with_the_same_vectors(model, monkeypatch):
+    """What several GPUs get (sentence-transformers' multi-process pool), run here on two CPU processes."""
+    import core.retrieval.embedding as emb
+
+    texts = [f"passage {i} about pump seals, hoses and filters, version {i % 7}" for i in range(40)]
+    single = emb.encode(model, texts, kind="passage")
+    started = []
+    real = type(model).start_multi_process_pool  # spied on the class: the model itself is pickled for the pool
+
+    def spy(self, devices):
+        started.append(devices)
+        return real(self, devices)
+
+    monkeypatch.setattr(type(model), "start_multi_process_pool", spy)
+    monkeypatch.setattr(emb, "MULTI_PROCESS_MIN", 10)
+    monkeypatch.setenv(emb.DEVICES_ENV, "cpu,cpu")
+    assert emb.pool_devices(model, 9) is None and emb.pool_devices(model, 10) == ["cpu", "cpu"]
+    spread = emb.encode(model, texts, kind="passage")
+    assert started == [["cpu", "cpu"]]
+    np.testing.assert_allclose(spread, single, atol=1e-5)
+    monkeypatch.delenv(emb.DEVICES_ENV)
+    assert emb.pool_devices(model, 10**6) is None  # no GPU here: one process

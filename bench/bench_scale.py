@@ -65,14 +65,14 @@ def collection(size: int, seed: int = 7):
     return QADataset(ev.queries, corpus, ev.relevant_docs), train, len(sentences)
 
 
-def measure(size: int, workspace: Path, pages: bool) -> dict:
+def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512) -> dict:
     import faiss
 
     from core.retrieval.embedding import EmbeddingCache, encode, load_model
     from core.retrieval.evaluation import evaluate_bm25
     from core.store import Store
 
-    out: dict = {"passages": size}
+    out: dict = {"passages": size, "passage_tokens": passage_tokens}
     t0 = time.perf_counter()
     ev, train, n_sent = collection(size)
     out["build_collection_s"] = round(time.perf_counter() - t0, 1)
@@ -80,7 +80,7 @@ def measure(size: int, workspace: Path, pages: bool) -> dict:
     store = Store(workspace)
     cache = EmbeddingCache(store.cache_path)
     model = load_model(device="cpu")
-    model.max_seq_length = 512
+    model.max_seq_length = passage_tokens
     ids = list(ev.corpus)
     first: list[tuple[int, int]] = []  # (found in the cache, total) as the encoder starts
     t0 = time.perf_counter()
@@ -140,7 +140,7 @@ def measure(size: int, workspace: Path, pages: bool) -> dict:
     out["bm25_ndcg10"] = round(bm25.metrics["nDCG@10"], 4)
     out["rss_after_bm25_mb"] = round(rss_mb())
     del flat, hnsw, ivf
-    run_id = finished_run(store, ev, train, size)
+    run_id = finished_run(store, ev, train, size, passage_tokens)
     out["run_id"] = run_id
     out["rss_after_run_mb"] = round(rss_mb())
     if pages:
@@ -148,7 +148,7 @@ def measure(size: int, workspace: Path, pages: bool) -> dict:
     return out
 
 
-def finished_run(store, ev, train, size: int) -> str:
+def finished_run(store, ev, train, size: int, passage_tokens: int) -> str:
     """A query-adapter run over the collection (passages encoded once, by the base model), with its views
     prepared as the app prepares them."""
     from core.cli import PrintReporter
@@ -163,7 +163,9 @@ def finished_run(store, ev, train, size: int) -> str:
     for r in store.list_runs():
         if r["dataset_id"] == ds_id and r["status"] == "done":
             return r["id"]
-    run_id = create_run(store, ds_id, RunSpec.for_method("adapter"), name=name)
+    spec = RunSpec.for_method("adapter")
+    spec.scoring.passage_tokens = passage_tokens  # as encoded above: the run finds every vector in the cache
+    run_id = create_run(store, ds_id, spec, name=name)
     t0 = time.perf_counter()
     job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device="cpu", prepare_views=True),
                          PrintReporter())
@@ -209,6 +211,8 @@ def main() -> int:
     p.add_argument("--workspace", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--pages", action="store_true", help="also time every page opening the run in Chromium")
+    p.add_argument("--passage-tokens", type=int, default=512,
+                   help="tokens read per passage (encoding and the run); fewer encodes faster, same counts")
     args = p.parse_args()
     out = Path(args.out)
     done = {json.loads(x)["passages"] for x in out.read_text().splitlines() if x.strip()} if out.exists() else set()
@@ -216,7 +220,7 @@ def main() -> int:
         if size in done:
             print(f"{size}: done already")
             continue
-        row = measure(size, Path(args.workspace), args.pages)
+        row = measure(size, Path(args.workspace), args.pages, args.passage_tokens)
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")

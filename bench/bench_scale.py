@@ -2,7 +2,7 @@
 
 The collection: sec-10k's 395 evaluation passages (so its 790 real questions have their answers)
 plus synthetic distractors made from varied text (sentences of both sec-10k files and of the
-bundled sample documents, recombined 3-6 at a time with a fixed seed). Per size it measures:
+bundled sample documents, recombined --sentences MIN MAX at a time, default 3-6, with a fixed seed). Per size it measures:
 
 * encode throughput of the base model (passages per second; cached afterwards);
 * FAISS exact search, HNSW and IVF: build and search time for the 790 questions, recall@10 against
@@ -44,7 +44,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def collection(size: int, seed: int = 7):
+def collection(size: int, seed: int = 7, sentences: tuple[int, int] = (3, 6)):
     """(eval QADataset over ``size`` passages, training QADataset of sec-10k's train file)."""
     from core.dataset import QADataset, join_train_eval
     from core.ingest.qafiles import load_qa_path
@@ -60,21 +60,22 @@ def collection(size: int, seed: int = 7):
     corpus = dict(ev.corpus)
     n = size - len(corpus)
     for i in range(max(0, n)):
-        k = int(rng.integers(3, 7))
+        k = int(rng.integers(sentences[0], sentences[1] + 1))
         corpus[f"syn-{i:06d}"] = " ".join(sentences[j] for j in rng.integers(0, len(sentences), size=k))
     return QADataset(ev.queries, corpus, ev.relevant_docs), train, len(sentences)
 
 
-def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512) -> dict:
+def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512,
+            sentences: tuple[int, int] = (3, 6)) -> dict:
     import faiss
 
     from core.retrieval.embedding import EmbeddingCache, encode, load_model
     from core.retrieval.evaluation import evaluate_bm25
     from core.store import Store
 
-    out: dict = {"passages": size, "passage_tokens": passage_tokens}
+    out: dict = {"passages": size, "passage_tokens": passage_tokens, "sentences_per_passage": list(sentences)}
     t0 = time.perf_counter()
-    ev, train, n_sent = collection(size)
+    ev, train, n_sent = collection(size, sentences=sentences)
     out["build_collection_s"] = round(time.perf_counter() - t0, 1)
     out["distinct_sentences"] = n_sent
     store = Store(workspace)
@@ -213,6 +214,8 @@ def main() -> int:
     p.add_argument("--pages", action="store_true", help="also time every page opening the run in Chromium")
     p.add_argument("--passage-tokens", type=int, default=512,
                    help="tokens read per passage (encoding and the run); fewer encodes faster, same counts")
+    p.add_argument("--sentences", nargs=2, type=int, default=[3, 6], metavar=("MIN", "MAX"),
+                   help="sentences per synthetic passage")
     args = p.parse_args()
     out = Path(args.out)
     done = {json.loads(x)["passages"] for x in out.read_text().splitlines() if x.strip()} if out.exists() else set()
@@ -220,7 +223,7 @@ def main() -> int:
         if size in done:
             print(f"{size}: done already")
             continue
-        row = measure(size, Path(args.workspace), args.pages, args.passage_tokens)
+        row = measure(size, Path(args.workspace), args.pages, args.passage_tokens, tuple(args.sentences))
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")

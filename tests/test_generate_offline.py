@@ -197,3 +197,19 @@ def test_tsdae_cancel_saves_nothing(tmp_path):
 def test_tsdae_refuses_empty_passages(tmp_path):
     with pytest.raises(ValueError, match="every passage given is empty"):
         train_tsdae({"a": " ", "b": ""}, TSDAESettings(), tmp_path / "m")
+
+
+def test_the_measurement_the_page_states_is_the_benchmarks():
+    """The Questions page's sentence about offline methods quotes bench/results/generate-sec10k.jsonl."""
+    import json
+    from pathlib import Path
+
+    from core.generate.offline import MEASURED
+
+    lines = Path(__file__).resolve().parents[1] / "bench" / "results" / "generate-sec10k.jsonl"
+    rows = {r["config"]: r for r in map(json.loads, lines.read_text().splitlines())}
+    for config in ("inverse_cloze/adapter", "crop/adapter", "keywords/adapter"):
+        scores = rows[config]["scores"]
+        assert f"{scores['tuned']['nDCG@10'][0]:.3f}" in MEASURED
+        assert f"{scores['base']['nDCG@10'][0]:.3f}" in MEASURED and f"{scores['bm25']['nDCG@10'][0]:.3f}" in MEASURED
+        assert rows[config]["change_tuned_vs_base"]["nDCG@10"][3] > 0.05  # "no change significant"

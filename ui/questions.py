@@ -32,6 +32,7 @@ from core.generate.job import (
 )
 from core.generate.labels import CandidateSearch, add_label, confidence_note, human_labels, remove_label
 from core.generate.llm import ApiKey, LLMSettings, check_connection, check_settings, with_env_defaults
+from core.generate.offline import MEASURED as OFFLINE_MEASURED
 from core.generate.offline import OFFLINE_METHODS, OfflineSettings
 from core.generate.pairs import is_generated
 from core.generate.review import review_table, save_review, set_keep, use_as_training
@@ -131,8 +132,7 @@ def generate_form(ds_id: str, n_passages: int) -> None:
         with st.expander("Method settings"):
             offline = widgets.settings_form(offline, f"etl_q_off_{method}", advanced=True)
         spec = GenerationSpec.for_backend(ds_id, "offline", offline=offline)
-        st.caption("Which method helps depends on the collection: measure it by training on the questions and "
-                   "scoring on questions you label (Label tab); bench/bench_generate.py does this on sec-10k.")
+        st.caption(OFFLINE_MEASURED)
     else:
         llm, key = _llm_settings()
         spec = GenerationSpec.for_backend(ds_id, "llm", llm=llm)

@@ -44,7 +44,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def collection(size: int, seed: int = 7, sentences: tuple[int, int] = (3, 6)):
+def collection(size: int, seed: int = 7, span: tuple[int, int] = (3, 6)):
     """(eval QADataset over ``size`` passages, training QADataset of sec-10k's train file)."""
     from core.dataset import QADataset, join_train_eval
     from core.ingest.qafiles import load_qa_path
@@ -60,7 +60,7 @@ def collection(size: int, seed: int = 7, sentences: tuple[int, int] = (3, 6)):
     corpus = dict(ev.corpus)
     n = size - len(corpus)
     for i in range(max(0, n)):
-        k = int(rng.integers(sentences[0], sentences[1] + 1))
+        k = int(rng.integers(span[0], span[1] + 1))
         corpus[f"syn-{i:06d}"] = " ".join(sentences[j] for j in rng.integers(0, len(sentences), size=k))
     return QADataset(ev.queries, corpus, ev.relevant_docs), train, len(sentences)
 
@@ -75,7 +75,7 @@ def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512,
 
     out: dict = {"passages": size, "passage_tokens": passage_tokens, "sentences_per_passage": list(sentences)}
     t0 = time.perf_counter()
-    ev, train, n_sent = collection(size, sentences=sentences)
+    ev, train, n_sent = collection(size, span=sentences)
     out["build_collection_s"] = round(time.perf_counter() - t0, 1)
     out["distinct_sentences"] = n_sent
     store = Store(workspace)

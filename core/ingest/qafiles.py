@@ -125,8 +125,9 @@ def check_lengths(
             f"{len(long)} of {len(ds.corpus)} passages are longer than {max_tokens} tokens"
             f"{' (estimated as words x 1.3)' if estimated else ''}; the model reads only the first "
             f"{max_tokens}, so the rest is ignored in training and search. Longest: "
-            f"{max(n for _, n in long)} tokens. Examples: {examples}. Split long passages into smaller chunks "
-            "if their ends matter.",
+            f"{max(n for _, n in long)} tokens. Examples: {examples}. If their ends matter, split long passages "
+            "into smaller chunks, or turn on 'Windowed passages' (Train page, advanced settings) to search "
+            "every part of them.",
             where_of.get(first, f"passage {first}"),
         )
     )

@@ -93,10 +93,13 @@ def highlight(system: str) -> dict | None:
 
 
 def draw(space: str, title: str, key: str) -> None:
-    fig = embedding_map(points, space, links, highlight(space), title=title, color_by=mode)
-    # Two maps side by side: the legend goes below, so each map keeps the column's full width.
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
-    st.plotly_chart(fig, key=key)
+    def build():
+        fig = embedding_map(points, space, links, highlight(space), title=title, color_by=mode)
+        # Two maps side by side: the legend goes below, so each map keeps the column's full width.
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
+        return fig
+
+    st.plotly_chart(res.figure(view.run_id, "map", (params.key(), space, title, mode, qid, k), build), key=key)
 
 
 left, right = st.columns(2)

@@ -28,10 +28,12 @@ widgets.metric_tiles(results)
 widgets.metrics_table(results, key="etl_cmp_table")
 widgets.verdict_panel(results, key="etl_cmp_ci")
 with st.expander("Chart", expanded=True):
-    st.plotly_chart(metric_bars(results.table()), key="etl_cmp_bars", height=340)
+    st.plotly_chart(res.figure(view.run_id, "bars", (), lambda: metric_bars(results.table())), key="etl_cmp_bars",
+                    height=340)
 with st.expander("Smaller vectors: quality against dimensions (no re-encoding)"):
     dims = res.quality_by_dimension(view.run_id)
-    st.plotly_chart(quality_by_dimension_chart(dims), key="etl_cmp_dims", height=300)
+    st.plotly_chart(res.figure(view.run_id, "dims", (), lambda: quality_by_dimension_chart(dims)), key="etl_cmp_dims",
+                    height=300)
     st.dataframe(dims, hide_index=True, width="stretch", key="etl_cmp_dims_table",
                  column_config={m: st.column_config.NumberColumn(m, format="%.3f")
                                 for m in ("Accuracy@10", "MRR@10", "nDCG@10")})
@@ -77,7 +79,8 @@ picked = left.dataframe(
 )
 with right:
     scatter = wl.rename(columns={"rank before": "base model", "rank after": "tuned model"})
-    st.plotly_chart(rank_scatter(scatter, "base model", "tuned model"), key="etl_cmp_scatter", height=360)
+    fig = res.figure(view.run_id, "rank_scatter", (), lambda: rank_scatter(scatter, "base model", "tuned model"))
+    st.plotly_chart(fig, key="etl_cmp_scatter", height=360)
     st.caption("One dot per question; below the diagonal = the answer moved up after tuning.")
 rows = picked.selection.rows if picked and picked.selection else []
 if rows:

@@ -222,3 +222,20 @@ def test_rank_scatter_handles_nan():
     assert "&lt;b&gt;" in pts["worsened"].text[0] and ">100" in pts["worsened"].text[1]
     (diag,) = [t for t in fig.data if t.meta == "diagonal"]
     assert list(diag.x) == list(diag.y)
+
+
+def test_hover_text_wraps_every_word_into_lines_of_the_width_and_escapes():
+    import textwrap
+
+    from core.insight.plots import hover_text
+
+    text = "The pump <screams> on frosty mornings & the return filter " * 3 + "x" * 90
+    out = hover_text(text, limit=10_000, width=30)
+    lines = out.split("<br>")
+    assert " ".join(lines).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == " ".join(text.split())
+    assert all(len(line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")) <= 30 for line in lines[:-1])
+    assert lines[-1] == "x" * 90  # a word longer than a line stands alone
+    # same lines as the standard library's wrap wherever no word is longer than the width
+    short = " ".join(text.split()[:-1])
+    assert hover_text(short, limit=10_000, width=30).split("<br>") == [
+        line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in textwrap.wrap(short, 30)]

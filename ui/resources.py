@@ -14,6 +14,9 @@ frames and parsed files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -85,6 +88,7 @@ def get_run_view(run_id: str):
 def forget_run(run_id: str) -> None:
     """Drop cached views and frames of a run (after deleting it)."""
     _run_view.clear()
+    _figure.clear()
     _winners_losers.clear()
     _by_dimension.clear()
 
@@ -232,6 +236,18 @@ def dismissed_flags() -> set:
     versions = tuple((d["id"], d.get("updated")) for d in get_store().list_datasets())
     return _dismissed(str(default_root()), versions)
 
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _figure(root: str, run_id: str, kind: str, key: tuple, _build: Callable[[], Any]):
+    return _build()
+
+
+def figure(run_id: str, kind: str, key: tuple, build: Callable[[], Any]):
+    """A run's chart built once per (run, chart, settings) and shared by every rerun and tab: a map or scatter of
+    thousands of points takes a second or more to build, every time a page opens. The figure is not to be
+    changed after (``build`` sets its layout)."""
+    return _figure(str(default_root()), run_id, kind, key, build)
 
 
 def projection(view, params):

@@ -45,6 +45,7 @@ class RunView:
     owner: np.ndarray | None = None
     onnx_dir: Path | None = None  # the workspace's cache/onnx: free-text search encodes on the run's backend
     _encoders: dict[str, Any] = field(default_factory=dict, repr=False)
+    _alignment: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
     @property
     def method(self) -> str:
@@ -152,10 +153,12 @@ class RunView:
         """``core.insight.projection.retrieval_alignment`` of the base or tuned vectors (all passages)."""
         from core.insight.projection import retrieval_alignment
 
-        row = {p: i for i, p in enumerate(self.passage_ids)}
-        gold = [[row[d] for d in self.eval.relevant_docs[q] if d in row] for q in self.query_ids]
-        q, d = (self.base_q, self.base_d) if space == "base" else (self.tuned_q, self.tuned_d)
-        return retrieval_alignment(q, d, gold)
+        if space not in self._alignment:  # a pass over every passage: once per view (the view is cached)
+            row = {p: i for i, p in enumerate(self.passage_ids)}
+            gold = [[row[d] for d in self.eval.relevant_docs[q] if d in row] for q in self.query_ids]
+            q, d = (self.base_q, self.base_d) if space == "base" else (self.tuned_q, self.tuned_d)
+            self._alignment[space] = retrieval_alignment(q, d, gold)
+        return dict(self._alignment[space])
 
     def _encoder(self, which: str):
         """A function text -> (dim,) query vector for 'base' or 'tuned' (models loaded once, on the

@@ -8,7 +8,6 @@ import streamlit as st
 
 from core.insight.history import NOT_TUNING
 from core.retrieval.embedding import resolve_model
-from core.tuning.estimate import estimate_run
 from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run
 from core.tuning.spec import LAUNCHABLE, METHOD_LABELS, ModelsSettings, RunSpec, Scoring, field_help
@@ -95,7 +94,7 @@ def launch_form(ds_id: str) -> None:
         spec.scoring = widgets.settings_form(Scoring(), "etl_cfg_scoring", advanced=True)
         spec.seed = int(st.number_input("Seed", 0, 100_000, 42, key="etl_cfg_seed",
                                         help=field_help(RunSpec, "seed")))
-    estimate = estimate_run(spec, train, ev)
+    estimate = res.estimate(ds_id, spec, train, ev)
     st.info(f":material/timer: Estimated duration: **{widgets.plain(estimate.text())}** on this machine "
             f"({len(train.pairs())} training pairs, {len(ev.corpus):,} passages to search).")
     name = st.text_input("Run name", value=f"{meta['name']} · {METHOD_LABELS[method]}",

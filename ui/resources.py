@@ -14,6 +14,7 @@ frames and parsed files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,21 @@ def quality_by_dimension(run_id: str) -> pd.DataFrame:
 def winners_losers(run_id: str) -> pd.DataFrame:
     """Per eval question: gold rank before -> after, change and movement (cached per run)."""
     return _winners_losers(str(default_root()), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _estimate(root: str, ds_id: str, updated: float | None, spec_json: str, _train, _ev):
+    from core.tuning.estimate import estimate_run
+    from core.tuning.spec import RunSpec
+
+    return estimate_run(RunSpec.from_dict(json.loads(spec_json)), _train, _ev)
+
+
+def estimate(ds_id: str, spec, train: QADataset, ev: QADataset):
+    """``core.tuning.estimate.estimate_run`` of ``spec`` on a saved dataset's (train, eval), once per dataset
+    version and settings: it counts the tokens of every passage, a second on 100k passages."""
+    updated = get_store().get_dataset(ds_id).get("updated")
+    return _estimate(str(default_root()), ds_id, updated, json.dumps(spec.to_dict(), sort_keys=True), train, ev)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -190,7 +190,11 @@ def live_panel(run_id: str) -> None:
             if job is not None:  # the click runs job.cancel before the (fragment) rerun draws "Cancelling"
                 st.button("Cancel run", icon=":material/stop:", key=f"etl_cancel_{run_id}", on_click=job.cancel)
         if snap.losses or snap.evals:
-            st.plotly_chart(loss_curve(snap.losses, snap.evals), key=f"etl_loss_{run_id}", height=300)
+            build = lambda: loss_curve(snap.losses, snap.evals)  # noqa: E731
+            # A finished run's curve no longer changes: built once; a live one is redrawn as it grows.
+            key = (snap.status, len(snap.losses), len(snap.evals))  # a resumed run draws anew
+            fig = res.figure(run_id, "loss", key, build) if snap.finished else build()
+            st.plotly_chart(fig, key=f"etl_loss_{run_id}", height=300)
         for note in snap.notes:
             st.caption(f":material/info: {widgets.plain(note)}")
         if snap.status == "done":

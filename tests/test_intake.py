@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.dataset import DataError
+from core.dataset import DataError, QADataset
 from core.ingest import intake
 from core.ingest.chunking import load_documents
 from core.ingest.qafiles import Problem
@@ -312,3 +312,18 @@ def test_confidence_is_shown_rounded_down_so_it_never_reads_as_the_threshold():
 
     assert shown_confidence(0.497) == 0.49 and shown_confidence(0.5) == 0.5 and shown_confidence(1.0) == 1.0
     assert shown_confidence(0.29) == 0.29  # 0.29 * 100 is 28.999...; the 6-digit round keeps it 0.29
+
+
+def test_a_pair_asked_twice_under_other_ids_is_one_flag():
+    """sec-10k repeats some questions: the same train/eval pair of texts under two id pairs crashed the Data
+    page (two "Not a duplicate" buttons with one key)."""
+    parts = near_dup_parts()
+    train = parts[0].dataset
+    qid = next(q for q in train.query_ids if "revenue" in train.queries[q].lower())
+    twice = QADataset({**train.queries, "again": train.queries[qid]}, train.corpus,
+                      {**train.relevant_docs, "again": list(train.relevant_docs[qid])})
+    split = intake.split_parts([intake.Part("train.csv", twice, "", "train"), parts[1]])
+    assert len(split.report.near_duplicates) == 2
+    (flag,) = split.flags()
+    assert intake.split_parts([intake.Part("train.csv", twice, "", "train"), parts[1]],
+                              dismissed={flag.key}).flags() == []

@@ -192,7 +192,9 @@ class Split:
         for t, e, sim in self.report.near_duplicates:
             a, b = tq.get(t, ""), eq.get(e, "")
             out.append(Flag(a, b, sim, False, _differs(a, b)))
-        return out
+        # The same pair of texts under other ids (a question asked twice in a file, as in sec-10k) is one flag:
+        # the page lists it once and one dismissal covers every copy.
+        return list({f.key: f for f in reversed(out)}.values())[::-1]
 
 
 @dataclass

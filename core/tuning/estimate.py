@@ -3,7 +3,9 @@
 Costs are per token, measured on this project's 2-core CPU machines (all-MiniLM-L6-v2; other
 work running beside it), so long passages cost more than short ones, as they do:
 
-* encoding: ~3,000 passages cut at 512 tokens take ~2.5 min -> ~1e-4 s per token;
+* encoding: sec-10k's 395 evaluation passages (169,320 tokens as counted here, most cut at 512)
+  took 64 s with torch on 2 idle cores (bench/bench_encode.py, 2026-11-29) -> ~3.8e-4 s per token
+  (an earlier figure, 1e-4, made the adapter's first run look 3-4 times shorter than it was);
 * a full fine-tune (CachedMNRL, batch 32): sec-10k's 38 steps of 32 pairs at 256 tokens took
   ~700 s of training -> ~2e-3 s per (question + passage) token pair seen;
 * loading torch, sentence-transformers and the model: ~15 s cold.
@@ -20,7 +22,7 @@ from core.tuning.holdout import VAL_CORPUS_CAP
 from core.tuning.spec import RunSpec
 
 WORDS_TO_TOKENS = 1.3  # subword tokens per whitespace word in English prose (WordPiece)
-ENCODE_SECONDS_PER_TOKEN = 1.0e-4  # inference, 2 cores
+ENCODE_SECONDS_PER_TOKEN = 3.8e-4  # inference, 2 cores (measured: see the module docstring)
 TRAIN_SECONDS_PER_TOKEN = 2.0e-3  # forward + backward per token of each pair seen, 2 cores
 LOSS_COST = {"cached_mnrl": 1.0, "mnrl": 0.75, "matryoshka": 0.8}  # CachedMNRL computes embeddings twice
 STARTUP_SECONDS = 15

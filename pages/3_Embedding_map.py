@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from core.insight.map_figure import COLOR_MODES, embedding_map
+from core.insight.map_figure import COLOR_MODES, drawn_points, embedding_map
 from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from ui import resources as res
 from ui import state, widgets
@@ -46,8 +46,9 @@ with st.expander("Map settings (UMAP)"):
             10_000,
             saved["sample"],
             100,
-            help="Points per map. Every evaluation question, its answer passages and each question's top "
-            "passages are always drawn; other passages are a fixed random sample up to this many. ~1,500 stays quick.",
+            help="Points per map. Every evaluation question, its answer passages and the highlighted question's "
+            "top passages are always drawn; other passages are a fixed random sample up to this many. ~1,500 stays "
+            "quick.",
         )
         seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
         if st.form_submit_button("Redraw maps"):
@@ -92,9 +93,14 @@ def highlight(system: str) -> dict | None:
     return {"query_id": qid, "top_ids": ranked[0][:k] if ranked else []}
 
 
+gold = {d for q in view.query_ids for d in view.eval.relevant_docs[q]}
+ringed = {d for space in ("base", "tuned") for d in ((highlight(space) or {}).get("top_ids") or [])}
+shown = drawn_points(points, gold | ringed, params.sample, params.seed)
+
+
 def draw(space: str, title: str, key: str) -> None:
     def build():
-        fig = embedding_map(points, space, links, highlight(space), title=title, color_by=mode)
+        fig = embedding_map(shown, space, links, highlight(space), title=title, color_by=mode)
         # Two maps side by side: the legend goes below, so each map keeps the column's full width.
         fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
         return fig
@@ -107,10 +113,11 @@ with left:
     draw("base", "Before: base model", "etl_map_base")
 with right:
     draw("tuned", f"After: {tuned_name}", "etl_map_tuned")
-n_q, n_p = len(view.query_ids), int((points["kind"] == "passage").sum()) // 2
+n_q, n_p = len(view.query_ids), int((shown["kind"] == "passage").sum()) // 2
 st.caption(
-    f"All {n_q:,} evaluation questions are on both maps with their answer passages and each question's top "
-    f"{proj.ring_depth} passages in both models; the other passages are a random sample ({n_p:,} of "
+    f"All {n_q:,} evaluation questions are on both maps with their answer passages; a highlighted question's top "
+    f"passages (up to {proj.ring_depth}) in both models are drawn and ringed; the other passages are a random "
+    f"sample ({n_p:,} of "
     f"{len(view.passage_ids):,} passages shown; raise 'Points on the map' to see more). UMAP {params.key()}; the "
     "tuned map is rotated and scaled onto the base one, so positions compare. Distances on a UMAP map are only "
     "roughly meaningful: the numbers below are measured in the full embedding space."

@@ -239,3 +239,21 @@ def test_hover_text_wraps_every_word_into_lines_of_the_width_and_escapes():
     short = " ".join(text.split()[:-1])
     assert hover_text(short, limit=10_000, width=30).split("<br>") == [
         line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in textwrap.wrap(short, 30)]
+
+
+def test_a_map_draws_every_question_and_kept_passage_and_caps_the_others():
+    import pandas as pd
+
+    from core.insight.map_figure import drawn_points
+
+    rows = []
+    for space in ("base", "tuned"):
+        rows += [(space, "query", f"q{i}", 0.0, 0.0) for i in range(5)]
+        rows += [(space, "passage", f"p{i}", 0.0, 0.0) for i in range(50)]
+    points = pd.DataFrame(rows, columns=["space", "kind", "id", "x", "y"])
+    shown = drawn_points(points, {"p1", "p2", "p49"}, limit=10)
+    ids = set(shown["id"])
+    assert {f"q{i}" for i in range(5)} | {"p1", "p2", "p49"} <= ids
+    assert len(ids) == 5 + 3 + 10 and len(shown) == 2 * len(ids)  # both spaces of each point
+    assert drawn_points(points, {"p1"}, limit=10).equals(drawn_points(points, {"p1"}, limit=10))  # fixed choice
+    assert len(drawn_points(points, set(), limit=1000)) == len(points)

@@ -6,6 +6,9 @@ projection`` makes the points); shared colours and hover text come from ``core.i
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -75,6 +78,19 @@ def passage_groups(ps: pd.DataFrame, color_by: str = "answer") -> list[tuple[str
     else:
         out = [("passages", PALETTE[0], ps)]
     return [(name, color, part) for name, color, part in out if len(part)]
+
+
+def drawn_points(points: pd.DataFrame, always: Collection[str], limit: int, seed: int = 42) -> pd.DataFrame:
+    """The rows of ``points`` a map draws: every question, every passage in ``always`` (answers, the highlighted
+    question's top passages), and at most ``limit`` other passages, a fixed random choice (both spaces of a
+    point together). A large run's projection also holds each question's top passages in both models so any
+    question can be highlighted; drawing them all (8,500 points at 10k passages) makes the page slow."""
+    ids = points["id"].astype(str)
+    must = (points["kind"] == "query").to_numpy() | ids.isin(set(always)).to_numpy()
+    others = np.unique(ids[~must].to_numpy())
+    if len(others) > limit:
+        others = np.random.default_rng(seed).choice(others, size=limit, replace=False)
+    return points[must | ids.isin(set(others)).to_numpy()]
 
 
 def embedding_map(

@@ -52,11 +52,19 @@ def test_documents_and_answers_through_map_and_compare(page: Page, app_url, arti
 
     # Data: documents on the right, the answers file on the left; linking, then split by document.
     page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCS])
+    expect(page.get_by_text(re.compile(r"\d+ document\(s\) read")).first).to_be_visible(timeout=TRAIN_TIMEOUT)
     idle(page, timeout=TRAIN_TIMEOUT)
-    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(answers_file))
-    idle(page, timeout=TRAIN_TIMEOUT)
+    linked = page.get_by_text(re.compile(r"\d+ of \d+ answers linked")).first
+    for _ in range(3):  # on a loaded machine an upload made while the page reruns can be dropped: offer it again
+        page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(answers_file))
+        idle(page, timeout=TRAIN_TIMEOUT)
+        try:
+            expect(linked).to_be_visible(timeout=30_000)
+            break
+        except AssertionError:
+            continue
     shot(page, artifacts, "d0_documents_and_answers_uploaded")
-    expect(page.get_by_text(re.compile(r"\d+ of \d+ answers linked")).first).to_be_visible(timeout=SLOW)
+    expect(linked).to_be_visible(timeout=SLOW)
     page.get_by_text("by document", exact=True).click()
     idle(page)
     page.get_by_label("Dataset name").fill("Manuals by document")

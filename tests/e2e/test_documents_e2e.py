@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, shot
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, shot
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "sample_data" / "documents").glob("*"))
@@ -44,11 +44,7 @@ def answers_file(tmp_path) -> Path:
 
 
 def test_documents_and_answers_through_map_and_compare(page: Page, app_url, artifacts, answers_file):
-    page.set_default_timeout(SLOW)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(app_url)
-    expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
-    idle(page)
+    open_front_page(page, app_url)
 
     # Data: documents on the right, the answers file on the left; linking, then split by document.
     page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCS])

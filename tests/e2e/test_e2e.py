@@ -30,6 +30,15 @@ def idle(page: Page, timeout: int = SLOW) -> None:
     expect(page.locator('[data-test-script-state="running"]')).to_have_count(0, timeout=timeout)
 
 
+def open_front_page(page: Page, url: str) -> None:
+    """The app's first page (Data) at the tests' window size and timeout, drawn and idle."""
+    page.set_default_timeout(SLOW)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
+    idle(page)
+
+
 def go(page: Page, title: str) -> None:
     page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
     expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible(timeout=SLOW)
@@ -61,11 +70,7 @@ def pair_file(tmp_path):
 
 
 def test_user_journey(page: Page, app_url, artifacts, pair_file):
-    page.set_default_timeout(SLOW)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(app_url)
-    expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
-    idle(page)
+    open_front_page(page, app_url)
     # The sample dataset is there from the first start.
     sidebar_dataset = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Dataset")
     expect(sidebar_dataset).to_have_value("Hydraulics maintenance (sample)")

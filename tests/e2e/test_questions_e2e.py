@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from core.dataset import question_origin
 from core.store import Store
 from tests.e2e.conftest import ROOT, start_app, stop_app
-from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, set_number, shot
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, set_number, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +44,7 @@ def app_with_collection(tmp_path):
 
 def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_with_collection, artifacts):
     url, store = app_with_collection
-    page.set_default_timeout(SLOW)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(url)
-    expect(page.get_by_role("heading", name="Data", exact=True).first).to_be_visible(timeout=SLOW)
-    idle(page)
+    open_front_page(page, url)
 
     # 0. Documents only: upload them on the Data page and save them as a collection.
     page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCUMENTS])

@@ -11,7 +11,7 @@ st.set_page_config(page_title="Embedding Tuning Lab", page_icon=":material/scien
 
 st.session_state[state.APP_KEY] = True  # pages check it (state.through_app)
 res.ensure_sample()
-res.warm_up_maps()
+res.warm_up()
 
 pg = st.navigation(
     [

@@ -2,7 +2,7 @@
 
 The collection: sec-10k's 395 evaluation passages (so its 790 real questions have their answers)
 plus synthetic distractors made from varied text (sentences of both sec-10k files and of the
-bundled sample documents, recombined --sentences MIN MAX at a time, default 3-6, with a fixed seed). Per size it measures:
+bundled sample documents, recombined --sentences MIN MAX at a time, default 3-6, with a fixed seed; every text distinct). Per size it measures:
 
 * encode throughput of the base model (passages per second; cached afterwards);
 * FAISS exact search, HNSW and IVF: build and search time for the 790 questions, recall@10 against
@@ -58,10 +58,17 @@ def collection(size: int, seed: int = 7, span: tuple[int, int] = (3, 6)):
     sentences = [s.strip() for t in texts for s in re.split(r"(?<=[.!?])\s+", " ".join(t.split())) if 30 < len(s) < 400]
     rng = np.random.default_rng(seed)
     corpus = dict(ev.corpus)
+    seen = set(corpus.values())
     n = size - len(corpus)
-    for i in range(max(0, n)):
+    i = 0
+    while i < n:  # every text distinct: a repeated text would tie in exact search and blur "recall vs exact"
         k = int(rng.integers(span[0], span[1] + 1))
-        corpus[f"syn-{i:06d}"] = " ".join(sentences[j] for j in rng.integers(0, len(sentences), size=k))
+        text = " ".join(sentences[j] for j in rng.integers(0, len(sentences), size=k))
+        if text in seen:
+            continue
+        seen.add(text)
+        corpus[f"syn-{i:06d}"] = text
+        i += 1
     return QADataset(ev.queries, corpus, ev.relevant_docs), train, len(sentences)
 
 
@@ -109,16 +116,24 @@ def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512,
     def recall(found: np.ndarray) -> float:
         return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, found)]))
 
+    ex_scores, _ = flat.search(q, k)
+
+    def recall_ties(found: np.ndarray) -> float:
+        """Share of the k found passages that score at least the exact k-th score (a tie at the cut counts)."""
+        got = np.einsum("qd,qkd->qk", q, d[np.maximum(found, 0)])
+        return float(np.mean((got >= ex_scores[:, -1:] - 1e-5) & (found >= 0)))
+
     t0 = time.perf_counter()
     hnsw = faiss.IndexHNSWFlat(d.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     hnsw.add(d)
     out["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
-    for ef in (64, 128, 256):
+    for ef in (64, 128, 256, 512):
         hnsw.hnsw.efSearch = ef
         t0 = time.perf_counter()
         _, found = hnsw.search(q, k)
         out[f"hnsw_ef{ef}_search_s"] = round(time.perf_counter() - t0, 3)
         out[f"hnsw_ef{ef}_recall10"] = round(recall(found), 4)
+        out[f"hnsw_ef{ef}_recall10_ties"] = round(recall_ties(found), 4)
     nlist = int(4 * np.sqrt(size))
     t0 = time.perf_counter()
     quant = faiss.IndexFlatIP(d.shape[1])
@@ -127,12 +142,13 @@ def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512,
     ivf.add(d)
     out["ivf_nlist"] = nlist
     out["ivf_build_s"] = round(time.perf_counter() - t0, 1)
-    for nprobe in (8, 32, 64):
+    for nprobe in (8, 32, 64, 128):
         ivf.nprobe = nprobe
         t0 = time.perf_counter()
         _, found = ivf.search(q, k)
         out[f"ivf_nprobe{nprobe}_search_s"] = round(time.perf_counter() - t0, 3)
         out[f"ivf_nprobe{nprobe}_recall10"] = round(recall(found), 4)
+        out[f"ivf_nprobe{nprobe}_recall10_ties"] = round(recall_ties(found), 4)
     out["rss_after_indexes_mb"] = round(rss_mb())
 
     t0 = time.perf_counter()
@@ -192,7 +208,7 @@ def time_pages(workspace: Path, run_id: str) -> dict[str, float]:
             page.goto(url)
             page.get_by_role("heading", name="Data", exact=True).first.wait_for(timeout=120_000)
             page.locator('[data-test-script-state="running"]').wait_for(state="detached", timeout=120_000)
-            for title in ("Train", "Embedding map", "Compare", "Runs", "Data", "Embedding map", "Compare"):
+            for title in ("Train", "Questions", "Embedding map", "Compare", "Runs", "Data", "Embedding map", "Compare"):
                 t0 = time.perf_counter()
                 page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
                 page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)

@@ -150,3 +150,4 @@ for key, label in (("answer_first", "Nearest passage"), ("median_rank", "Median 
     st.caption(f"**{label}**: {ALIGNMENT_HELP[key]}")
 st.caption(f"Base model: {base['answer_first']:.0%} nearest, median rank {base['median_rank']:g}, "
            f"margin {base['margin']:+.3f}. Measured over all {len(view.passage_ids):,} passages, not the map.")
+res.warm_up_maps()  # after the page is drawn: a later 'Redraw maps' then finds UMAP compiled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from core.insight.explore import fmt_rank, rank_change, ranks_table, search_table
 
@@ -43,12 +44,22 @@ def test_map_points_with_some_passages_without_a_source(tmp_path):
     from core.insight.explore import RunView
 
     ev = QADataset({"q1": "a question"}, {"d1": "one", "d2": "two"}, {"q1": ["d1"]}, sources={"d1": "manual.pdf p.2"})
+    from core.insight.projection import ProjectionParams
+
     view = RunView.__new__(RunView)
-    view.eval, view.query_ids = ev, ["q1"]
+    view.eval, view.query_ids, view.run_dir = ev, ["q1"], tmp_path
     view.winners_losers = lambda: pd.DataFrame({"movement": ["improved"]}, index=["q1"])
     pts = pd.DataFrame({"space": "base", "kind": ["query", "passage", "passage"], "id": ["q1", "d1", "d2"],
                         "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 2.0]})
-    out = RunView.map_points(view, SimpleNamespace(points=pts))
-    files, answers = out["file"].tolist(), out["answers"].tolist()
-    assert files[1] == "manual.pdf" and pd.isna(files[0]) and pd.isna(files[2])
-    assert answers[1] == "improved" and pd.isna(answers[0]) and pd.isna(answers[2])
+    proj = SimpleNamespace(points=pts, params=ProjectionParams())
+    (tmp_path / f"projection-{proj.params.key()}.npz").write_bytes(b"")  # the map's file: points are saved beside it
+    first = RunView.map_points(view, proj)
+    assert (tmp_path / f"map-points-{proj.params.key()}.parquet").exists()
+    view.winners_losers = lambda: pytest.fail("the saved points are read, not rebuilt")
+    again = RunView.map_points(view, proj)
+    for out in (first, again):
+        files, answers = out["file"].tolist(), out["answers"].tolist()
+        assert files[1] == "manual.pdf" and pd.isna(files[0]) and pd.isna(files[2])
+        assert answers[1] == "improved" and pd.isna(answers[0]) and pd.isna(answers[2])
+        assert out["hover"].tolist()[0].startswith("<b>question</b> q1")
+        assert "manual.pdf" in out["hover"].tolist()[1]

@@ -126,7 +126,7 @@ def test_links_use_at_most_three_line_traces():
     assert len(by_name["improved"].x) == 6 and by_name["improved"].x[2] is None  # 2 segments
     assert len(by_name["same"].x) == 6  # the pair with an unknown query is skipped
     base = pts[pts["space"] == "base"].set_index("id")
-    assert by_name["worsened"].x[:2] == (base.loc["q1", "x"], base.loc["d1", "x"])
+    assert tuple(by_name["worsened"].x[:2]) == (base.loc["q1", "x"], base.loc["d1", "x"])
     # 1,000 links are still 3 traces; links without a movement column are all "same".
     rng = np.random.default_rng(1)
     many = pd.DataFrame({"query_id": rng.choice(["q0", "q1", "q2", "q3"], 1000),
@@ -257,3 +257,14 @@ def test_a_map_draws_every_question_and_kept_passage_and_caps_the_others():
     assert len(ids) == 5 + 3 + 10 and len(shown) == 2 * len(ids)  # both spaces of each point
     assert drawn_points(points, {"p1"}, limit=10).equals(drawn_points(points, {"p1"}, limit=10))  # fixed choice
     assert len(drawn_points(points, set(), limit=1000)) == len(points)
+
+
+def test_chart_warm_up_builds_a_figure_with_the_lab_template():
+    """The start-up thread (ui.resources.warm_up) must not fail silently: it runs the same code here."""
+    from core.insight.plots import TEMPLATE, new_figure
+    from ui.resources import _import_charts
+
+    _import_charts()
+    fig = new_figure()
+    assert fig.layout.template.layout.plot_bgcolor == TEMPLATE.layout.plot_bgcolor == "white"
+    assert set(fig.layout.template.data.to_plotly_json()) == {"scatter", "bar"}  # not plotly's 25 trace types

@@ -195,6 +195,26 @@ def test_retrieval_alignment_by_hand():
         retrieval_alignment(q, d, [[0]])
 
 
+def test_retrieval_alignment_matches_a_loop():
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(300, 16)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q = rng.normal(size=(50, 16)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    gold = [list(rng.choice(300, size=int(rng.integers(1, 4)), replace=False)) for _ in range(50)]
+    ranks, margins = [], []
+    for qi, g in zip(q, gold):  # the plain definition, one question at a time
+        scores = d @ qi
+        best = max(scores[i] for i in g)
+        wrong = [s for i, s in enumerate(scores) if i not in g]
+        ranks.append(1 + sum(s >= best for s in wrong))
+        margins.append(best - max(wrong))
+    out = retrieval_alignment(q, d, gold, chunk=7)  # several chunks, one of them short
+    assert out["answer_first"] == pytest.approx(np.mean(np.array(ranks) == 1))
+    assert out["median_rank"] == pytest.approx(np.median(ranks))
+    assert out["margin"] == pytest.approx(np.mean(margins), abs=1e-6)
+
+
 def test_rank_movement_cases():
     idx = ["a", "b", "c", "d", "e", "f"]
     before = pd.Series([5, 1, 3, np.nan, 7, np.nan], index=idx)

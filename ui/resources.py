@@ -65,13 +65,42 @@ def ensure_sample() -> str | None:
 
 @st.cache_resource(show_spinner=False)
 def warm_up_maps() -> None:
-    """Compile UMAP's numba code once per server process, in the background, at start-up: the
-    first map someone opens then skips that ~30 s (core.insight.projection.warm_up)."""
+    """Compile UMAP's numba code once per server process, in the background: a later map drawn with other
+    settings then skips that ~30 s (core.insight.projection.warm_up). Called by the Embedding map page after it
+    has drawn the saved maps, not at start-up: the compiler holds a core and Python's lock for half a minute,
+    which made the first pages anyone opened after a start several seconds slower."""
     import threading
 
     from core.insight.projection import warm_up
 
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
+
+
+def _import_charts() -> None:
+    """What the first chart or styled table of a process pays: plotly's figure classes and their validators,
+    the lab's template, pandas' Styler (its HTML templates compile at import)."""
+    import plotly.io as pio
+    import plotly.graph_objects as go
+    from pandas.io.formats.style import Styler  # noqa: F401
+
+    from core.insight.plots import new_figure
+
+    fig = new_figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="markers", text=["a", "b"], customdata=["a", "b"],
+                             marker={"size": 6, "symbol": "circle-open", "line": {"width": 1}}, name="x"))
+    fig.add_trace(go.Scatter(x=[0, 1, None], y=[0, 1, None], mode="lines", hoverinfo="skip", yaxis="y2"))
+    fig.add_trace(go.Bar(x=["a"], y=[1.0], error_y={"type": "data", "array": [0.1]}, text=["1"]))
+    fig.update_layout(legend={"orientation": "h"}, xaxis={"title": {"text": "x"}}, yaxis2={"overlaying": "y"})
+    pio.to_json(fig.to_dict(), validate=False)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> None:
+    """Load the chart and table libraries once per server process, in a background thread at start-up
+    (about a second of imports that the first Map, Compare or Train page would otherwise pay)."""
+    import threading
+
+    threading.Thread(target=_import_charts, name="charts-warm-up", daemon=True).start()
 
 
 @st.cache_resource(show_spinner="Opening the run…", max_entries=4)
@@ -90,6 +119,7 @@ def forget_run(run_id: str) -> None:
     """Drop cached views and frames of a run (after deleting it)."""
     _run_view.clear()
     _figure.clear()
+    _map_points.clear()
     _winners_losers.clear()
     _by_dimension.clear()
 
@@ -289,9 +319,15 @@ def projection(view, params):
     return proj
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _map_points(root: str, run_id: str, params_key: str, _view, _proj) -> pd.DataFrame:
+    return _view.map_points(_proj, winners_losers(run_id))
+
+
 def map_points(view, proj) -> pd.DataFrame:
-    """Projection points with hover text, passage sources and each question's movement."""
-    return view.map_points(proj, winners_losers(view.run_id))
+    """Projection points with hover text, passage sources and each question's movement; built once per run and
+    map settings (not to be changed by the caller)."""
+    return _map_points(str(default_root()), view.run_id, proj.params.key(), view, proj)
 
 
 def gold_links(view) -> pd.DataFrame:

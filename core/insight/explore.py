@@ -7,6 +7,8 @@ only the query encoders (the passage vectors come from the run's ``vectors/``, m
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from core.dataset import QADataset, source_file
 from core.insight.results import RunResults, load_per_query, load_rankings, load_results, load_vectors
 from core.store import Store
 from core.tuning.spec import RunSpec
+
+logger = logging.getLogger(__name__)
 
 RING_DEPTHS = (10, 5, 3, 1)  # top passages per question a map guarantees, tried in this order
 MAP_KEEP_CAP = 6000  # questions + kept passages above which the ring depth is lowered
@@ -75,8 +79,19 @@ class RunView:
         })
 
     def map_points(self, proj, wl: pd.DataFrame | None = None) -> pd.DataFrame:
-        """A projection's points with hover text, passage sources (label and file), each question's
-        movement, and for each answer passage the movement of the question it answers."""
+        """A projection's points with their text, passage sources (label and file), each question's
+        movement, for each answer passage the movement of the question it answers, and the hover text."""
+        from core.insight.plots import hover_column
+
+        path = self.run_dir / f"map-points-{proj.params.key()}.parquet"  # saved: hover texts take a second
+        source = self.run_dir / f"projection-{proj.params.key()}.npz"
+        if path.exists() and source.exists() and path.stat().st_mtime >= source.stat().st_mtime:
+            try:
+                pts = pd.read_parquet(path)
+                if len(pts) == len(proj.points) and (pts["id"].to_numpy() == proj.points["id"].to_numpy()).all():
+                    return pts
+            except (OSError, ValueError, KeyError):
+                pass
         movement = (self.winners_losers() if wl is None else wl)["movement"]
         answers = {}
         for q in self.query_ids:
@@ -91,6 +106,14 @@ class RunView:
         pts["file"] = [source_file(s) if isinstance(s, str) else None for s in sources]  # NaN-safe: not from pts
         pts["movement"] = [movement.get(i) if q else None for i, q in zip(ids, is_q)]
         pts["answers"] = [None if q else answers.get(i) for i, q in zip(ids, is_q)]
+        pts["hover"] = hover_column(pts)
+        if source.exists():
+            try:
+                tmp = path.with_name(f".{path.name}.tmp")
+                pts.to_parquet(tmp, index=False)
+                tmp.replace(path)
+            except (OSError, ValueError) as exc:
+                logger.warning("could not save %s: %s", path, exc)
         return pts
 
     def map_keep(self) -> tuple[set[str], int]:
@@ -142,22 +165,36 @@ class RunView:
         return table
 
     def prepare(self, progress=None) -> None:
-        """Compute what the Map and Compare pages show (the default map, quality by dimension) and save it in
-        the run folder, so those pages open at once even for a large collection."""
+        """Compute what the Map and Compare pages show (the default map with its hover texts, quality by
+        dimension, how questions meet their answers) and save it in the run folder, so those pages open at once
+        even for a large collection."""
         from core.insight.projection import ProjectionParams
 
         self.by_dimension()
-        self.projection(ProjectionParams(), progress=progress)
+        self.alignment("base"), self.alignment("tuned")
+        self.map_points(self.projection(ProjectionParams(), progress=progress))
 
     def alignment(self, space: str) -> dict[str, float]:
         """``core.insight.projection.retrieval_alignment`` of the base or tuned vectors (all passages)."""
         from core.insight.projection import retrieval_alignment
 
-        if space not in self._alignment:  # a pass over every passage: once per view (the view is cached)
+        path = self.run_dir / "alignment.json"
+        if not self._alignment and path.exists():  # saved by ``prepare`` or an earlier view
+            try:
+                self._alignment = {k: dict(v) for k, v in json.loads(path.read_text()).items()}
+            except (OSError, ValueError, AttributeError):
+                self._alignment = {}
+        if space not in self._alignment:  # a pass over every passage: once per run
             row = {p: i for i, p in enumerate(self.passage_ids)}
             gold = [[row[d] for d in self.eval.relevant_docs[q] if d in row] for q in self.query_ids]
             q, d = (self.base_q, self.base_d) if space == "base" else (self.tuned_q, self.tuned_d)
             self._alignment[space] = retrieval_alignment(q, d, gold)
+            try:
+                tmp = path.with_name(".alignment.json.tmp")
+                tmp.write_text(json.dumps(self._alignment))
+                tmp.replace(path)
+            except OSError:
+                logger.warning("could not save %s", path)
         return dict(self._alignment[space])
 
     def _encoder(self, which: str):

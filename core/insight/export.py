@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
 from core.insight.results import load_vectors
@@ -114,9 +115,13 @@ def dimension_choices(full: int) -> list[int]:
 def dimension_options(store: Store, run_id: str) -> list[tuple[int, str]]:
     """(dimension, label) per offered size, the label with the tuned system's nDCG@10 at that size and
     its storage (``RunView.by_dimension``: stored vectors, no encoding)."""
-    from core.insight.explore import open_run
+    saved = store.run_dir(run_id) / "by_dimension.csv"  # RunView.by_dimension's file: no need to open the run
+    if saved.exists():
+        table = pd.read_csv(saved)
+    else:
+        from core.insight.explore import open_run
 
-    table = open_run(store, run_id).by_dimension()
+        table = open_run(store, run_id).by_dimension()
     rows = table[table["model"] == "tuned"]
     full = int(rows["dimensions"].max())
     out = []

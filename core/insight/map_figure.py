@@ -23,21 +23,32 @@ from core.insight.plots import (
     QUERY_COLOR,
     QUERY_SYMBOL,
     _hover,
+    new_figure,
     _source_name,
 )
 
 
-def _xy_lookup(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    return {str(i): (float(x), float(y)) for i, x, y in zip(df["id"], df["x"], df["y"])}
+def _xy_lookup(df: pd.DataFrame) -> pd.DataFrame:
+    """x, y per point id (str index, first row of an id): vectorised lookups for links and rings."""
+    out = df[["x", "y"]].set_axis(df["id"].astype(str).to_numpy())
+    return out[~out.index.duplicated()]
 
 
-def _segments(pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> tuple[list, list]:
-    """Line segments as one x and one y list with None between segments (one trace, many lines)."""
-    xs: list = []
-    ys: list = []
-    for (x0, y0), (x1, y1) in pairs:
-        xs += [x0, x1, None]
-        ys += [y0, y1, None]
+def _strings(values) -> np.ndarray:
+    """Strings as a numpy object array: plotly checks a list element by element (a tenth of a second for a
+    few thousand hover texts), an array at once."""
+    return np.asarray(list(values), dtype=object)
+
+
+def _segments(starts: pd.DataFrame, ends: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments from each row of ``starts`` (x, y) to the same row of ``ends``, as one x and one y array
+    with None between segments (one trace, many lines). Object arrays: plotly checks them at once, and None
+    (a gap in the line) reaches the browser as null."""
+    n = len(starts)
+    xs = np.full(3 * n, None, dtype=object)
+    ys = np.full(3 * n, None, dtype=object)
+    xs[0::3], xs[1::3] = starts["x"].astype(float).to_numpy(), ends["x"].astype(float).to_numpy()
+    ys[0::3], ys[1::3] = starts["y"].astype(float).to_numpy(), ends["y"].astype(float).to_numpy()
     return xs, ys
 
 
@@ -127,28 +138,27 @@ def embedding_map(
     df = points[points["space"] == space]
     qs = df[df["kind"] == "query"]
     ps = df[df["kind"] == "passage"]
-    fig = go.Figure()
+    fig = new_figure()
 
     if links is not None and len(links):
         q_xy, p_xy = _xy_lookup(qs), _xy_lookup(ps)
         move = links["movement"] if "movement" in links.columns else pd.Series("same", index=links.index)
         for cls in MOVEMENT_ORDER:
             sel = links[move.fillna("same").to_numpy() == cls]
-            pairs = [
-                (q_xy[str(q)], p_xy[str(p)])
-                for q, p in zip(sel["query_id"], sel["passage_id"])
-                if str(q) in q_xy and str(p) in p_xy
-            ]
-            if not pairs:
+            q_ids, p_ids = sel["query_id"].astype(str).to_numpy(), sel["passage_id"].astype(str).to_numpy()
+            on_map = q_xy.index.get_indexer(q_ids) >= 0
+            on_map &= p_xy.index.get_indexer(p_ids) >= 0  # pairs whose ends are not both drawn are skipped
+            if not on_map.any():
                 continue
-            xs, ys = _segments(pairs)
+            n_pairs = int(on_map.sum())
+            xs, ys = _segments(q_xy.loc[q_ids[on_map]], p_xy.loc[p_ids[on_map]])
             fig.add_trace(
                 go.Scatter(
                     x=xs,
                     y=ys,
                     mode="lines",
                     line={"color": MOVEMENT_COLORS[cls], "width": 0.8},
-                    name=f"gold link: {cls} ({len(pairs)})",
+                    name=f"gold link: {cls} ({n_pairs})",
                     hoverinfo="skip",
                     opacity=0.7,
                     meta="links",
@@ -160,14 +170,14 @@ def embedding_map(
         for name, color, part in passage_groups(ps, color_by):
             fig.add_trace(
                 go.Scatter(
-                    x=part["x"],
-                    y=part["y"],
+                    x=part["x"].to_numpy(),
+                    y=part["y"].to_numpy(),
                     mode="markers",
                     name=f"{name} ({len(part)})",
                     marker={"size": POINT_SIZE, "opacity": 0.8, "line": {"width": 0}, "color": color},
-                    text=_hover(part, "passage"),
+                    text=_strings(_hover(part, "passage")),
                     hovertemplate="%{text}<extra></extra>",
-                    customdata=part["id"].astype(str).tolist(),
+                    customdata=_strings(part["id"].astype(str)),
                     meta="passages",
                     legendgroup="passages",
                 )
@@ -176,14 +186,14 @@ def embedding_map(
     if len(qs):
         fig.add_trace(
             go.Scatter(
-                x=qs["x"],
-                y=qs["y"],
+                x=qs["x"].to_numpy(),
+                y=qs["y"].to_numpy(),
                 mode="markers",
                 name=f"questions ({len(qs)})",
                 marker={"size": POINT_SIZE + 1, "symbol": QUERY_SYMBOL, "color": QUERY_COLOR, "line": {"width": 1}},
-                text=_hover(qs, "question"),
+                text=_strings(_hover(qs, "question")),
                 hovertemplate="%{text}<extra></extra>",
-                customdata=qs["id"].astype(str).tolist(),
+                customdata=_strings(qs["id"].astype(str)),
                 meta="queries",
             )
         )
@@ -193,7 +203,6 @@ def embedding_map(
 
     fig.update_layout(
         title=title,
-        template="plotly_white",
         height=MAP_HEIGHT,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
         legend={"itemsizing": "constant", "groupclick": "toggleitem"},
@@ -213,9 +222,10 @@ def _add_highlight(fig: go.Figure, qs: pd.DataFrame, ps: pd.DataFrame, highlight
     top = [str(t) for t in highlight.get("top_ids") or []]
     p_xy = _xy_lookup(ps)
     q_xy = _xy_lookup(qs)
-    shown = [(rank, pid, p_xy[pid]) for rank, pid in enumerate(top, start=1) if pid in p_xy]
-    if qid is not None and str(qid) in q_xy and shown:
-        xs, ys = _segments([(q_xy[str(qid)], xy) for _, _, xy in shown])
+    shown = [(rank, pid, tuple(p_xy.loc[pid])) for rank, pid in enumerate(top, start=1) if pid in p_xy.index]
+    if qid is not None and str(qid) in q_xy.index and shown:
+        ends = p_xy.loc[[pid for _, pid, _ in shown]]
+        xs, ys = _segments(q_xy.loc[[str(qid)] * len(shown)], ends)
         fig.add_trace(
             go.Scatter(
                 x=xs, y=ys, mode="lines", line={"color": QUERY_COLOR, "width": 1, "dash": "dot"},
@@ -240,9 +250,9 @@ def _add_highlight(fig: go.Figure, qs: pd.DataFrame, ps: pd.DataFrame, highlight
                 meta="highlight-passages",
             )
         )
-    if qid is not None and str(qid) in q_xy:
+    if qid is not None and str(qid) in q_xy.index:
         row = qs[qs["id"].astype(str) == str(qid)].head(1)
-        x, y = q_xy[str(qid)]
+        x, y = (float(v) for v in q_xy.loc[str(qid)])
         fig.add_trace(
             go.Scatter(
                 x=[x],

@@ -41,6 +41,24 @@ RANK_NAN = 101  # where "not in the top 100" is drawn on rank axes
 MAP_HEIGHT = 560
 
 
+def _template() -> go.layout.Template:
+    """Plotly's "plotly_white" look, its layout and the trace defaults of the trace types drawn here only.
+    Naming "plotly_white" copies the whole template (defaults for ~25 trace types) into every figure, and a
+    figure made without a template first copies the default one: 0.1-0.2 s a figure on this machine."""
+    import plotly.io as pio
+
+    white = pio.templates["plotly_white"]
+    return go.layout.Template(layout=white.layout, data={k: white.data[k] for k in ("scatter", "bar")})
+
+
+TEMPLATE = _template()
+
+
+def new_figure() -> go.Figure:
+    """An empty figure with the lab's template (see ``_template``)."""
+    return go.Figure(layout={"template": TEMPLATE})
+
+
 def _source_name(s) -> str:
     if s is None or (isinstance(s, float) and np.isnan(s)) or str(s).strip() == "":
         return NO_SOURCE
@@ -73,7 +91,10 @@ def _wrap(s: str, width: int) -> list[str]:
 
 
 def _hover(df: pd.DataFrame, label: str) -> list[str]:
-    """Hover strings for the rows of ``df``: bold label and id, then source/movement, then text."""
+    """Hover strings for the rows of ``df``: bold label and id, then source/movement, then text (the ``hover``
+    column when the frame has one: ``hover_column`` made it once for a run's map points)."""
+    if "hover" in df.columns:
+        return df["hover"].tolist()
     out = []
     for row in df.itertuples(index=False):
         head = f"<b>{label}</b> {html.escape(str(row.id))}"
@@ -88,6 +109,18 @@ def _hover(df: pd.DataFrame, label: str) -> list[str]:
             head += " · " + " · ".join(extra)
         body = hover_text(getattr(row, "text", None)) if "text" in df.columns else ""
         out.append(head + ("<br>" + body if body else ""))
+    return out
+
+
+def hover_column(points: pd.DataFrame) -> list[str]:
+    """``_hover`` of every row of a map's points (``kind`` query -> "question", else "passage"), for a ``hover``
+    column: a map is rebuilt for each highlighted question, its hover texts need building only once."""
+    out = [""] * len(points)
+    is_q = (points["kind"] == "query").to_numpy()
+    for mask, label in ((is_q, "question"), (~is_q, "passage")):
+        rows = np.flatnonzero(mask)
+        for i, h in zip(rows, _hover(points.iloc[rows], label)):
+            out[i] = h
     return out
 
 
@@ -109,7 +142,7 @@ def metric_bars(table: pd.DataFrame, metrics: list[str] | None = None) -> go.Fig
     missing = [m for m in metrics if m not in t.columns]
     if missing:
         raise ValueError(f"metrics not in the table: {missing}")
-    fig = go.Figure()
+    fig = new_figure()
     for system, row in t[metrics].iterrows():
         vals = row.astype(float)
         fig.add_trace(
@@ -126,7 +159,6 @@ def metric_bars(table: pd.DataFrame, metrics: list[str] | None = None) -> go.Fig
     in_unit = values.size and np.nanmin(values) >= 0 and np.nanmax(values) <= 1
     fig.update_layout(
         barmode="group",
-        template="plotly_white",
         yaxis={"range": [0, 1.08]} if in_unit else {},  # headroom for the value labels
         legend={"orientation": "h", "y": -0.15},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -150,7 +182,7 @@ def loss_curve(
     Returns:
         The figure; with no losses and no evals it carries a "no training steps yet" note.
     """
-    fig = go.Figure()
+    fig = new_figure()
     loss = sorted((int(s), float(v)) for s, v in losses or [])
     if loss:
         fig.add_trace(
@@ -177,7 +209,6 @@ def loss_curve(
             )
         )
     layout: dict = {
-        "template": "plotly_white",
         "xaxis": {"title": {"text": "step"}},
         "yaxis": {"title": {"text": "loss"}},
         "legend": {"orientation": "h", "y": 1.12},
@@ -222,7 +253,7 @@ def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
     move = rank_movement(b, a).reindex(per_query.index)
     rng = np.random.default_rng(0)
     jitter = 0.025  # log10 units: ~6% either way, visible separation without leaving the rank's band
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(
         go.Scatter(
             x=[1, RANK_NAN], y=[1, RANK_NAN], mode="lines", line={"color": "#999999", "dash": "dash", "width": 1},
@@ -241,7 +272,7 @@ def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
         qtext = rows["question"] if "question" in rows.columns else pd.Series([None] * len(rows))
         hover = [
             f"<b>{html.escape(str(qid))}</b> · {cls}<br>rank {_rank_label(r0)} → {_rank_label(r1)}"
-            + (f"<br>{hover_text(q)}" if hover_text(q) else "")
+            + (f"<br>{h}" if (h := hover_text(q)) else "")
             for qid, r0, r1, q in zip(rows.index, b[sel], a[sel], qtext)
         ]
         fig.add_trace(
@@ -252,9 +283,9 @@ def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
                 name=f"{cls} ({int(sel.sum())})",
                 marker={"color": MOVEMENT_COLORS[cls], "size": 7, "opacity": 0.8,
                         "line": {"width": 0.5, "color": "#555555"}},
-                text=hover,
+                text=np.asarray(hover, dtype=object),  # an array: plotly checks a list item by item
                 hovertemplate="%{text}<extra></extra>",
-                customdata=[str(i) for i in rows.index],
+                customdata=np.asarray([str(i) for i in rows.index], dtype=object),
                 meta=cls,
             )
         )  # fmt: skip
@@ -269,7 +300,6 @@ def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
         "zeroline": False,
     }
     fig.update_layout(
-        template="plotly_white",
         xaxis={**axis, "title": {"text": f"gold rank, {before}"}},
         yaxis={**axis, "title": {"text": f"gold rank, {after}"}, "scaleanchor": "x", "scaleratio": 1},
         legend={"orientation": "h", "y": -0.18},
@@ -286,7 +316,7 @@ def _rank_label(r) -> str:
 
 def quality_vs_time(table: pd.DataFrame, metric: str = "nDCG@10") -> go.Figure:
     """Shoot-out: one point per system, time (log) across, quality up."""
-    fig = go.Figure()
+    fig = new_figure()
     for system, row in table.iterrows():
         fig.add_trace(go.Scatter(
             x=[max(float(row["seconds"]), 0.01)], y=[float(row[metric])], mode="markers+text", name=str(system),
@@ -294,13 +324,13 @@ def quality_vs_time(table: pd.DataFrame, metric: str = "nDCG@10") -> go.Figure:
             hovertemplate=f"{html.escape(str(system))}<br>{metric} %{{y:.3f}}<br>%{{x:.1f}} s<extra></extra>",
         ))
     fig.update_layout(xaxis={"title": "seconds (log scale)", "type": "log"}, yaxis={"title": metric},
-                      showlegend=False, margin={"l": 50, "r": 20, "t": 30, "b": 50}, template="plotly_white")
+                      showlegend=False, margin={"l": 50, "r": 20, "t": 30, "b": 50})
     return fig
 
 
 def quality_by_dimension_chart(table: pd.DataFrame, metric: str = "nDCG@10") -> go.Figure:
     """Quality against vector size, one line per model (``core.insight.matryoshka``), storage on hover."""
-    fig = go.Figure()
+    fig = new_figure()
     for model, part in table.groupby("model", sort=False):
         part = part.sort_values("dimensions")
         fig.add_trace(go.Scatter(
@@ -309,7 +339,7 @@ def quality_by_dimension_chart(table: pd.DataFrame, metric: str = "nDCG@10") -> 
             hovertemplate=f"{html.escape(str(model))}: %{{x}} dimensions<br>{metric} %{{y:.3f}}<br>"
                           "%{customdata} MB per million passages<extra></extra>",
         ))
-    fig.update_layout(template="plotly_white", xaxis={"title": "dimensions kept", "type": "log",
+    fig.update_layout(xaxis={"title": "dimensions kept", "type": "log",
                                                       "tickvals": sorted(table["dimensions"].unique())},
                       yaxis={"title": metric, "range": [0, 1.02]}, margin={"l": 50, "r": 20, "t": 30, "b": 50},
                       legend={"orientation": "h", "y": -0.25})

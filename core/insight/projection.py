@@ -358,7 +358,7 @@ ALIGNMENT_HELP = {
 
 
 def retrieval_alignment(query_vecs: np.ndarray, passage_vecs: np.ndarray, gold_rows: Sequence[Sequence[int]],
-                        chunk: int = 1024) -> dict[str, float]:
+                        chunk: int = 256) -> dict[str, float]:
     """How well questions meet their answers in one embedding space, in measures that agree with
     retrieval (raw cosine does not: contrastive training changes the similarity scale).
 
@@ -377,16 +377,18 @@ def retrieval_alignment(query_vecs: np.ndarray, passage_vecs: np.ndarray, gold_r
     if len(q) != len(gold_rows):
         raise ValueError(f"{len(q)} questions but {len(gold_rows)} lists of gold rows")
     ranks, margins = [], []
-    for start in range(0, len(q), chunk):
+    for start in range(0, len(q), chunk):  # vectorised per chunk: 790 questions x 100k passages in about a second
         scores = q[start : start + chunk] @ d.T
-        for r, gold in enumerate(gold_rows[start : start + chunk]):
-            row = scores[r]
-            mask = np.zeros(len(row), dtype=bool)
-            mask[list(gold)] = True
-            best_gold = row[mask].max()
-            best_wrong = row[~mask].max() if (~mask).any() else -np.inf
-            ranks.append(1 + int((row[~mask] >= best_gold).sum()))
-            margins.append(float(best_gold - best_wrong))
+        gold = gold_rows[start : start + chunk]
+        mask = np.zeros(scores.shape, dtype=bool)
+        rows = np.repeat(np.arange(len(gold)), [len(g) for g in gold])
+        mask[rows, np.fromiter((c for g in gold for c in g), dtype=np.int64, count=len(rows))] = True
+        best_gold = np.where(mask, scores, -np.inf).max(axis=1)
+        wrong = np.where(mask, -np.inf, scores)
+        ranks.append(1 + (wrong >= best_gold[:, None]).sum(axis=1))
+        margins.append(best_gold - wrong.max(axis=1))
+    ranks = [int(r) for part in ranks for r in part]
+    margins = [float(m) for part in margins for m in part]
     ranks_a = np.asarray(ranks)
     return {"answer_first": float((ranks_a == 1).mean()) if len(ranks_a) else float("nan"),
             "median_rank": float(np.median(ranks_a)) if len(ranks_a) else float("nan"),

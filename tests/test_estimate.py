@@ -1,0 +1,18 @@
+"""The run estimate: token counts of large collections are sampled, not exact, and stay close."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.tuning.estimate import _tokens
+
+
+def test_token_count_of_a_large_collection_is_sampled_and_close_to_exact():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(500)]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(5, 400)))) for _ in range(20_000)]
+    exact = _tokens(texts, 256, sample=len(texts))
+    sampled = _tokens(texts, 256)
+    assert abs(sampled - exact) / exact < 0.02
+    assert _tokens(texts[:100], 256) == _tokens(texts[:100], 256, sample=100)  # small: exact
+    assert _tokens(iter(texts[:10]), 8) == 10 * 8  # any iterable; each text cut at the cap

@@ -17,7 +17,11 @@ bundled sample documents, recombined --sentences MIN MAX at a time, default 3-6,
         --workspace /work/bench-ws/scale --out bench/results/scale.jsonl [--pages]
 
 Each size writes one JSON line; re-running skips sizes already in the file (the encodings are in the
-workspace's embedding cache, so an interrupted run resumes cheaply).
+workspace's embedding cache, so an interrupted run resumes cheaply). Page open times of one finished run
+again (fresh server each round, so each is a first open):
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_scale.py --workspace WS --time-run RUN_ID --repeat 2 \
+        --shots /tmp/shots --out bench/results/scale-pages.jsonl
 """
 
 from __future__ import annotations
@@ -192,8 +196,9 @@ def finished_run(store, ev, train, size: int, passage_tokens: int) -> str:
     return run_id
 
 
-def time_pages(workspace: Path, run_id: str) -> dict[str, float]:
-    """Seconds each page takes to open the run in Chromium (heading drawn, app idle), the run selected."""
+def time_pages(workspace: Path, run_id: str, shots: Path | None = None) -> dict[str, float]:
+    """Seconds each page takes to open the run in Chromium (heading drawn, app idle), the run selected; with
+    ``shots``, a screenshot of each page there once it is drawn (taken after the timing)."""
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -216,10 +221,32 @@ def time_pages(workspace: Path, run_id: str) -> dict[str, float]:
                 page.locator('[data-test-script-state="running"]').wait_for(state="detached", timeout=120_000)
                 key = title if title not in out else f"{title} (again)"
                 out[key] = round(time.perf_counter() - t0, 2)
+                if shots:
+                    shots.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(shots / f"{len(out):02d}-{key.replace(' ', '_')}.png"), full_page=True)
             browser.close()
     finally:
         stop_app(proc)
     return out
+
+
+def time_run(workspace: Path, run_id: str, out: Path, repeat: int, shots: Path | None) -> int:
+    from core.insight.explore import open_run
+    from core.store import Store
+
+    store = Store(workspace)
+    t0 = time.perf_counter()
+    view = open_run(store, run_id)
+    view.prepare()
+    prepared = round(time.perf_counter() - t0, 1)
+    for i in range(repeat):
+        row = {"run_id": run_id, "passages": len(view.passage_ids), "questions": len(view.query_ids),
+               "prepare_s": prepared, "round": i + 1, "page_open_s": time_pages(workspace, run_id, shots if i == 0 else None)}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+    return 0
 
 
 def main() -> int:
@@ -232,8 +259,15 @@ def main() -> int:
                    help="tokens read per passage (encoding and the run); fewer encodes faster, same counts")
     p.add_argument("--sentences", nargs=2, type=int, default=[3, 6], metavar=("MIN", "MAX"),
                    help="sentences per synthetic passage")
+    p.add_argument("--time-run", metavar="RUN_ID", default=None,
+                   help="only time the pages of this finished run of --workspace (its views prepared first, as a "
+                        "run finishing with this code leaves them), --repeat times, one JSON line each to --out")
+    p.add_argument("--repeat", type=int, default=1, help="with --time-run: server starts (each a first open)")
+    p.add_argument("--shots", default=None, help="with --time-run: a screenshot of each page here (first round)")
     args = p.parse_args()
     out = Path(args.out)
+    if args.time_run:
+        return time_run(Path(args.workspace), args.time_run, out, args.repeat, Path(args.shots) if args.shots else None)
     done = {json.loads(x)["passages"] for x in out.read_text().splitlines() if x.strip()} if out.exists() else set()
     for size in args.sizes:
         if size in done:

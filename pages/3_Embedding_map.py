@@ -47,8 +47,8 @@ with st.expander("Map settings (UMAP)"):
             saved["sample"],
             100,
             help="Points per map. Every evaluation question, its answer passages and the highlighted question's "
-            "top passages are always drawn; other passages are a fixed random sample up to this many. ~1,500 stays "
-            "quick.",
+            "top passages are always drawn; other passages, a fixed random sample, fill the map up to this many "
+            "(at least 300 of them). ~1,500 stays quick.",
         )
         seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
         if st.form_submit_button("Redraw maps"):

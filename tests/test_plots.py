@@ -251,11 +251,12 @@ def test_a_map_draws_every_question_and_kept_passage_and_caps_the_others():
         rows += [(space, "query", f"q{i}", 0.0, 0.0) for i in range(5)]
         rows += [(space, "passage", f"p{i}", 0.0, 0.0) for i in range(50)]
     points = pd.DataFrame(rows, columns=["space", "kind", "id", "x", "y"])
-    shown = drawn_points(points, {"p1", "p2", "p49"}, limit=10)
+    shown = drawn_points(points, {"p1", "p2", "p49"}, limit=18, floor=0)
     ids = set(shown["id"])
     assert {f"q{i}" for i in range(5)} | {"p1", "p2", "p49"} <= ids
-    assert len(ids) == 5 + 3 + 10 and len(shown) == 2 * len(ids)  # both spaces of each point
+    assert len(ids) == 18 and len(shown) == 2 * len(ids)  # 5 questions + 3 kept + 10 others; both spaces
     assert drawn_points(points, {"p1"}, limit=10).equals(drawn_points(points, {"p1"}, limit=10))  # fixed choice
+    assert len(set(drawn_points(points, {"p1", "p2"}, limit=6, floor=4)["id"])) == 5 + 2 + 4  # the floor holds
     assert len(drawn_points(points, set(), limit=1000)) == len(points)
 
 

@@ -79,8 +79,8 @@ def warm_up_maps() -> None:
 def _import_charts() -> None:
     """What the first chart or styled table of a process pays: plotly's figure classes and their validators,
     the lab's template, pandas' Styler (its HTML templates compile at import)."""
-    import plotly.io as pio
     import plotly.graph_objects as go
+    import plotly.io as pio
     from pandas.io.formats.style import Styler  # noqa: F401
 
     from core.insight.plots import new_figure
@@ -161,13 +161,15 @@ def estimate(ds_id: str, spec, train: QADataset, ev: QADataset):
     return _estimate(str(default_root()), ds_id, updated, json.dumps(spec.to_dict(), sort_keys=True), train, ev)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _dataset(root: str, ds_id: str, updated: float | None):
     return _store(root).load_dataset(ds_id)
 
 
 def load_dataset(ds_id: str) -> tuple[QADataset, QADataset | None]:
-    """(train, eval or None) of a saved dataset (cached until the dataset is updated)."""
+    """(train, eval or None) of a saved dataset (cached until the dataset is updated). Shared by every rerun
+    and tab, not copied (a copy of 100k passages cost a few tenths of a second each rerun): read it, never
+    change it; changes go through the store, which updates the dataset and so the cache key."""
     return _dataset(str(default_root()), ds_id, get_store().get_dataset(ds_id).get("updated"))
 
 

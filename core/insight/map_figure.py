@@ -23,8 +23,8 @@ from core.insight.plots import (
     QUERY_COLOR,
     QUERY_SYMBOL,
     _hover,
-    new_figure,
     _source_name,
+    new_figure,
 )
 
 
@@ -91,16 +91,23 @@ def passage_groups(ps: pd.DataFrame, color_by: str = "answer") -> list[tuple[str
     return [(name, color, part) for name, color, part in out if len(part)]
 
 
-def drawn_points(points: pd.DataFrame, always: Collection[str], limit: int, seed: int = 42) -> pd.DataFrame:
-    """The rows of ``points`` a map draws: every question, every passage in ``always`` (answers, the highlighted
-    question's top passages), and at most ``limit`` other passages, a fixed random choice (both spaces of a
-    point together). A large run's projection also holds each question's top passages in both models so any
-    question can be highlighted; drawing them all (8,500 points at 10k passages) makes the page slow."""
+OTHERS_FLOOR = 300  # other passages a map always draws around its questions and answers, for context
+
+
+def drawn_points(points: pd.DataFrame, always: Collection[str], limit: int, seed: int = 42,
+                 floor: int = OTHERS_FLOOR) -> pd.DataFrame:
+    """The rows of ``points`` a map draws, about ``limit`` points per map: every question, every passage in
+    ``always`` (answers, the highlighted question's top passages), and other passages up to ``limit`` in all
+    (at least ``floor`` of them), a fixed random choice (both spaces of a point together). A large run's
+    projection also holds each question's top passages in both models so any question can be highlighted;
+    drawing them all (8,500 points at 10k passages) makes the page slow, and at 100k passages the browser
+    spent seconds drawing 1,500 other passages beside 790 questions and their answers."""
     ids = points["id"].astype(str)
     must = (points["kind"] == "query").to_numpy() | ids.isin(set(always)).to_numpy()
     others = np.unique(ids[~must].to_numpy())
-    if len(others) > limit:
-        others = np.random.default_rng(seed).choice(others, size=limit, replace=False)
+    budget = max(floor, limit - len(np.unique(ids[must].to_numpy())))
+    if len(others) > budget:
+        others = np.random.default_rng(seed).choice(others, size=budget, replace=False)
     return points[must | ids.isin(set(others)).to_numpy()]
 
 

@@ -58,8 +58,8 @@ def launch_form(ds_id: str) -> None:
     meta = store.get_dataset(ds_id)
     train, ev = res.load_dataset(ds_id)
     st.markdown(
-        f"Dataset **{widgets.plain(meta['name'])}**: {len(train)} training questions, {len(ev) if ev else 0} "
-        f"evaluation questions, {meta['n_passages']} passages. Change it in the sidebar."
+        f"Dataset **{widgets.plain(meta['name'])}**: {len(train):,} training questions, {len(ev) if ev else 0:,} "
+        f"evaluation questions, {meta['n_passages']:,} passages. Change it in the sidebar."
     )
     if ev is None or len(ev) == 0:
         st.warning("This dataset has no evaluation questions, so a run could not be scored: split a question file on "

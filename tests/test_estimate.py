@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.tuning.estimate import _tokens
+from core.tuning.estimate import Estimate, _tokens, fmt_duration
 
 
 def test_token_count_of_a_large_collection_is_sampled_and_close_to_exact():
@@ -16,3 +16,12 @@ def test_token_count_of_a_large_collection_is_sampled_and_close_to_exact():
     assert abs(sampled - exact) / exact < 0.02
     assert _tokens(texts[:100], 256) == _tokens(texts[:100], 256, sample=100)  # small: exact
     assert _tokens(iter(texts[:10]), 8) == 10 * 8  # any iterable; each text cut at the cap
+
+
+def test_durations_read_plainly():
+    assert [fmt_duration(x) for x in (None, 12, 89, 150, 3590, 7190, 7230)] == [
+        "", "12 s", "about 1 min", "about 2 min", "about 1 h 0 min", "about 2 h 0 min", "about 2 h 0 min"]
+    est = Estimate()
+    est.add("loading the model", 15)
+    est.add("training", 660)
+    assert est.text() == "about 11 min: loading the model (15 s) + training (about 11 min)"  # no "~about"

@@ -59,7 +59,7 @@ class Estimate:
 
     def text(self) -> str:
         """'about 7 min: encoding 3,873 passages with the base model (~6 min) + ...'."""
-        return f"{fmt_duration(self.seconds)}: " + " + ".join(f"{w} (~{fmt_duration(s)})" for w, s in self.parts
+        return f"{fmt_duration(self.seconds)}: " + " + ".join(f"{w} ({fmt_duration(s)})" for w, s in self.parts
                                                             if s >= 1)
 
 
@@ -114,6 +114,7 @@ def fmt_duration(seconds: float | None) -> str:
     s = max(0, int(round(seconds)))
     if s < 60:
         return f"{s} s"
-    if s < 3600:
-        return f"about {round(s / 60)} min"
-    return f"about {s // 3600} h {round((s % 3600) / 60)} min"
+    minutes = round(s / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min"  # 7,190 s: "about 2 h 0 min", not "1 h 60 min"

@@ -114,7 +114,7 @@ def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_w
 
     # 4. Train (smoke: batch 8, 2 steps) on the generated questions, scored on the labelled ones.
     go(page, "Train")
-    expect(page.get_by_text(f"{n} training questions, 3 evaluation questions").first).to_be_visible()
+    expect(page.get_by_text(f"{n:,} training questions, 3 evaluation questions").first).to_be_visible()
     set_number(page, "Batch size", "8")
     page.get_by_text("Advanced settings").click()
     set_number(page, "Max steps", "2")

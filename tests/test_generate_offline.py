@@ -213,6 +213,10 @@ def test_the_measurement_the_page_states_is_the_benchmarks():
         assert f"{scores['tuned']['nDCG@10'][0]:.3f}" in MEASURED
         assert f"{scores['base']['nDCG@10'][0]:.3f}" in MEASURED and f"{scores['bm25']['nDCG@10'][0]:.3f}" in MEASURED
         assert rows[config]["change_tuned_vs_base"]["nDCG@10"][3] > 0.05  # "no change significant"
+    lifted = rows["inverse_cloze/full"]  # "lifted ... significant"
+    assert f"{lifted['scores']['tuned']['nDCG@10'][0]:.3f}" in MEASURED
+    change, low, high, p = lifted["change_tuned_vs_base"]["nDCG@10"]
+    assert f"+{change:.3f}" in MEASURED and low > 0 and p < 0.05
     tsdae = rows["tsdae"]  # "fell to": measured significantly lower
     assert f"{tsdae['scores']['tuned']['nDCG@10'][0]:.3f}" in MEASURED
     change, low, high, p = tsdae["change_tuned_vs_base"]["nDCG@10"]

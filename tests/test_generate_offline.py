@@ -208,7 +208,7 @@ def test_the_measurement_the_page_states_is_the_benchmarks():
 
     lines = Path(__file__).resolve().parents[1] / "bench" / "results" / "generate-sec10k.jsonl"
     rows = {r["config"]: r for r in map(json.loads, lines.read_text().splitlines())}
-    for config in ("inverse_cloze/adapter", "crop/adapter", "keywords/adapter", "crop/full"):
+    for config in ("inverse_cloze/adapter", "crop/adapter", "keywords/adapter", "crop/full", "keywords/full"):
         scores = rows[config]["scores"]
         assert f"{scores['tuned']['nDCG@10'][0]:.3f}" in MEASURED
         assert f"{scores['base']['nDCG@10'][0]:.3f}" in MEASURED and f"{scores['bm25']['nDCG@10'][0]:.3f}" in MEASURED

@@ -24,6 +24,7 @@ from core.tuning.spec import RunSpec
 logger = logging.getLogger(__name__)
 
 RING_DEPTHS = (10, 5, 3, 1)  # top passages per question a map guarantees, tried in this order
+BY_DIMENSION_FILE = "by_dimension.csv"  # RunView.by_dimension's table, saved in the run folder
 MAP_KEEP_CAP = 6000  # questions + kept passages above which the ring depth is lowered
 
 
@@ -155,7 +156,7 @@ class RunView:
         """``core.insight.matryoshka.quality_by_dimension`` of this run, saved in its folder once computed."""
         from core.insight.matryoshka import quality_by_dimension
 
-        path = self.run_dir / "by_dimension.csv"
+        path = self.run_dir / BY_DIMENSION_FILE
         if path.exists():
             return pd.read_csv(path)
         table = quality_by_dimension(self)

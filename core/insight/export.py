@@ -115,13 +115,10 @@ def dimension_choices(full: int) -> list[int]:
 def dimension_options(store: Store, run_id: str) -> list[tuple[int, str]]:
     """(dimension, label) per offered size, the label with the tuned system's nDCG@10 at that size and
     its storage (``RunView.by_dimension``: stored vectors, no encoding)."""
-    saved = store.run_dir(run_id) / "by_dimension.csv"  # RunView.by_dimension's file: no need to open the run
-    if saved.exists():
-        table = pd.read_csv(saved)
-    else:
-        from core.insight.explore import open_run
+    from core.insight.explore import BY_DIMENSION_FILE, open_run
 
-        table = open_run(store, run_id).by_dimension()
+    saved = store.run_dir(run_id) / BY_DIMENSION_FILE  # saved by the run's view: no need to open the run
+    table = pd.read_csv(saved) if saved.exists() else open_run(store, run_id).by_dimension()
     rows = table[table["model"] == "tuned"]
     full = int(rows["dimensions"].max())
     out = []

@@ -24,6 +24,7 @@ from core.insight.plots import (
     QUERY_SYMBOL,
     _hover,
     _source_name,
+    _strings,
     new_figure,
 )
 
@@ -32,12 +33,6 @@ def _xy_lookup(df: pd.DataFrame) -> pd.DataFrame:
     """x, y per point id (str index, first row of an id): vectorised lookups for links and rings."""
     out = df[["x", "y"]].set_axis(df["id"].astype(str).to_numpy())
     return out[~out.index.duplicated()]
-
-
-def _strings(values) -> np.ndarray:
-    """Strings as a numpy object array: plotly checks a list element by element (a tenth of a second for a
-    few thousand hover texts), an array at once."""
-    return np.asarray(list(values), dtype=object)
 
 
 def _segments(starts: pd.DataFrame, ends: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

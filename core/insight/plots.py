@@ -90,6 +90,12 @@ def _wrap(s: str, width: int) -> list[str]:
     return lines
 
 
+def _strings(values) -> np.ndarray:
+    """Strings as a numpy object array: plotly checks a list element by element (a tenth of a second for a
+    few thousand hover texts), an array at once."""
+    return np.asarray(list(values), dtype=object)
+
+
 def _hover(df: pd.DataFrame, label: str) -> list[str]:
     """Hover strings for the rows of ``df``: bold label and id, then source/movement, then text (the ``hover``
     column when the frame has one: ``hover_column`` made it once for a run's map points)."""
@@ -283,9 +289,9 @@ def rank_scatter(per_query: pd.DataFrame, before: str, after: str) -> go.Figure:
                 name=f"{cls} ({int(sel.sum())})",
                 marker={"color": MOVEMENT_COLORS[cls], "size": 7, "opacity": 0.8,
                         "line": {"width": 0.5, "color": "#555555"}},
-                text=np.asarray(hover, dtype=object),  # an array: plotly checks a list item by item
+                text=_strings(hover),
                 hovertemplate="%{text}<extra></extra>",
-                customdata=np.asarray([str(i) for i in rows.index], dtype=object),
+                customdata=_strings(str(i) for i in rows.index),
                 meta=cls,
             )
         )  # fmt: skip

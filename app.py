@@ -31,5 +31,7 @@ if goto:  # a deep link that reached a page before app.py had run: open that pag
 with st.sidebar:
     st.markdown("### :material/science: Embedding Tuning Lab")
     widgets.sidebar()
+widgets.preload_components()  # the browser loads the chart and table code while the first page is read
+res.prefetch(state.selected_dataset(), state.selected_run())  # the server loads them while the page is read
 
 pg.run()

@@ -10,8 +10,8 @@ bundled sample documents, recombined --sentences MIN MAX at a time, default 3-6,
 * BM25 (bm25s): index and search time;
 * peak resident memory of this process after each phase;
 * a finished run over the collection (the query adapter: the passages are encoded once, by the base
-  model) and the time every page takes to open it in Chromium (``--pages``), until its heading is
-  drawn and the app is idle, without re-encoding anything.
+  model) and the time every page takes to open it in Chromium (``--pages``), until the app is idle
+  and the browser has drawn it (main thread idle: charts included), without re-encoding anything.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_scale.py --sizes 10000 30000 100000 \\
         --workspace /work/bench-ws/scale --out bench/results/scale.jsonl [--pages]
@@ -196,9 +196,18 @@ def finished_run(store, ev, train, size: int, passage_tokens: int) -> str:
     return run_id
 
 
-def time_pages(workspace: Path, run_id: str, shots: Path | None = None) -> dict[str, float]:
-    """Seconds each page takes to open the run in Chromium (heading drawn, app idle), the run selected; with
-    ``shots``, a screenshot of each page there once it is drawn (taken after the timing)."""
+# Resolves when the page's main thread has nothing left to do (charts drawn), at most 20 s later.
+MAIN_THREAD_IDLE = "() => new Promise(r => requestIdleCallback(() => r(), {timeout: 20000}))"
+
+
+def time_pages(workspace: Path, run_id: str, shots: Path | None = None,
+               detail: dict[str, dict] | None = None) -> dict[str, float]:
+    """Seconds each page takes to open the run in Chromium, the run selected: from the click in the sidebar
+    until the app is idle (script finished) AND the browser's main thread is idle (charts drawn); with
+    ``shots``, a screenshot of each page there once it is drawn (taken after the timing). With ``detail`` (a
+    dict), per page: ``server_s``, when the server's last websocket message of the open arrived (the rest
+    is the browser drawing), and Chromium's main-thread seconds during the open (CDP Performance metrics:
+    task, script, layout, style)."""
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -206,21 +215,48 @@ def time_pages(workspace: Path, run_id: str, shots: Path | None = None) -> dict[
 
     url, proc = start_app(workspace)
     out: dict[str, float] = {}
+    frames: list[float] = []
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda _f: frames.append(time.perf_counter())))
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+
+            def metrics() -> dict[str, float]:
+                got = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                return {k: got.get(k, 0.0) for k in ("TaskDuration", "ScriptDuration", "LayoutDuration",
+                                                     "RecalcStyleDuration")}
+
+            t_start = time.perf_counter()
             page.goto(url)
             page.get_by_role("heading", name="Data", exact=True).first.wait_for(timeout=120_000)
             page.locator('[data-test-script-state="running"]').wait_for(state="detached", timeout=120_000)
+            page.locator(".st-key-etl_preload .js-plotly-plot").wait_for(state="attached", timeout=120_000)
+            page.evaluate(MAIN_THREAD_IDLE)
+            # The app's first load in a fresh tab (not a page open): the browser also loads the app's code, and the
+            # chart and table code the app asks for at a session's start (ui.widgets.preload_components).
+            out["App first load (Data)"] = round(time.perf_counter() - t_start, 2)
             for title in ("Train", "Questions", "Embedding map", "Compare", "Runs", "Data", "Embedding map", "Compare"):
+                page.wait_for_timeout(300)
+                before, frames[:] = metrics(), []
                 t0 = time.perf_counter()
                 page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
                 page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
                 page.wait_for_timeout(50)
                 page.locator('[data-test-script-state="running"]').wait_for(state="detached", timeout=120_000)
+                t_idle = time.perf_counter()
+                page.evaluate(MAIN_THREAD_IDLE)  # the browser has also finished drawing (plotly draws after)
+                t1 = time.perf_counter()
                 key = title if title not in out else f"{title} (again)"
-                out[key] = round(time.perf_counter() - t0, 2)
+                out[key] = round(t1 - t0, 2)
+                if detail is not None:
+                    after = metrics()
+                    detail[key] = {"app_idle_s": round(t_idle - t0, 2),
+                                   "server_s": round(max([f for f in frames if f <= t1], default=t0) - t0, 2),
+                                   "messages": len(frames),
+                                   **{k: round(after[k] - before[k], 2) for k in after}}
                 if shots:
                     shots.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(shots / f"{len(out):02d}-{key.replace(' ', '_')}.png"), full_page=True)
@@ -241,7 +277,10 @@ def time_run(workspace: Path, run_id: str, out: Path, repeat: int, shots: Path |
     prepared = round(time.perf_counter() - t0, 1)
     for i in range(repeat):
         row = {"run_id": run_id, "passages": len(view.passage_ids), "questions": len(view.query_ids),
-               "prepare_s": prepared, "round": i + 1, "page_open_s": time_pages(workspace, run_id, shots if i == 0 else None)}
+               "prepare_s": prepared, "round": i + 1}
+        detail: dict[str, dict] = {}
+        row["page_open_s"] = time_pages(workspace, run_id, shots if i == 0 else None, detail)
+        row["detail"] = detail
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")

@@ -36,18 +36,23 @@ st.markdown(
     f"{len(ev) if ev else 0:,} evaluation questions ({n_human} labelled by you). Change it in the sidebar."
 )
 
+# Only the open tab's content runs (the tabs' state tracking reruns the page on a switch): a collection's
+# review table and labelling bench cost nothing while another tab is open.
 generate_tab, review_tab, label_tab = st.tabs(["1 · Generate", "2 · Review", "3 · Label"], key="etl_q_tabs",
-                                              on_change="rerun")  # the open tab is kept across reruns
+                                              on_change="rerun")
 with generate_tab:
-    with st.container(border=True):
-        questions.generate_form(ds_id, len(passages))
-    current = questions.shown_generation(ds_id)
-    if current:
-        questions.generation_panel(current)
+    if generate_tab.open:
+        with st.container(border=True):
+            questions.generate_form(ds_id, len(passages))
+        current = questions.shown_generation(ds_id)
+        if current:
+            questions.generation_panel(current)
 with review_tab:
-    questions.review(ds_id, len(train))
+    if review_tab.open:
+        questions.review(ds_id, len(train))
 with label_tab:
-    questions.label_bench(ds_id, ev, passages, sources)
+    if label_tab.open:
+        questions.label_bench(ds_id, ev, passages, sources)
 
 if len(train) and n_human:
     st.page_link("pages/2_Train.py", label="Next: train on the generated questions, scored on yours",

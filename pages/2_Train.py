@@ -14,6 +14,7 @@ from core.tuning.spec import LAUNCHABLE, METHOD_LABELS, ModelsSettings, RunSpec,
 from ui import resources as res
 from ui import run_panel, state, widgets
 
+SEED_KEPT = "etl_cfg_seed__chosen"  # the seed chosen under Advanced settings, kept while it is closed
 METHOD_CAPTIONS = {
     "full": "Updates all the model's weights. Best results; minutes to hours on a CPU.",
     "adapter": "Learns a small transform of question vectors on top of the unchanged model. The first run "
@@ -36,7 +37,10 @@ runner.refresh()  # runs whose process stopped (the CLI killed, another server g
 
 def choose_model(ds_id: str, ds_name: str) -> None:
     """'Which base model?': candidates scored on this dataset's evaluation questions, as a background run."""
-    with st.expander("Which base model? Compare candidates on this dataset's evaluation questions first"):
+    with widgets.lazy_expander("Which base model? Compare candidates on this dataset's evaluation questions first",
+                               key="etl_models_open") as box:
+        if not box.open:
+            return
         text = st.text_area("Candidate models, one per line", value="\n".join(ModelsSettings().candidates),
                             key="etl_models_candidates", help=field_help(ModelsSettings, "candidates"), height=100)
         names = [line.strip() for line in text.splitlines() if line.strip()]
@@ -83,17 +87,29 @@ def launch_form(ds_id: str) -> None:
         spec.settings = dataclasses.replace(spec.settings, full=full)
     else:
         spec.settings = widgets.settings_form(spec.settings, key)
-    with st.expander("Advanced settings"):
+    # Closed, the advanced widgets are not drawn (a lighter page); the values chosen in them are kept.
+    with widgets.lazy_expander("Advanced settings", key="etl_cfg_advanced") as box:
         sub = spec.settings.full if method == "shootout" else spec.settings
-        sub = widgets.settings_form(sub, f"{key}_adv", advanced=True)
+        sub = widgets.settings_form(sub, f"{key}_adv", advanced=True, draw=box.open)
         if method == "shootout":
             spec.settings = dataclasses.replace(spec.settings, full=sub)
         else:
             spec.settings = sub
-        st.markdown("**Scoring** (the same for every system of the run)")
-        spec.scoring = widgets.settings_form(Scoring(), "etl_cfg_scoring", advanced=True)
-        spec.seed = int(st.number_input("Seed", 0, 100_000, 42, key="etl_cfg_seed",
-                                        help=field_help(RunSpec, "seed")))
+        if box.open:
+            st.markdown("**Scoring** (the same for every system of the run)")
+        spec.scoring = widgets.settings_form(Scoring(), "etl_cfg_scoring", advanced=True, draw=box.open)
+        seed = st.session_state.get(SEED_KEPT, 42)
+        if box.open:
+            seed = int(st.number_input("Seed", 0, 100_000, seed, key="etl_cfg_seed", help=field_help(RunSpec, "seed")))
+            st.session_state[SEED_KEPT] = seed
+        spec.seed = seed
+    if not box.open:
+        fresh = RunSpec.for_method(method)
+        fresh_sub = fresh.settings.full if method == "shootout" else fresh.settings
+        changed = (widgets.changed_settings(sub, fresh_sub) + widgets.changed_settings(spec.scoring, Scoring())
+                   + ([f"seed {spec.seed}"] if spec.seed != fresh.seed else []))
+        if changed:
+            st.caption(f"Advanced settings changed: {widgets.plain(', '.join(changed))}.")
     estimate = res.estimate(ds_id, spec, train, ev)
     st.info(f":material/timer: Estimated duration: **{widgets.plain(estimate.text())}** on this machine "
             f"({len(train.pairs())} training pairs, {len(ev.corpus):,} passages to search).")

@@ -6,10 +6,12 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from core.insight.map_figure import COLOR_MODES, drawn_points, embedding_map
+from core.insight.map_figure import COLOR_MODES, MAP_QUESTIONS
 from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from ui import resources as res
 from ui import state, widgets
+
+QUESTIONS_KEY = "etl_map_questions"  # questions a map draws (0: all), kept apart from the projection's settings
 
 state.through_app(__file__)
 st.title("Embedding map")
@@ -20,8 +22,9 @@ widgets.hint(
 )
 view = widgets.require_run()
 
-saved = st.session_state.get(state.MAP_PARAMS_KEY) or asdict(ProjectionParams())
-with st.expander("Map settings (UMAP)"):
+
+def settings_form(saved: dict) -> None:
+    """UMAP settings; 'Redraw maps' keeps them in the session and reruns."""
     with st.form("etl_map_form", border=False):
         c = st.columns(4)
         n_neighbors = c[0].slider(
@@ -51,7 +54,14 @@ with st.expander("Map settings (UMAP)"):
             "(at least 300 of them). ~1,500 stays quick.",
         )
         seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
+        questions = c[2].number_input(
+            "Questions on the map", 0, 100_000, st.session_state.get(QUESTIONS_KEY, MAP_QUESTIONS), 100,
+            help=f"Evaluation questions drawn (0: all), with their answer passages: above this many, a fixed random "
+            f"sample, and the map draws fewer points (other passages do not take their place). {MAP_QUESTIONS} "
+            "keeps the page quick; the scores below always count every question.",
+        )
         if st.form_submit_button("Redraw maps"):
+            st.session_state[QUESTIONS_KEY] = int(questions)
             st.session_state[state.MAP_PARAMS_KEY] = {
                 "n_neighbors": int(n_neighbors),
                 "min_dist": float(min_dist),
@@ -60,6 +70,13 @@ with st.expander("Map settings (UMAP)"):
             }
             st.rerun()
 
+
+saved = st.session_state.get(state.MAP_PARAMS_KEY) or asdict(ProjectionParams())
+with widgets.lazy_expander("Map settings (UMAP)", key="etl_map_settings_open") as box:
+    if box.open:
+        res.warm_up_maps()  # a new map may follow: compile UMAP now, in the background (once per process)
+        settings_form(saved)
+
 params = ProjectionParams(**saved)
 try:
     proj = res.projection(view, params)
@@ -67,9 +84,6 @@ except ValueError as exc:
     st.warning(f"No map for this run: {widgets.plain(str(exc))}")
     st.stop()
 points = res.map_points(view, proj)
-links = res.gold_links(view)
-
-tuned_name = view.results.systems["tuned"].name
 files = sorted({f for f in points.loc[points["kind"] == "passage", "file"].dropna()})
 c1, c2, c3 = st.columns([3, 1, 2])
 qid = c1.selectbox(
@@ -85,37 +99,17 @@ mode = c3.radio("Colour passages by", list(modes), format_func=modes.get, key="e
 if mode == "file:":
     mode += c3.selectbox("Document", files, key="etl_map_file")
 
-
-def highlight(system: str) -> dict | None:
-    if qid is None:
-        return None
-    ranked = view.rankings.get(system, {}).get(qid)
-    return {"query_id": qid, "top_ids": ranked[0][:k] if ranked else []}
-
-
-gold = {d for q in view.query_ids for d in view.eval.relevant_docs[q]}
-ringed = {d for space in ("base", "tuned") for d in ((highlight(space) or {}).get("top_ids") or [])}
-shown = drawn_points(points, gold | ringed, params.sample, params.seed)
-
-
-def draw(space: str, title: str, key: str) -> None:
-    def build():
-        fig = embedding_map(shown, space, links, highlight(space), title=title, color_by=mode)
-        # Two maps side by side: the legend goes below, so each map keeps the column's full width.
-        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
-        return fig
-
-    st.plotly_chart(res.figure(view.run_id, "map", (params.key(), space, title, mode, qid, k), build), key=key)
-
-
+n_questions = st.session_state.get(QUESTIONS_KEY, MAP_QUESTIONS)
+figures, shown, drawn_q = res.map_figures(view, proj, n_questions, mode, qid, k)
 left, right = st.columns(2)
-with left:
-    draw("base", "Before: base model", "etl_map_base")
-with right:
-    draw("tuned", f"After: {tuned_name}", "etl_map_tuned")
+left.plotly_chart(figures["base"], key="etl_map_base")
+right.plotly_chart(figures["tuned"], key="etl_map_tuned")
 n_q, n_p = len(view.query_ids), int((shown["kind"] == "passage").sum()) // 2
+on_map = (f"All {n_q:,} evaluation questions are" if len(drawn_q) == n_q else
+          f"{len(drawn_q):,} of the {n_q:,} evaluation questions (a fixed random sample; a highlighted question is "
+          "always drawn; change it under Map settings) are")
 st.caption(
-    f"All {n_q:,} evaluation questions are on both maps with their answer passages; a highlighted question's top "
+    f"{on_map} on both maps with their answer passages; a highlighted question's top "
     f"passages (up to {proj.ring_depth}) in both models are drawn and ringed; the other passages are a random "
     f"sample ({n_p:,} of "
     f"{len(view.passage_ids):,} passages shown; raise 'Points on the map' to see more). UMAP {params.key()}; the "
@@ -150,4 +144,3 @@ for key, label in (("answer_first", "Nearest passage"), ("median_rank", "Median 
     st.caption(f"**{label}**: {ALIGNMENT_HELP[key]}")
 st.caption(f"Base model: {base['answer_first']:.0%} nearest, median rank {base['median_rank']:g}, "
            f"margin {base['margin']:+.3f}. Measured over all {len(view.passage_ids):,} passages, not the map.")
-res.warm_up_maps()  # after the page is drawn: a later 'Redraw maps' then finds UMAP compiled

@@ -27,18 +27,22 @@ results = view.results
 widgets.metric_tiles(results)
 widgets.metrics_table(results, key="etl_cmp_table")
 widgets.verdict_panel(results, key="etl_cmp_ci")
-with st.expander("Chart", expanded=True):
-    st.plotly_chart(res.figure(view.run_id, "bars", (), lambda: metric_bars(results.table())), key="etl_cmp_bars",
-                    height=340)
-with st.expander("Smaller vectors: quality against dimensions (no re-encoding)"):
-    dims = res.quality_by_dimension(view.run_id)
-    st.plotly_chart(res.figure(view.run_id, "dims", (), lambda: quality_by_dimension_chart(dims)), key="etl_cmp_dims",
-                    height=300)
-    st.dataframe(dims, hide_index=True, width="stretch", key="etl_cmp_dims_table",
-                 column_config={m: st.column_config.NumberColumn(m, format="%.3f")
-                                for m in ("Accuracy@10", "MRR@10", "nDCG@10")})
-    st.caption("Each model's stored vectors cut to their first dimensions and re-normalised, searched as the run "
-               "searched. Storage is float32 per passage. Pick the size when you download the model (Runs page).")
+with widgets.lazy_expander("Chart of these scores", key="etl_cmp_bars_open") as box:
+    if box.open:
+        st.plotly_chart(res.figure(view.run_id, "bars", (), lambda: metric_bars(results.table())),
+                        key="etl_cmp_bars", height=340)
+with widgets.lazy_expander("Smaller vectors: quality against dimensions (no re-encoding)",
+                           key="etl_cmp_dims_open") as box:
+    if box.open:
+        dims = res.quality_by_dimension(view.run_id)
+        st.plotly_chart(res.figure(view.run_id, "dims", (), lambda: quality_by_dimension_chart(dims)),
+                        key="etl_cmp_dims", height=300)
+        st.dataframe(dims, hide_index=True, width="stretch", key="etl_cmp_dims_table",
+                     column_config={m: st.column_config.NumberColumn(m, format="%.3f")
+                                    for m in ("Accuracy@10", "MRR@10", "nDCG@10")})
+        st.caption("Each model's stored vectors cut to their first dimensions and re-normalised, searched as the "
+                   "run searched. Storage is float32 per passage. Pick the size when you download the model (Runs "
+                   "page).")
 
 
 def passage_card(passage_id: str, title: str, question_id: str | None = None) -> None:

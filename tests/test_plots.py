@@ -269,3 +269,27 @@ def test_chart_warm_up_builds_a_figure_with_the_lab_template():
     fig = new_figure()
     assert fig.layout.template.layout.plot_bgcolor == TEMPLATE.layout.plot_bgcolor == "white"
     assert set(fig.layout.template.data.to_plotly_json()) == {"scatter", "bar"}  # not plotly's 25 trace types
+
+
+def test_a_map_draws_a_stated_sample_of_questions_with_their_answers_and_the_highlighted_one():
+    import pandas as pd
+
+    from core.insight.map_figure import drawn_points, map_questions
+
+    qids = [f"q{i}" for i in range(30)]
+    assert map_questions(qids, 0) == qids and map_questions(qids, 30) == qids  # no cap / under the cap: all
+    sample = map_questions(qids, 10, seed=3, keep=["q29"])
+    assert sample == map_questions(qids, 10, seed=3, keep=["q29"])  # a fixed choice
+    assert "q29" in sample and len(set(sample) - {"q29"}) >= 9 and len(sample) <= 11
+    assert sample == [q for q in qids if q in set(sample)]  # in the questions' order
+    rows = []
+    for space in ("base", "tuned"):
+        rows += [(space, "query", q, 0.0, 0.0) for q in qids]
+        rows += [(space, "passage", f"p{i}", 0.0, 0.0) for i in range(60)]
+    points = pd.DataFrame(rows, columns=["space", "kind", "id", "x", "y"])
+    answers = {f"p{q[1:]}" for q in sample}  # question qN's answer is pN
+    shown = drawn_points(points, answers, limit=0, floor=5, questions=sample)
+    drawn = set(shown["id"])
+    assert {q for q in drawn if q.startswith("q")} == set(sample)  # exactly the sampled questions
+    assert answers <= drawn and len(drawn) == len(sample) + len(answers) + 5  # + the floor of other passages
+    assert not (shown["kind"] == "query").to_numpy()[~shown["id"].isin(sample).to_numpy()].any()

@@ -15,6 +15,8 @@ frames and parsed files.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,8 @@ import streamlit as st
 
 from core.dataset import DataError, QADataset
 from core.store import Store, default_root
+
+logger = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
@@ -65,12 +69,10 @@ def ensure_sample() -> str | None:
 
 @st.cache_resource(show_spinner=False)
 def warm_up_maps() -> None:
-    """Compile UMAP's numba code once per server process, in the background: a later map drawn with other
-    settings then skips that ~30 s (core.insight.projection.warm_up). Called by the Embedding map page after it
-    has drawn the saved maps, not at start-up: the compiler holds a core and Python's lock for half a minute,
-    which made the first pages anyone opened after a start several seconds slower."""
-    import threading
-
+    """Compile UMAP's numba code once per server process, in the background: a map drawn with other settings
+    then skips that ~30 s (core.insight.projection.warm_up). Started when someone opens the Embedding map's
+    settings (the only way to ask for a new map), not at start-up or when a map is shown: the compiler holds a
+    core and Python's lock for half a minute, which made every page opened meanwhile seconds slower."""
     from core.insight.projection import warm_up
 
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
@@ -98,12 +100,10 @@ def _import_charts() -> None:
 def warm_up() -> None:
     """Load the chart and table libraries once per server process, in a background thread at start-up
     (about a second of imports that the first Map, Compare or Train page would otherwise pay)."""
-    import threading
-
     threading.Thread(target=_import_charts, name="charts-warm-up", daemon=True).start()
 
 
-@st.cache_resource(show_spinner="Opening the run…", max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _run_view(root: str, run_id: str):
     from core.insight.explore import open_run
 
@@ -112,7 +112,56 @@ def _run_view(root: str, run_id: str):
 
 def get_run_view(run_id: str):
     """``core.insight.explore.RunView`` of a finished run, cached (its query encoders load once)."""
-    return _run_view(str(default_root()), run_id)
+    with st.spinner("Opening the run…"):
+        return _run_view(str(default_root()), run_id)
+
+
+_PREFETCHED: set[str] = set()
+_PREFETCH_LOCK = threading.Lock()
+
+
+def _once(key: str) -> bool:
+    """True the first time ``key`` is asked for in this process (a prefetch starts once)."""
+    with _PREFETCH_LOCK:
+        if key in _PREFETCHED:
+            return False
+        _PREFETCHED.add(key)
+        return True
+
+
+def prefetch(dataset_id: str | None, run_id: str | None) -> None:
+    """Load the selected dataset, and open the selected run with its saved default map and that map's two
+    figures, in a background thread, once per dataset / run and process, so the first Train, Questions, Map or
+    Compare page finds them ready. At 100k passages that is 1-2 s of reading JSON and building figures the
+    first page would otherwise wait for. Called by app.py on every page; a no-op once started."""
+    root = str(default_root())
+    todo = []
+    if dataset_id and _once(f"dataset:{dataset_id}"):
+        todo.append(lambda: load_dataset(dataset_id))
+    if run_id and _once(f"run:{run_id}"):
+        todo.append(lambda: _prefetch_run(root, run_id))
+    if not todo:
+        return
+
+    def work() -> None:
+        for step in todo:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - what cannot load says so on its page, not here
+                logger.debug("prefetch failed", exc_info=True)
+
+    threading.Thread(target=work, name="prefetch", daemon=True).start()
+
+
+def _prefetch_run(root: str, run_id: str) -> None:
+    from core.insight.map_figure import MAP_QUESTIONS
+    from core.insight.projection import ProjectionParams
+
+    view = _run_view(root, run_id)  # the cached function: the page's own call returns the same view
+    params = ProjectionParams()
+    if (view.run_dir / f"projection-{params.key()}.npz").exists():  # a saved map only: never fit UMAP here
+        proj = view.projection(params)
+        map_figures(view, proj, MAP_QUESTIONS, k=min(5, proj.ring_depth))  # what the map page shows first
 
 
 def forget_run(run_id: str) -> None:
@@ -330,6 +379,47 @@ def map_points(view, proj) -> pd.DataFrame:
     """Projection points with hover text, passage sources and each question's movement; built once per run and
     map settings (not to be changed by the caller)."""
     return _map_points(str(default_root()), view.run_id, proj.params.key(), view, proj)
+
+
+def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | None = None, k: int = 5):
+    """The Embedding map page's two figures (base, tuned) for a projection and the page's choices, and what they
+    drew: ``(figures, shown points, drawn question ids)``. Built once per run and choices (``figure``); the page
+    and the prefetch of the selected run share them.
+
+    Args:
+        n_questions: questions drawn at most (``map_questions``; 0: all).
+        mode: how passages are coloured (``COLOR_MODES`` or "file:<name>").
+        qid: the highlighted question; ``k``: its top passages ringed.
+    """
+    from core.insight.map_figure import drawn_points, embedding_map, map_questions
+
+    points, links = map_points(view, proj), gold_links(view)
+    params = proj.params
+
+    def highlight(space: str) -> dict | None:
+        if qid is None:
+            return None
+        ranked = view.rankings.get(space, {}).get(qid)
+        return {"query_id": qid, "top_ids": ranked[0][:k] if ranked else []}
+
+    drawn_q = map_questions(view.query_ids, n_questions, params.seed, keep=[qid] if qid is not None else [])
+    gold = {d for q in drawn_q for d in view.eval.relevant_docs[q]}
+    ringed = {d for space in ("base", "tuned") for d in ((highlight(space) or {}).get("top_ids") or [])}
+    # Questions left out (and their answers) free their points without others taking their place: fewer points.
+    all_gold = {d for q in view.query_ids for d in view.eval.relevant_docs[q]}
+    thinned = len(view.query_ids) - len(drawn_q) + len(all_gold) - len(gold)
+    shown = drawn_points(points, gold | ringed, params.sample - thinned, params.seed, questions=drawn_q)
+    titles = {"base": "Before: base model", "tuned": f"After: {view.results.systems['tuned'].name}"}
+
+    def build(space: str):
+        fig = embedding_map(shown, space, links, highlight(space), title=titles[space], color_by=mode)
+        # Two maps side by side: the legend goes below, so each map keeps the column's full width.
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
+        return fig
+
+    figures = {space: figure(view.run_id, "map", (params.key(), n_questions, space, titles[space], mode, qid, k),
+                             lambda space=space: build(space)) for space in ("base", "tuned")}
+    return figures, shown, drawn_q
 
 
 def gold_links(view) -> pd.DataFrame:

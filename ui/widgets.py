@@ -107,6 +107,26 @@ def sidebar() -> None:
         st.info(f":material/hourglass_top: {what}.")
 
 
+PRELOADED_KEY = "etl_preloaded"  # session flag: the chart and table code was asked for at this session's start
+_PRELOAD_CSS = ("<style>.st-key-etl_preload{position:absolute;left:-10000px;width:320px;height:1px;overflow:hidden;"
+                "opacity:0;pointer-events:none}</style>")
+
+
+def preload_components() -> None:
+    """On a session's first page only: a tiny chart and table, drawn off-screen, so the browser loads and
+    starts the chart (plotly.js) and table code while the first page is read. Else the first page with a chart
+    paid it: 2.5-3 s of the browser's main thread in headless Chromium on this machine, once per tab."""
+    if st.session_state.get(PRELOADED_KEY):
+        return
+    st.session_state[PRELOADED_KEY] = True
+    import plotly.graph_objects as go
+
+    with st.sidebar.container(key="etl_preload"):
+        st.html(_PRELOAD_CSS)
+        st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), key="etl_preload_chart", height=100)
+        st.dataframe(pd.DataFrame({"a": [1]}), key="etl_preload_table", height=80)
+
+
 def require_run() -> Any:
     """The selected finished run's view, or an empty-state message and ``st.stop()``."""
     run_id = state.selected_run()
@@ -155,10 +175,8 @@ def metrics_table(results: RunResults, key: str | None = None, explain: bool = T
     conditions every system was scored under. Returns the numeric table it showed."""
     table = results.table()
     delta = table - table.iloc[0]
-    text = table.map(lambda v: f"{v:.3f}").astype(object)
-    for system in table.index[1:]:
-        for c in table.columns:
-            text.loc[system, c] = f"{table.loc[system, c]:.3f} ({delta.loc[system, c]:+.3f})"
+    text = table.map(lambda v: f"{v:.3f}")
+    text.iloc[1:] = text.iloc[1:] + delta.iloc[1:].map(lambda v: f" ({v:+.3f})")  # whole frames: no cell loop
 
     def colour(col: pd.Series) -> list[str]:
         d = delta[col.name]
@@ -193,7 +211,9 @@ def verdict_panel(results: RunResults, key: str) -> None:
     if not results.verdict:
         return
     st.info(f":material/gavel: {plain(results.verdict)}")
-    with st.expander("Confidence intervals and significance (per question, paired)"):
+    with lazy_expander("Confidence intervals and significance (per question, paired)", key=f"{key}_open") as box:
+        if not box.open:
+            return
         st.dataframe(
             results.comparisons_table(),
             hide_index=True,
@@ -211,7 +231,15 @@ def verdict_panel(results: RunResults, key: str) -> None:
         )
 
 
-def settings_form(obj: Any, key: str, advanced: bool = False, columns: int = 4) -> Any:
+def lazy_expander(label: str, key: str, expanded: bool = False, **kw):
+    """An expander whose content runs only while it is open (Streamlit's expander state tracking:
+    opening or closing it reruns the page). A closed one costs the page nothing, server or browser:
+    ``with lazy_expander(...) as box: if box.open: ...``. Widgets drawn in it lose their state while it
+    is closed; ``settings_form(..., draw=box.open)`` keeps their values."""
+    return st.expander(label, expanded=expanded, key=key, on_change="rerun", **kw)
+
+
+def settings_form(obj: Any, key: str, advanced: bool = False, columns: int = 4, draw: bool = True) -> Any:
     """Widgets for the fields of a settings dataclass (label, help and bounds from each field's
     metadata); returns a new instance with the values chosen.
 
@@ -219,14 +247,20 @@ def settings_form(obj: Any, key: str, advanced: bool = False, columns: int = 4) 
         obj: the current settings (defaults the first time).
         key: widget key prefix (unique per page and method).
         advanced: draw the fields marked ``advanced`` (else the others).
+        draw: False inside a closed ``lazy_expander``: no widgets, the values last chosen here (kept in
+            the session under ``key``) or ``obj``'s.
     """
+    kept_key = f"{key}__chosen"
+    kept: dict[str, Any] = st.session_state.get(kept_key) or {}
     hints = typing.get_type_hints(type(obj))
     fields = [f for f in dataclasses.fields(obj) if not f.metadata.get("hidden") and "help" in f.metadata
               and bool(f.metadata.get("advanced")) == advanced and not dataclasses.is_dataclass(hints[f.name])]
+    if not draw:
+        return dataclasses.replace(obj, **{f.name: kept[f.name] for f in fields if f.name in kept})
     values = {}
     cols = st.columns(min(columns, max(len(fields), 1)))
     for i, f in enumerate(fields):
-        meta, current, hint = f.metadata, getattr(obj, f.name), hints[f.name]
+        meta, current, hint = f.metadata, kept.get(f.name, getattr(obj, f.name)), hints[f.name]
         kw = {"help": meta["help"], "key": f"{key}_{f.name}"}
         label = meta.get("label") or f.name.replace("_", " ")
         with cols[i % len(cols)]:
@@ -246,7 +280,20 @@ def settings_form(obj: Any, key: str, advanced: bool = False, columns: int = 4) 
             else:
                 text = st.text_input(label, value=current or "", **kw)
                 values[f.name] = text.strip() or None
+    st.session_state[kept_key] = values
     return dataclasses.replace(obj, **values)
+
+
+def changed_settings(obj: Any, default: Any, advanced: bool = True) -> list[str]:
+    """'label value' for each (advanced) field of ``obj`` that differs from ``default``: what a closed
+    ``lazy_expander`` holds, said under it so a changed setting is never out of sight."""
+    out = []
+    for f in dataclasses.fields(obj):
+        if "help" in f.metadata and bool(f.metadata.get("advanced")) == advanced and not f.metadata.get("hidden"):
+            value = getattr(obj, f.name)
+            if value != getattr(default, f.name) and not dataclasses.is_dataclass(value):
+                out.append(f"{f.metadata.get('label') or f.name.replace('_', ' ')} {value}")
+    return out
 
 
 def status_progress(label: str):

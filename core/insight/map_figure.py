@@ -87,23 +87,39 @@ def passage_groups(ps: pd.DataFrame, color_by: str = "answer") -> list[tuple[str
 
 
 OTHERS_FLOOR = 300  # other passages a map always draws around its questions and answers, for context
+MAP_QUESTIONS = 400  # questions a map draws at most by default (a fixed sample above this many; 0: all)
+
+
+def map_questions(query_ids: list[str], limit: int, seed: int = 42, keep: Collection[str] = ()) -> list[str]:
+    """The evaluation questions a map draws: all of them up to ``limit`` (0: no limit), else a fixed random
+    sample of ``limit`` in their order, plus every question in ``keep`` (the highlighted one). Each drawn
+    question's answer passages are drawn with it (the page passes them to ``drawn_points``). At 790 questions
+    both maps together drew 3,000 SVG points; the browser needed over 2 s for them on this machine."""
+    if not limit or len(query_ids) <= limit:
+        return list(query_ids)
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(np.asarray(query_ids, dtype=object), size=limit, replace=False)) | set(keep)
+    return [q for q in query_ids if q in chosen]
 
 
 def drawn_points(points: pd.DataFrame, always: Collection[str], limit: int, seed: int = 42,
-                 floor: int = OTHERS_FLOOR) -> pd.DataFrame:
-    """The rows of ``points`` a map draws, about ``limit`` points per map: every question, every passage in
-    ``always`` (answers, the highlighted question's top passages), and other passages up to ``limit`` in all
-    (at least ``floor`` of them), a fixed random choice (both spaces of a point together). A large run's
-    projection also holds each question's top passages in both models so any question can be highlighted;
-    drawing them all (8,500 points at 10k passages) makes the page slow, and at 100k passages the browser
-    spent seconds drawing 1,500 other passages beside 790 questions and their answers."""
+                 floor: int = OTHERS_FLOOR, questions: Collection[str] | None = None) -> pd.DataFrame:
+    """The rows of ``points`` a map draws, about ``limit`` points per map: the questions (all, or those in
+    ``questions``; see ``map_questions``), every passage in ``always`` (their answers, the highlighted
+    question's top passages), and other passages up to ``limit`` in all (at least ``floor`` of them), a
+    fixed random choice (both spaces of a point together). A large run's projection also holds each
+    question's top passages in both models so any question can be highlighted; drawing them all (8,500
+    points at 10k passages) makes the page slow, and at 100k passages the browser spent seconds drawing
+    1,500 other passages beside 790 questions and their answers."""
     ids = points["id"].astype(str)
-    must = (points["kind"] == "query").to_numpy() | ids.isin(set(always)).to_numpy()
-    others = np.unique(ids[~must].to_numpy())
+    is_query = (points["kind"] == "query").to_numpy()
+    keep_query = is_query if questions is None else is_query & ids.isin({str(q) for q in questions}).to_numpy()
+    must = keep_query | (~is_query & ids.isin(set(always)).to_numpy())
+    others = np.unique(ids[~must & ~is_query].to_numpy())
     budget = max(floor, limit - len(np.unique(ids[must].to_numpy())))
     if len(others) > budget:
         others = np.random.default_rng(seed).choice(others, size=budget, replace=False)
-    return points[must | ids.isin(set(others)).to_numpy()]
+    return points[must | (~is_query & ids.isin(set(others)).to_numpy())]
 
 
 def embedding_map(

@@ -119,7 +119,7 @@ def test_user_journey(page: Page, app_url, artifacts, pair_file):
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     expect(page.get_by_text("BM25").first).to_be_visible()
     tables = page.get_by_test_id("stDataFrame")
-    before = tables.count()  # metrics, intervals, winners/losers
+    before = tables.count()  # metrics, winners/losers
     box = page.get_by_label("Your question")
     box.fill("pump sounds like gravel, air or vapour?")
     box.press("Enter")

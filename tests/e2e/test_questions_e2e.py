@@ -128,6 +128,8 @@ def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_w
     # 5. Compare: base / tuned / BM25 / hybrid on the 3 labelled questions, said to be human-labelled.
     go(page, "Compare")
     expect(page.get_by_text(re.compile(r"for the same 3 evaluation questions \(human-labelled\)")).first).to_be_visible()
+    page.get_by_text("Chart of these scores").click()  # drawn only when opened
+    idle(page)
     legend = page.get_by_test_id("stPlotlyChart").first.locator(".legendtext")
     expect(legend.first).to_be_attached(timeout=SLOW)
     assert legend.all_text_contents() == ["base", "tuned (full)", "BM25", "hybrid (tuned + BM25)"]

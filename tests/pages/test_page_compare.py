@@ -16,14 +16,22 @@ def test_table_filter_and_search(finished_run):
     table = at.dataframe[0].value
     assert list(table.index) == ["base", "tuned (adapter)", "BM25", "hybrid (tuned + BM25)"]
     assert "(" in table.loc["BM25", "MRR@10"]  # score (change vs base)
-    assert len(at.get("plotly_chart")) == 3  # metric bars, quality against dimensions, the rank scatter
+    assert len(at.get("plotly_chart")) == 1  # the rank scatter; the closed expanders draw nothing
+    n_tables = len(at.dataframe)
+    for key in ("etl_cmp_bars_open", "etl_cmp_dims_open", "etl_cmp_ci_open"):  # open each: its content appears
+        at.session_state[key] = True
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3  # + metric bars, quality against dimensions
+    assert len(at.dataframe) == n_tables + 2  # + the intervals table, the dimensions table
+    assert "Change: mean per-question difference" in texts(at)
     at.segmented_control(key="etl_cmp_filter").set_value("worsened").run()
     assert not at.exception
     view = res.get_run_view(run_id)
     question = view.eval.queries[view.query_ids[0]]
     at.text_input(key=state.QUERY_TEXT_KEY).set_value(question).run()
     assert not at.exception
-    base, tuned = (df.value for df in at.dataframe[-2:])  # the two result tables, side by side
+    base, tuned = (df.value for df in at.main.dataframe[-2:])  # the two result tables, side by side
     hits = {"base": base, "tuned": tuned}
     for df in hits.values():
         assert len(df) == 5 and {"rank", "answer", "score", "base → tuned", "passage", "source"} <= set(df.columns)

@@ -20,7 +20,7 @@ def test_sample_dataset_listed_on_first_start(workspace):
     at = open_app()
     assert not at.exception
     assert at.title[0].value.endswith("Data")
-    saved = at.dataframe[-1].value
+    saved = at.main.dataframe[-1].value
     assert SAMPLE_NAME in saved["name"].tolist()
 
 
@@ -35,7 +35,7 @@ def test_upload_csv_report_split_and_save(workspace):
     at.button[-1].click().run()  # the form's "Save dataset" (last button on the page)
     assert not at.exception
     assert "Saved dataset “Pump pairs”" in texts(at)
-    assert "Pump pairs" in at.dataframe[-1].value["name"].tolist()
+    assert "Pump pairs" in at.main.dataframe[-1].value["name"].tolist()
     # the new dataset is now the selected one (the sidebar's dataset, used by Train)
     from core.store import Store
 
@@ -60,14 +60,14 @@ def test_answer_only_file_linked_to_documents(workspace):
 
 def test_bad_file_shows_error_and_saves_nothing(workspace):
     at = open_app()
-    before = at.dataframe[-1].value["name"].tolist()
+    before = at.main.dataframe[-1].value["name"].tolist()
     at.file_uploader(key="etl_qa_files").set_value(
         [("broken.csv", b"\x00\x01\x02binary junk", "text/csv")]
     ).run()
     assert not at.exception
     assert at.error and "binary" in at.error[0].value
     assert not [b for b in at.button if "Save" in b.label]
-    assert at.dataframe[-1].value["name"].tolist() == before
+    assert at.main.dataframe[-1].value["name"].tolist() == before
 
 
 def test_unknown_columns_offer_a_mapping_form(workspace):

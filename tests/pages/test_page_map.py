@@ -37,6 +37,16 @@ def test_two_maps_highlight_and_alignment(finished_run):
     questions = next(t for t in spec["data"] if t.get("meta") == "queries")
     assert sorted(questions["customdata"]) == sorted(view.query_ids)  # every evaluation question is on the map
     assert f"All {len(view.query_ids)} evaluation questions are on both maps" in texts(at)
+    at.session_state["etl_map_questions"] = 3  # "Questions on the map" (Map settings): a stated sample
+    at.run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    drawn = next(t for t in spec["data"] if t.get("meta") == "queries")["customdata"]
+    assert len(drawn) == 3 and set(drawn) < set(view.query_ids)
+    passages = {d for t in spec["data"] if t.get("meta") == "passages" for d in t["customdata"]}
+    assert {d for q in drawn for d in view.eval.relevant_docs[q]} <= passages  # their answers are drawn
+    assert f"3 of the {len(view.query_ids)} evaluation questions (a fixed random sample" in texts(at)
+    at.session_state["etl_map_questions"] = 0  # all again
     at.selectbox(key="etl_map_query").set_value(view.query_ids[0]).run()
     at.slider(key="etl_map_k").set_value(5).run()
     assert not at.exception
@@ -55,6 +65,9 @@ def test_new_settings_fit_umap_and_save_with_the_run(finished_run):
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
     at.switch_page("pages/3_Embedding_map.py").run()
+    assert "Neighbours" not in [s.label for s in at.slider]  # "Map settings" is closed: its form is not drawn
+    at.session_state["etl_map_settings_open"] = True
+    at.run()
     at.slider[0].set_value(5)  # neighbours
     at.number_input[0].set_value(300)  # points on the map
     at.button[0].click().run(timeout=300)  # "Redraw maps": UMAP fits (tens of seconds on 2 cores)

@@ -34,13 +34,27 @@ def _page(ds_id: str):
     return at
 
 
+def _tab(at, label: str):
+    """Open a tab of the page (only the open tab's content runs)."""
+    at.session_state["etl_q_tabs"] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_generate_review_label(collection):
     store, ds_id = collection
     at = _page(ds_id)
     page = texts(at)
     assert "12 passages · 0 training questions · 0 evaluation questions (0 labelled by you)" in page
+    # only the open tab (Generate) is drawn: the review and labelling tabs cost nothing until opened
+    assert "etl_q_generate" in [b.key for b in at.button] and "No finished generation run" not in page
+    assert "too few to compare models" not in page
+    page = texts(_tab(at, "2 · Review"))
     assert "No finished generation run for this dataset yet" in page
-    assert "0 labelled questions: too few to compare models" in page
+    assert "etl_q_generate" not in [b.key for b in at.button]
+    assert "0 labelled questions: too few to compare models" in texts(_tab(at, "3 · Label"))
+    _tab(at, "1 · Generate")
 
     # 1. Generate: offline is the default backend; the run is a background job with a live panel.
     assert at.radio(key="etl_q_backend").value == "offline"
@@ -57,6 +71,7 @@ def test_generate_review_label(collection):
     assert s.kept >= 3
 
     # 2. Review: edit one question, reject one kept question, then use the kept ones for training.
+    _tab(at, "2 · Review")
     editor = at.data_editor[0]
     table = editor.value
     assert list(table.columns)[:4] == ["keep", "question", "passage", "verdict"] and len(table) == 24
@@ -82,6 +97,7 @@ def test_generate_review_label(collection):
     assert at.button(key=f"etl_q_use_{run_id}").label == "Use the 24 kept questions as the training split"
 
     # 3. Label three questions: type, tick the first candidate, save; each is in the eval split at once.
+    _tab(at, "3 · Label")
     for i, q in enumerate(LABELS, start=1):
         at.text_input(key=questions.LABEL_TEXT_KEY).set_value(q).run()
         boxes = [c for c in at.checkbox if c.key and c.key.startswith("etl_q_rel_")]

@@ -17,12 +17,16 @@ def _train_page(ds_id: str):
 
 
 def _smoke_settings(at, max_steps: int = 2, method: str = "full") -> None:
-    at.radio(key="etl_cfg_method").set_value(method).run()
+    at.radio(key="etl_cfg_method").set_value(method)
+    at.session_state["etl_cfg_advanced"] = True  # open "Advanced settings" (its widgets are drawn only when open)
+    at.run()
     key = "etl_cfg_full" if method == "full" else "etl_cfg_shootout_full"
     at.number_input(key=f"{key}_epochs").set_value(1)
     at.number_input(key=f"{key}_batch_size").set_value(8)
     at.selectbox(key=f"{key}_max_seq_length").set_value(64)
-    at.number_input(key=f"etl_cfg_{method}_adv_max_steps").set_value(max_steps)
+    at.number_input(key=f"etl_cfg_{method}_adv_max_steps").set_value(max_steps).run()
+    # closed again: its widgets are gone from the page, the values chosen in them are kept (checked by the callers)
+    at.session_state["etl_cfg_advanced"] = False
 
 
 @pytest.mark.slow
@@ -32,6 +36,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     assert "Estimated duration" in texts(at)
     _smoke_settings(at)
     at.run()
+    assert "Advanced settings changed: Max steps 2." in texts(at)  # closed, and still said
     at.button(key="etl_launch").click().run()
     assert not at.exception
     run_id = at.session_state[state.TRAIN_RUN_KEY]
@@ -113,6 +118,9 @@ def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch)
 def test_which_base_model_comparison_from_the_train_page(tiny_dataset):
     store, ds_id = tiny_dataset
     at = _train_page(ds_id)
+    assert "etl_models_candidates" not in [t.key for t in at.text_area]  # drawn only when its expander is open
+    at.session_state["etl_models_open"] = True
+    at.run()
     at.text_area(key="etl_models_candidates").set_value("all-MiniLM-L6-v2\n./no/such/model").run()
     at.button(key="etl_models_go").click().run()
     assert "does not exist" in " ".join(e.value for e in at.error)  # refused before anything runs

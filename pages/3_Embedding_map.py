@@ -49,9 +49,10 @@ def settings_form(saved: dict) -> None:
             10_000,
             saved["sample"],
             100,
-            help="Points per map. Every evaluation question, its answer passages and the highlighted question's "
-            "top passages are always drawn; other passages, a fixed random sample, fill the map up to this many "
-            "(at least 300 of them). ~1,500 stays quick.",
+            help="Points per map (and passages the UMAP layout is fitted on). The questions drawn (see Questions on "
+            "the map), their answer passages and the highlighted question's top passages are always drawn; other "
+            "passages, a fixed random sample, fill the map up to this many (at least 300 of them), less the points "
+            "of questions left out. ~1,500 stays quick.",
         )
         seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
         questions = c[2].number_input(

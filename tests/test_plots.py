@@ -293,3 +293,26 @@ def test_a_map_draws_a_stated_sample_of_questions_with_their_answers_and_the_hig
     assert {q for q in drawn if q.startswith("q")} == set(sample)  # exactly the sampled questions
     assert answers <= drawn and len(drawn) == len(sample) + len(answers) + 5  # + the floor of other passages
     assert not (shown["kind"] == "query").to_numpy()[~shown["id"].isin(sample).to_numpy()].any()
+
+
+def test_a_sample_of_questions_means_fewer_points_not_other_passages_in_their_place():
+    import pandas as pd
+
+    from core.insight.map_figure import map_sample
+
+    qids = [f"q{i}" for i in range(30)]
+    relevant = {q: [f"p{q[1:]}"] for q in qids}  # qN's answer is pN
+    rows = []
+    for space in ("base", "tuned"):
+        rows += [(space, "query", q, 0.0, 0.0) for q in qids]
+        rows += [(space, "passage", f"p{i}", 0.0, 0.0) for i in range(200)]
+    points = pd.DataFrame(rows, columns=["space", "kind", "id", "x", "y"])
+    full, all_q = map_sample(points, qids, relevant, limit=80, n_questions=0, floor=0)
+    assert all_q == qids and full["id"].nunique() == 80  # 30 questions + 30 answers + 20 others
+    shown, drawn = map_sample(points, qids, relevant, limit=80, n_questions=10, highlighted="q29", ringed={"p150"},
+                               floor=0)
+    ids = set(shown["id"])
+    assert "q29" in drawn and {q for q in ids if q.startswith("q")} == set(drawn)
+    assert {f"p{q[1:]}" for q in drawn} | {"p150"} <= ids  # answers of the drawn questions, the ringed passage
+    others = ids - set(drawn) - {f"p{q[1:]}" for q in drawn} - {"p150"}
+    assert len(others) == 20 - 1  # the other passages are not refilled (one place went to the ringed passage)

@@ -391,7 +391,7 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
         mode: how passages are coloured (``COLOR_MODES`` or "file:<name>").
         qid: the highlighted question; ``k``: its top passages ringed.
     """
-    from core.insight.map_figure import drawn_points, embedding_map, map_questions
+    from core.insight.map_figure import embedding_map, map_sample
 
     points, links = map_points(view, proj), gold_links(view)
     params = proj.params
@@ -402,13 +402,9 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
         ranked = view.rankings.get(space, {}).get(qid)
         return {"query_id": qid, "top_ids": ranked[0][:k] if ranked else []}
 
-    drawn_q = map_questions(view.query_ids, n_questions, params.seed, keep=[qid] if qid is not None else [])
-    gold = {d for q in drawn_q for d in view.eval.relevant_docs[q]}
     ringed = {d for space in ("base", "tuned") for d in ((highlight(space) or {}).get("top_ids") or [])}
-    # Questions left out (and their answers) free their points without others taking their place: fewer points.
-    all_gold = {d for q in view.query_ids for d in view.eval.relevant_docs[q]}
-    thinned = len(view.query_ids) - len(drawn_q) + len(all_gold) - len(gold)
-    shown = drawn_points(points, gold | ringed, params.sample - thinned, params.seed, questions=drawn_q)
+    shown, drawn_q = map_sample(points, view.query_ids, view.eval.relevant_docs, params.sample, params.seed,
+                                n_questions, qid, ringed)
     titles = {"base": "Before: base model", "tuned": f"After: {view.results.systems['tuned'].name}"}
 
     def build(space: str):

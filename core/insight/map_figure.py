@@ -122,6 +122,20 @@ def drawn_points(points: pd.DataFrame, always: Collection[str], limit: int, seed
     return points[must | (~is_query & ids.isin(set(others)).to_numpy())]
 
 
+def map_sample(points: pd.DataFrame, query_ids: list[str], relevant_docs: dict[str, Collection[str]], limit: int,
+               seed: int = 42, n_questions: int = MAP_QUESTIONS, highlighted: str | None = None,
+               ringed: Collection[str] = (), floor: int = OTHERS_FLOOR) -> tuple[pd.DataFrame, list[str]]:
+    """What a run's two maps draw: ``(rows of points, drawn question ids)``. The questions (``map_questions``:
+    at most ``n_questions``, the ``highlighted`` one always), their answer passages, the ``ringed`` passages,
+    and other passages up to ``limit`` points (``drawn_points``). Questions left out free their points and
+    their answers' without other passages taking their place: a sample of questions means fewer points."""
+    drawn_q = map_questions(query_ids, n_questions, seed, keep=[highlighted] if highlighted is not None else [])
+    gold = {d for q in drawn_q for d in relevant_docs[q]}
+    all_gold = {d for q in query_ids for d in relevant_docs[q]}
+    thinned = len(query_ids) - len(drawn_q) + len(all_gold) - len(gold)
+    return drawn_points(points, gold | set(ringed), limit - thinned, seed, floor, questions=drawn_q), drawn_q
+
+
 def embedding_map(
     points: pd.DataFrame,
     space: str,

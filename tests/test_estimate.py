@@ -25,3 +25,21 @@ def test_durations_read_plainly():
     est.add("loading the model", 15)
     est.add("training", 660)
     assert est.text() == "about 11 min: loading the model (15 s) + training (about 11 min)"  # no "~about"
+
+
+def test_choosing_training_windows_is_estimated_only_for_passages_over_the_limit():
+    from core.dataset import QADataset
+    from core.tuning.estimate import estimate_run
+    from core.tuning.spec import RunSpec
+
+    long_text = " ".join(["revenue"] * 400)  # ~520 tokens: over 256, several windows
+    train = QADataset({"q1": "a?", "q2": "b?"}, {"d1": long_text, "d2": "short passage"},
+                      {"q1": ["d1"], "q2": ["d2"]})
+    spec = RunSpec.for_method("full")
+    spec.settings.train_passage = "best"
+    phases = dict(estimate_run(spec, train, train).parts)
+    choose = [w for w in phases if w.startswith("choosing the training window")]
+    assert choose == ["choosing the training window of 1 long passage (first run only)"]
+    assert phases[choose[0]] > 0
+    spec.settings.train_passage = "first"
+    assert not any(w.startswith("choosing") for w in dict(estimate_run(spec, train, train).parts))

@@ -103,3 +103,19 @@ def test_gist_with_two_negatives_is_refused_before_running():
 
     with pytest.raises(ValueError, match="at most one hard negative"):
         RunSpec.for_method("full", loss="cached_gist", hard_negatives=2)
+
+
+def test_default_trains_on_the_best_window_and_older_runs_read_as_they_ran():
+    from core.tuning.spec import FullSettings, RunSpec
+
+    assert FullSettings().train_passage == "best"  # measured default (bench/RESULTS.md, issue 14)
+    spec = RunSpec.for_method("full")
+    assert RunSpec.from_dict(spec.to_dict()).settings.train_passage == "best"
+    old = spec.to_dict()
+    del old["settings"]["train_passage"]  # a config.json saved before the setting existed: it trained on "first"
+    assert RunSpec.from_dict(old).settings.train_passage == "first"
+    shoot = RunSpec.for_method("shootout").to_dict()
+    del shoot["settings"]["full"]["train_passage"]
+    assert RunSpec.from_dict(shoot).settings.full.train_passage == "first"
+    legacy = {"method": "full", "epochs": 1, "batch_size": 8}  # flat config of runs made before specs existed
+    assert RunSpec.from_dict(legacy).settings.train_passage == "first"

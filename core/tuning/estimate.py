@@ -80,6 +80,13 @@ def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
     for m in methods:
         sub = spec.child(m).settings if spec.method == "shootout" else spec.settings
         if m == "full":
+            if sub.train_passage in ("best", "answer"):
+                cap = sub.max_seq_length
+                long = [t for t in train.corpus.values() if _tokens([t], 10**9) > cap]
+                if long:  # "best" / "answer": the base model scores every window of a passage over the limit
+                    est.add(f"choosing the training window of {len(long):,} long passage{'s' * (len(long) != 1)} "
+                            "(first run only)",
+                            _tokens(long, 10**9) * ENCODE_SECONDS_PER_TOKEN)
             est.add("training", _full_training(sub, train))
             val_tokens = _tokens(list(train.corpus.values())[:VAL_CORPUS_CAP], tokens)
             epochs = sub.epochs if sub.max_steps <= 0 else 1

@@ -43,3 +43,11 @@ def test_choosing_training_windows_is_estimated_only_for_passages_over_the_limit
     assert phases[choose[0]] > 0
     spec.settings.train_passage = "first"
     assert not any(w.startswith("choosing") for w in dict(estimate_run(spec, train, train).parts))
+
+
+def test_long_passages_of_a_large_collection_are_counted_on_the_sample():
+    from core.tuning.estimate import _over
+
+    texts = [" ".join(["w"] * (400 if i % 4 == 0 else 20)) for i in range(20_000)]  # a quarter over 256 tokens
+    assert _over(texts, 256) == _over(texts, 256, sample=len(texts)) == (5_000, 5_000 * 522)
+    assert _over(texts[:8], 256) == (2, 2 * 522)

@@ -32,16 +32,32 @@ FAST_FIT_SECONDS = 5  # adapter / NUDGE fit on cached vectors
 TOKEN_SAMPLE = 4000  # texts counted exactly; a larger collection is counted on an even spread of this many
 
 
-def _tokens(texts, cap: int, sample: int = TOKEN_SAMPLE) -> int:
-    """Estimated tokens of ``texts`` (each cut at ``cap``). Above ``sample`` texts, every (n / sample)-th text
-    is counted and the sum scaled: an ETA needs no exact count, and 100k passages took a second on the Train
-    page."""
+def _spread(texts, sample: int) -> tuple[list[str], float]:
+    """``texts`` itself, or above ``sample`` texts every (n / sample)-th one, with the factor that scales a sum
+    over the picked texts to all of them: an ETA needs no exact count, and 100k passages took a second on the
+    Train page."""
     texts = texts if isinstance(texts, list) else list(texts)
     n = len(texts)
-    if n > sample:
-        picked = [texts[int(i * n / sample)] for i in range(sample)]
-        return round(_tokens(picked, cap, sample) * n / sample)
-    return sum(min(int(len(t.split()) * WORDS_TO_TOKENS) + 2, cap) for t in texts)
+    if n <= sample:
+        return texts, 1.0
+    return [texts[int(i * n / sample)] for i in range(sample)], n / sample
+
+
+def _count(text: str) -> int:
+    return int(len(text.split()) * WORDS_TO_TOKENS) + 2
+
+
+def _tokens(texts, cap: int, sample: int = TOKEN_SAMPLE) -> int:
+    """Estimated tokens of ``texts`` (each cut at ``cap``), counted on a spread of at most ``sample`` texts."""
+    picked, scale = _spread(texts, sample)
+    return round(sum(min(_count(t), cap) for t in picked) * scale)
+
+
+def _over(texts, cap: int, sample: int = TOKEN_SAMPLE) -> tuple[int, int]:
+    """(how many, their tokens uncut) of the ``texts`` longer than ``cap`` tokens, on the same spread."""
+    picked, scale = _spread(texts, sample)
+    counts = [c for c in map(_count, picked) if c > cap]
+    return round(len(counts) * scale), round(sum(counts) * scale)
 
 
 @dataclass
@@ -80,13 +96,11 @@ def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
     for m in methods:
         sub = spec.child(m).settings if spec.method == "shootout" else spec.settings
         if m == "full":
-            if sub.train_passage in ("best", "answer"):
-                cap = sub.max_seq_length
-                long = [t for t in train.corpus.values() if _tokens([t], 10**9) > cap]
-                if long:  # "best" / "answer": the base model scores every window of a passage over the limit
-                    est.add(f"choosing the training window of {len(long):,} long passage{'s' * (len(long) != 1)} "
-                            "(first run only)",
-                            _tokens(long, 10**9) * ENCODE_SECONDS_PER_TOKEN)
+            if sub.train_passage in ("best", "answer"):  # the base model scores every window of a long passage
+                n_long, long_tokens = _over(train.corpus.values(), sub.max_seq_length)
+                if n_long:
+                    est.add(f"choosing the training window of {n_long:,} long passage{'s' * (n_long != 1)} "
+                            "(first run only)", long_tokens * ENCODE_SECONDS_PER_TOKEN)
             est.add("training", _full_training(sub, train))
             val_tokens = _tokens(list(train.corpus.values())[:VAL_CORPUS_CAP], tokens)
             epochs = sub.epochs if sub.max_steps <= 0 else 1

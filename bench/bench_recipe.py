@@ -42,6 +42,8 @@ OFAT: dict[str, dict] = {
     "windows": {"windows": True},
     "best-window": {"train_passage": "best"},  # the default since 2026-11-29 (rows before: "first")
     "first-window": {"train_passage": "first"},  # the default before
+    "all-windows": {"train_passage": "all"},  # one pair per window of a long passage
+    "mini-batch8": {"mini_batch_size": 8},  # CachedMNRL's forward chunk: memory, not the effective batch
     "seq128": {"max_seq_length": 128},
     "epochs1": {"epochs": 1},
     "epochs3": {"epochs": 3},
@@ -60,6 +62,35 @@ SCORING_KEYS = ("passage_tokens", "windows", "window_overlap", "validation_share
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class PhaseRSS:
+    """Peak resident memory per phase of a run (sampled every 0.2 s), to say where a run's peak is."""
+
+    def __init__(self):
+        import threading
+
+        self.label, self.peaks, self._stop = "start", {}, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            rss = _rss_mb()
+            self.peaks[self.label] = max(self.peaks.get(self.label, 0.0), rss)
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        return {k: round(v) for k, v in self.peaks.items()}
 
 
 def _dataset(store, which: str) -> str:
@@ -106,11 +137,19 @@ def run_one(name: str, overrides: dict, workspace: str, which: str) -> dict:
     store = Store(workspace)
     spec = make_spec(overrides)
     run_id = create_run(store, _dataset(store, which), spec, name=name)
+    rss = PhaseRSS()
+
+    class Printer(PrintReporter):
+        def phase(self, name: str, message: str = "") -> None:  # "training: Training", "preparing: Choosing ..."
+            rss.label = f"{name}: {' '.join(message.split()[:4])}"
+            super().phase(name, message)
+
     t0 = time.perf_counter()
-    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device="cpu"), PrintReporter())
+    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device="cpu"), Printer())
     snap = job.snapshot()
     out = {"name": name, "data": which, "overrides": overrides, "spec": spec.to_dict(), "run_id": run_id,
-           "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb())}
+           "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb()),
+           "peak_rss_by_phase_mb": rss.stop()}
     if snap.status != "done":
         return {**out, "error": snap.error}
     r = snap.result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core.tuning.estimate import Estimate, _tokens, fmt_duration
 
@@ -51,3 +52,24 @@ def test_long_passages_of_a_large_collection_are_counted_on_the_sample():
     texts = [" ".join(["w"] * (400 if i % 4 == 0 else 20)) for i in range(20_000)]  # a quarter over 256 tokens
     assert _over(texts, 256) == _over(texts, 256, sample=len(texts)) == (5_000, 5_000 * 522)
     assert _over(texts[:8], 256) == (2, 2 * 522)
+
+
+def test_all_windows_scales_training_by_the_windows_the_pair_builder_makes():
+    """"all" trains one pair per window: the estimate's window count is close to ``positive_texts``' own."""
+    from core.dataset import QADataset
+    from core.retrieval.embedding import load_model
+    from core.tuning.estimate import _full_training, _windows_per_passage
+    from core.tuning.pairs import positive_texts
+    from core.tuning.spec import FullSettings
+
+    rng = np.random.default_rng(0)
+    vocab = ["revenue", "segment", "margin", "lease", "goodwill", "impairment", "deferred", "tax"]
+    corpus = {f"d{i}": " ".join(rng.choice(vocab, size=n)) for i, n in enumerate([30, 300, 700, 1200, 90])}
+    ds = QADataset({f"q{i}": f"question {i}?" for i in range(5)}, corpus, {f"q{i}": [f"d{i}"] for i in range(5)})
+    built = positive_texts(ds, load_model(), "all", 256)
+    made = len(built) / 5
+    assert made > 2  # the long passages were split
+    assert abs(_windows_per_passage(list(corpus.values()), 256) - made) <= 0.4  # word-count tokens: close, not exact
+    first, every = FullSettings(train_passage="first"), FullSettings(train_passage="all")
+    assert _full_training(every, ds) / _full_training(first, ds) == pytest.approx(
+        _windows_per_passage(list(corpus.values()), 256))

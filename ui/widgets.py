@@ -267,7 +267,9 @@ def settings_form(obj: Any, key: str, advanced: bool = False, columns: int = 4, 
             options = meta.get("choices") or (list(typing.get_args(hint)) if typing.get_origin(hint) is typing.Literal
                                                else None)
             if options:
-                values[f.name] = st.selectbox(label, options, index=options.index(current), **kw)
+                names = meta.get("option_labels") or {}
+                values[f.name] = st.selectbox(label, options, index=options.index(current),
+                                              format_func=lambda v, n=names: str(n.get(v, v)), **kw)
             elif hint is bool:
                 values[f.name] = st.checkbox(label, value=current, **kw)
             elif hint in (int, float):
@@ -292,7 +294,8 @@ def changed_settings(obj: Any, default: Any, advanced: bool = True) -> list[str]
         if "help" in f.metadata and bool(f.metadata.get("advanced")) == advanced and not f.metadata.get("hidden"):
             value = getattr(obj, f.name)
             if value != getattr(default, f.name) and not dataclasses.is_dataclass(value):
-                out.append(f"{f.metadata.get('label') or f.name.replace('_', ' ')} {value}")
+                shown = (f.metadata.get("option_labels") or {}).get(value, value) if isinstance(value, str) else value
+                out.append(f"{f.metadata.get('label') or f.name.replace('_', ' ')} {shown}")
     return out
 
 

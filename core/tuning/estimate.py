@@ -15,6 +15,7 @@ The estimate is a guide, not a promise; the live panel measures the real rate wh
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from core.dataset import QADataset
@@ -122,10 +123,23 @@ def _full_training(settings, train: QADataset) -> float:
         return 0.0
     per_pair = (_tokens([q for q, _ in pairs], cap) + _tokens([p for _, p in pairs], cap)) / len(pairs)
     seen = len(pairs) * max(settings.epochs, 1)
+    if settings.train_passage == "all":  # one pair per training window of a long passage
+        seen *= _windows_per_passage([p for _, p in pairs], cap)
     if settings.max_steps > 0:
         seen = min(seen, settings.max_steps * settings.batch_size)
     cost = seen * per_pair * TRAIN_SECONDS_PER_TOKEN * LOSS_COST.get(settings.loss, 1.0)
     return cost * (1 + 0.5 * max(settings.hard_negatives, 0))  # each negative: one more passage per pair
+
+
+def _windows_per_passage(texts, cap: int, sample: int = TOKEN_SAMPLE) -> float:
+    """Mean training windows per text at ``cap`` tokens (``core.tuning.pairs``' windows), on a spread."""
+    from core.retrieval.windows import SPECIAL_TOKENS
+    from core.tuning.pairs import WINDOW_OVERLAP
+
+    picked, _ = _spread(texts, sample)
+    body = max(cap - SPECIAL_TOKENS, 1)
+    stride = max(body - min(WINDOW_OVERLAP, body // 2), 1)
+    return sum(1 + max(0, math.ceil((_count(t) - 2 - body) / stride)) for t in picked) / max(len(picked), 1)
 
 
 def fmt_duration(seconds: float | None) -> str:

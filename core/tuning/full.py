@@ -141,7 +141,9 @@ def training_pairs(train: QADataset, model, settings: FullSettings, passage_toke
         reporter.progress(done, total, unit)
 
     if settings.train_passage != "first":
-        reporter.phase("preparing", f"Choosing the training window of each passage ({settings.train_passage})")
+        how = {"best": "the one the base model scores best", "answer": "the one holding the answer, else the best",
+               "all": "every window"}.get(settings.train_passage, settings.train_passage)
+        reporter.phase("preparing", f"Choosing the training window of each long passage ({how})")
     rows = positive_texts(train, model, settings.train_passage, settings.max_seq_length, cache, progress)
     data: dict[str, list] = {"anchor": [q for _, q, _ in rows], "positive": [p for _, _, p in rows]}
     negs = {q: [d for d in train.negatives.get(q, []) if d in train.corpus] for q in train.query_ids}

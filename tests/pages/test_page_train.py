@@ -29,6 +29,21 @@ def _smoke_settings(at, max_steps: int = 2, method: str = "full") -> None:
     at.session_state["etl_cfg_advanced"] = False
 
 
+def test_training_window_choice_reads_in_words(tiny_dataset):
+    _, ds_id = tiny_dataset
+    at = _train_page(ds_id)
+    at.session_state["etl_cfg_advanced"] = True
+    at.run()
+    box = at.selectbox(key="etl_cfg_full_adv_train_passage")
+    assert box.options == ["first window", "best window", "answer's window, else best", "every window"]
+    assert box.value == "answer"  # the default
+    box.set_value("first").run()
+    at.session_state["etl_cfg_advanced"] = False
+    at.run()
+    assert not at.exception
+    assert "Train on (long passages) first window" in texts(at)  # closed, said in words
+
+
 @pytest.mark.slow
 def test_launch_smoke_full_run_then_results(tiny_dataset):
     store, ds_id = tiny_dataset

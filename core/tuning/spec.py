@@ -122,7 +122,9 @@ class FullSettings:
     """A full fine-tune with sentence-transformers' Trainer (every weight of the model moves)."""
 
     epochs: int = setting(2, "Small domain sets overfit after a few passes; the best epoch on the "
-                          "validation questions is kept anyway.", label="Epochs", min=1, max=50)
+                          "validation questions is kept anyway. Measured on sec-10k (bench/RESULTS.md): 1 epoch "
+                          "reached nDCG@10 0.690 in half the time of 2 (0.694; Accuracy@10 0.851 vs 0.863).",
+                          label="Epochs", min=1, max=50)
     batch_size: int = setting(32, "Bigger batch = more in-batch negatives for the loss to learn from.",
                               label="Batch size", min=2, max=512)
     learning_rate: float = setting(5e-5, "Higher than the usual 2e-5: one or two epochs must move a small "

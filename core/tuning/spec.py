@@ -247,8 +247,7 @@ SETTINGS_OF: dict[str, type] = {"full": FullSettings, "adapter": AdapterSettings
 
 
 # Settings whose default changed: the value a stored spec without the key was run with (a run saved before
-# the change must read as what it did, not as today's default).
-# Stored specs lacking a key ran with its default of then (bench/RESULTS.md: both changed on 2026-11-29).
+# the change must read as what it did, not as today's default). Both changed on 2026-11-29 (bench/RESULTS.md).
 DEFAULTS_BEFORE = {"FullSettings": {"train_passage": "first", "mini_batch_size": 16}}
 
 

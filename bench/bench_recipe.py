@@ -40,7 +40,7 @@ BUDGET_SECONDS = 15 * 60  # a default must train sec-10k within this on this mac
 OFAT: dict[str, dict] = {
     "default": {},
     "windows": {"windows": True},
-    "best-window": {"train_passage": "best"},  # the default since 2026-11-29 (rows before: "first")
+    "best-window": {"train_passage": "best"},  # = today's default "answer" where no answers are given (all three sets)
     "first-window": {"train_passage": "first"},  # the default before
     "all-windows": {"train_passage": "all"},  # one pair per window of a long passage
     "mini-batch8": {"mini_batch_size": 8},  # CachedMNRL's forward chunk: memory, not the effective batch

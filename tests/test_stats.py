@@ -109,3 +109,70 @@ def test_verdict_when_tuned_is_identical_to_base():
     line = verdict(compare_systems(pq, order), order)
     assert line.startswith("The tuned model scores every evaluation question exactly like the base model")
     assert "narrow" not in line and "no baseline does significantly better than the tuned model" in line
+
+
+# --- one coherent inference (issue 22 item 4): interval and p from the same sign-flip test
+
+from core.insight.stats import detectable_change, paired_randomization  # noqa: E402
+
+# n = 19, nDCG@10-like values: the percentile bootstrap's interval excludes 0 while the randomization
+# test's p is 0.08 (the disagreement the report showed: "[+0.053, +0.368]" beside "p 0.126").
+DISAGREE_A = [0.63, 1, 1, 0, 0.5, 0.3, 0.63, 1, 1, 0.5, 0.5, 0.5, 0.5, 0, 0.3, 1, 0, 0.63, 0.5]
+DISAGREE_B = [0.63, 1, 0.63, 0, 0, 0, 0.63, 0, 0, 0.3, 0.63, 0.63, 0.3, 0.5, 0, 1, 0, 0.63, 0.63]
+
+
+def test_the_small_n_case_where_bootstrap_and_test_disagree_is_now_coherent():
+    _, low, high = paired_bootstrap(DISAGREE_A, DISAGREE_B)
+    p_old = sps.permutation_test((np.array(DISAGREE_A), np.array(DISAGREE_B)),
+                                 lambda x, y, axis: np.mean(y - x, axis=axis), permutation_type="samples",
+                                 vectorized=True, n_resamples=10_000, random_state=0).pvalue
+    assert high < 0 and p_old > 0.05  # the old pair: an interval excluding 0 beside "no clear difference"
+    delta, low, high, p = paired_randomization(DISAGREE_A, DISAGREE_B)
+    assert delta == pytest.approx(-0.1568, abs=1e-3)
+    assert p > 0.05 and low < 0 < high  # one method: both say "no clear difference"
+    d = compare(pd.DataFrame({"a|nDCG@10": DISAGREE_A, "b|nDCG@10": DISAGREE_B}), "a", "b")
+    assert not d.significant and d.low < 0 < d.high and d.n == 19
+
+
+def test_interval_and_p_agree_at_small_n():
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        n = int(rng.integers(10, 31))
+        a = rng.choice([0, 0.39, 0.5, 0.63, 1.0], n)
+        b = np.clip(a + rng.choice([-1, 0, 0, 1], n) * rng.random(n), 0, 1)
+        _, low, high, p = paired_randomization(a, b)
+        assert (p < 0.05) == (low > 0 or high < 0), (n, low, high, p)
+        assert low <= np.mean(b - a) <= high
+
+
+def test_exact_enumeration_matches_scipy_exact_test():
+    rng = np.random.default_rng(12)
+    a, b = rng.random(12), rng.random(12) + 0.15
+    ref = sps.permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), permutation_type="samples",
+                               vectorized=True, n_resamples=np.inf).pvalue
+    assert paired_randomization(a, b)[3] == pytest.approx(ref, abs=1e-9)
+
+
+def test_random_flips_match_scipy_and_interval_matches_bootstrap_at_large_n():
+    rng = np.random.default_rng(13)
+    a = rng.random(400)
+    b = a + rng.normal(0.02, 0.15, 400)
+    delta, low, high, p = paired_randomization(a, b)
+    ref = sps.permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), permutation_type="samples",
+                               vectorized=True, n_resamples=10_000, random_state=0).pvalue
+    assert p == pytest.approx(ref, abs=0.01)
+    _, b_low, b_high = paired_bootstrap(a, b, n_resamples=5000)
+    assert low == pytest.approx(b_low, abs=0.004) and high == pytest.approx(b_high, abs=0.004)
+
+
+def test_five_questions_cannot_reach_significance_and_say_so():
+    delta, low, high, p = paired_randomization([0, 0, 0, 0, 0], [1, 1, 1, 1, 1])
+    assert delta == 1 and p == pytest.approx(2 / 32) and low == -1.0 and high == 1.0
+
+
+def test_detectable_change_shrinks_with_n_and_uses_the_observed_spread():
+    assert detectable_change(1) == float("inf")
+    assert detectable_change(19, 0.3) == pytest.approx(1.959964 * 0.3 / 19 ** 0.5)
+    assert detectable_change(100) < detectable_change(20)
+    d = compare(pd.DataFrame({"a|nDCG@10": DISAGREE_A, "b|nDCG@10": DISAGREE_B}), "a", "b")
+    assert d.detectable == pytest.approx(detectable_change(19, d.sd)) and d.sd > 0

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from core.dataset import QADataset
-from core.insight.stats import paired_bootstrap, paired_test
+from core.insight.stats import paired_randomization
 from core.retrieval.embedding import EmbeddingCache, embedding_dim, load_model
 from core.retrieval.evaluation import RetrievalResult, evaluate_bm25, evaluate_dense, evaluate_hybrid
 
@@ -103,8 +103,7 @@ def compare_models(ds: QADataset, models: list[str | None], *, passage_tokens: i
         if first_pq is None:
             first_pq = pq
         elif i > 0:
-            row.delta_ndcg, row.delta_low, row.delta_high = paired_bootstrap(first_pq, pq)
-            row.p_value = paired_test(first_pq, pq)
+            row.delta_ndcg, row.delta_low, row.delta_high, row.p_value = paired_randomization(first_pq, pq)
         out.append(row)
         del model
         logger.info("model %s: nDCG@10 %.4f", row.model, res.metrics["nDCG@10"])

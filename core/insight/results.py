@@ -1,10 +1,16 @@
 """The results of a run: one typed object, written once by the run, read by every view through
 ``load_results``.
 
-Systems are named by role, never by position:
+Systems are named by role, never by position; each is a deployable pipeline
+(``core.retrieval.pipeline``):
 
-    base    the base model, dense            tuned   the tuned system, dense
-    bm25    keyword search (BM25)            hybrid  tuned + BM25, fused
+    base    the base model, dense            tuned        the tuned system, dense
+    bm25    keyword search (BM25)            base_hybrid  base + BM25, fused (its own fusion choice)
+    hybrid  tuned + BM25, fused              rerank / base_rerank   a cross-encoder over a first stage
+
+``RunResults.best`` says which pipeline was best with and without tuning (picked by one rule on
+the validation hold-out), ``recommended`` which to deploy; the comparison of the two best is
+the headline (``headline_delta``), the dense-only comparison comes second.
 
 Files in the run folder (written by ``save_results``):
 
@@ -37,12 +43,13 @@ from core.insight import stats
 from core.retrieval.evaluation import Conditions, RetrievalResult, unfair
 from core.retrieval.fusion import FusionChoice
 from core.retrieval.metrics import HEADLINE, metrics_frame
+from core.retrieval.pipeline import HYBRID, ROLES, BestChoice, Pipeline, best_of, fusion_unfair, legacy_pipeline
 from core.store import atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("base", "tuned", "bm25", "hybrid")
 DENSE_ROLES = ("base", "tuned")
+LEGACY_ORDER = ("base", "tuned", "bm25", "hybrid")  # systems by position, in results saved before roles
 TOP_SAVED = 10  # ranked docs per question kept in rankings.json for the comparison pages
 PER_QUERY_COLUMNS = ("gold_rank", "Accuracy@10", "MRR@10", "nDCG@10")
 NOT_RECORDED = "not recorded"
@@ -57,10 +64,12 @@ class System:
     metrics: dict[str, float]
     seconds: float
     conditions: Conditions
+    pipeline: Pipeline | None = None  # what a user would deploy to get these scores
 
     def to_dict(self) -> dict:
         return {"name": self.name, "metrics": self.metrics, "seconds": self.seconds,
-                "conditions": self.conditions.to_dict()}
+                "conditions": self.conditions.to_dict(),
+                "pipeline": self.pipeline.to_dict() if self.pipeline else None}
 
 
 @dataclass
@@ -79,6 +88,8 @@ class RunResults:
         total_seconds: the whole run.
         training_seconds: the fit alone (model load and training for a full fine-tune).
         notes: remarks made while running (e.g. a method that saw its own validation questions).
+        best: the best pipeline with and without tuning and how they were picked (None in runs saved
+            before pipelines were compared).
     """
 
     method: str
@@ -91,6 +102,7 @@ class RunResults:
     total_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     training_seconds: float = 0.0
+    best: BestChoice | None = None
 
     @property
     def roles(self) -> list[str]:
@@ -111,6 +123,28 @@ class RunResults:
     @property
     def passage_tokens(self) -> int | None:
         return self.systems["base"].conditions.passage_tokens
+
+    @property
+    def pipelines(self) -> dict[str, Pipeline]:
+        return {r: s.pipeline or legacy_pipeline(r, s.name, self.fusion) for r, s in self.systems.items()}
+
+    @property
+    def recommended(self) -> str:
+        """The role to deploy (the best pipeline with tuning only when significantly better than the best
+        without; before pipelines were compared: the tuned system)."""
+        if self.best is None:
+            return "tuned"
+        return stats.recommended(self.best.untuned, self.best.tuned, self.comparisons)
+
+    @property
+    def headline_delta(self) -> stats.Delta | None:
+        """Best pipeline with tuning vs best without, on nDCG@10 (None before pipelines were compared)."""
+        return stats.find(self.comparisons, self.best.untuned, self.best.tuned) if self.best else None
+
+    @property
+    def dense_delta(self) -> stats.Delta | None:
+        """Tuned vs base model, dense alone, on nDCG@10."""
+        return stats.find(self.comparisons, "base", "tuned")
 
     @property
     def headline(self) -> dict[str, float]:
@@ -134,7 +168,7 @@ class RunResults:
 
     def fairness_problems(self) -> list[str]:
         """Conditions that differ between systems that are compared (empty: a fair comparison)."""
-        out = []
+        out = fusion_unfair(self.pipelines)
         base = self.systems["base"].conditions
         for role, s in self.systems.items():
             if role == "base":
@@ -162,35 +196,51 @@ class RunResults:
             "notes": self.notes,
             "training_seconds": self.training_seconds,
             "headline": self.headline,
+            "best": self.best.to_dict() if self.best else None,
+            "recommended": self.recommended,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResults:
+        fusion = FusionChoice.from_dict(d["fusion"]) if d.get("fusion") else None
         systems = {}
         for role in ROLES:
             if role in d["systems"]:
                 s = d["systems"][role]
+                pipe = (Pipeline.from_dict(s["pipeline"]) if s.get("pipeline")
+                        else legacy_pipeline(role, s["name"], fusion if role == HYBRID else None))
                 systems[role] = System(role, s["name"], dict(s["metrics"]), float(s.get("seconds", 0.0)),
-                                       Conditions(**s["conditions"]))
+                                       Conditions(**s["conditions"]), pipe)
         comps = [stats.Delta(**{k: v for k, v in c.items() if k != "significant"}) for c in d.get("comparisons", [])]
-        return cls(d.get("method", "?"), systems, comps, d.get("verdict", ""),
-                   FusionChoice.from_dict(d["fusion"]) if d.get("fusion") else None, list(d.get("training", [])),
+        return cls(d.get("method", "?"), systems, comps, d.get("verdict", ""), fusion, list(d.get("training", [])),
                    d.get("question_origin", "as uploaded"), float(d.get("total_seconds", 0.0)),
-                   list(d.get("notes", [])), float(d.get("training_seconds", 0.0)))
+                   list(d.get("notes", [])), float(d.get("training_seconds", 0.0)),
+                   BestChoice.from_dict(d["best"]) if d.get("best") else None)
 
 
 def build_results(method: str, systems: dict[str, RetrievalResult], *, fusion: FusionChoice | None,
                   training: list[str], question_origin: str, total_seconds: float,
-                  notes: list[str] | None = None, training_seconds: float = 0.0) -> tuple[RunResults, pd.DataFrame]:
+                  notes: list[str] | None = None, training_seconds: float = 0.0,
+                  pipelines: dict[str, Pipeline] | None = None, val_scores: dict[str, float] | None = None,
+                  n_val: int = 0) -> tuple[RunResults, pd.DataFrame]:
     """The run's results and its per-question frame, with intervals and the verdict computed.
 
+    Args:
+        pipelines: role -> the pipeline each system is (with its fusion); without them the systems are
+            compared as models only (no best-pipeline headline).
+        val_scores: role -> nDCG@10 on the validation hold-out, the same rule for every pipeline; None
+            when nothing was held out (each side's best is then picked on the evaluation questions).
+        n_val: validation questions behind ``val_scores``.
+
     Raises:
-        ValueError: the systems were not measured under the same conditions (a bug upstream:
-            an unfair comparison is never saved).
+        ValueError: the systems were not measured under the same conditions, or one hybrid's fusion was
+            chosen and the other's not (a bug upstream: an unfair comparison is never saved).
     """
     per_query = per_query_frame(systems)
     roles = [r for r in ROLES if r in systems]
-    out = RunResults(method, {r: System(r, res.name, res.metrics, res.seconds, res.conditions)
+    pipelines = pipelines or {}
+    out = RunResults(method, {r: System(r, pipelines[r].name if r in pipelines else res.name, res.metrics, res.seconds,
+                                        res.conditions, pipelines.get(r))
                               for r, res in ((r, systems[r]) for r in roles)},
                      fusion=fusion, training=training, question_origin=question_origin,
                      total_seconds=total_seconds, notes=list(notes or []), training_seconds=training_seconds)
@@ -198,8 +248,27 @@ def build_results(method: str, systems: dict[str, RetrievalResult], *, fusion: F
     if problems:
         raise ValueError("Unfair comparison, results not saved: " + "; ".join(problems))
     out.comparisons = stats.compare_systems(per_query, roles)
-    out.verdict = stats.verdict(out.comparisons, roles, out.names,
-                                fusion_note=fusion.note if fusion is not None and fusion.fixed else None)
+    fixed_note = fusion.note if fusion is not None and fusion.fixed else None
+    sides = {p.uses_tuning for r, p in pipelines.items() if r in systems}
+    if sides == {True, False}:
+        if val_scores:
+            out.best = best_of({r: pipelines[r] for r in roles}, val_scores, "validation", n_val)
+        else:
+            out.best = best_of({r: pipelines[r] for r in roles}, {r: out.systems[r].metrics[stats.PRIMARY]
+                                                                 for r in roles}, "evaluation", out.eval_questions)
+        pairs = [(out.best.untuned, out.best.tuned)]
+        if "base_hybrid" in roles and HYBRID in roles:
+            pairs.append(("base_hybrid", HYBRID))  # what tuning adds to a hybrid the user may already run
+        done = {(d.a, d.b, d.metric) for d in out.comparisons}
+        for a, b in pairs:
+            out.comparisons += [stats.compare(per_query, a, b, m) for m in stats.PER_QUERY_METRICS
+                                if (a, b, m) not in done and f"{a}|{m}" in per_query]
+            done |= {(a, b, m) for m in stats.PER_QUERY_METRICS}
+        head = stats.pipeline_verdict(out.best.untuned, out.best.tuned, out.comparisons, out.names)
+        dense = stats.verdict(out.comparisons, roles, out.names, fusion_note=fixed_note, recommend=False)
+        out.verdict = f"{head} Dense alone: {dense[0].lower()}{dense[1:]}"
+    else:
+        out.verdict = stats.verdict(out.comparisons, roles, out.names, fusion_note=fixed_note)
     return out, per_query
 
 
@@ -286,7 +355,7 @@ def load_rankings(run_dir: str | Path) -> dict[str, dict[str, list]]:
 def _upgrade_legacy(run_dir: Path, d: dict) -> dict:
     """Results saved by position ('order': [base, tuned, BM25, hybrid]) -> roles; files rewritten once."""
     order = list(d.get("order") or d.get("systems", {}))
-    roles = dict(zip(order, ROLES))
+    roles = dict(zip(order, LEGACY_ORDER))
     unknown = Conditions(int(d.get("n_eval_passages") or 0), NOT_RECORDED, int(d.get("n_eval_questions") or 0),
                          NOT_RECORDED)
     systems = {roles[n]: {"name": n, "metrics": {k: v for k, v in m.items() if k != "seconds"},

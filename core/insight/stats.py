@@ -225,7 +225,7 @@ def _ci(d: Delta) -> str:
 
 
 def verdict(deltas: list[Delta], roles: list[str], names: dict[str, str] | None = None,
-            metric: str = PRIMARY, fusion_note: str | None = None) -> str:
+            metric: str = PRIMARY, fusion_note: str | None = None, recommend: bool = True) -> str:
     """Plain sentences: did tuning help, which baselines (if any) significantly beat the tuned model
     on its own, and what to use.
 
@@ -235,6 +235,8 @@ def verdict(deltas: list[Delta], roles: list[str], names: dict[str, str] | None 
         names: role -> display name.
         metric: the metric spoken of.
         fusion_note: appended when the hybrid's fusion was not chosen on held-out questions.
+        recommend: end with "Use <the best baseline ahead>" (off when a pipeline verdict already names
+            what to deploy).
     """
     names = names or {}
     base, tuned, *others = roles
@@ -263,8 +265,50 @@ def verdict(deltas: list[Delta], roles: list[str], names: dict[str, str] | None 
     else:
         listed = " and ".join(f"{nm(d.b)} ({d.delta:+.2f} {_ci(d)}, {fmt_p(d.p_value)})" for d in ahead)
         verb = "does" if len(ahead) == 1 else "do"
-        out = (f"{first}. On its own the tuned model trails: {listed} {verb} significantly better on {metric}. "
-               f"Use {nm(ahead[0].b)}.")
+        out = f"{first}. On its own the tuned model trails: {listed} {verb} significantly better on {metric}."
+        if recommend:
+            out += f" Use {nm(ahead[0].b)}."
     if fusion_note:
         out += " " + fusion_note
+    return out
+
+
+def find(deltas: list[Delta], a: str, b: str, metric: str = PRIMARY) -> Delta | None:
+    """The comparison of ``b`` over ``a`` on ``metric`` among ``deltas`` (None when not made)."""
+    return next((d for d in deltas if d.a == a and d.b == b and d.metric == metric), None)
+
+
+def recommended(untuned: str, tuned: str, deltas: list[Delta], metric: str = PRIMARY) -> str:
+    """The role to deploy: the best pipeline with tuning only when it is significantly better than the
+    best one without (the simpler choice, needing no tuned model, otherwise)."""
+    d = find(deltas, untuned, tuned, metric)
+    return tuned if d is not None and d.significant and d.delta > 0 else untuned
+
+
+def pipeline_verdict(untuned: str, tuned: str, deltas: list[Delta], names: dict[str, str],
+                     metric: str = PRIMARY) -> str:
+    """The headline: which pipeline to deploy and what tuning added to the best retriever without it.
+
+    Args:
+        untuned, tuned: roles of the best pipeline without and with tuning (``core.retrieval.pipeline.best_of``).
+        deltas: comparisons including ``untuned`` -> ``tuned`` on ``metric``.
+        names: role -> display name.
+    """
+    d = find(deltas, untuned, tuned, metric)
+    if d is None:
+        return "Not enough per-question data to compare the best pipelines."
+    u, t = names.get(untuned, untuned), names.get(tuned, tuned)
+    change = f"{d.delta:+.3f} {metric} [{d.low:+.3f}, {d.high:+.3f}], {fmt_p(d.p_value)}"
+    if d.significant and d.delta > 0:
+        out = (f"Deploy {t}: with tuning it beats the best retriever without tuning, {u} "
+               f"({d.mean_a:.3f} -> {d.mean_b:.3f}), by {change}.")
+    elif d.significant:
+        out = (f"Deploy {u}: the best retriever without tuning beats the best one with it, {t} "
+               f"({d.mean_a:.3f} vs {d.mean_b:.3f}; {change}). Tuning did not pay off here.")
+    else:
+        out = (f"Tuning added nothing measurable to the best retriever: with tuning {t} ({d.mean_b:.3f}), "
+               f"without {u} ({d.mean_a:.3f}), {change}. Deploy {u}: it needs no tuned model.")
+    if d.n < SMALL_N:
+        out += (f" With {d.n} evaluation questions a change smaller than about {d.detectable:.2f} cannot be told "
+                "from chance: label more questions to see smaller ones.")
     return out

@@ -41,6 +41,16 @@ class FusionChoice:
     fixed: bool = True
     note: str = ""
 
+    @property
+    def key(self) -> str:
+        """This choice's name among the candidates ("rrf", "weighted 0.4")."""
+        return "rrf" if self.method == "rrf" else f"weighted {float(self.alpha):.1f}"
+
+    @property
+    def best_score(self) -> float | None:
+        """The validation nDCG@10 that chose it (None when fixed)."""
+        return self.scores.get(self.key) if not self.fixed else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -60,16 +70,20 @@ FIXED_NOTE = ("The hybrid uses fixed reciprocal rank fusion: no training questio
               "questions the model trained on.")
 
 
-def choose_fusion(val: QADataset | None, dense: Ranking | None) -> FusionChoice:
-    """The fusion with the best validation nDCG@10, or fixed RRF without validation questions.
+def choose_fusion(val: QADataset | None, dense: Ranking | None, *, sparse: Ranking | None = None,
+                  label: str = "Hybrid") -> FusionChoice:
+    """The fusion with the best validation nDCG@10, or fixed RRF without validation questions. Every
+    hybrid of a run is chosen by this one procedure on the same hold-out (the base hybrid too).
 
     Args:
         val: the run's validation hold-out (no method trained on it), or None.
-        dense: the tuned system's ranking of ``val`` (rows in ``val.query_ids`` order).
+        dense: the dense system's ranking of ``val`` (rows in ``val.query_ids`` order).
+        sparse: BM25's ranking of ``val`` (computed when not given).
+        label: what the note calls this hybrid.
     """
     if val is None or dense is None or len(val) == 0:
-        return FusionChoice(note=FIXED_NOTE)
-    sparse = evaluate_bm25(val).ranking()
+        return FusionChoice(note=FIXED_NOTE if label == "Hybrid" else f"{label}: {FIXED_NOTE[0].lower()}{FIXED_NOTE[1:]}")
+    sparse = sparse if sparse is not None else evaluate_bm25(val).ranking()
     scores = {"rrf": score_ranking("rrf", val, fuse(dense, sparse, FusionChoice())).metrics[OBJECTIVE]}
     for a in ALPHAS:
         ranking = fuse(dense, sparse, FusionChoice("weighted", a))
@@ -80,6 +94,6 @@ def choose_fusion(val: QADataset | None, dense: Ranking | None) -> FusionChoice:
     else:
         method, alpha = "weighted", float(best.split()[1])
         how = f"weighted fusion, dense weight {alpha:.1f}"
-    note = (f"Hybrid: {how}, chosen on {len(val)} validation questions held out from training "
+    note = (f"{label}: {how}, chosen on {len(val)} validation questions held out from training "
             f"(nDCG@10 {scores[best]:.3f}); the evaluation split was not used.")
     return FusionChoice(method, alpha, scores, len(val), False, note)

@@ -36,8 +36,9 @@ from core.retrieval.evaluation import (
     model_name,
     score_ranking,
 )
-from core.retrieval.fusion import choose_fusion, fuse
+from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
+from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
 from core.store import Store, atomic_write_json
 from core.tuning.holdout import split_validation
 from core.tuning.jobs import Reporter
@@ -45,7 +46,6 @@ from core.tuning.spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
-HYBRID_NAME = "hybrid (tuned + BM25)"
 
 
 def create_run(store: Store, dataset_id: str, spec: RunSpec, name: str | None = None) -> str:
@@ -232,6 +232,28 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
 FITS = {"full": _fit_full, "adapter": _fit_adapter, "nudge": _fit_nudge}
 
 
+def _choose_on_validation(ctx: _Context, val: QADataset | None,
+                          val_ranking: ValRanking) -> tuple[dict[str, FusionChoice], dict[str, float] | None]:
+    """Each hybrid's fusion and every pipeline's validation nDCG@10, by one procedure on the same hold-out.
+
+    The base hybrid gets its own fusion choice exactly as the tuned one does; without a hold-out both use
+    fixed RRF and no validation score exists (each side's best is then picked on the evaluation questions).
+    """
+    if val is None or len(val) == 0:
+        return ({BASE_HYBRID: choose_fusion(None, None, label="Base hybrid"),
+                 HYBRID: choose_fusion(None, None, label="Tuned hybrid")}, None)
+    sparse = evaluate_bm25(val).ranking()
+    tuned = val_ranking(val)
+    ctx.reporter.phase("evaluating", f"Choosing the base hybrid's fusion on the same {len(val)} validation questions")
+    base = dense_ranking(ctx.base, val, ctx.spec.scoring.passage_tokens, cache=ctx.cache, progress=ctx.progress,
+                         overlap=ctx.spec.overlap).ranking
+    fusions = {BASE_HYBRID: choose_fusion(val, base, sparse=sparse, label="Base hybrid"),
+               HYBRID: choose_fusion(val, tuned, sparse=sparse, label="Tuned hybrid")}
+    ndcg = {r: score_ranking(r, val, rk).metrics["nDCG@10"] for r, rk in ((BASE, base), (TUNED, tuned), (BM25, sparse))}
+    ndcg |= {r: f.best_score for r, f in fusions.items()}
+    return fusions, ndcg
+
+
 def _on_backend(model, spec: RunSpec, onnx_dir: Path | None, reporter: Reporter, which: str):
     """``model`` on ``spec.scoring.backend``; an ONNX backend exports the model once (progress shown)."""
     backend = spec.scoring.backend
@@ -274,16 +296,21 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     reporter.check_cancel()
     tuned, training, val_ranking, fit_seconds = FITS[spec.method](ctx)
     reporter.check_cancel()
-    fusion = choose_fusion(val, val_ranking(val) if val is not None else None)
-    reporter.note(fusion.note)
-    reporter.phase("evaluating", "BM25 and hybrid baselines")
+    pipes = standard_pipelines(tuned.name)
+    fusions, val_scores = _choose_on_validation(ctx, val, val_ranking)
+    for role in (BASE_HYBRID, HYBRID):
+        pipes[role] = pipes[role].with_fusion(fusions[role])
+        reporter.note(fusions[role].note)
+    reporter.phase("evaluating", "BM25 and the two hybrids (base + BM25, tuned + BM25)")
     bm25 = evaluate_bm25(ev)
-    hybrid = score_ranking(HYBRID_NAME, ev, fuse(tuned.ranking(), bm25.ranking(), fusion),
-                           tuned.seconds + bm25.seconds, tuned.conditions)
-    systems = {"base": base_res, "tuned": tuned, "bm25": bm25, "hybrid": hybrid}
-    results, per_query = build_results(spec.method, systems, fusion=fusion, training=training,
+    systems = {BASE: base_res, TUNED: tuned, BM25: bm25}
+    for role, dense in ((BASE_HYBRID, base_res), (HYBRID, tuned)):
+        systems[role] = score_ranking(pipes[role].name, ev, fuse(dense.ranking(), bm25.ranking(), fusions[role]),
+                                      dense.seconds + bm25.seconds, dense.conditions)
+    results, per_query = build_results(spec.method, systems, fusion=fusions[HYBRID], training=training,
                                        question_origin=eval_origin(store, run["dataset_id"], ev),
-                                       total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds)
+                                       total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds,
+                                       pipelines=pipes, val_scores=val_scores, n_val=len(val) if val else 0)
     save_results(run_dir, results, per_query, ev.queries, systems)
     if spec.method == "full":
         from core.tuning.full import append_model_card_metrics

@@ -129,6 +129,9 @@ def run_shootout(store: Store, run_id: str, reporter: Reporter | None = None,
             out.rows.append(_row(s["base"].name, child, s["base"].metrics, s["base"].seconds,
                                  "encoding the evaluation data"))
             out.rows.append(_row(s["bm25"].name, child, s["bm25"].metrics, s["bm25"].seconds, "indexing + searching"))
+            if "base_hybrid" in s:
+                out.rows.append(_row(s["base_hybrid"].name, child, s["base_hybrid"].metrics, s["base_hybrid"].seconds,
+                                     "base + BM25 (fusion chosen on validation, as the tuned hybrids')"))
             base_done = True
         out.rows.append(_row(s["tuned"].name, child, s["tuned"].metrics, wall, "whole run: training + scoring"))
         out.rows.append(_row(f"hybrid ({method} + BM25)", child, s["hybrid"].metrics, wall,

@@ -157,7 +157,25 @@ def run_one(name: str, overrides: dict, workspace: str, which: str) -> dict:
             "systems": {role: {"name": s.name, **{k: round(s.metrics[k], 4) for k in
                                                   ("Accuracy@1", "Accuracy@10", "MRR@10", "nDCG@10")}}
                         for role, s in r.systems.items()},
-            "training": r.training, "conditions": r.systems["tuned"].conditions.to_dict()}
+            "training": r.training, "conditions": r.systems["tuned"].conditions.to_dict(), **pipelines_summary(r)}
+
+
+def pipelines_summary(r) -> dict:
+    """Every pipeline's stages and conditions, the best choice per side and the headline comparison (with
+    the check that every system ran under the same conditions and both hybrids chose their fusion alike)."""
+    from core.insight.stats import find
+
+    def delta(a: str, b: str) -> dict | None:
+        d = find(r.comparisons, a, b)
+        return None if d is None else {"a": a, "b": b, "delta": round(d.delta, 4), "low": round(d.low, 4),
+                                       "high": round(d.high, 4), "p": round(d.p_value, 4), "n": d.n,
+                                       "significant": d.significant}
+
+    return {"pipelines": {role: p.describe() for role, p in r.pipelines.items()},
+            "conditions_by_system": {role: s.conditions.to_dict() for role, s in r.systems.items()},
+            "fair": not r.fairness_problems(), "best": r.best.to_dict() if r.best else None,
+            "recommended": r.recommended, "headline": delta(r.best.untuned, r.best.tuned) if r.best else None,
+            "hybrid_vs_base_hybrid": delta("base_hybrid", "hybrid"), "dense": delta("base", "tuned")}
 
 
 def _done(path: Path) -> dict[tuple[str, str], dict]:

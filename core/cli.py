@@ -224,6 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results.to_dict(), indent=1, default=str))
         return 0
+    if results.headline_lines():
+        print("Best pipeline with tuning vs best without:")
+        print("\n".join(f"  {line}" for line in results.headline_lines()))
+        print()
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(results.table().round(4).to_string())
         print()

@@ -17,13 +17,15 @@ RANK_HELP = "The answer passage's rank with the base model → with the tuned mo
 state.through_app(__file__)
 st.title("Compare")
 widgets.hint(
-    "How much did tuning help? The table compares the base model, the tuned model, keyword search (BM25) and a "
-    "hybrid; below, see which questions won or lost (select one to read its answer passage), and try your own "
+    "Does the best retriever with tuning beat the best one you could build without it? First that answer, then "
+    "the models alone; the table compares the base and tuned models, keyword search (BM25) and the hybrids of "
+    "each model with BM25; below, see which questions won or lost (select one to read its answer passage), and try your own "
     "question against both models."
 )
 view = widgets.require_run()
 results = view.results
 
+widgets.pipeline_headline(results)
 widgets.metric_tiles(results)
 widgets.metrics_table(results, key="etl_cmp_table")
 widgets.verdict_panel(results, key="etl_cmp_ci")

@@ -224,7 +224,7 @@ def test_full_training_job_end_to_end(tiny_store):
     run_id = create_run(store, ds_id, spec)
     snap = _done(JobRunner(store).submit(run_id, lambda j: execute(store, run_id, j, device="cpu")), 300)
     assert snap.status == "done", snap.error
-    assert snap.losses and list(snap.result.systems) == ["base", "tuned", "bm25", "hybrid"]
+    assert snap.losses and list(snap.result.systems) == ["base", "tuned", "bm25", "base_hybrid", "hybrid"]
     model_dir = store.run_dir(run_id) / "model"
     model = SentenceTransformer(str(model_dir), device="cpu")
     assert model.encode(["pump leaks oil"]).shape == (1, 384) and model.max_seq_length == 512

@@ -15,6 +15,7 @@ import streamlit as st
 from core.dataset import DataError
 from core.insight.history import dataset_choices, done_runs, run_label
 from core.insight.results import RunResults
+from core.insight.stats import SMALL_N, fmt_p
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
 
@@ -154,6 +155,35 @@ def _tile(col, label: str, value: float, base: float) -> None:
     )
 
 
+def pipeline_headline(results: RunResults) -> None:
+    """What the lab answers first: the best retriever with tuning against the best without, the change
+    with its interval and p, and which to deploy. Older runs (no pipeline comparison) show nothing."""
+    head = results.headline_delta
+    if head is None:
+        return
+    st.subheader("Best retriever with tuning vs best without")
+    u, t = results.systems[head.a], results.systems[head.b]
+    cols = st.columns([2, 2, 3])
+    cols[0].metric(f"Without tuning: {u.name}", f"{head.mean_a:.3f}", help="nDCG@10 on the evaluation questions. "
+                   + results.pipelines[head.a].describe())
+    cols[1].metric(f"With tuning: {t.name}", f"{head.mean_b:.3f}",
+                   delta=(f"{head.delta:+.3f}" + ("" if head.significant else " (not significant)")),
+                   delta_color="normal" if head.significant else "off",
+                   help="nDCG@10 on the evaluation questions. " + results.pipelines[head.b].describe())
+    deploy = results.recommended
+    cols[2].metric("Deploy", results.systems[deploy].name, help=results.pipelines[deploy].describe())
+    st.caption(
+        f"Change {head.delta:+.3f} nDCG@10, 95% interval [{head.low:+.3f}, {head.high:+.3f}], "
+        f"{plain(fmt_p(head.p_value))}, {head.n:,} questions; {plain(results.best.describe())}. "
+        "Every pipeline searched the same passages for the same questions, and both hybrids chose their fusion "
+        "the same way."
+    )
+    if head.n < SMALL_N:
+        st.warning(f"With {head.n} evaluation questions a change smaller than about {head.detectable:.2f} nDCG@10 "
+                   "cannot be told from chance: label more questions to see smaller ones.", icon=":material/info:")
+    st.markdown("**Dense alone: tuned model vs base model**")
+
+
 def metric_tiles(results: RunResults) -> None:
     """The tuned system's headline metrics as tiles, with the change vs the base model (and BM25's)."""
     base, tuned = results.systems["base"].metrics, results.systems["tuned"].metrics
@@ -225,9 +255,9 @@ def verdict_panel(results: RunResults, key: str) -> None:
             },
         )
         st.caption(
-            "Change: mean per-question difference (second system minus first). 95% CI: paired bootstrap over "
-            "questions (2,000 resamples). p-value: paired randomization test (10,000 sign flips). A difference "
-            "is called real when p < 0.05 and the interval excludes 0."
+            "Change: mean per-question difference (second system minus first). p-value: paired randomization "
+            "test (sign flips: all of them up to 15 questions, else 10,000). 95% CI: every change that same test "
+            "would not reject, so the interval excludes 0 exactly when p < 0.05."
         )
 
 

@@ -30,6 +30,7 @@ from core.dataset import QADataset
 from core.store import atomic_write_bytes
 
 GENERATED = "generated"
+VERIFIED = ":verified"  # suffix of a generated question the expert checked (core.generate.labels)
 PAIR_COLUMNS = ("question", "passage", "passage_id", "source", "origin")
 _MIXED = re.compile(r"mixed \((\d+) of (\d+) generated\)")
 
@@ -47,6 +48,33 @@ def offline_origin(method: str) -> str:
 def is_generated(origin: str | None) -> bool:
     """True for an origin made by :func:`llm_origin` or :func:`offline_origin`."""
     return bool(origin) and origin.split(":", 1)[0] == GENERATED
+
+
+OFFLINE_WORDS = {"inverse_cloze": "a sentence of the passage as the question", "crop": "random excerpts",
+                 "keywords": "the passage's keywords"}  # how offline origins read in reports
+
+
+def origin_summary(ds: QADataset | None) -> str:
+    """Where a split's questions came from, in words: "240 questions generated from the passages (offline:
+    a sentence of the passage as the question)", "19 questions labelled by hand", or a mix of those."""
+    if ds is None or not len(ds):
+        return "no questions"
+    kinds: dict[str, int] = {}
+    for q in ds.query_ids:
+        o = ds.origins.get(q) or ""
+        if is_generated(o):
+            _, how, *rest = (o.removesuffix(VERIFIED) + "::").split(":", 2)
+            what = rest[0].rstrip(":")
+            key = (f"generated from the passages (offline: {OFFLINE_WORDS.get(what, what)})" if how == "offline"
+                   else f"generated from the passages (LLM {what})" if how == "llm" else "generated from the passages")
+            if o.endswith(VERIFIED):
+                key += ", checked by hand"
+        elif o == "human":
+            key = "labelled by hand"
+        else:
+            key = "as uploaded"
+        kinds[key] = kinds.get(key, 0) + 1
+    return "; ".join(f"{n:,} question{'s' if n != 1 else ''} {k}" for k, n in kinds.items())
 
 
 def origin_warning(question_origin: str | None) -> str | None:

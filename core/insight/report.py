@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from core.generate.pairs import origin_warning
+from core.dataset import QADataset
+from core.generate.pairs import origin_summary, origin_warning
 from core.insight.results import RunResults
 from core.store import Store
 
@@ -87,8 +88,32 @@ def _metrics_html(results: RunResults) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def split_description(report: dict, meta: dict) -> str:
-    """How a dataset's questions were split, in words, whatever shape its report has."""
+def _fusion_notes(results: RunResults) -> list[str]:
+    """How each hybrid's fusion was decided (one line per hybrid; the one stored note for older runs)."""
+    notes = [p.fusion.note for p in results.pipelines.values() if p.hybrid and p.fusion and p.fusion.note]
+    return list(dict.fromkeys(notes)) or ([results.fusion.note] if results.fusion else [])
+
+
+def _pipelines_html(results: RunResults) -> list[str]:
+    """The headline section: best retriever with tuning vs best without, then every pipeline's stages."""
+    lines = results.headline_lines()
+    if not lines:
+        return []
+    rows = pd.DataFrame({
+        "stages": [p.describe() for p in results.pipelines.values()],
+        "uses tuning": ["yes" if p.uses_tuning else "no" for p in results.pipelines.values()],
+        "nDCG@10": [results.systems[r].metrics["nDCG@10"] for r in results.pipelines],
+    }, index=[results.systems[r].name for r in results.pipelines])
+    return ["<h2>Best retriever with tuning vs best without</h2>",
+            "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>",
+            _table(rows, {"nDCG@10": ".3f"})]
+
+
+def split_description(report: dict, meta: dict, train: QADataset | None = None, ev: QADataset | None = None) -> str:
+    """How a dataset's questions were split, in words, whatever shape its report has. A dataset whose
+    questions were generated or labelled here (a collection of documents) says so instead of "given files"."""
+    if train is not None and ev is not None and any(o for o in [*train.origins.values(), *ev.origins.values()]):
+        return f"training: {origin_summary(train)}; evaluation: {origin_summary(ev)}"
     split = report.get("split") if isinstance(report, dict) else None
     if isinstance(split, str):  # datasets saved before splits were recorded as a report
         return split
@@ -159,11 +184,12 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
              f'<p class="muted">Run {_e(run_id)} · method {_e(run["method"])} · dataset “{_e(ds["name"])}” · '
              f"generated {time.strftime('%Y-%m-%d %H:%M')} by Embedding Tuning Lab</p>",
              f'<div class="verdict">{_e(results.verdict or "No verdict (no per-question data).")}</div>',
+             *_pipelines_html(results),
              "<h2>Scores</h2>",
              f"<p>{results.eval_questions} evaluation questions ({_e(results.question_origin)}) searching "
              f"{results.eval_passages} passages; base and tuned models both read passages at "
              f"{results.passage_tokens} tokens. Changes in brackets are against the base model. BM25 is keyword "
-             "search; the hybrid fuses the tuned model's ranking with BM25's.</p>",
+             "search; each hybrid fuses one model's ranking with BM25's.</p>",
              _metrics_html(results)]
     warning = origin_warning(results.question_origin)
     if warning:
@@ -172,9 +198,9 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     if not ci.empty:
         parts += ["<h3>Confidence intervals and significance</h3>",
                   _table(ci, {"delta": "+.3f", "p-value": ".4f"}, index=False),
-                  '<p class="muted">Change: mean per-question difference (second minus first system). 95% CI: '
-                  "paired bootstrap over questions (2,000 resamples). p-value: paired randomization test "
-                  "(10,000 sign flips). Called real when p &lt; 0.05 and the interval excludes 0.</p>"]
+                  '<p class="muted">Change: mean per-question difference (second minus first system). p-value: '
+                  "paired randomization test (sign flips: all of them up to 15 questions, else 10,000). 95% CI: "
+                  "every change the same test does not reject, so it excludes 0 exactly when p &lt; 0.05.</p>"]
     parts.append(fig_html(metric_bars(results.table()), 380))
     dims = quality_by_dimension(view)
     parts += ["<h3>Quality against vector size</h3>",
@@ -228,9 +254,10 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
               _table(pd.DataFrame({"value": [
                   ds["name"], ds.get("fingerprint") or train.fingerprint(), ev.fingerprint() if ev else "",
                   len(train), len(ev) if ev else 0, len(ev.corpus) if ev else 0, results.question_origin,
-                  split_description(report, meta),
+                  split_description(report, meta, train, ev),
               ]}, index=["dataset", "training data fingerprint", "evaluation data fingerprint", "training questions",
-                         "evaluation questions", "evaluation passages", "evaluation questions are", "split"]))]
+                         "evaluation questions", "evaluation passages", "evaluation questions are",
+                         "where the questions came from"]))]
     if leak is not None:
         parts.append(f"<p>Questions shared by training and evaluation: {len(leak.exact_duplicates)} identical, "
                      f"{len(leak.near_duplicates)} near-identical; {leak.shared_passages} passages answer questions "
@@ -245,8 +272,7 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     parts += ["<h2>Settings</h2>",
               _table(pd.DataFrame({"value": [v for _, v in settings]}, index=[k for k, _ in settings])),
               "<h3>What the fit did</h3>",
-              "".join(f"<p>{_e(line)}</p>" for line in results.training + ([results.fusion.note] if results.fusion else [])
-                      + results.notes),
+              "".join(f"<p>{_e(line)}</p>" for line in results.training + _fusion_notes(results) + results.notes),
               f'<p class="muted">The whole run took {results.total_seconds / 60:.1f} min.</p>',
               "<h2>Library versions</h2>",
               _table(pd.DataFrame({"version": _versions()}))]

@@ -146,6 +146,27 @@ class RunResults:
         """Tuned vs base model, dense alone, on nDCG@10."""
         return stats.find(self.comparisons, "base", "tuned")
 
+    def headline_lines(self) -> list[str]:
+        """The pipeline-against-pipeline headline in plain sentences (CLI, report, model card; the pages
+        draw the same facts as tiles). Empty for runs saved before pipelines were compared."""
+        head = self.headline_delta
+        if head is None:
+            return []
+        u, t = self.systems[head.a], self.systems[head.b]
+        lines = [f"Best retriever without tuning: {u.name} (nDCG@10 {head.mean_a:.3f}).",
+                 f"Best retriever with tuning: {t.name} (nDCG@10 {head.mean_b:.3f}).",
+                 f"Change: {head.delta:+.3f} nDCG@10, 95% interval [{head.low:+.3f}, {head.high:+.3f}], "
+                 f"{stats.fmt_p(head.p_value)}, over {head.n} evaluation questions; {self.best.describe()}.",
+                 f"Deploy: {self.systems[self.recommended].name} ({self.pipelines[self.recommended].describe()})."]
+        if head.n < stats.SMALL_N:
+            lines.append(f"With {head.n} questions a change smaller than about {head.detectable:.2f} cannot be told "
+                         "from chance.")
+        dense = self.dense_delta
+        if dense is not None:
+            lines.append(f"Dense alone (tuned vs base model): {dense.delta:+.3f} nDCG@10 "
+                         f"[{dense.low:+.3f}, {dense.high:+.3f}], {stats.fmt_p(dense.p_value)}.")
+        return lines
+
     @property
     def headline(self) -> dict[str, float]:
         """The tuned system's Accuracy@10, MRR@10 and nDCG@10 (what the run history shows)."""

@@ -132,6 +132,6 @@ def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_w
     idle(page)
     legend = page.get_by_test_id("stPlotlyChart").first.locator(".legendtext")
     expect(legend.first).to_be_attached(timeout=SLOW)
-    assert legend.all_text_contents() == ["base", "tuned (full)", "BM25", "hybrid (tuned + BM25)"]
+    assert legend.all_text_contents() == ["base", "tuned (full)", "BM25", "hybrid (base + BM25)", "hybrid (tuned + BM25)"]
     expect(page.get_by_text("evaluation questions are generated")).to_have_count(0)  # no optimism warning
     shot(page, artifacts, "q5_compare")

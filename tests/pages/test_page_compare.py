@@ -14,8 +14,19 @@ def test_table_filter_and_search(finished_run):
     at.switch_page("pages/4_Compare.py").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table.index) == ["base", "tuned (adapter)", "BM25", "hybrid (tuned + BM25)"]
+    assert list(table.index) == ["base", "tuned (adapter)", "BM25", "hybrid (base + BM25)", "hybrid (tuned + BM25)"]
     assert "(" in table.loc["BM25", "MRR@10"]  # score (change vs base)
+    # the headline first: best pipeline with tuning vs best without, and what to deploy
+    results = res.get_run_view(run_id).results
+    head = results.headline_delta
+    assert at.subheader[0].value == "Best retriever with tuning vs best without"
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == [f"Without tuning: {results.systems[head.a].name}",
+                          f"With tuning: {results.systems[head.b].name}", "Deploy"]
+    assert at.metric[2].value == results.systems[results.recommended].name
+    assert f"{head.delta:+.3f} nDCG@10, 95% interval [{head.low:+.3f}, {head.high:+.3f}]" in texts(at)
+    if head.n < 30:
+        assert any("cannot be told from chance" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) == 1  # the rank scatter; the closed expanders draw nothing
     n_tables = len(at.dataframe)
     for key in ("etl_cmp_bars_open", "etl_cmp_dims_open", "etl_cmp_ci_open"):  # open each: its content appears

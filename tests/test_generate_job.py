@@ -286,17 +286,3 @@ def test_detectable_difference_is_the_paired_bootstrap_half_width():
     assert "~0.08 in nDCG@10" in confidence_note(30) and "With 30 labelled questions" in confidence_note(30)
     assert "too few" in confidence_note(1)
 
-
-def test_candidate_search_fuses_base_model_and_bm25(model):
-    from core.generate.labels import CandidateSearch
-
-    ps = passages()
-    before = model.max_seq_length
-    search = CandidateSearch(ps, {p: f"manual.pdf p.{i}" for i, p in enumerate(ps)}, model)
-    found = search.search("Which seal kit does the gearbox on line 10 need?")
-    assert len(found) == 10 and [c.rank for c in found] == list(range(1, 11))
-    top = found[0]
-    assert top.passage_id == "p10" and top.dense_rank == 1 and top.bm25_rank == 1 and top.text == ps["p10"]
-    assert top.source == "manual.pdf p.10"
-    assert model.max_seq_length == before  # a shared model is left as it was
-    assert search.search("   ") == []

@@ -30,7 +30,18 @@ from core.generate.job import (
     load_summary,
     run_generation,
 )
-from core.generate.labels import CandidateSearch, add_label, confidence_note, human_labels, remove_label
+from core.generate.judgments import judged_ids, load_judgments
+from core.generate.labels import (
+    POOL_DEPTH,
+    SEARCH_HITS,
+    CandidateSearch,
+    Pool,
+    confidence_note,
+    earlier_label,
+    human_labels,
+    remove_label,
+    save_label,
+)
 from core.generate.llm import ApiKey, LLMSettings, check_connection, check_settings, with_env_defaults
 from core.generate.offline import MEASURED as OFFLINE_MEASURED
 from core.generate.offline import OFFLINE_METHODS, OfflineSettings
@@ -325,6 +336,11 @@ def review(ds_id: str, train_questions: int) -> None:
 
 
 # --------------------------------------------------------------------------- label
+NOT_TICKED_NOTE = "Passages shown and not ticked are recorded as not relevant for this question."
+FOUND_WORDS = {"base": "base model", "bm25": "BM25", "search": "your search", "more": "show more",
+               "earlier": "an earlier label"}
+
+
 @st.cache_resource(show_spinner="Indexing the passages for search (once per collection)…", max_entries=2)
 def _search(root: str, fingerprint: str, _passages: dict, _sources: dict) -> CandidateSearch:
     from core.retrieval.embedding import EmbeddingCache
@@ -332,19 +348,40 @@ def _search(root: str, fingerprint: str, _passages: dict, _sources: dict) -> Can
     return CandidateSearch(_passages, _sources, res.base_model(), EmbeddingCache(res.get_store().cache_path))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _pool(root: str, fingerprint: str, question: str, depth: int, _passages: dict, _sources: dict) -> Pool:
+    """The pool of one question at one depth (a tick reruns the page: the searches are not redone)."""
+    return _search(root, fingerprint, _passages, _sources).pool(question, depth)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _hits(root: str, fingerprint: str, words: str, _passages: dict, _sources: dict) -> list[str]:
+    return [c.passage_id for c in _search(root, fingerprint, _passages, _sources).keyword(words, SEARCH_HITS)]
+
+
 def _fingerprint(passages: dict[str, str]) -> str:
     return hashlib.sha1(json.dumps(passages, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _save_label(ds_id: str, question: str, ids: list[str], origin: str, allow: bool) -> None:
+def _found_words(found_by: list[str]) -> str:
+    """How a passage was found, in words ("base model + BM25", "your search")."""
+    return " + ".join(FOUND_WORDS.get(n) or (f"tuned model ({n.split(':', 1)[1]})" if n.startswith("tuned:") else n)
+                      for n in found_by) or "not recorded"
+
+
+def _save_label(ds_id: str, question: str, shown: dict[str, list[str]], ticked: list[str], origin: str,
+                allow: bool) -> None:
     try:
-        qid = add_label(res.get_store(), ds_id, question, ids, origin=origin, allow_generated=allow)
+        qid, not_relevant = save_label(res.get_store(), ds_id, question, shown, ticked, origin=origin,
+                                       allow_generated=allow)
     except DataError as exc:
         state.flash(widgets.plain(str(exc)), "error")
         return
     what = "generated question (verified)" if is_generated(origin) else "question"
-    state.flash(f"Saved {what} {qid} with {len(ids)} relevant passage{'s' if len(ids) != 1 else ''} in the "
-                "evaluation split.")
+    how = sorted({_found_words(shown.get(p, [])) for p in ticked})
+    state.flash(f"Saved {what} {qid} with {len(ticked)} relevant passage{'s' if len(ticked) != 1 else ''} in the "
+                f"evaluation split (found by: {widgets.plain('; '.join(how))}); {not_relevant} passage"
+                f"{'s' if not_relevant != 1 else ''} shown and not ticked recorded as not relevant.")
     st.session_state[LABEL_TEXT_KEY] = ""
     st.session_state["etl_q_verify_pick"] = None
     st.session_state.pop(LABEL_FROM_KEY, None)
@@ -371,6 +408,90 @@ def _generated_options(ds_id: str) -> dict[str, dict]:
             for i, (q, p, k) in enumerate(zip(table["question"], table["passage_id"], table["keep"])) if k}
 
 
+def _more(depth_key: str, depth: int) -> None:
+    st.session_state[depth_key] = depth + POOL_DEPTH
+
+
+def _keep_find(kept_key: str, box_key: str, pid: str) -> None:
+    """A search hit ticked stays on the page when the search words change (and leaves it when unticked)."""
+    kept = [p for p in st.session_state.get(kept_key, []) if p != pid]
+    st.session_state[kept_key] = kept + [pid] if st.session_state.get(box_key) else kept
+
+
+def _passage_box(pid: str, title: str, text: str, source: str, qtag: str, ticked_before: bool, note: str = "",
+                 on_change=None, args: tuple = ()) -> bool:
+    """One passage to judge: its tick box, where it is from, its start, and the whole text on demand.
+    Nothing says which system found it (the bench is blind)."""
+    with st.container(border=True):
+        left, right = st.columns([1, 7])
+        key = f"etl_q_rel_{qtag}_{pid}"
+        ticked = left.checkbox("Relevant", key=key, value=ticked_before, on_change=on_change, args=args)
+        right.markdown(f"**{widgets.plain(title)}** {widgets.plain(source or pid)} · {len(text):,} characters{note}")
+        right.caption(widgets.plain(widgets.short(text, 260)))
+        with right.expander("Read in full"):
+            st.markdown(widgets.plain(text))
+    return ticked
+
+
+def _judge(ds_id: str, ev, judgments: dict, question: str, passages: dict[str, str],
+           sources: dict[str, str]) -> None:
+    """The blind pool for ``question``, "show more", the keyword search, and the save button."""
+    root, fingerprint = str(res.get_store().root), _fingerprint(passages)
+    qtag = hashlib.sha1(question.strip().encode()).hexdigest()[:8]
+    depth_key, kept_key = f"etl_q_depth_{qtag}", f"etl_q_kept_{qtag}"
+    pool = _pool(root, fingerprint, question, st.session_state.get(depth_key, POOL_DEPTH), passages, sources)
+    source_q = st.session_state.get(LABEL_FROM_KEY) or {}
+    from_generated = source_q.get("text") == question
+    earlier = earlier_label(ev, judgments, question)
+    st.caption(f"{len(pool.candidates)} candidates: the top {pool.depth} passages of each system (the base model "
+               "and BM25 keyword ranking), each passage once, shuffled: the order says nothing about which "
+               "system found it. Tick every passage that answers the question.")
+    st.caption(NOT_TICKED_NOTE)
+    shown: dict[str, list[str]] = {}
+    ticked: list[str] = []
+
+    def box(pid: str, title: str, found_by: list[str], **kw) -> None:
+        mine = " · :blue[generated from this passage]" if from_generated and source_q.get("passage_id") == pid \
+            else ""
+        shown[pid] = found_by
+        if _passage_box(pid, title, passages[pid], sources.get(pid, ""), qtag, pid in earlier, mine, **kw):
+            ticked.append(pid)
+
+    in_pool = {c.passage_id for c in pool.candidates}
+    before = [p for p in earlier if p not in in_pool and p in passages]
+    if before:
+        st.markdown(f"**Already in this question's label** ({len(before)}; untick what does not answer it)")
+        for i, pid in enumerate(before, start=1):
+            box(pid, f"L{i}.", earlier[pid])
+    kept = st.session_state.get(kept_key, [])
+    for i, c in enumerate(pool.candidates, start=1):
+        box(c.passage_id, f"{i}.", c.found_by + (["search"] if c.passage_id in kept else []))
+    st.button("Show more", icon=":material/expand_more:", key="etl_q_more", disabled=not pool.more,
+              on_click=_more, args=(depth_key, pool.depth),
+              help=f"The next {POOL_DEPTH} passages of each system, shuffled the same way; those shown so far keep "
+              "their place." if pool.more else "Every passage the systems rank is shown.")
+    words = st.text_input("Search all passages", key=f"etl_q_kw_{qtag}", placeholder="Words the answer contains",
+                          help="Keyword search (BM25) over every passage of the collection, for an answer that is "
+                          "not among the candidates. Its hits can be ticked too (recorded as found by your search).")
+    finds = [p for p in kept if p not in shown and p in passages]
+    found = _hits(root, fingerprint, words.strip(), passages, sources) if words.strip() else []
+    hits = [p for p in found if p not in shown and p not in finds]
+    if words.strip() and not hits:
+        st.caption(f"The {len(found)} best matches of these words are shown above already." if found else
+                   "No passage holds these words.")
+    for i, pid in enumerate(finds + hits, start=1):
+        box_key = f"etl_q_rel_{qtag}_{pid}"
+        box(pid, f"S{i}.", ["search"], on_change=_keep_find, args=(kept_key, box_key, pid))
+    origin, allow = "human", False
+    if from_generated:
+        origin = source_q["origin"]
+        allow = st.checkbox("Use it as an evaluation question (it stays marked as generated, verified by you; "
+                            "the evaluation is then called mixed)", key=f"etl_q_allow_{qtag}")
+    st.button(f"Save label ({len(ticked)} passage{'s' if len(ticked) != 1 else ''})", type="primary",
+              icon=":material/save:", key="etl_q_save_label", disabled=not ticked or (from_generated and not allow),
+              on_click=_save_label, args=(ds_id, question, shown, ticked, origin, allow))
+
+
 def label_bench(ds_id: str, ev, passages: dict[str, str], sources: dict[str, str]) -> None:
     """Type a question, tick the passages that answer it, save: one evaluation question, written at once."""
     n = len(human_labels(ev))
@@ -391,42 +512,29 @@ def label_bench(ds_id: str, ev, passages: dict[str, str], sources: dict[str, str
                      args=(options,), format_func=lambda k: widgets.short(options[k]["text"], 110))
     question = st.text_input("Question", key=LABEL_TEXT_KEY, placeholder="Type a question someone would ask "
                              "these documents, then press Enter")
+    try:
+        judgments = load_judgments(res.get_store(), ds_id)
+    except DataError as exc:
+        widgets.show_data_error(exc)
+        judgments = {}
     if not question.strip():
-        st.caption("The base model and keyword search (BM25) each rank every passage; the top ones are shown, "
-                   "fused. Tick every passage that answers the question, then save.")
+        st.caption(f"The base model and keyword search (BM25) each rank every passage; their top {POOL_DEPTH} are "
+                   "shown together, shuffled, without saying which found what. Tick every passage that answers "
+                   "the question, then save; a search box finds any other passage.")
     else:
-        search = _search(str(res.get_store().root), _fingerprint(passages), passages, sources)
-        qtag = hashlib.sha1(question.strip().encode()).hexdigest()[:8]
-        source_q = st.session_state.get(LABEL_FROM_KEY) or {}
-        from_generated = source_q.get("text") == question
-        ticked = []
-        for c in search.search(question):
-            with st.container(border=True):
-                left, right = st.columns([1, 7])
-                if left.checkbox("Relevant", key=f"etl_q_rel_{qtag}_{c.passage_id}"):
-                    ticked.append(c.passage_id)
-                ranks = (f"base model #{c.dense_rank or '>100'} · keywords #{c.bm25_rank or '–'}")
-                mine = " · :blue[generated from this passage]" if from_generated and \
-                    source_q.get("passage_id") == c.passage_id else ""
-                right.markdown(f"**{c.rank}.** {widgets.plain(c.source or c.passage_id)} · {ranks}{mine}")
-                right.caption(widgets.plain(widgets.short(c.text, 260)))
-                with right.expander("Read in full"):
-                    st.markdown(widgets.plain(c.text))
-        origin, allow = "human", False
-        if from_generated:
-            origin = source_q["origin"]
-            allow = st.checkbox("Use it as an evaluation question (it stays marked as generated, verified by you; "
-                                "the evaluation is then called mixed)", key=f"etl_q_allow_{qtag}")
-        st.button(f"Save label ({len(ticked)} passage{'s' if len(ticked) != 1 else ''})", type="primary",
-                  icon=":material/save:", key="etl_q_save_label", disabled=not ticked or (from_generated and not allow),
-                  on_click=_save_label, args=(ds_id, question, ticked, origin, allow))
+        _judge(ds_id, ev, judgments, question, passages, sources)
     labelled = [q for q in (ev.query_ids if ev is not None else []) if ev.origins.get(q)]
     if labelled:
         with st.expander(f"Evaluation questions you labelled or verified ({len(labelled)})"):
             st.dataframe(pd.DataFrame({
                 "question": [ev.queries[q] for q in labelled],
                 "relevant passages": [", ".join(sources.get(d) or d for d in ev.relevant_docs[q]) for q in labelled],
-                "origin": [ev.origins[q] for q in labelled]}, index=labelled), width="stretch")
+                "found by": ["; ".join(_found_words(judgments.get(q, {}).get(d, {}).get("found_by", []))
+                                       for d in ev.relevant_docs[q]) for q in labelled],
+                "judged": [len(judged_ids(judgments, q)) for q in labelled],
+                "origin": [ev.origins[q] for q in labelled]}, index=labelled), width="stretch",
+                column_config={"judged": st.column_config.NumberColumn(
+                    "judged", help="Passages judged for this question: relevant, plus shown and not ticked.")})
             gone = st.selectbox("Remove one", labelled, index=None, key="etl_q_remove_pick",
                                 format_func=lambda q: widgets.short(ev.queries[q], 100))
             if st.button("Remove", key="etl_q_remove", disabled=gone is None):

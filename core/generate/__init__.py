@@ -15,8 +15,11 @@
 * :mod:`core.generate.job`: generation as a background run of the store (``GenerationSpec`` ->
   generate -> filter -> the run folder), the pipeline the CLI's ``generate`` calls too.
 * :mod:`core.generate.review`: the review table of a run's questions; the kept ones -> the training split.
-* :mod:`core.generate.labels`: the labelling bench (candidates from the base model + BM25, labels
-  written at once into the evaluation split) and what N labelled questions can tell apart.
+* :mod:`core.generate.labels`: the labelling bench (a blind pool of candidates from BM25, the
+  base model and any other ranker, plus keyword search over every passage; labels written at
+  once into the evaluation split) and what N labelled questions can tell apart.
+* :mod:`core.generate.judgments`: every passage the expert judged for a question, relevant or
+  not, and how it was found (``judgments.json`` of the dataset).
 
 Nothing here imports Streamlit; heavy libraries (openai, torch, sentence-transformers) are
 imported inside the functions that need them.

@@ -1,8 +1,16 @@
 """Evaluation questions written by the expert: the labelling bench's search, its writes, its counter.
 
-* :class:`CandidateSearch`: the passages an expert looks through for a typed question: the
-  base model's dense ranking and BM25's, fused with reciprocal rank fusion (the collection is
-  encoded once, through the embedding cache).
+* :class:`CandidateSearch` (a :class:`CandidatePool`): the passages an expert looks through for
+  a typed question, pooled blind: the top :data:`POOL_DEPTH` of each system (BM25, the base
+  model, and any ranker added with :meth:`CandidatePool.with_systems`, e.g. a tuned model's:
+  :func:`dense_ranker`), de-duplicated and
+  shuffled with a seed drawn from the question, so the order reveals no system; "show more"
+  pools the next :data:`POOL_DEPTH` ranks of every system. :meth:`CandidatePool.keyword`
+  searches every passage by its words (BM25), so a passage no system ranks high can be found.
+  Each :class:`Candidate` keeps which systems found it (``found_by``) for the record.
+* :func:`save_label`: the bench's save: the ticked passages become the label, every passage
+  shown is recorded as judged (:mod:`core.generate.judgments`), shown and not ticked as not
+  relevant, each with how it was found.
 * :func:`add_label` / :func:`remove_label`: each label is written at once into the dataset's
   evaluation split (``Store.update_dataset(eval=...)``), origin ``"human"``, so closing the tab
   loses nothing. A generated question goes into the evaluation split only when the caller says
@@ -17,14 +25,20 @@ out), so a run searches all of them for each labelled question.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.dataset import DataError, QADataset
 from core.generate.filters import normalize
+from core.generate.judgments import drop_judgments, record_judgments
 from core.generate.pairs import collection_passages, is_generated
 from core.store import Store
 
@@ -33,8 +47,8 @@ logger = logging.getLogger(__name__)
 HUMAN = "human"  # origin of a question the expert typed
 VERIFIED_SUFFIX = ":verified"  # appended to a generated question's origin when the expert put it in evaluation
 LABEL_PREFIX = "label-"  # query ids of labelled questions: label-00001, ...
-CANDIDATES = 10  # passages shown per question
-DEPTH = 100  # each system's ranking depth before fusion
+POOL_DEPTH = 20  # ranks of each system pooled per page of candidates ("show more" adds as many again)
+SEARCH_HITS = 10  # hits of the free-text (keyword) search shown
 # Spread (standard deviation) of the per-question nDCG@10 difference between two systems, measured:
 # base all-MiniLM-L6-v2 vs its query adapter on ../shared/data/sec-10k-qa (train -> val, 790 questions):
 # 0.208 (MRR@10: 0.241). Base vs BM25 on the same questions spreads twice as much (0.408): a change that
@@ -96,29 +110,149 @@ def _token_limit(model, tokens: int):
         model.max_seq_length = before
 
 
+Ranker = Callable[[str, int], list[str]]  # (question, depth) -> passage ids, best first
+
+
 @dataclass
 class Candidate:
     """One passage offered for a question.
 
     Attributes:
         passage_id: Its id.
-        rank: Rank after fusion (1 = first).
-        dense_rank: Rank with the base model (None: not in its top :data:`DEPTH`).
-        bm25_rank: Rank with BM25 (None: shares no term or not in its top :data:`DEPTH`).
         source: Where it came from ("manual.pdf p.3"), "" when unknown.
         text: The passage text.
+        ranks: System name -> its rank of the passage (1 = first), for every system that ranked it
+            within the depth shown; ``{"search": n}`` for a hit of the free-text search. Kept for the
+            record, never shown before the expert has judged (the bench is blind).
+        page: 1 for the first :data:`POOL_DEPTH` of every system, 2 when "show more" revealed it, ...
     """
 
     passage_id: str
-    rank: int
-    dense_rank: int | None
-    bm25_rank: int | None
     source: str
     text: str
+    ranks: dict[str, int]
+    page: int = 1
+
+    @property
+    def found_by(self) -> list[str]:
+        """How the expert came to see it: the systems (sorted by name), then ``"more"`` past the first page."""
+        return sorted(self.ranks) + (["more"] if self.page > 1 else [])
 
 
-class CandidateSearch:
-    """The base model and BM25 over a collection, fused with RRF, for one question at a time.
+@dataclass
+class Pool:
+    """The candidates of one question at one depth.
+
+    Attributes:
+        candidates: De-duplicated, shuffled page by page (see :meth:`CandidatePool.pool`).
+        depth: Ranks of each system pooled (``POOL_DEPTH`` times the pages shown).
+        more: Whether a deeper page would add passages ("show more").
+    """
+
+    candidates: list[Candidate]
+    depth: int
+    more: bool
+
+
+def dense_ranker(index, encode_query: Callable[[str], np.ndarray]) -> Ranker:
+    """A :data:`Ranker` from a ``DenseIndex`` over the passages and a function question -> (dim,) vector
+    (e.g. a tuned model's query encoder; its ``index`` holds the tuned passage vectors)."""
+
+    def rank(question: str, depth: int) -> list[str]:
+        q = np.asarray(encode_query(question), dtype=np.float32).reshape(1, -1)
+        return index.search(q, depth)[0][0]
+
+    return rank
+
+
+def _seed(question: str) -> str:
+    return hashlib.sha256(normalize(question).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class CandidatePool:
+    """Candidates pooled from several rankers over a collection, blind, plus keyword search over all of it.
+
+    Each system's top :data:`POOL_DEPTH` are merged, de-duplicated and shuffled with a seed drawn
+    from the question's words: the same question always gets the same order, and the order says
+    nothing about which system found what (the TREC pooling practice). BM25 is always one of the
+    systems (named ``"bm25"``); its index also serves :meth:`keyword`.
+
+    Args:
+        passages: Passage id -> text.
+        sources: Passage id -> source label.
+        systems: More rankers by name (``"base"``, ``"tuned:<run id>"``): (question, depth) -> ids.
+    """
+
+    def __init__(self, passages: dict[str, str], sources: dict[str, str],
+                 systems: Mapping[str, Ranker] | None = None):
+        from core.retrieval.index import BM25Index
+
+        self.passages, self.sources = passages, sources
+        ids = list(passages)
+        self.bm25 = BM25Index(ids, [passages[i] for i in ids])
+        self.systems: dict[str, Ranker] = {"bm25": lambda q, k: self.bm25.search([q], k)[0][0]}
+        self._add(systems or {})
+
+    def _add(self, systems: Mapping[str, Ranker]) -> None:
+        for name in systems:
+            if not name or name in ("search", "more", "earlier"):
+                raise ValueError(f"{name!r} cannot name a system (it says how a passage was found otherwise)")
+        self.systems.update(systems)
+
+    def with_systems(self, systems: Mapping[str, Ranker]) -> CandidatePool:
+        """A copy that pools ``systems`` too, e.g. ``{"tuned:<run id>": dense_ranker(index, encode)}`` after a
+        run; this pool is left as it is (the page's is shared between sessions), its indexes are shared."""
+        out = copy.copy(self)
+        out.systems = dict(self.systems)
+        out._add(systems)
+        return out
+
+    def pool(self, question: str, depth: int = POOL_DEPTH) -> Pool:
+        """Every system's top ``depth`` passages for ``question``, each passage once.
+
+        Page ``p`` (ranks ``(p-1)*POOL_DEPTH+1 .. p*POOL_DEPTH`` of every system) adds the passages no
+        earlier page held, shuffled among themselves: a deeper depth keeps the order shown so far
+        and appends ("show more").
+
+        Args:
+            question: The question.
+            depth: Ranks pooled per system; rounded up to a multiple of :data:`POOL_DEPTH`.
+        """
+        if not question.strip() or not self.passages:
+            return Pool([], 0, False)
+        depth = max(1, math.ceil(depth / POOL_DEPTH)) * POOL_DEPTH
+        rankings = {name: [d for d in rank(question, depth + 1) if d in self.passages]
+                    for name, rank in self.systems.items()}
+        seed = _seed(question)
+        order: list[str] = []
+        page_of: dict[str, int] = {}
+        for page, start in enumerate(range(0, depth, POOL_DEPTH), start=1):
+            new = sorted({d for ids in rankings.values() for d in ids[start:start + POOL_DEPTH]} - set(page_of))
+            random.Random(f"{seed}|{page}").shuffle(new)
+            page_of.update((d, page) for d in new)
+            order += new
+        ranks: dict[str, dict[str, int]] = {d: {} for d in order}
+        for name, ids in rankings.items():
+            for r, d in enumerate(ids[:depth], start=1):
+                ranks[d][name] = r
+        more = any(len(ids) > depth for ids in rankings.values())  # a system ranks more than the depth shown
+        return Pool([Candidate(d, self.sources.get(d, ""), self.passages[d], ranks[d], page_of[d]) for d in order],
+                    depth, more)
+
+    def keyword(self, text: str, k: int = SEARCH_HITS) -> list[Candidate]:
+        """The ``k`` passages of the whole collection that match ``text``'s words best (BM25), best first.
+
+        Only passages sharing a word with ``text`` are returned (possibly none).
+        """
+        if not text.strip() or not self.passages:
+            return []
+        ids = self.bm25.search([text], k)[0][0]
+        return [Candidate(d, self.sources.get(d, ""), self.passages[d], {"search": r})
+                for r, d in enumerate(ids, start=1)]
+
+
+class CandidateSearch(CandidatePool):
+    """:class:`CandidatePool` of the base model (``"base"``) and BM25 over a collection.
 
     Args:
         passages: Passage id -> text.
@@ -126,38 +260,29 @@ class CandidateSearch:
         model: The base SentenceTransformer.
         cache: An ``EmbeddingCache`` (the collection is encoded once, then read back).
         passage_tokens: Tokens per passage when encoding (runs use ``Scoring().passage_tokens``).
+        extra_systems: More rankers by name, e.g. ``{"tuned:<run id>": dense_ranker(index, encode)}``.
     """
 
     def __init__(self, passages: dict[str, str], sources: dict[str, str], model, cache=None,
-                 passage_tokens: int | None = None):
+                 passage_tokens: int | None = None, extra_systems: Mapping[str, Ranker] | None = None):
         from core.retrieval.embedding import encode
-        from core.retrieval.index import BM25Index, DenseIndex
+        from core.retrieval.index import DenseIndex
         from core.tuning.spec import Scoring
 
-        self.passages, self.sources, self.model, self.cache = passages, sources, model, cache
+        self.model, self.cache = model, cache
         self.passage_tokens = passage_tokens or Scoring().passage_tokens
         ids = list(passages)
         with _token_limit(model, self.passage_tokens):
             vectors = encode(model, [passages[i] for i in ids], kind="passage", cache=cache)
         self.dense = DenseIndex(ids, vectors)
-        self.bm25 = BM25Index(ids, [passages[i] for i in ids])
+        super().__init__(passages, sources, {"base": dense_ranker(self.dense, self._encode_query),
+                                             **(extra_systems or {})})
 
-    def search(self, question: str, k: int = CANDIDATES) -> list[Candidate]:
-        """The top ``k`` passages for ``question`` (RRF of the dense and BM25 top :data:`DEPTH`)."""
+    def _encode_query(self, question: str) -> np.ndarray:
         from core.retrieval.embedding import encode
-        from core.retrieval.index import rrf_fuse
 
-        if not question.strip() or not self.passages:
-            return []
         with _token_limit(self.model, self.passage_tokens):
-            q = encode(self.model, [question], kind="query", cache=None)
-        dense = self.dense.search(q, DEPTH)
-        sparse = self.bm25.search([question], DEPTH)
-        fused_ids, _ = rrf_fuse([dense, sparse], k=k)
-        d_rank = {d: i + 1 for i, d in enumerate(dense[0][0])}
-        b_rank = {d: i + 1 for i, d in enumerate(sparse[0][0])}
-        return [Candidate(d, i + 1, d_rank.get(d), b_rank.get(d), self.sources.get(d, ""), self.passages[d])
-                for i, d in enumerate(fused_ids[0])]
+            return encode(self.model, [question], kind="query", cache=None)[0]
 
 
 # --------------------------------------------------------------------------- writes
@@ -182,29 +307,9 @@ def _next_id(ev: QADataset) -> str:
     return f"{LABEL_PREFIX}{n:05d}"
 
 
-def add_label(store: Store, dataset_id: str, question: str, passage_ids: Sequence[str], *,
-              origin: str = HUMAN, allow_generated: bool = False) -> str:
-    """Write one labelled question into the dataset's evaluation split, now.
-
-    A question already in the evaluation split (same words, ignoring case and punctuation) gets
-    its relevant passages replaced instead of a second copy.
-
-    Args:
-        store: The workspace.
-        dataset_id: The collection or dataset.
-        question: The question text.
-        passage_ids: The passages the expert ticked as relevant (ids of the collection).
-        origin: ``"human"`` for a typed question; a generated question's origin when verifying one.
-        allow_generated: Must be True to put a generated question into evaluation (the user said so);
-            it is then marked :func:`verified_origin` and removed from the training split.
-
-    Returns:
-        The question's id in the evaluation split.
-
-    Raises:
-        DataError: an empty question, no passage ticked, a passage not in the collection, or a
-            generated question without ``allow_generated``.
-    """
+def _write_label(store: Store, dataset_id: str, question: str, passage_ids: Sequence[str], origin: str,
+                 allow_generated: bool, also_known: Sequence[str] = ()) -> str:
+    """:func:`add_label`; ``also_known``: more passage ids that must be in the collection."""
     question = " ".join(question.split())
     if not question:
         raise DataError("Type a question first.")
@@ -220,6 +325,9 @@ def add_label(store: Store, dataset_id: str, question: str, passage_ids: Sequenc
     missing = [d for d in ids if d not in passages]
     if missing:
         raise DataError(f"{len(missing)} ticked passage(s) are not in this collection: {', '.join(missing[:3])}.")
+    missing = [d for d in also_known if d not in passages]
+    if missing:
+        raise DataError(f"{len(missing)} passage(s) shown are not in this collection: {', '.join(missing[:3])}.")
     ev = ev or QADataset({}, {}, {})
     key = normalize(question)
     qid = next((q for q, t in ev.queries.items() if normalize(t) == key), None) or _next_id(ev)
@@ -243,8 +351,85 @@ def add_label(store: Store, dataset_id: str, question: str, passage_ids: Sequenc
     return qid
 
 
+def add_label(store: Store, dataset_id: str, question: str, passage_ids: Sequence[str], *,
+              origin: str = HUMAN, allow_generated: bool = False) -> str:
+    """Write one labelled question into the dataset's evaluation split, now.
+
+    A question already in the evaluation split (same words, ignoring case and punctuation) gets
+    its relevant passages replaced instead of a second copy. Records no judgment: the bench saves
+    through :func:`save_label`.
+
+    Args:
+        store: The workspace.
+        dataset_id: The collection or dataset.
+        question: The question text.
+        passage_ids: The passages the expert ticked as relevant (ids of the collection).
+        origin: ``"human"`` for a typed question; a generated question's origin when verifying one.
+        allow_generated: Must be True to put a generated question into evaluation (the user said so);
+            it is then marked :func:`verified_origin` and removed from the training split.
+
+    Returns:
+        The question's id in the evaluation split.
+
+    Raises:
+        DataError: an empty question, no passage ticked, a passage not in the collection, or a
+            generated question without ``allow_generated``.
+    """
+    return _write_label(store, dataset_id, question, passage_ids, origin, allow_generated)
+
+
+def save_label(store: Store, dataset_id: str, question: str, shown: Mapping[str, Sequence[str]],
+               ticked: Sequence[str], *, origin: str = HUMAN, allow_generated: bool = False) -> tuple[str, int]:
+    """The bench's save: the ticked passages become the label (:func:`add_label`), and every passage
+    shown is recorded as judged (:mod:`core.generate.judgments`): ticked -> relevant, shown and not
+    ticked -> not relevant (the TREC pooling convention), each with how it was found.
+
+    Args:
+        store: The workspace.
+        dataset_id: The collection or dataset.
+        question: The question text.
+        shown: Every passage on the page when saving -> its ``found_by`` (``Candidate.found_by``).
+        ticked: The passages ticked as relevant (normally among ``shown``).
+        origin: As for :func:`add_label`.
+        allow_generated: As for :func:`add_label`.
+
+    Returns:
+        (the question's id in the evaluation split, passages recorded as not relevant).
+
+    Raises:
+        DataError: as :func:`add_label`, or a shown passage not in the collection. Nothing is written then.
+    """
+    ids = list(dict.fromkeys(ticked))
+    bad = [pid for pid, found_by in shown.items()
+           if isinstance(found_by, str) or not all(isinstance(name, str) and name for name in found_by)]
+    if bad:
+        raise DataError(f"How passage {bad[0]} was found must be a list of names (e.g. ['bm25', 'base']).")
+    qid = _write_label(store, dataset_id, question, ids, origin, allow_generated, also_known=list(shown))
+    chosen = set(ids)
+    judged = {pid: (pid in chosen, list(found_by)) for pid, found_by in shown.items()}
+    judged.update({pid: (True, list(shown.get(pid, ()))) for pid in ids})
+    record_judgments(store, dataset_id, qid, judged)
+    return qid, sum(not relevant for relevant, _ in judged.values())
+
+
+def earlier_label(ev: QADataset | None, judgments: Mapping[str, Mapping[str, dict]],
+                  question: str) -> dict[str, list[str]]:
+    """The relevant passages already saved for ``question`` (same words, ignoring case and punctuation),
+    each with how it was found (``["earlier"]`` for a label saved before judgments were kept);
+    ``{}`` when the question is not in the evaluation split. The bench shows them ticked, so that
+    saving again keeps them unless the expert unticks them."""
+    if ev is None:
+        return {}
+    key = normalize(question)
+    qid = next((q for q, t in ev.queries.items() if normalize(t) == key), None)
+    if qid is None:
+        return {}
+    mine = judgments.get(qid, {})
+    return {pid: list(mine.get(pid, {}).get("found_by") or ["earlier"]) for pid in ev.relevant_docs.get(qid, [])}
+
+
 def remove_label(store: Store, dataset_id: str, question_id: str) -> None:
-    """Delete one question from the dataset's evaluation split (the passages stay).
+    """Delete one question from the dataset's evaluation split (the passages stay), and its judgments.
 
     Raises:
         KeyError: no such question in the evaluation split.
@@ -257,3 +442,4 @@ def remove_label(store: Store, dataset_id: str, question_id: str) -> None:
         {q: ev.queries[q] for q in keep}, ev.corpus, {q: ev.relevant_docs[q] for q in keep if q in ev.relevant_docs},
         {q: v for q, v in ev.negatives.items() if q in keep}, ev.sources,
         {q: v for q, v in ev.answers.items() if q in keep}, {q: v for q, v in ev.origins.items() if q in keep}))
+    drop_judgments(store, dataset_id, question_id)

@@ -3,10 +3,13 @@ review table, make the kept questions the training split, label 3 questions, rea
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from core.dataset import QADataset, question_origin
 from core.generate.job import load_summary
+from core.generate.judgments import load_judgments
 from core.generate.review import review_table
 from core.store import Store
 from tests.pages.conftest import open_app, texts, wait_for_run
@@ -101,7 +104,7 @@ def test_generate_review_label(collection):
     for i, q in enumerate(LABELS, start=1):
         at.text_input(key=questions.LABEL_TEXT_KEY).set_value(q).run()
         boxes = [c for c in at.checkbox if c.key and c.key.startswith("etl_q_rel_")]
-        assert len(boxes) == 10  # the top 10 of base model + BM25, fused
+        assert len(boxes) == 12  # the top 20 of base model and BM25, pooled: here the whole collection
         boxes[0].check().run()
         at.button(key="etl_q_save_label").click().run()
         assert not at.exception, at.exception
@@ -110,10 +113,77 @@ def test_generate_review_label(collection):
         assert at.text_input(key=questions.LABEL_TEXT_KEY).value == ""  # ready for the next one
     assert set(ev.origins.values()) == {"human"} and question_origin(ev) == "human-labelled"
     assert set(ev.corpus) == set(passages())
+    assert len(load_judgments(store, ds_id)) == 3  # and what was shown, judged
     page = texts(at)
     assert {m.label: m.value for m in at.metric}["Labelled by you"] == "3"
     assert "With 3 labelled questions, a difference smaller than ~0.24 in nDCG@10 is not detectable" in page
     assert "(3 labelled by you)" in page
+
+
+def _boxes(at) -> list[str]:
+    """Passage ids of the bench's tick boxes, in page order."""
+    return [c.key.rsplit("_", 1)[1] for c in at.checkbox if c.key and c.key.startswith("etl_q_rel_")]
+
+
+def test_label_bench_is_blind_shows_more_and_searches_every_passage(workspace):
+    store = Store(workspace)
+    topics = ["pump", "valve", "hose", "filter", "cylinder", "accumulator", "seal", "cooler", "motor", "reservoir"]
+    ps = {f"m{i:02d}": f"The {topics[i % 10]} of press {i} is checked every {10 + i} days; note wear {i // 10}."
+          for i in range(59)}
+    ps["m59"] = "Quarterly audit of the zeppelin hangar roof and its lightning conductors."  # no system finds it
+    ds_id = store.save_dataset("presses", QADataset({}, ps, {}), meta={"kind": "collection"})
+    at = _page(ds_id)
+    _tab(at, "3 · Label")
+    question = "How often is the pump of press 20 checked?"
+    qtag = hashlib.sha1(question.encode()).hexdigest()[:8]
+    at.text_input(key=questions.LABEL_TEXT_KEY).set_value(question).run()
+    assert not at.exception, at.exception
+    first = _boxes(at)
+    assert 20 <= len(first) <= 40 and len(set(first)) == len(first)  # top 20 of each system, each passage once
+    assert "m59" not in first
+    page = texts(at)
+    assert questions.NOT_TICKED_NOTE in page
+    cards = [m.value for m in at.markdown if " characters" in m.value]
+    assert len(cards) == len(first)
+    assert not any(w in c for c in cards for w in ("#", "base", "BM25", "keyword", "rank"))  # blind: no system named
+
+    # show more: the next 20 of each system, after the ones shown (which keep their place)
+    at.button(key="etl_q_more").click().run()
+    assert not at.exception, at.exception
+    second = _boxes(at)
+    assert second[:len(first)] == first and len(second) > len(first)
+
+    # tick a candidate, then find the needle with the keyword search and tick it too
+    at.checkbox(key=f"etl_q_rel_{qtag}_{first[0]}").check().run()
+    at.text_input(key=f"etl_q_kw_{qtag}").set_value("zeppelin hangar").run()
+    assert not at.exception, at.exception
+    assert _boxes(at)[-1] == "m59"
+    at.checkbox(key=f"etl_q_rel_{qtag}_m59").check().run()
+    at.text_input(key=f"etl_q_kw_{qtag}").set_value("lightning").run()  # other words: the ticked find stays
+    shown = _boxes(at)
+    assert shown.count("m59") == 1 and at.checkbox(key=f"etl_q_rel_{qtag}_m59").value
+    save = at.button(key="etl_q_save_label")
+    assert save.label == "Save label (2 passages)"
+    save.click().run()
+    assert not at.exception, at.exception
+    _, ev = store.load_dataset(ds_id)
+    (qid,) = ev.query_ids
+    assert ev.relevant_docs[qid] == [first[0], "m59"]
+    judged = load_judgments(store, ds_id)[qid]
+    assert set(judged) == set(shown)  # every passage shown is judged
+    assert {p for p, v in judged.items() if v["relevant"]} == {first[0], "m59"}
+    assert judged["m59"]["found_by"] == ["search"] and {"base", "bm25"} & set(judged[first[0]]["found_by"])
+    page = texts(at)
+    assert f"Saved question {qid} with 2 relevant passages" in page
+    assert f"{len(shown) - 2} passages shown and not ticked recorded as not relevant" in page
+
+    # the same question again: its label comes back ticked (the find outside the pool listed first)
+    at.text_input(key=questions.LABEL_TEXT_KEY).set_value(question).run()
+    assert not at.exception, at.exception
+    again = _boxes(at)
+    assert again[0] == "m59" and at.checkbox(key=f"etl_q_rel_{qtag}_m59").value
+    assert at.checkbox(key=f"etl_q_rel_{qtag}_{first[0]}").value
+    assert at.button(key="etl_q_save_label").label == "Save label (2 passages)"
 
 
 def test_llm_backend_key_typed_in_the_page_is_never_saved(collection, monkeypatch):

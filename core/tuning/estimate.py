@@ -107,6 +107,9 @@ def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
             epochs = sub.epochs if sub.max_steps <= 0 else 1
             if spec.scoring.validation_share > 0:
                 est.add("validation passes", epochs * val_tokens * ENCODE_SECONDS_PER_TOKEN)
+                # the base hybrid chooses its fusion on the same hold-out: the base model searches it once
+                est.add("the base model on the validation questions (for the base hybrid's fusion; first run "
+                        "only)", val_tokens * ENCODE_SECONDS_PER_TOKEN)
             est.add("encoding the passages with the tuned model", ev_tokens * ENCODE_SECONDS_PER_TOKEN)
         else:
             label = "adapter" if m == "adapter" else "NUDGE"

@@ -69,3 +69,19 @@ def test_search_py_runs_alone_from_the_command_line(adapter_run, tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[0].split("\t")[2] == view.rankings["base_hybrid"][view.query_ids[0]][0][0]
+
+
+def test_the_export_bundle_ships_the_recommended_pipeline_and_says_so(adapter_run, tmp_path):
+    from core.insight.export import write_bundle
+
+    store, run_id = adapter_run
+    view = open_run(store, run_id)
+    out = write_bundle(store, run_id, tmp_path / "bundle", with_onnx=False)
+    role = view.results.recommended
+    config = json.loads((out / "pipeline.json").read_text())
+    assert config["role"] == role and config["name"] == view.results.systems[role].name
+    readme = (out / "README.md").read_text()
+    assert "## The retriever to deploy" in readme and "python search.py" in readme
+    pipe = _load_search(out).Pipeline(out)
+    for qid in view.query_ids:
+        assert [d for d, _ in pipe.search(view.eval.queries[qid])] == view.rankings[role][qid][0][:10]

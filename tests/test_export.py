@@ -64,6 +64,8 @@ def test_bundle_files_parquet_schema_and_export_json(adapter_run, tmp_path):
     store, run_id = adapter_run
     out = write_bundle(store, run_id, tmp_path / "bundle", dim=128, with_onnx=False)
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"pipeline.json", "search.py", "pipeline/ids.json", "pipeline/texts.json"} <= files  # the retriever
+    files = {f for f in files if not f.startswith("pipeline") and f != "search.py"}
     assert files == {"README.md", "export.json", "config.json", "results.json", "adapter.npz", "embeddings.parquet",
                      "snippets/sentence_transformers_search.py", "snippets/faiss_search.py",
                      "snippets/qdrant_search.py", "snippets/llamaindex_search.py", "snippets/langchain_search.py"}

@@ -159,6 +159,37 @@ def pipeline_files(view, results: RunResults, spec: RunSpec, run_dir: Path, role
     return files
 
 
+def _md(text: str) -> str:
+    """User-given text on one Markdown line, its markup characters escaped."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", " ".join(str(text).split()))
+
+
+def pipeline_readme(results: RunResults, role: str | None = None) -> str:
+    """The bundle README's section on the retriever it ships: which pipeline, why, and how to run it."""
+    role = role or results.recommended
+    pipe = results.pipelines[role]
+    name = _md(results.systems[role].name)
+    lines = ["## The retriever to deploy", "",
+             f"This bundle ships **{name}**, whole: " + "; ".join(_md(s) for s in pipe.stages()) + ".", ""]
+    why = results.headline_lines()
+    if why:
+        lines += ["Why this one (measured on your evaluation questions):", ""] + [f"- {_md(w)}" for w in why] + [""]
+    else:
+        lines += [f"Why: {_md(results.verdict)}", ""]
+    lines += ["Run it (it reproduces the lab's ranking of every evaluation question):", "", "```bash",
+              'python search.py "your question" --k 10', "```", "", "```python",
+              "from search import Pipeline", "", "retriever = Pipeline()          # loads pipeline.json and pipeline/",
+              'hits = retriever.search("your question", k=10)   # [(passage id, score), ...]', "```", "",
+              "`pipeline.json` lists the stages; `pipeline/` holds the passage ids and texts"
+              + (", the dense stage's passage vectors" if pipe.dense else "")
+              + (", the BM25 index (bm25s format)" if pipe.bm25 else "")
+              + (", the reranker" if pipe.rerank else "") + ". "
+              "New or changed passages mean rebuilding these files (export the run again after adding them)."]
+    return "\n".join(lines)
+
+
 def _source(*objects) -> str:
     return "\n\n".join(inspect.getsource(o) for o in objects)
 

@@ -20,6 +20,9 @@ nothing outside them ends up in the bundle and no entry escapes the folder it is
                              collection), cut to the chosen dimension and unit length again; windowed
                              runs have a row per window (id "<passage id>#<n>", passage_id column)
     snippets/*.py            sentence-transformers, FAISS, Qdrant, LlamaIndex, LangChain, ONNX Runtime
+    pipeline.json search.py  the retriever the run recommends (BM25, a hybrid, a dense model, a reranker),
+    pipeline/                whole, with a search function that reproduces the run's rankings
+                             (``core.insight.bundle_pipeline``)
 
 The chosen Matryoshka dimension is one of ``dimension_choices`` (``quality_by_dimension``'s sizes;
 default the full size). The snippets read export.json, so they follow the bundle they sit in; each
@@ -46,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.insight.bundle_pipeline import pipeline_files, pipeline_readme
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
 from core.insight.results import load_vectors
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
@@ -273,6 +277,14 @@ def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_on
     entries.append(Entry("README.md", readme(run_dir, spec, info).encode("utf-8")))
     for name, text in snippets(spec.method, with_onnx).items():
         entries.append(Entry(f"snippets/{name}", text.encode("utf-8")))
+    if progress:
+        progress("Writing the recommended retriever (pipeline/, search.py)", 0.9)
+    have = {e.name for e in entries}
+    for name, data in pipeline_files(view, view.results, spec, run_dir):
+        if name not in have:
+            entries.append(Entry(name, data) if isinstance(data, bytes) else Entry(name, source=data))
+    readme_entry = next(e for e in entries if e.name == "README.md")
+    readme_entry.data += ("\n\n" + pipeline_readme(view.results)).encode("utf-8")
     if progress:
         progress("Bundle ready", 1.0)
     return entries

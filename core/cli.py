@@ -172,13 +172,27 @@ def cmd_prepare_sample(args: argparse.Namespace) -> int:
 
 def _dataset_from_files(store, train_path: str, eval_path: str | None, seed: int, split_by: str, label: str) -> str:
     """Save the data of a ``train``/``shootout`` command as a dataset; returns its id."""
-    from core.dataset import join_train_eval
+    from core.dataset import derived_ids, join_train_eval
     from core.ingest.splits import leakage_report, split_dataset
 
     train = _load_qa(train_path)
     if eval_path:
-        train, ev = join_train_eval(train, _load_qa(eval_path))
-        split = {**leakage_report(train, ev).to_dict(), "train_file": train_path, "eval_file": eval_path}
+        given_eval = _load_qa(eval_path)
+        derived_set = derived_ids(train, given_eval)
+        derived = len(derived_set)
+        stray = [d for d in train.corpus if "#ict" in d and d not in derived_set]
+        if stray:
+            print(f"warning: {len(stray)} passages of {train_path} look cut from a passage (e.g. id {stray[0]!r}) "
+                  f"whose id is not in {eval_path}, so they are searched too and may take the place of the "
+                  "original: generate the pairs from the file you evaluate on (generate --from that file).",
+                  file=sys.stderr)
+        train, ev = join_train_eval(train, given_eval)
+        if derived:
+            print(f"{derived} passages of {train_path} are its questions' passages with the question's sentence cut "
+                  f"out (passage ids '<id>#...'): trained on, never searched; {len(ev.corpus)} passages are "
+                  "searched.", file=sys.stderr)
+        split = {**leakage_report(train, ev).to_dict(), "train_file": train_path, "eval_file": eval_path,
+                 "derived_not_searched": derived}
         how = "given files"
     else:
         train, ev, rep = split_dataset(train, eval_fraction=0.2, seed=seed, by=split_by)

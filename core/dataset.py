@@ -151,19 +151,50 @@ def rekey_by_text(ds: QADataset, query_prefix: str = "q-") -> QADataset:
     )
 
 
+def derived_from(doc_id: str, passage_ids) -> str | None:
+    """The passage a training text was derived from, or None when ``doc_id`` names a passage.
+
+    A generated question's positive that is not a passage of the collection (inverse cloze with
+    the question's sentence cut out, see ``core.generate.pairs``) has the id ``<passage id>#<tag>``;
+    it counts as derived only when that passage id is in ``passage_ids``, so ids that merely
+    contain a ``#`` ("manual.pdf#chunk3") stay passages.
+
+    Args:
+        doc_id: A corpus id.
+        passage_ids: The ids of the collection's passages (any container supporting ``in``).
+
+    Returns:
+        The passage id it was derived from, or None.
+    """
+    base, sep, _ = doc_id.rpartition("#")
+    return base if sep and base in passage_ids else None
+
+
+def derived_ids(train: QADataset, eval: QADataset | None = None) -> set[str]:
+    """Ids of ``train``'s corpus that are training texts derived from a passage of either file
+    (:func:`derived_from`), not passages: they are trained on, never searched."""
+    known = set(train.corpus) | (set(eval.corpus) if eval is not None else set())
+    return {d for d in train.corpus if derived_from(d, known) is not None}
+
+
 def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADataset]:
     """Train and eval loaded from two separate files, made consistent.
 
     Ids are re-keyed by content so a passage present in both files is one doc, and the
-    eval corpus becomes every passage of both files (retrieval is judged against all).
+    eval corpus becomes every passage of both files (retrieval is judged against all), except
+    the training file's derived texts (:func:`derived_ids`: a generated pair file's passages with
+    the question's sentence cut out): those stay in the training corpus only, so a pair file
+    generated from the evaluation file's passages leaves exactly those passages to search.
 
     Returns:
-        (train, eval) re-keyed; eval.corpus = union of both corpora.
+        (train, eval) re-keyed; eval.corpus = both corpora, derived training texts left out.
     """
+    derived = derived_ids(train, eval)
     tr = rekey_by_text(train, "train-")
     ev = rekey_by_text(eval, "eval-")
-    corpus = {**tr.corpus, **ev.corpus}
-    sources = {**tr.sources, **ev.sources}
+    passages = {_doc_key(t) for d, t in train.corpus.items() if d not in derived}
+    corpus = {**{d: t for d, t in tr.corpus.items() if d in passages}, **ev.corpus}
+    sources = {d: s for d, s in {**tr.sources, **ev.sources}.items() if d in corpus}
     return tr, QADataset(ev.queries, corpus, ev.relevant_docs, ev.negatives, sources, ev.answers, ev.origins)
 
 

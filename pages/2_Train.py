@@ -6,6 +6,7 @@ import dataclasses
 
 import streamlit as st
 
+from core.generate.advice import method_advice
 from core.insight.history import NOT_TUNING
 from core.retrieval.embedding import resolve_model
 from core.tuning.nudge import nudge_applies
@@ -15,6 +16,7 @@ from ui import resources as res
 from ui import run_panel, state, widgets
 
 SEED_KEPT = "etl_cfg_seed__chosen"  # the seed chosen under Advanced settings, kept while it is closed
+ADVISED_KEY = "etl_cfg_method__advised"  # the dataset whose generated questions preselected the method
 METHOD_CAPTIONS = {
     "full": "Updates all the model's weights. Best results; minutes to hours on a CPU.",
     "adapter": "Learns a small transform of question vectors on top of the unchanged model. The first run "
@@ -72,8 +74,16 @@ def launch_form(ds_id: str) -> None:
     base_model = st.text_input("Base model", value="", placeholder="all-MiniLM-L6-v2 (bundled)",
                                key="etl_cfg_base_model", help=field_help(RunSpec, "base_model"))
     choose_model(ds_id, meta["name"])
+    advice = method_advice(train)  # generated training questions: preselect what measured best for them, once
+    if advice is not None and st.session_state.get(ADVISED_KEY) != ds_id:
+        st.session_state["etl_cfg_method"] = advice.method
+        st.session_state[ADVISED_KEY] = ds_id
     method = st.radio("Method", list(LAUNCHABLE), format_func=METHOD_LABELS.get, horizontal=True,
                       key="etl_cfg_method", captions=[METHOD_CAPTIONS[m] for m in LAUNCHABLE])
+    if advice is not None and method == advice.method:
+        st.info(widgets.plain(advice.why), icon=":material/recommend:")
+    elif advice is not None and method in advice.against:
+        st.warning(widgets.plain(advice.against[method]), icon=":material/warning:")
     if method == "nudge":
         ok, reason = nudge_applies(train.corpus, ev.corpus)
         if not ok:

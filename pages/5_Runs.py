@@ -10,6 +10,7 @@ from core.insight.export import bundle_zip, dimension_options, onnx_ready, prepa
 from core.insight.history import dataset_names, done_runs, run_label, runs_frame
 from core.insight.report import build_report
 from core.insight.results import load_results
+from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
 from core.store import atomic_write_bytes
 from ui import resources as res
 from ui import state, widgets
@@ -76,6 +77,11 @@ else:
         "LangChain, ONNX Runtime), the settings, the scores and a README. A new model means re-indexing your "
         "collection: the README says what to re-encode."
     )
+    unchanged = base_unchanged(store.run_dir(rid))
+    if unchanged:
+        st.warning(f"{widgets.plain(unchanged)} You can still download it, but {UNCHANGED_BUNDLE} (its README says "
+                   "so too): deploying it changes nothing. For a model that differs, tune on other questions (label "
+                   "real ones on the Questions page, or try the full fine-tune).", icon=":material/info:")
     safe = (
         re.sub(r"[^A-Za-z0-9_.-]+", "-", next(r["name"] for r in runs if r["id"] == rid)).strip("-.") or rid
     )

@@ -113,3 +113,38 @@ def test_train_warns_when_its_evaluation_file_is_generated(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Evaluation questions: generated;" in proc.stdout
     assert "WARNING: The evaluation questions are generated: these scores are optimistic" in proc.stdout
+
+
+def test_generate_then_train_searches_exactly_the_collection(tmp_path):
+    """The README's path on one collection (issue 26): `generate --from FILE` writes 'sentence as question' pairs
+    whose passages have the question's sentence cut out (ids '<id>#ict<k>'); `train --train pairs --eval FILE`
+    trains on those texts but searches and scores the collection exactly as uploaded: its passages, no more."""
+    from core.dataset import _doc_key
+    from core.store import Store
+
+    ps = passages()
+    src = tmp_path / "collection.json"
+    queries = {f"q{i}": f"How often is the {t} on line {i} inspected?" for i, t in enumerate(["pump", "valve", "hose"])}
+    src.write_text(json.dumps({"queries": queries, "corpus": ps,
+                               "relevant_docs": {f"q{i}": [f"p{i}"] for i in range(3)}}))
+    pairs = tmp_path / "pairs.csv"
+    proc = _run(["--from", str(src), "--out", str(pairs), "--method", "inverse_cloze", "--no-round-trip"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(pairs.open(encoding="utf-8")))
+    cut = [r for r in rows if "#ict" in r["passage_id"]]
+    assert cut and all(r["passage"] not in ps.values() for r in cut)  # altered copies: trained on only
+    env = {**os.environ, "ETL_WORKSPACE": str(tmp_path / "ws"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "core", "train", "--train", str(pairs), "--eval", str(src),
+                           "--method", "adapter", "--epochs", "1", "--json"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len({r['passage_id'] for r in cut})} passages of {pairs} are its questions' passages" in proc.stderr
+    store = Store(tmp_path / "ws")
+    run = next(r for r in store.list_runs() if r["method"] == "adapter")
+    train, ev = store.load_dataset(run["dataset_id"])
+    assert len(ev.corpus) == len(ps) == 12  # the collection's passages, each once
+    assert set(ev.corpus) == {_doc_key(t) for t in ps.values()}  # ids follow the texts (re-keyed by content)
+    assert sorted(ev.corpus.values()) == sorted(ps.values())
+    assert len(train) == len(rows) and {r["passage"] for r in cut} <= set(train.corpus.values())  # still trained on
+    results = json.loads(proc.stdout)
+    assert {s["conditions"]["passages"] for s in results["systems"].values()} == {12}  # every system searched 12

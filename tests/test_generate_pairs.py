@@ -127,3 +127,28 @@ def test_unknown_passage_id_is_refused():
         build_dataset(bad, PASSAGES)
     with pytest.raises(ValueError, match="passage ids not in the passages"):
         pair_table(bad, PASSAGES)
+
+
+def test_join_keeps_derived_positives_out_of_the_searched_passages(tmp_path):
+    """A pair file of 'sentence as question' pairs joined with an evaluation file over the same passages
+    (``join_train_eval``: the CLI's --train/--eval and the Data page's train + eval files): the cut passages are
+    trained on, and the evaluation searches exactly the evaluation file's passages (issue 26)."""
+    from core.dataset import QADataset, _doc_key, derived_from, derived_ids, join_train_eval
+
+    r = generate_offline(PASSAGES, OfflineSettings(method="inverse_cloze", per_passage=1, ict_keep_sentence=0.0))
+    path = write_pair_file(tmp_path / "pairs.csv", r.questions, PASSAGES, SOURCES)
+    train = load_qa_file(path.name, path.read_bytes()).dataset
+    ev = QADataset({"e1": "Why does the pump leak?"}, dict(PASSAGES), {"e1": ["manual-p1"]}, sources=dict(SOURCES))
+    cut = {x.positive_id() for x in r.questions}
+    assert cut and derived_ids(train, ev) == cut
+    tr, joined = join_train_eval(train, ev)
+    assert sorted(joined.corpus.values()) == sorted(PASSAGES.values())  # no altered copy searched
+    assert set(joined.corpus) == {_doc_key(t) for t in PASSAGES.values()}
+    assert {x.positive for x in r.questions} <= set(tr.corpus.values())  # still trained on
+    assert set(tr.pairs()) == {(x.question, x.positive) for x in r.questions}
+    # An id that only contains '#' is a passage; a training file's own passages are still searched.
+    assert derived_from("manual.pdf#chunk3", {"manual.pdf#chunk2"}) is None
+    assert derived_from("manual-p1#ict1", PASSAGES) == "manual-p1"
+    extra = QADataset({"t1": "q?"}, {"other.pdf#chunk3": "A passage only the training file has."}, {"t1": ["other.pdf#chunk3"]})
+    _, joined = join_train_eval(extra, ev)
+    assert "A passage only the training file has." in joined.corpus.values() and len(joined.corpus) == 4

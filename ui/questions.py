@@ -45,8 +45,16 @@ from core.generate.labels import (
 from core.generate.llm import ApiKey, LLMSettings, check_connection, check_settings, with_env_defaults
 from core.generate.offline import MEASURED as OFFLINE_MEASURED
 from core.generate.offline import OFFLINE_METHODS, OfflineSettings
-from core.generate.pairs import is_generated
+from core.generate.pairs import collection_passages, is_generated
 from core.generate.review import review_table, save_review, set_keep, use_as_training
+from core.generate.timing import (
+    EncodeRate,
+    GenerationEstimate,
+    estimate_generation,
+    measure_rate,
+    question_cost,
+    stored_rate,
+)
 from core.tuning.estimate import fmt_duration
 from core.tuning.jobs import BusyError
 from ui import resources as res
@@ -59,7 +67,8 @@ LABEL_TEXT_KEY = "etl_q_label_text"  # the labelling bench's question box
 LABEL_FROM_KEY = "etl_q_label_from"  # the generated question being verified: {text, origin, passage_id}
 BACKEND_LABELS = {"offline": "Offline (no LLM)", "llm": "LLM endpoint"}
 BACKEND_CAPTIONS = {
-    "offline": "Cuts pseudo-questions out of the passages themselves. Needs nothing else; seconds.",
+    "offline": "Cuts pseudo-questions out of the passages themselves. Needs nothing else: seconds to generate, "
+    "then the round-trip check encodes the collection with the base model (the time is estimated below).",
     "llm": "A language model writes real questions. Needs an OpenAI-compatible server (Ollama, llama.cpp, vLLM, "
     "LM Studio, OpenAI); minutes to hours.",
 }
@@ -159,6 +168,10 @@ def generate_form(ds_id: str, n_passages: int) -> None:
     asked = min(spec.max_passages or n_passages, n_passages)
     name = right.text_input("Run name", value=f"questions · {BACKEND_LABELS[backend]} · {asked} passages",
                             key=f"etl_q_run_name_{ds_id}_{tag}", max_chars=100)
+    estimate = generation_estimate(ds_id, spec)
+    st.info(f":material/timer: Estimated time: **{widgets.plain(estimate.text())}**."
+            + (" Turn the round-trip check off under Filters to skip it (a later training run encodes the "
+               "passages then instead)." if estimate.round_trip and (estimate.seconds or 0) > 60 else ""))
     active = runner.active()
     if active is not None:
         st.warning(f"Run “{widgets.plain(store.get_run(active.run_id)['name'])}” is using the workspace now; "
@@ -166,6 +179,37 @@ def generate_form(ds_id: str, n_passages: int) -> None:
     if st.button("Generate questions", icon=":material/auto_awesome:", type="primary", key="etl_q_generate",
                  disabled=active is not None or n_passages == 0):
         _launch(spec, key, name.strip() or None)
+
+
+@st.cache_resource(show_spinner="Measuring how fast this machine encodes (a few passages)…", max_entries=8)
+def _sampled_rate(root: str, ds_id: str, offline_json: str) -> EncodeRate:
+    """This machine's encoding rate, measured once on a sample of the collection (bundled base model)."""
+    train, ev = res.load_dataset(ds_id)
+    passages, _ = collection_passages(train, ev)
+    spec = GenerationSpec(offline=OfflineSettings(**json.loads(offline_json)))
+    return measure_rate(res.base_model(), passages, spec)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _question_cost(ds_id: str, spec_json: str) -> int:
+    train, ev = res.load_dataset(ds_id)
+    passages, _ = collection_passages(train, ev)
+    return question_cost(passages, GenerationSpec.from_dict(json.loads(spec_json)))
+
+
+def generation_estimate(ds_id: str, spec: GenerationSpec) -> GenerationEstimate:
+    """How long ``spec`` will take on this collection, from this machine's measured rate: the last generation's
+    in this workspace, else one measured now on a sample (bundled model only; a custom one: unknown)."""
+    store = res.get_store()
+    train, ev = res.load_dataset(ds_id)
+    passages, _ = collection_passages(train, ev)
+    if not spec.filters.round_trip or not passages:
+        return estimate_generation(passages, spec, None)
+    rate = stored_rate(store, spec.base_model)
+    if rate is None and spec.base_model is None:
+        rate = _sampled_rate(str(store.root), ds_id, json.dumps(dataclasses.asdict(spec.offline), sort_keys=True))
+    q_cost = _question_cost(ds_id, json.dumps(spec.to_dict(), sort_keys=True))
+    return estimate_generation(passages, spec, rate, res.embedding_cache(), q_cost)
 
 
 def _launch(spec: GenerationSpec, key: str, name: str | None) -> None:

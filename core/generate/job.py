@@ -202,6 +202,12 @@ class GenerationSummary:
         cancelled: The user cancelled.
         generation_seconds: Time spent generating.
         filter_seconds: Time spent encoding and filtering.
+        encode_cost: What the round trip encoded (passages and questions not already in the embedding
+            cache), in character units (:func:`encode_cost`): with ``encode_seconds``, this machine's
+            measured rate, which the next estimate uses (``core.generate.timing``).
+        encode_seconds: Time the round trip spent encoding them (model loading left out).
+        encode_model: The round trip's model (``spec.base_model``; "" for the bundled one).
+        encode_fingerprint: Its embedding-cache key at the runs' passage limit (to count what is cached).
     """
 
     backend: str
@@ -222,6 +228,10 @@ class GenerationSummary:
     cancelled: bool = False
     generation_seconds: float = 0.0
     filter_seconds: float = 0.0
+    encode_cost: int = 0
+    encode_seconds: float = 0.0
+    encode_model: str = ""
+    encode_fingerprint: str = ""
 
     @property
     def headline(self) -> dict[str, int]:
@@ -268,21 +278,46 @@ def _phase_progress(reporter: Reporter, unit: str) -> Callable[[int, int], None]
     return progress
 
 
-def _round_trip_vectors(questions, passages, spec, reporter, embedding_cache, model, device):
-    """(question vectors, passage vectors) with the base model at the runs' passage token limit."""
-    from core.retrieval.embedding import encode, load_model
+TEXT_OVERHEAD_CHARS = 250  # encoding one text costs about as much as 250 more characters (measured: see timing)
+CHARS_PER_TOKEN = 5  # generous: text past the token limit is never read, so it costs nothing
+
+
+def encode_cost(texts, kind: str, fp: str = "", cache=None, tokens: int = 512) -> int:
+    """What encoding the distinct ``texts`` the embedding cache does not hold yet costs, in character units:
+    each text's characters up to the token limit plus :data:`TEXT_OVERHEAD_CHARS` (``core.generate.timing``
+    divides this by a measured rate)."""
+    from core.retrieval.embedding import text_key
+
+    unique = {text_key(t): t for t in texts}
+    have = cache.get(fp, kind, list(unique)) if cache is not None and fp else {}
+    cap = tokens * CHARS_PER_TOKEN
+    return sum(min(len(t), cap) + TEXT_OVERHEAD_CHARS for k, t in unique.items() if k not in have)
+
+
+def _round_trip_vectors(questions, passages, spec, reporter, embedding_cache, model, device, summary):
+    """(question vectors, passage vectors) with the base model at the runs' passage token limit; the
+    characters encoded and the time taken go into ``summary`` (this machine's measured rate)."""
+    from core.retrieval.embedding import encode, load_model, model_fingerprint
     from core.tuning.spec import Scoring
 
     if model is None:
         reporter.phase("preparing", "Loading the base model for the round-trip check")
         model = load_model(spec.base_model, device=device)
     model.max_seq_length = Scoring().passage_tokens  # as runs encode passages: the cache serves both
+    fp = model_fingerprint(model)
+    texts = list(passages.values())
+    q_texts = [q.question for q in questions]
+    limit = model.max_seq_length
+    cost = (encode_cost(texts, "passage", fp, embedding_cache, limit)
+            + encode_cost(q_texts, "query", fp, embedding_cache, limit))
+    t0 = time.perf_counter()
     reporter.phase("encoding", f"Round trip: encoding {len(passages):,} passages with the base model")
-    p_vecs = encode(model, list(passages.values()), kind="passage", cache=embedding_cache,
-                    progress=_phase_progress(reporter, "passages"))
+    p_vecs = encode(model, texts, kind="passage", cache=embedding_cache, progress=_phase_progress(reporter, "passages"))
     reporter.phase("encoding", f"Round trip: encoding {len(questions):,} questions")
-    q_vecs = encode(model, [q.question for q in questions], kind="query", cache=embedding_cache,
-                    progress=_phase_progress(reporter, "questions"))
+    q_vecs = encode(model, q_texts, kind="query", cache=embedding_cache, progress=_phase_progress(reporter, "questions"))
+    summary.encode_cost, summary.encode_seconds = cost, time.perf_counter() - t0
+    summary.encode_model, summary.encode_fingerprint = spec.base_model or "", fp
+    logger.info("round trip: encoding cost %d (character units) in %.1f s", cost, summary.encode_seconds)
     return q_vecs, p_vecs
 
 
@@ -378,7 +413,8 @@ def generate(
     t1 = time.perf_counter()
     vectors: dict[str, Any] = {}
     if spec.filters.round_trip:
-        q_vecs, p_vecs = _round_trip_vectors(out.questions, passages, spec, reporter, embedding_cache, model, device)
+        q_vecs, p_vecs = _round_trip_vectors(out.questions, passages, spec, reporter, embedding_cache, model, device,
+                                             summary)
         vectors = {"question_vectors": q_vecs, "passage_vectors": p_vecs}
     reporter.phase("filtering", f"Filtering {len(out.questions):,} questions")
     if reporter.should_stop():

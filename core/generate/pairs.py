@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.dataset import QADataset
+from core.dataset import QADataset, derived_from
 from core.store import atomic_write_bytes
 
 GENERATED = "generated"
@@ -154,8 +154,7 @@ class GeneratedSet:
 def is_derived_id(doc_id: str, corpus: dict[str, str]) -> bool:
     """True for a derived positive's id (``<passage id>#<tag>``, see :meth:`GeneratedQuestion.positive_id`)
     whose passage is in ``corpus``: a text made for training, not a passage of the collection."""
-    base, sep, _ = doc_id.rpartition("#")
-    return bool(sep) and base in corpus
+    return derived_from(doc_id, corpus) is not None
 
 
 def collection_passages(train: QADataset, eval: QADataset | None = None) -> tuple[dict[str, str], dict[str, str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.insight.results import load_results
+from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
 from core.store import read_json
 from core.tuning.spec import RunSpec
 
@@ -89,6 +90,7 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
                   f"({results.question_origin}) searching {results.eval_passages} passages, read at "
                   f"{results.passage_tokens} tokens by both models.")
     settings = "\n".join(f"- {k}: {v}" for k, v in spec.describe())
+    unchanged = base_unchanged(run_dir)
     usage = _USAGE.get(spec.method, "").replace("{base_model}", base_model_ref(spec)).replace("{dim}", str(dim))
     return "\n".join(
         [
@@ -97,6 +99,8 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
             f"Exported from the Embedding Tuning Lab on {time.strftime('%Y-%m-%d %H:%M')}.",
             "",
             f"- **What it is:** {what}",
+            *([f"- **Unchanged: {UNCHANGED_BUNDLE}.** {unchanged} Deploying it changes nothing; tune on other "
+               "questions (label real ones, or try the full fine-tune) before you ship."] if unchanged else []),
             f"- **Method:** `{spec.method}`",
             f"- **Base model:** `{spec.model_label}`",
             f"- **Run id:** `{run_dir.name}`",

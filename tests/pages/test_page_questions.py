@@ -240,3 +240,31 @@ def test_compare_and_report_warn_when_the_evaluation_questions_are_generated(wor
     assert "The evaluation questions are generated: these scores are optimistic" in page
     html = build_report(store, run_id, with_maps=False)
     assert '<p class="warn"><b>Warning:</b> The evaluation questions are generated' in html
+
+
+def test_time_text_comes_from_the_rate_measured_on_this_machine(collection, monkeypatch):
+    """Issue 26: the Generate tab says how long the run will take before it starts, from a rate measured here (a
+    sample of the collection just now, or the last generation of this workspace), never 'seconds' while the
+    round-trip check is on."""
+    from core.generate import timing
+
+    store, ds_id = collection
+    monkeypatch.setattr(timing, "MIN_RATE_COST", 10**12)  # no stored rate counts: measured on a sample
+    at = _page(ds_id)
+    info = " ".join(i.value for i in at.info)
+    assert "Estimated time: **about " in info and "for 12 passages on this machine" in info
+    assert "measured just now on 12 of this collection's passages" in info
+    assert "seconds" not in texts(at).split("Estimated time")[0].split("Cuts pseudo-questions")[-1]
+    if not any(r["method"] == "generate" and r["status"] == "done" for r in store.list_runs()):  # run alone
+        from core.generate.job import GenerationSpec, create_generation_run
+        from tests.test_generate_job import run_sync
+
+        spec = GenerationSpec.for_backend(ds_id, "offline", "inverse_cloze")
+        assert run_sync(store, create_generation_run(store, spec)).snapshot().status == "done"
+    monkeypatch.setattr(timing, "MIN_RATE_COST", 1)  # the earlier generation's rate, its passages cached
+    at.run()
+    info = " ".join(i.value for i in at.info)
+    assert "the rate the last generation in this workspace measured" in info
+    assert "encodes 0 passages not encoded yet" in info
+    at.checkbox(key="etl_q_flt_offline_inverse_cloze_round_trip").uncheck().run()
+    assert "Estimated time: **seconds for 12 passages (round-trip check off)**" in " ".join(i.value for i in at.info)

@@ -47,3 +47,23 @@ def test_active_run_cannot_be_deleted(tiny_dataset):
     finally:  # leave no active run behind for the next test
         store.update_run(run_id, status="cancelled")
         store.delete_run(run_id)
+
+
+def test_a_run_that_kept_the_base_model_says_so(tiny_dataset):
+    """Issue 26: an adapter run that kept the identity (no epoch beat the base model) is the base model
+    unchanged; the download section says so before anyone ships it, and a changed run gets no such note."""
+    from core.tuning.adapter import LinearAdapter
+
+    store, ds_id = tiny_dataset
+    run_id = make_finished_run(store, ds_id, name="kept the base")
+    kept = LinearAdapter.load(store.run_dir(run_id) / "adapter.npz")
+    assert (kept.weight == LinearAdapter.identity(kept.dim).weight).all()  # the tiny set: nothing to beat
+    at = open_app("5_Runs.py")
+    at.selectbox(key="etl_runs_dl").set_value(run_id).run()
+    assert not at.exception
+    page = texts(at)
+    assert "No epoch of the query adapter beat the base model" in page
+    assert "this bundle is the base model unchanged" in page
+    LinearAdapter(kept.weight * 1.5, kept.bias).save(store.run_dir(run_id) / "adapter.npz")  # a changed adapter
+    at.run()
+    assert "this bundle is the base model unchanged" not in texts(at)

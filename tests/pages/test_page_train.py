@@ -172,3 +172,31 @@ def test_an_interrupted_full_run_offers_resume_only_from_a_checkpoint(tiny_datas
     assert not at.exception
     assert [b.label for b in at.button if b.label.startswith("Resume")] == ["Resume from step 10"]
     assert "cannot resume" not in texts(at)
+
+
+def test_generated_training_questions_preselect_the_full_fine_tune_and_say_why(tiny_dataset):
+    """Issue 26: with generated training questions the page preselects what measured best for them (the full
+    fine-tune), gives the figure, and warns when the query adapter is chosen instead."""
+    from core.dataset import QADataset
+    from core.generate.pairs import offline_origin
+
+    store, human_id = tiny_dataset
+    train, ev = store.load_dataset(human_id)
+    gen = QADataset(train.queries, train.corpus, train.relevant_docs,
+                    origins=dict.fromkeys(train.queries, offline_origin("inverse_cloze")))
+    gen_id = store.save_dataset("generated", gen, ev)
+    at = _train_page(human_id)
+    at.radio(key="etl_cfg_method").set_value("adapter").run()  # chosen on human questions: no advice there
+    assert "measured best on generated questions" not in texts(at) and "did not move" not in texts(at)
+    at.session_state[state.DATASET_KEY] = gen_id
+    at.run()
+    assert not at.exception
+    assert at.radio(key="etl_cfg_method").value == "full"  # preselected on entering the generated dataset
+    info = " ".join(i.value for i in at.info)
+    assert "so the full fine-tune is preselected" in info and "from 0.657 to 0.680" in info
+    at.radio(key="etl_cfg_method").set_value("adapter").run()  # the user may still choose otherwise
+    assert at.radio(key="etl_cfg_method").value == "adapter"
+    warning = " ".join(w.value for w in at.warning)
+    assert "the query adapter did not move the base model" in warning and "stayed at 0.657" in warning
+    at.run()
+    assert at.radio(key="etl_cfg_method").value == "adapter"  # preselected once, not forced on every rerun

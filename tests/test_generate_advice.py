@@ -1,0 +1,39 @@
+"""What the Train page preselects for generated training questions, and the figures it gives (issue 26)."""
+
+from __future__ import annotations
+
+from core.dataset import QADataset
+from core.generate.advice import GENERATED_BEST, method_advice
+from core.generate.pairs import llm_origin, offline_origin
+
+
+def _train(origins: list[str]) -> QADataset:
+    n = len(origins)
+    return QADataset({f"q{i}": f"question {i}" for i in range(n)}, {f"d{i}": f"passage {i}" for i in range(n)},
+                     {f"q{i}": [f"d{i}"] for i in range(n)}, origins={f"q{i}": o for i, o in enumerate(origins)
+                                                                      if o})
+
+
+def test_generated_questions_get_the_full_fine_tune_with_the_figure():
+    advice = method_advice(_train([offline_origin("inverse_cloze")] * 9 + ["human"]))
+    assert advice is not None and advice.method == GENERATED_BEST == "full"
+    assert (advice.generated, advice.total) == (9, 10)
+    assert "9 of 10, mostly sentence as question" in advice.why
+    assert "from 0.657 to 0.680" in advice.why and "stayed at 0.657" in advice.why
+    assert "did not move" in advice.against["adapter"] and "0.680" in advice.against["adapter"]
+    assert "nudge" in advice.against and "full" not in advice.against
+
+
+def test_other_generated_kinds_say_what_they_measured():
+    crop = method_advice(_train([offline_origin("crop")] * 4))
+    assert crop is not None and "(all, mostly random excerpt)" in crop.why
+    assert "full fine-tune 0.661, adapter 0.660" in crop.why
+    llm = method_advice(_train([llm_origin("qwen2.5:7b")] * 3))
+    assert llm is not None and "mostly LLM-written" in llm.why and "neither moved" not in llm.why
+
+
+def test_human_or_unknown_questions_get_no_advice():
+    assert method_advice(_train(["human"] * 5)) is None
+    assert method_advice(_train([""] * 5)) is None  # as uploaded: nothing says they are generated
+    assert method_advice(_train([offline_origin("crop")] * 2 + ["human"] * 3)) is None  # a minority
+    assert method_advice(QADataset({}, {}, {})) is None

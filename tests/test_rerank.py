@@ -66,10 +66,13 @@ def _first_stage(ds: QADataset, seed: int = 0):
 def test_load_a_cross_encoder_folder(tiny_ce):
     m = load_reranker(tiny_ce, device="cpu")
     assert m.num_labels == 1 and m.max_seq_length == 64
-    scores = m.predict([("why the pump leaks oil", "When the pump leaks oil, check fittings."),
-                        ("why the pump leaks oil", "the valve sticks")])
+    pairs = [("why the pump leaks oil", "When the pump leaks oil, check fittings."),
+             ("why the pump leaks oil", "the valve sticks")]
+    scores = m.predict(pairs)
     assert scores.shape == (2,) and scores[0] != scores[1]  # the tokenizer reads real words, not [UNK]
     assert load_reranker(tiny_ce, device="cpu", max_length=32).max_seq_length == 32
+    # as a starting checkpoint a cross-encoder keeps its head (a plain checkpoint gets a fresh one)
+    assert reranker_start(tiny_ce, device="cpu").predict(pairs) == pytest.approx(scores, abs=1e-6)
 
 
 def test_hub_id_refused_offline_without_a_network_call(monkeypatch):
@@ -224,6 +227,9 @@ def test_bad_settings_and_data_are_refused(tiny_checkpoint, tmp_path):
         train_reranker(ds.subset(ds.query_ids[:1]), tmp_path / "m", RerankSettings(), tiny_checkpoint,
                        negatives_from=lambda sub: _first_stage(sub), device="cpu")
     only_positives = ([[ds.relevant_docs[q][0]] for q in ds.query_ids], [[1.0] for _ in ds.query_ids])
+    with pytest.raises(ValueError, match="rows but the training set"):
+        train_reranker(ds, tmp_path / "m", RerankSettings(max_steps=1), tiny_checkpoint,
+                       negatives_from=(only_positives[0][:3], only_positives[1][:3]), device="cpu")
     with pytest.raises(ValueError, match="No negative was found"):
         train_reranker(ds, tmp_path / "m", RerankSettings(max_steps=1), tiny_checkpoint,
                        negatives_from=only_positives, device="cpu")

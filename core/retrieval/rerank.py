@@ -508,6 +508,9 @@ def train_reranker(train: QADataset, out_dir: str | Path, settings: RerankSettin
     from transformers.trainer_callback import PrinterCallback
 
     settings.validate()
+    if isinstance(negatives_from, tuple) and len(negatives_from[0]) != len(train.query_ids):
+        raise ValueError(f"The ranking to mine negatives from has {len(negatives_from[0])} rows but the training set "
+                         f"has {len(train.query_ids)} questions: rank the training questions, in order.")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     qids = _sample_questions(train, settings.max_pairs, seed)

@@ -1,0 +1,634 @@
+"""A rerank stage: a cross-encoder rescoring the top k of a first-stage ranking.
+
+A cross-encoder reads the question and a passage together and gives one relevance score per pair:
+more accurate than comparing two vectors, far too slow to run over a whole collection, so it only
+rescores the top ``top_k`` of a first stage (dense, BM25 or a fusion of them). Below ``top_k`` the
+first stage's order is kept, so metrics read at depth 100 stay defined.
+
+Where the cross-encoder comes from (:class:`RerankSettings`):
+
+* brought: a local cross-encoder folder, or a hub id when the machine is online
+  (:func:`load_reranker`);
+* trained on the run's training pairs (:func:`train_reranker`) with sentence-transformers'
+  ``CrossEncoderTrainer``: from the base model's checkpoint (a sentence-transformers bi-encoder
+  folder holds a plain BERT checkpoint; as a ``CrossEncoder`` with one label it gets a fresh scoring
+  head) or from a given checkpoint. Each (question, positive) pair is trained with mined hard
+  negatives: passages the first stage ranks in the question's top ``top_k`` (what the reranker will
+  be shown) that are not labelled relevant, sampled at random among them (the very top non-positive
+  is the likeliest unlabelled positive); a dataset's own negatives are used first.
+
+Costs (:func:`estimate_seconds`) are measured on this project's 2-core CPU machine; see the constants.
+
+This module knows nothing of runs (``core.tuning``): a caller passes ``progress`` and ``should_stop``;
+a stop raises :class:`RerankStopped`, which a job maps to its own cancel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from core.dataset import QADataset
+from core.retrieval import metrics as M
+from core.retrieval.embedding import EmbeddingCache, pick_device, resolve_model
+from core.retrieval.index import Ranking
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, unit)
+RerankLoss = Literal["bce", "mnrl"]
+NegativeSource = Ranking | Callable[[QADataset], Ranking] | None
+
+PREDICT_CHUNK = 8  # questions scored per progress update (8 x 30 = 240 pairs)
+PREDICT_BATCH = 32  # pairs per forward pass when reranking
+
+# Measured on this machine (2 CPU cores shared with other work: load average 6-9 while measuring), a cross-encoder
+# on all-MiniLM-L6-v2's checkpoint at 256 tokens, sec-10k (its passages fill the 256 tokens):
+# * training, 600 pairs x (1 + 3 negatives) = 2,400 rows, batch 16: 20 steps took 312 s (15.6 s a step of
+#   16 x 256 tokens) -> ~3.8e-3 s per token of each row trained on; the full epoch (150 steps) ~39 min;
+# * reranking the dense top 30 of 50 validation questions: 4.5 and 3.4 s per question (two runs) -> ~5e-4 s per
+#   token of each (question, passage) pair scored.
+TRAIN_SECONDS_PER_TOKEN = 3.8e-3  # forward + backward, per token of each (question, passage) row trained on
+PREDICT_SECONDS_PER_TOKEN = 5.0e-4  # inference, per token of each (question, passage) pair reranked
+LOAD_SECONDS = 5.0  # building the cross-encoder (torch and sentence-transformers already loaded)
+
+
+class RerankStopped(Exception):
+    """``should_stop()`` asked training or reranking to stop (nothing was saved)."""
+
+
+def _setting(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with its help text (and form hints) in ``metadata``, as ``core.tuning.spec.setting``."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class RerankSettings:
+    """A cross-encoder reranking the first stage's top k: brought, or trained on the run's pairs."""
+
+    model: str = _setting(
+        "",
+        "A ready cross-encoder to rerank with, used as it is (no training): a local folder, or a hub id when this "
+        "machine is online. Empty: train one on the run's training pairs.",
+        label="Reranker model (empty: train one)",
+    )
+    start_from: str = _setting(
+        "",
+        "When training: the checkpoint to start from. Empty: the run's base model (its transformer weights, with a "
+        "fresh scoring head). A cross-encoder folder here is fine-tuned further.",
+        label="Train from", advanced=True,
+    )
+    top_k: int = _setting(
+        30,
+        "How many of the first stage's results the cross-encoder rescores per question; the rest keep their order "
+        "below them. Cost grows linearly with it; a passage the first stage ranks below it is never reached.",
+        label="Rerank top k", min=1, max=100,
+    )
+    epochs: int = _setting(1, "Passes over the training pairs.", label="Epochs (reranker)", min=1, max=10)
+    negatives: int = _setting(
+        3,
+        "Hard negatives per (question, positive) pair: passages the first stage ranks in the question's top k that "
+        "are not labelled relevant (sampled among them). Each one is one more pair to score per step.",
+        label="Negatives per question", min=0, max=10,
+    )
+    batch_size: int = _setting(16, "(question, passage) rows per training step.", label="Batch size (reranker)",
+                               min=2, max=256, advanced=True)
+    lr: float = _setting(2e-5, "Learning rate (sentence-transformers' reranker examples use 2e-5).",
+                         label="Learning rate (reranker)", min=1e-7, max=1e-2, step=1e-5, format="%.0e", advanced=True)
+    max_length: int = _setting(
+        256,
+        "Tokens of question + passage together the cross-encoder reads, in training and reranking (the passage is cut "
+        "first). Cost grows with it.",
+        label="Max tokens per pair (reranker)", choices=[128, 256, 384, 512], advanced=True,
+    )
+    max_pairs: int = _setting(
+        600,
+        "The most (question, positive) pairs trained on, sampled when there are more (0: all), to bound training "
+        "time on a CPU.",
+        label="Max training pairs (reranker)", min=0, max=100_000, advanced=True,
+    )
+    loss: RerankLoss = _setting(
+        "bce",
+        "bce: each (question, passage) row is labelled relevant or not (binary cross-entropy, positives weighted by "
+        "the number of negatives, as sentence-transformers' reranker recipe). mnrl: the positive must outscore the "
+        "question's negatives and other questions' passages in the batch.",
+        label="Loss (reranker)", choices=["bce", "mnrl"], advanced=True,
+    )
+    max_steps: int = _setting(-1, "-1 runs every epoch; a small number (e.g. 2) is a quick smoke test.",
+                              advanced=True, hidden=True)
+
+    def validate(self) -> None:
+        """Raise ValueError naming each setting out of range."""
+        problems = []
+        for name, low in (("top_k", 1), ("epochs", 1), ("negatives", 0), ("batch_size", 1), ("max_length", 16),
+                          ("max_pairs", 0)):
+            if int(getattr(self, name)) < low:
+                problems.append(f"{name} must be at least {low} (got {getattr(self, name)})")
+        if not self.lr > 0:
+            problems.append(f"lr must be positive (got {self.lr})")
+        if self.loss not in ("bce", "mnrl"):
+            problems.append(f"loss must be 'bce' or 'mnrl' (got {self.loss!r})")
+        if self.loss == "bce" and not self.model and self.negatives < 1:
+            problems.append("the bce loss needs at least 1 negative per question (with none every row is relevant)")
+        if problems:
+            raise ValueError("Rerank settings: " + "; ".join(problems) + ".")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RerankSettings:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class RerankTrainInfo:
+    """What training the reranker did."""
+
+    start_from: str  # the checkpoint trained from
+    pairs: int  # (question, positive) pairs trained on
+    rows: int  # rows the trainer saw per epoch (bce: pairs x (1 + negatives); mnrl: pairs)
+    negatives_per_pair: float  # mean negatives per pair actually found
+    negatives_from: str  # where the negatives came from, in words
+    left_out: int  # pairs left out (mnrl: fewer negatives than asked)
+    steps: int
+    epochs_run: float
+    seconds: float
+    final_loss: float | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _folder_kind(path: Path) -> str:
+    """'cross-encoder', 'bi-encoder' (a sentence-transformers embedding model) or 'checkpoint' (a plain
+    transformers model without a scoring head) for a model folder."""
+    st_config = path / "config_sentence_transformers.json"
+    if (path / "modules.json").exists():
+        model_type = "SentenceTransformer"
+        if st_config.exists():
+            try:
+                model_type = json.loads(st_config.read_text(encoding="utf-8")).get("model_type", model_type)
+            except (OSError, ValueError):
+                pass
+        return "cross-encoder" if model_type == "CrossEncoder" else "bi-encoder"
+    try:
+        archs = json.loads((path / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError):
+        archs = []
+    return "cross-encoder" if any(a.endswith("ForSequenceClassification") for a in archs) else "checkpoint"
+
+
+def _resolve(name: str, what: str) -> tuple[str, bool]:
+    """(folder path or hub id, is_local) for a model choice; refuses a hub id while offline, before any
+    network call."""
+    target = resolve_model(name)  # the bundled alias -> its folder; an existing folder -> absolute path
+    local = Path(target).is_dir()
+    if not local and _offline():
+        raise ValueError(
+            f"{what} {name!r} is not a local folder, and this machine is offline (HF_HUB_OFFLINE is set), so it "
+            "cannot be downloaded from the Hugging Face hub. Give the path of a local model folder instead.")
+    return target, local
+
+
+def _build(target: str, *, device: str | None, max_length: int | None, num_labels: int | None, name: str, what: str):
+    from sentence_transformers import CrossEncoder
+
+    try:
+        # safetensors only: a pickled pytorch_model.bin can run code when loaded, so it is refused
+        model = CrossEncoder(target, device=pick_device(device), trust_remote_code=False, num_labels=num_labels,
+                             max_length=max_length, model_kwargs={"use_safetensors": True})
+    except Exception as exc:  # noqa: BLE001 - re-raised with a user-facing message
+        hint = " This machine is offline: give a local model folder instead." if _offline() else ""
+        raise ValueError(f"Could not load {what} {name!r}: {exc}.{hint}") from exc
+    if model.num_labels != 1:
+        raise ValueError(f"{what} {name!r} gives {model.num_labels} scores per pair (a classifier); a reranker needs "
+                         "one relevance score per (question, passage) pair.")
+    model._etl_name = name
+    return model
+
+
+def load_reranker(name_or_path: str, device: str | None = None, max_length: int | None = None):
+    """Load a ready cross-encoder (safetensors, no remote code).
+
+    Args:
+        name_or_path: a local cross-encoder folder, or a hub id (only when HF_HUB_OFFLINE is not set).
+        device: "cpu" / "cuda" / "mps"; None picks the best available.
+        max_length: tokens of question + passage read per pair; None keeps the model's own.
+
+    Returns:
+        A ``sentence_transformers.CrossEncoder`` with one output.
+
+    Raises:
+        ValueError: offline and not a local folder (no network call is made); a folder that holds an embedding
+            model or a checkpoint without a scoring head (train from it instead); a model that fails to load or
+            gives more than one score per pair.
+    """
+    if not name_or_path or not str(name_or_path).strip():
+        raise ValueError("No reranker model given: name a cross-encoder folder, or leave it empty to train one.")
+    target, local = _resolve(str(name_or_path).strip(), "Reranker model")
+    if local:
+        kind = _folder_kind(Path(target))
+        if kind == "bi-encoder":
+            raise ValueError(
+                f"{name_or_path} is an embedding model (a sentence-transformers bi-encoder), not a cross-encoder: it "
+                "has no head that scores a (question, passage) pair. Leave the reranker model empty to train one "
+                "from it, or give it as the checkpoint to train from.")
+        if kind == "checkpoint":
+            raise ValueError(
+                f"{name_or_path} holds a transformers checkpoint without a scoring head, not a cross-encoder: its "
+                "scores would be random. Give it as the checkpoint to train a reranker from instead.")
+    return _build(target, device=device, max_length=max_length, num_labels=None, name=str(name_or_path),
+                  what="Reranker model")
+
+
+def reranker_start(name_or_path: str | None, device: str | None = None, max_length: int | None = None):
+    """The cross-encoder training starts from: a cross-encoder as it is, or any other checkpoint (a
+    sentence-transformers bi-encoder folder included) with a fresh one-score head. None: the bundled base model."""
+    target, local = _resolve(name_or_path or "", "Checkpoint to train the reranker from")
+    num_labels = None if local and _folder_kind(Path(target)) == "cross-encoder" else 1
+    return _build(target, device=device, max_length=max_length, num_labels=num_labels,
+                  name=name_or_path or "the base model", what="Checkpoint to train the reranker from")
+
+
+# ----------------------------------------------------------------------------------------------- rerank
+
+
+def rerank(model, questions: Sequence[str], passages: Mapping[str, str], first_stage: Ranking, top_k: int = 30,
+           depth: int = M.DEPTH, *, batch_size: int = PREDICT_BATCH, progress: Progress | None = None,
+           should_stop: Callable[[], bool] | None = None) -> tuple[Ranking, float]:
+    """Rescore each question's first-stage top ``top_k`` with the cross-encoder.
+
+    Args:
+        model: a ``CrossEncoder`` with one output (:func:`load_reranker`, :func:`train_reranker`).
+        questions: the question texts, one per row of ``first_stage`` (e.g. ``[ds.queries[q] for q in
+            ds.query_ids]``).
+        passages: passage id -> text, holding every id of the first stage's top ``top_k``.
+        first_stage: per question, passage ids best first and their scores.
+        top_k: how many of each list are rescored; the rest follow in their first-stage order.
+        depth: the length each returned list is cut to.
+        progress: called with (done, total, "questions") after each chunk of questions.
+        should_stop: polled between chunks; True raises :class:`RerankStopped`.
+
+    Returns:
+        (ranking, seconds per question). The top ``top_k`` of each list are the same passages as the first stage's,
+        ordered by the cross-encoder's score (its raw logit, higher is better; ties keep the first-stage order) and
+        carrying that score; below them the first-stage passages and scores follow unchanged, so the two parts'
+        scores are on different scales. Seconds per question: the wall time of scoring, divided by the questions.
+
+    Raises:
+        ValueError: ``questions`` and ``first_stage`` differ in length, ``top_k`` below 1, or a passage id of a
+            top ``top_k`` is missing from ``passages``.
+    """
+    import torch
+
+    ids, scores = first_stage
+    if len(ids) != len(scores) or len(ids) != len(questions):
+        raise ValueError(f"The first stage ranks {len(ids)} questions (with {len(scores)} score lists) but "
+                         f"{len(questions)} question texts were given: they must be the same questions, in order.")
+    if int(top_k) < 1:
+        raise ValueError(f"top_k must be at least 1 (got {top_k}).")
+    top_k = int(top_k)
+    missing = sorted({d for row in ids for d in row[:top_k] if d not in passages})
+    if missing:
+        shown = ", ".join(repr(d) for d in missing[:5])
+        raise ValueError(f"{len(missing)} passage id(s) of the first stage's top {top_k} have no text: {shown}"
+                         f"{' ...' if len(missing) > 5 else ''}. Rerank with the collection the first stage searched.")
+    n = len(ids)
+    out_ids: list[list[str]] = []
+    out_scores: list[list[float]] = []
+    identity = torch.nn.Identity()  # raw logits: a sigmoid saturates at 1.0 and would tie confident pairs
+    t0 = time.perf_counter()
+    if progress:
+        progress(0, n, "questions")
+    for start in range(0, n, PREDICT_CHUNK):
+        if should_stop and should_stop():
+            raise RerankStopped()
+        rows = range(start, min(start + PREDICT_CHUNK, n))
+        pairs = [(questions[i], passages[d]) for i in rows for d in ids[i][:top_k]]
+        got = model.predict(pairs, batch_size=batch_size, show_progress_bar=False, activation_fn=identity,
+                            convert_to_numpy=True) if pairs else np.zeros(0, np.float32)
+        got = np.asarray(got, dtype=np.float64).reshape(-1)
+        at = 0
+        for i in rows:
+            head = ids[i][:top_k]
+            ce = got[at: at + len(head)]
+            at += len(head)
+            order = sorted(range(len(head)), key=lambda j: (-ce[j], j))  # ties: first-stage order
+            out_ids.append(([head[j] for j in order] + list(ids[i][top_k:]))[:depth])
+            out_scores.append(([float(ce[j]) for j in order] + [float(s) for s in scores[i][top_k:]])[:depth])
+        if progress:
+            progress(rows.stop, n, "questions")
+    seconds = time.perf_counter() - t0
+    return (out_ids, out_scores), seconds / max(n, 1)
+
+
+def rerank_dataset(model, ds: QADataset, first_stage: Ranking, top_k: int = 30, depth: int = M.DEPTH,
+                   **kw) -> tuple[Ranking, float]:
+    """:func:`rerank` over a dataset's questions (rows in ``ds.query_ids`` order) and its corpus."""
+    return rerank(model, [ds.queries[q] for q in ds.query_ids], ds.corpus, first_stage, top_k, depth, **kw)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def mine_from_ranking(ds: QADataset, ranking: Ranking, num: int, depth: int, seed: int = 0) -> dict[str, list[str]]:
+    """Per question of ``ds`` (rows of ``ranking`` in ``ds.query_ids`` order), up to ``num`` passages sampled at
+    random among its top ``depth`` that are not labelled relevant (in rank order once drawn)."""
+    ids, _ = ranking
+    if len(ids) != len(ds.query_ids):
+        raise ValueError(f"The ranking to mine negatives from has {len(ids)} rows but the training set has "
+                         f"{len(ds.query_ids)} questions: rank the training questions, in order.")
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[str]] = {}
+    for q, row in zip(ds.query_ids, ids):
+        positives = set(ds.relevant_docs[q])
+        pool = [d for d in list(dict.fromkeys(row))[:depth] if d not in positives and d in ds.corpus]
+        pick = sorted(rng.choice(len(pool), size=min(num, len(pool)), replace=False).tolist()) if pool else []
+        out[q] = [pool[j] for j in pick]
+    return out
+
+
+def _sample_questions(train: QADataset, max_pairs: int, seed: int) -> list[str]:
+    """Training questions whose (question, positive) pairs number at most ``max_pairs`` (0: all), drawn at
+    random, kept in dataset order."""
+    qids = [q for q in train.query_ids if any(d in train.corpus for d in train.relevant_docs[q])]
+    if max_pairs <= 0:
+        return qids
+    rng = np.random.default_rng(seed)
+    chosen, total = set(), 0
+    for i in rng.permutation(len(qids)).tolist():
+        n = sum(d in train.corpus for d in train.relevant_docs[qids[i]])
+        if total + n > max_pairs and total > 0:
+            continue
+        chosen.add(qids[i])
+        total += n
+        if total >= max_pairs:
+            break
+    return [q for q in qids if q in chosen]
+
+
+def _negatives(sub: QADataset, settings: RerankSettings, negatives_from: NegativeSource, rows: list[int],
+               base_model: str | None, device: str | None, cache: EmbeddingCache | None, progress: Progress | None,
+               seed: int) -> tuple[dict[str, list[str]], str]:
+    """Per question of ``sub``: its labelled negatives first, then mined ones, ``settings.negatives`` at most."""
+    want = settings.negatives
+    own = {q: [d for d in sub.negatives.get(q, []) if d in sub.corpus and d not in sub.relevant_docs[q]][:want]
+           for q in sub.query_ids}
+    if want == 0:
+        return {q: [] for q in sub.query_ids}, "none (in-batch only)"
+    if all(len(v) >= want for v in own.values()):
+        return own, "the dataset's labelled negatives"
+    if negatives_from is None:
+        from core.retrieval.embedding import load_model
+        from core.retrieval.evaluation import dense_ranking
+
+        encoder = load_model(base_model, device=device)
+        ranking = dense_ranking(encoder, sub, settings.max_length, cache=cache, progress=progress,
+                                k=max(settings.top_k, want)).ranking
+        source = "the base model's dense ranking"
+    elif callable(negatives_from):
+        ranking = negatives_from(sub)
+        source = "the first stage's ranking"
+    else:
+        ids, scores = negatives_from
+        ranking = ([ids[i] for i in rows], [scores[i] for i in rows])
+        source = "the first stage's ranking"
+    mined = mine_from_ranking(sub, ranking, want, max(settings.top_k, want), seed)
+    out = {q: (own[q] + [d for d in mined[q] if d not in own[q]])[:want] for q in sub.query_ids}
+    return out, source if not any(own.values()) else f"the dataset's labelled negatives, then {source}"
+
+
+def _callback(progress: Progress | None, should_stop: Callable[[], bool] | None, losses: list[tuple[int, float]]):
+    from transformers import TrainerCallback
+
+    class RerankCallback(TrainerCallback):
+        """Steps, losses and cancel (within one step), as ``core.tuning.full``'s callback."""
+
+        def on_train_begin(self, args, state, control, **kw):
+            if progress:
+                progress(state.global_step, state.max_steps, "steps")
+
+        def on_step_end(self, args, state, control, **kw):
+            if progress:
+                progress(state.global_step, state.max_steps, "steps")
+            if should_stop and should_stop():
+                control.should_training_stop = True
+                control.should_save = False
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                losses.append((state.global_step, float(logs["loss"])))
+
+    return RerankCallback()
+
+
+def _training_args(settings: RerankSettings, out: Path, seed: int, device: str | None, use_mnrl: bool):
+    import torch
+    from sentence_transformers import CrossEncoderTrainingArguments
+    from sentence_transformers.training_args import BatchSamplers
+
+    gpu = torch.cuda.is_available() and device != "cpu"
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    return CrossEncoderTrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.lr,
+        warmup_steps=0.1,  # a share of the steps (transformers 5)
+        batch_sampler=BatchSamplers.NO_DUPLICATES if use_mnrl else BatchSamplers.BATCH_SAMPLER,
+        seed=seed,
+        data_seed=seed,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=(device == "cpu"),
+        bf16=bf16,
+        fp16=gpu and not bf16,
+    )
+
+
+def train_reranker(train: QADataset, out_dir: str | Path, settings: RerankSettings, base_model_path: str | None = None,
+                   *, negatives_from: NegativeSource = None, progress: Progress | None = None,
+                   should_stop: Callable[[], bool] | None = None, seed: int = 0, device: str | None = None,
+                   cache: EmbeddingCache | None = None):
+    """Train a cross-encoder on ``train``'s (question, positive) pairs with mined hard negatives; save it.
+
+    Args:
+        train: the training questions (a run's validation hold-out already removed).
+        out_dir: where the trained cross-encoder is saved (replaced when it exists; written whole or not at all).
+        settings: the rerank settings (``start_from``, ``negatives``, ``epochs``, ...); ``settings.model`` is
+            ignored here (a brought model is not trained).
+        base_model_path: the run's base model (a folder, hub id or None for the bundled one): the checkpoint training
+            starts from when ``settings.start_from`` is empty, and the encoder that mines negatives when
+            ``negatives_from`` is None.
+        negatives_from: where hard negatives are mined: a ``Ranking`` of ``train`` (rows in ``train.query_ids``
+            order), a function that ranks a ``QADataset`` (called on the sampled training questions), or None (the
+            base model's dense ranking). A dataset's labelled negatives are used first.
+        progress: (done, total, unit): "steps" while training (and the encoder's units while mining).
+        should_stop: polled every step; True stops within one step, saves nothing and raises :class:`RerankStopped`.
+        seed: sampling of pairs and negatives, head initialisation, shuffling.
+        device: "cpu" / "cuda" / "mps"; None picks the best available.
+        cache: the embedding cache (base-model vectors when mining with the base model).
+
+    Returns:
+        (the trained ``CrossEncoder``, :class:`RerankTrainInfo`).
+
+    Raises:
+        ValueError: bad settings, fewer than 2 usable training questions, no negative found with the bce loss, or a
+            starting checkpoint that cannot be loaded.
+        RerankStopped: ``should_stop()`` said so.
+    """
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import CrossEncoderTrainer
+    from sentence_transformers.cross_encoder import losses
+    from transformers.trainer_callback import PrinterCallback
+
+    settings.validate()
+    if isinstance(negatives_from, tuple) and len(negatives_from[0]) != len(train.query_ids):
+        raise ValueError(f"The ranking to mine negatives from has {len(negatives_from[0])} rows but the training set "
+                         f"has {len(train.query_ids)} questions: rank the training questions, in order.")
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    qids = _sample_questions(train, settings.max_pairs, seed)
+    if len(qids) < 2:
+        raise ValueError("Training a reranker needs at least 2 questions with a relevant passage in the collection.")
+    sub = train.subset(qids)
+    row_of = {q: i for i, q in enumerate(train.query_ids)}
+    negs, source = _negatives(sub, settings, negatives_from, [row_of[q] for q in qids], base_model_path, device, cache,
+                              progress, seed)
+    if should_stop and should_stop():
+        raise RerankStopped()
+    pairs = [(q, d) for q in sub.query_ids for d in sub.relevant_docs[q] if d in sub.corpus]
+    n_neg = settings.negatives
+    left_out = 0
+    if settings.loss == "bce":
+        a, b, label = [], [], []
+        for q, d in pairs:
+            for text, y in [(sub.corpus[d], 1.0)] + [(sub.corpus[x], 0.0) for x in negs[q]]:
+                a.append(sub.queries[q])
+                b.append(text)
+                label.append(y)
+        if not any(y == 0.0 for y in label):
+            raise ValueError("No negative was found for any training question (each question's first-stage top "
+                             f"{settings.top_k} holds only its relevant passages), so the bce loss has nothing to "
+                             "learn. Use the mnrl loss, or give a larger collection.")
+        data = {"query": a, "passage": b, "label": label}
+    else:
+        keep = [(q, d) for q, d in pairs if len(negs[q]) >= n_neg]
+        left_out = len(pairs) - len(keep)
+        if len(keep) < 2:
+            raise ValueError(f"Fewer than 2 training pairs have {n_neg} negative(s): lower the number of negatives.")
+        pairs = keep
+        data = {"anchor": [sub.queries[q] for q, _ in pairs], "positive": [sub.corpus[d] for _, d in pairs]}
+        for j in range(n_neg):
+            data[f"negative_{j + 1}"] = [sub.corpus[negs[q][j]] for q, _ in pairs]
+    dataset = Dataset.from_dict(data)
+    if left_out:
+        logger.info("%d of %d pairs had fewer than %d negatives and were left out", left_out, left_out + len(pairs),
+                    n_neg)
+
+    start = settings.start_from or base_model_path
+    torch.manual_seed(seed)  # the fresh scoring head
+    model = reranker_start(start, device=device, max_length=settings.max_length)
+    found = [len(negs[q]) for q, _ in pairs]
+    if settings.loss == "bce":
+        loss = losses.BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(np.mean(found), 1.0))))
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model, num_negatives=min(4, max(settings.batch_size - 1, 0)))
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    losses_seen: list[tuple[int, float]] = []
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=_training_args(settings, partial / "trainer", seed, device, settings.loss == "mnrl"),
+        train_dataset=dataset,
+        loss=loss,
+        callbacks=[_callback(progress, should_stop, losses_seen)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    try:
+        trainer.train()
+        if should_stop and should_stop():
+            raise RerankStopped()
+        shutil.rmtree(partial / "trainer", ignore_errors=True)
+        model.save_pretrained(str(partial))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        partial.rename(out_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    model._etl_name = str(out_dir)
+    state = trainer.state
+    info = RerankTrainInfo(
+        start_from=str(start or "the bundled base model"),
+        pairs=len(pairs),
+        rows=len(dataset),
+        negatives_per_pair=float(np.mean(found)) if found else 0.0,
+        negatives_from=source,
+        left_out=left_out,
+        steps=int(state.global_step),
+        epochs_run=float(state.epoch or 0),
+        seconds=time.perf_counter() - t0,
+        final_loss=losses_seen[-1][1] if losses_seen else None,
+        losses=losses_seen,
+    )
+    logger.info("reranker trained: %d pairs, %d rows, %d steps in %.0f s", info.pairs, info.rows, info.steps,
+                info.seconds)
+    return model, info
+
+
+# ------------------------------------------------------------------------------------------- estimate
+
+
+def estimate_seconds(n_pairs: int, n_questions: int, settings: RerankSettings,
+                     tokens_per_pair: float | None = None) -> tuple[float, float]:
+    """How long the rerank stage will take on this machine, from the measured rates (module constants).
+
+    Args:
+        n_pairs: the (question, positive) training pairs available (capped at ``settings.max_pairs``).
+        n_questions: the questions to rerank; with none, reranking costs nothing (0 s per question).
+        settings: the rerank settings; with ``settings.model`` set nothing is trained.
+        tokens_per_pair: mean tokens of question + passage, cut at ``settings.max_length``; None: the cap (most
+            passages of a retrieval collection reach it).
+
+    Returns:
+        (training seconds, rerank seconds per question). Mining negatives with the base model (when the run has no
+        first-stage ranking of the training questions yet) is not counted: it is an encoding pass the run's other
+        estimates already price.
+    """
+    tokens = float(min(tokens_per_pair or settings.max_length, settings.max_length))
+    per_question = settings.top_k * tokens * PREDICT_SECONDS_PER_TOKEN if n_questions > 0 else 0.0
+    if settings.model:
+        return LOAD_SECONDS, per_question
+    pairs = n_pairs if settings.max_pairs <= 0 else min(n_pairs, settings.max_pairs)
+    rows_per_pair = 1 + settings.negatives  # bce: one row each; mnrl scores as many pairs, plus in-batch ones
+    if settings.loss == "mnrl":
+        rows_per_pair += min(4, max(settings.batch_size - 1, 0))
+    rows = pairs * rows_per_pair * settings.epochs
+    if settings.max_steps > 0:
+        rows = min(rows, settings.max_steps * settings.batch_size * (rows_per_pair if settings.loss == "mnrl" else 1))
+    return LOAD_SECONDS + rows * tokens * TRAIN_SECONDS_PER_TOKEN, per_question

@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from core.console import PrintReporter  # noqa: F401 - the benchmarks use it from here
+from core.console import PrintReporter, print_run_results  # noqa: F401 - the benchmarks use PrintReporter
 from core.retrieval.backends import BACKENDS
 from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
 
@@ -238,22 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results.to_dict(), indent=1, default=str))
         return 0
-    if results.headline_lines():
-        print("Best pipeline with tuning vs best without:")
-        print("\n".join(f"  {line}" for line in results.headline_lines()))
-        print()
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(results.table().round(4).to_string())
-        print()
-        print(results.comparisons_table().round(4).to_string(index=False))
-    print(f"\nEvaluation questions: {results.question_origin}; passages read at {results.passage_tokens} tokens "
-          "by base and tuned models.")
-    from core.generate.pairs import origin_warning
-
-    warning = origin_warning(results.question_origin)
-    if warning:
-        print(f"WARNING: {warning}")
-    print(f"\n{results.verdict}")
+    print_run_results(results)
     return 0
 
 
@@ -337,7 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     so.set_defaults(func=cmd_shootout)
 
     add_file_commands(sub)
+    add_rescore_command(sub)
     return p
+
+
+def add_rescore_command(sub) -> None:
+    from core.cli_rescore import add_command  # rescore: a finished run again, e.g. with a rerank stage
+
+    add_command(sub)
 
 
 def add_file_commands(sub) -> None:

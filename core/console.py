@@ -37,3 +37,26 @@ class PrintReporter:
 
     def should_stop(self) -> bool:
         return False
+
+
+def print_run_results(results) -> None:
+    """A finished run's results as the CLI prints them: the pipeline headline, the metrics table, the
+    comparisons, what the evaluation questions are, and the verdict."""
+    import pandas as pd
+
+    from core.generate.pairs import origin_warning
+
+    if results.headline_lines():
+        print("Best pipeline with tuning vs best without:")
+        print("\n".join(f"  {line}" for line in results.headline_lines()))
+        print()
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(results.table().round(4).to_string())
+        print()
+        print(results.comparisons_table().round(4).to_string(index=False))
+    print(f"\nEvaluation questions: {results.question_origin}; passages read at {results.passage_tokens} tokens "
+          "by base and tuned models.")
+    warning = origin_warning(results.question_origin)
+    if warning:
+        print(f"WARNING: {warning}")
+    print(f"\n{results.verdict}")

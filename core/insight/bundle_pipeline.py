@@ -129,8 +129,12 @@ def pipeline_files(view, results: RunResults, spec: RunSpec, run_dir: Path, role
         if rr.is_dir():
             files += _folder_files(rr, f"{FOLDER}/reranker")
             rerank_cfg = {"model": f"{FOLDER}/reranker", "hub_id": None, "top_k": pipe.rerank_top_k}
+        elif Path(pipe.rerank).expanduser().is_dir():  # a cross-encoder the user brought from a folder
+            files += _folder_files(Path(pipe.rerank).expanduser(), f"{FOLDER}/reranker")
+            rerank_cfg = {"model": f"{FOLDER}/reranker", "hub_id": None, "top_k": pipe.rerank_top_k}
         else:
             rerank_cfg = {"model": None, "hub_id": pipe.rerank, "top_k": pipe.rerank_top_k}
+        rerank_cfg["max_length"] = spec.rerank.max_length if spec.rerank is not None else None
     head = results.headline_delta
     config = {
         "format": 1,
@@ -271,7 +275,7 @@ class Pipeline:
             from sentence_transformers import CrossEncoder
 
             self.reranker = CrossEncoder(str(self.folder / rerank["model"]) if rerank["model"] else rerank["hub_id"],
-                                         device="cpu")
+                                         device="cpu", max_length=rerank.get("max_length"))
             self.texts = json.loads((self.folder / "pipeline" / "texts.json").read_text(encoding="utf-8"))
 
     def _dense(self, question: str) -> tuple[list[str], list[float]]:
@@ -316,7 +320,12 @@ class Pipeline:
             k = int(self.config["rerank"]["top_k"])
             row = {d: i for i, d in enumerate(self.ids)}
             head = ids[:k]
-            scores = self.reranker.predict([(question, self.texts[row[d]]) for d in head], convert_to_numpy=True)
+            import torch
+
+            # raw logits, as the lab reranked (a sigmoid saturates at 1.0 and would tie confident pairs)
+            scores = self.reranker.predict([(question, self.texts[row[d]]) for d in head], convert_to_numpy=True,
+                                           activation_fn=torch.nn.Identity(), batch_size=32, show_progress_bar=False)
+            scores = np.asarray(scores, dtype=np.float64).reshape(-1)
             order = sorted(range(len(head)), key=lambda i: (-float(scores[i]), i))
             ids = [head[i] for i in order] + ids[k:]
             sc = [float(scores[i]) for i in order] + list(sc[k:])

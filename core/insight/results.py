@@ -280,6 +280,8 @@ def build_results(method: str, systems: dict[str, RetrievalResult], *, fusion: F
         pairs = [(out.best.untuned, out.best.tuned)]
         if "base_hybrid" in roles and HYBRID in roles:
             pairs.append(("base_hybrid", HYBRID))  # what tuning adds to a hybrid the user may already run
+        pairs += [(p.first_stage, r) for r, p in pipelines.items()  # each rerank stage against what it reranks
+                  if r in roles and p.first_stage in roles]
         done = {(d.a, d.b, d.metric) for d in out.comparisons}
         for a, b in pairs:
             out.comparisons += [stats.compare(per_query, a, b, m) for m in stats.PER_QUERY_METRICS

@@ -52,6 +52,7 @@ class Pipeline:
         rerank: the reranker's label (a folder, hub id or "trained on this run"); None without one.
         rerank_top_k: how many first-stage results the reranker reorders.
         rerank_trained: the reranker was trained on this run's training questions (counts as tuning).
+        first_stage: the role of the pipeline a rerank stage reorders (None without a rerank stage).
     """
 
     role: str
@@ -62,6 +63,7 @@ class Pipeline:
     rerank: str | None = None
     rerank_top_k: int | None = None
     rerank_trained: bool = False
+    first_stage: str | None = None
 
     @property
     def uses_tuning(self) -> bool:
@@ -96,13 +98,14 @@ class Pipeline:
     def to_dict(self) -> dict:
         return {"role": self.role, "name": self.name, "dense": self.dense, "bm25": self.bm25,
                 "fusion": self.fusion.to_dict() if self.fusion else None, "rerank": self.rerank,
-                "rerank_top_k": self.rerank_top_k, "rerank_trained": self.rerank_trained}
+                "rerank_top_k": self.rerank_top_k, "rerank_trained": self.rerank_trained,
+                "first_stage": self.first_stage}
 
     @classmethod
     def from_dict(cls, d: dict) -> Pipeline:
         return cls(d["role"], d["name"], d.get("dense"), bool(d.get("bm25")),
                    FusionChoice.from_dict(d["fusion"]) if d.get("fusion") else None, d.get("rerank"),
-                   d.get("rerank_top_k"), bool(d.get("rerank_trained")))
+                   d.get("rerank_top_k"), bool(d.get("rerank_trained")), d.get("first_stage"))
 
 
 def standard_pipelines(tuned_name: str) -> dict[str, Pipeline]:

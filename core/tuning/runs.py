@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dataset import DataError, QADataset, question_origin
-from core.insight.results import RunResults, build_results, save_results
+from core.insight.results import RunResults, build_results, load_results, save_results
 from core.retrieval.backends import backend_of, with_backend
 from core.retrieval.evaluation import (
     Conditions,
@@ -42,6 +42,7 @@ from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, stan
 from core.store import Store, atomic_write_json
 from core.tuning.holdout import split_validation
 from core.tuning.jobs import Reporter
+from core.tuning.rerank_stage import rerank_stage
 from core.tuning.spec import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class _Context:
     device: str | None
     resume: bool
     onnx_dir: Path | None = None  # the workspace's cache/onnx (ONNX exports of the encoding backend)
+    reuse: bool = False  # re-score with the fit the run saved (model/, adapter.npz, nudged.npy): no training
 
     def progress(self, done: int, total: int, unit: str) -> None:
         self.reporter.check_cancel()
@@ -110,12 +112,19 @@ class _Context:
 
 
 ValRanking = Callable[[QADataset], Ranking]
+RERANK_LINE_MARK = "Rerank stage: "  # starts each training line the rerank stage wrote (dropped on re-scoring)
 
 
 def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
     from core.tuning.full import TrainInfo, train_full
 
-    if ctx.spec.settings.processes > 1:  # several processes: torchrun workers train, this process scores
+    info = None
+    if ctx.reuse:  # re-scoring: the saved tuned model
+        from core.retrieval.embedding import load_model
+
+        ctx.reporter.phase("preparing", "Loading the tuned model the run saved")
+        model = load_model(str(ctx.run_dir / "model"), device=ctx.device)
+    elif ctx.spec.settings.processes > 1:  # several processes: torchrun workers train, this process scores
         from core.retrieval.embedding import load_model
         from core.tuning.ddp import launch
 
@@ -130,6 +139,14 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
                          cache=ctx.cache, progress=ctx.progress, label=f"tuned model of {ctx.run_dir.name}",
                          overlap=ctx.spec.overlap)
     procs = ctx.spec.settings.processes
+
+    def val_ranking(val: QADataset) -> Ranking:
+        ctx.reporter.phase("evaluating", f"Choosing the hybrid's fusion on {len(val)} validation questions")
+        return dense_ranking(model, val, ctx.spec.scoring.passage_tokens, cache=ctx.cache,
+                             progress=ctx.progress, overlap=ctx.spec.overlap).ranking
+
+    if info is None:
+        return res, [], val_ranking, 0.0
     lines = [f"Trained {info.steps} steps ({info.epochs_run:.1f} epochs) on {info.pairs} pairs in "
              f"{info.seconds / 60:.1f} min" + (f", {procs} processes (torchrun)." if procs > 1 else ".")]
     if info.resumed_from_step:
@@ -139,12 +156,6 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
                      f"that checkpoint is the tuned model ({info.validation_questions} held-out questions).")
     else:
         lines.append("No validation questions were held out: the model after the last step is kept.")
-
-    def val_ranking(val: QADataset) -> Ranking:
-        ctx.reporter.phase("evaluating", f"Choosing the hybrid's fusion on {len(val)} validation questions")
-        return dense_ranking(model, val, ctx.spec.scoring.passage_tokens, cache=ctx.cache,
-                             progress=ctx.progress, overlap=ctx.spec.overlap).ranking
-
     return res, lines, val_ranking, info.seconds
 
 
@@ -158,25 +169,38 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
 
     t0 = time.perf_counter()
     s = ctx.spec.settings
-    q_vecs, d_vecs = ctx.vectors(ctx.train, "the training questions")
-    ids = list(ctx.train.corpus)
-    ctx.reporter.phase("training", "Fitting the query adapter")
-    adapter, hist = fit_linear_adapter(
-        q_vecs, _positives(ctx.train, ids), d_vecs, epochs=s.epochs, lr=s.lr, temperature=s.temperature,
-        weight_decay=s.weight_decay, batch_size=s.batch_size, val_fraction=s.val_fraction, seed=ctx.spec.seed,
-        patience=s.patience, progress=lambda m, f: ctx.reporter.progress(int(round(f * s.epochs)), s.epochs, "epochs"),
-        should_stop=ctx.reporter.should_stop, corpus_ids=ids)
-    fit_seconds = time.perf_counter() - t0
-    for i, loss in enumerate(hist.losses):
-        ctx.reporter.loss(i + 1, loss)
-    ctx.reporter.check_cancel()
-    adapter.save(ctx.run_dir / "adapter.npz")
+    if ctx.reuse:  # re-scoring: the saved adapter
+        from core.tuning.adapter import LinearAdapter
+
+        adapter, hist, fit_seconds = LinearAdapter.load(ctx.run_dir / "adapter.npz"), None, 0.0
+    else:
+        q_vecs, d_vecs = ctx.vectors(ctx.train, "the training questions")
+        ids = list(ctx.train.corpus)
+        ctx.reporter.phase("training", "Fitting the query adapter")
+        adapter, hist = fit_linear_adapter(
+            q_vecs, _positives(ctx.train, ids), d_vecs, epochs=s.epochs, lr=s.lr, temperature=s.temperature,
+            weight_decay=s.weight_decay, batch_size=s.batch_size, val_fraction=s.val_fraction, seed=ctx.spec.seed,
+            patience=s.patience,
+            progress=lambda m, f: ctx.reporter.progress(int(round(f * s.epochs)), s.epochs, "epochs"),
+            should_stop=ctx.reporter.should_stop, corpus_ids=ids)
+        fit_seconds = time.perf_counter() - t0
+        for i, loss in enumerate(hist.losses):
+            ctx.reporter.loss(i + 1, loss)
+        ctx.reporter.check_cancel()
+        adapter.save(ctx.run_dir / "adapter.npz")
     e_q, e_d, e_w = ctx.search_vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + query adapter"
     res = evaluate_vectors("tuned (adapter)", ctx.ev, adapter.transform(e_q), e_d,
                            Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label, ctx.spec.overlap,
                                          backend=backend_of(ctx.base)),
                            time.perf_counter() - t0, windows=e_w)
+
+    def val_ranking(val: QADataset) -> Ranking:
+        vq, vd, vw = ctx.search_vectors(val, "the validation questions")
+        return evaluate_vectors("v", val, adapter.transform(vq), vd, res.conditions, windows=vw).ranking()
+
+    if hist is None:
+        return res, [], val_ranking, fit_seconds
     c = hist.chosen
     kept = "no change (the identity: no epoch beat the base model)" if c["epoch"] == 0 else f"epoch {c['epoch']}"
     lines = [f"Query adapter fitted on {c['n_train']} questions; {c['n_val']} of them held back chose what to keep: "
@@ -184,16 +208,11 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
     if c.get("val_mrr@10") is not None:
         lines.append(f"Its validation MRR@10 was {c['val_mrr@10']:.3f} against {c['baseline_val_mrr@10']:.3f} "
                      "for the base model.")
-
-    def val_ranking(val: QADataset) -> Ranking:
-        vq, vd, vw = ctx.search_vectors(val, "the validation questions")
-        return evaluate_vectors("v", val, adapter.transform(vq), vd, res.conditions, windows=vw).ranking()
-
     return res, lines, val_ranking, fit_seconds
 
 
 def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.nudge import nudge, nudge_applies, replace_nudged
+    from core.tuning.nudge import nudge, nudge_applies
 
     ok, why = nudge_applies(ctx.train.corpus, ctx.ev.corpus)
     if not ok:
@@ -202,6 +221,12 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
         raise DataError("NUDGE moves one stored vector per passage; with windowed passages each passage has "
                         "several. Turn 'Windowed passages' off for NUDGE, or use the adapter or a full fine-tune.")
     t0 = time.perf_counter()
+    if ctx.reuse:  # re-scoring: the saved nudged vectors
+        from core.store import read_json
+
+        new_d = np.load(ctx.run_dir / "nudged.npy", allow_pickle=False)
+        ids = read_json(ctx.run_dir / "nudged_ids.json")
+        return _score_nudge(ctx, new_d, ids, t0, [], 0.0)
     q_vecs, d_vecs = ctx.vectors(ctx.train, "the training questions")
     ids = list(ctx.train.corpus)
     ctx.reporter.phase("training", "NUDGE: moving passage vectors toward their questions")
@@ -213,14 +238,21 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
     ctx.reporter.check_cancel()
     np.save(ctx.run_dir / "nudged.npy", new_d.astype(np.float32), allow_pickle=False)
     atomic_write_json(ctx.run_dir / "nudged_ids.json", ids)
+    c = hist.chosen
+    lines = [f"{c['variant']}: step size {c['gamma']:g} chosen on {c['n_val']} held-back training questions; "
+             f"{c['passages_changed']} passages moved."]
+    return _score_nudge(ctx, new_d, ids, t0, lines, fit_seconds)
+
+
+def _score_nudge(ctx: _Context, new_d: np.ndarray, ids: list[str], t0: float, lines: list[str],
+                 fit_seconds: float) -> tuple[RetrievalResult, list[str], ValRanking, float]:
+    from core.tuning.nudge import replace_nudged
+
     e_q, e_d = ctx.vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + NUDGE passage vectors"
     res = evaluate_vectors("tuned (NUDGE)", ctx.ev, e_q, replace_nudged(list(ctx.ev.corpus), e_d, ids, new_d),
                            Conditions.of(ctx.ev, ctx.spec.scoring.passage_tokens, label, backend=backend_of(ctx.base)),
                            time.perf_counter() - t0)
-    c = hist.chosen
-    lines = [f"{c['variant']}: step size {c['gamma']:g} chosen on {c['n_val']} held-back training questions; "
-             f"{c['passages_changed']} passages moved."]
 
     def val_ranking(val: QADataset) -> Ranking:
         vq, vd = ctx.vectors(val, "the validation questions")
@@ -232,16 +264,17 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
 FITS = {"full": _fit_full, "adapter": _fit_adapter, "nudge": _fit_nudge}
 
 
-def _choose_on_validation(ctx: _Context, val: QADataset | None,
-                          val_ranking: ValRanking) -> tuple[dict[str, FusionChoice], dict[str, float] | None]:
-    """Each hybrid's fusion and every pipeline's validation nDCG@10, by one procedure on the same hold-out.
+def _choose_on_validation(ctx: _Context, val: QADataset | None, val_ranking: ValRanking
+                          ) -> tuple[dict[str, FusionChoice], dict[str, float] | None, dict[str, Ranking] | None]:
+    """Each hybrid's fusion, every pipeline's validation nDCG@10 and ranking, by one procedure on the same
+    hold-out.
 
     The base hybrid gets its own fusion choice exactly as the tuned one does; without a hold-out both use
     fixed RRF and no validation score exists (each side's best is then picked on the evaluation questions).
     """
     if val is None or len(val) == 0:
         return ({BASE_HYBRID: choose_fusion(None, None, label="Base hybrid"),
-                 HYBRID: choose_fusion(None, None, label="Tuned hybrid")}, None)
+                 HYBRID: choose_fusion(None, None, label="Tuned hybrid")}, None, None)
     sparse = evaluate_bm25(val).ranking()
     tuned = val_ranking(val)
     ctx.reporter.phase("evaluating", f"Choosing the base hybrid's fusion on the same {len(val)} validation questions")
@@ -249,9 +282,10 @@ def _choose_on_validation(ctx: _Context, val: QADataset | None,
                          overlap=ctx.spec.overlap).ranking
     fusions = {BASE_HYBRID: choose_fusion(val, base, sparse=sparse, label="Base hybrid"),
                HYBRID: choose_fusion(val, tuned, sparse=sparse, label="Tuned hybrid")}
-    ndcg = {r: score_ranking(r, val, rk).metrics["nDCG@10"] for r, rk in ((BASE, base), (TUNED, tuned), (BM25, sparse))}
-    ndcg |= {r: f.best_score for r, f in fusions.items()}
-    return fusions, ndcg
+    rankings = {BASE: base, TUNED: tuned, BM25: sparse, BASE_HYBRID: fuse(base, sparse, fusions[BASE_HYBRID]),
+                HYBRID: fuse(tuned, sparse, fusions[HYBRID])}
+    ndcg = {r: score_ranking(r, val, rk).metrics["nDCG@10"] for r, rk in rankings.items()}
+    return fusions, ndcg, rankings
 
 
 def _on_backend(model, spec: RunSpec, onnx_dir: Path | None, reporter: Reporter, which: str):
@@ -265,8 +299,11 @@ def _on_backend(model, spec: RunSpec, onnx_dir: Path | None, reporter: Reporter,
 
 
 def run_method(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
-               resume: bool = False) -> RunResults:
+               resume: bool = False, reuse_fit: bool = False) -> RunResults:
     """Execute a full / adapter / NUDGE run and save its results (see the module docstring).
+
+    With ``reuse_fit`` the run is re-scored with the fit it saved (no training): e.g. after a rerank stage
+    was added to its spec (``python -m core rescore RUN --rerank``). Encodings come from the cache.
 
     Raises:
         DataError: the dataset cannot serve this method (no evaluation split; NUDGE on a disjoint corpus).
@@ -280,7 +317,8 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     if spec.method not in FITS:
         raise ValueError(f"run_method runs full, adapter or nudge, not {spec.method!r}")
     run_dir = store.run_dir(run_id)
-    train, ev = store.snapshot_run_data(run_id, run["dataset_id"])
+    # re-scoring keeps the data the run was scored on (its own copy), not the dataset as it is now
+    train, ev = store.run_data(run_id) if reuse_fit else store.snapshot_run_data(run_id, run["dataset_id"])
     if ev is None or len(ev) == 0:
         raise DataError("This dataset has no evaluation split: split it on the Data page first.")
     t0 = time.perf_counter()
@@ -289,15 +327,19 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     reporter.phase("preparing", "Loading the base model")
     onnx_dir = store.cache_path.parent / "onnx"
     base = _on_backend(load_model(spec.base_model, device=device), spec, onnx_dir, reporter, "base")
-    ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume, onnx_dir)
+    ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume, onnx_dir, reuse_fit)
+    before = load_results(run_dir) if reuse_fit else None
     reporter.phase("encoding", f"Scoring the base model: {len(ev)} evaluation questions, {len(ev.corpus)} passages")
     base_res = evaluate_dense(base, ev, passage_tokens=spec.scoring.passage_tokens, name="base", cache=cache,
                               progress=ctx.progress, label=spec.model_label, overlap=spec.overlap)
     reporter.check_cancel()
     tuned, training, val_ranking, fit_seconds = FITS[spec.method](ctx)
+    if before is not None:  # re-scored: what the fit did, as the run first reported it
+        training = [line for line in before.training if not line.startswith(RERANK_LINE_MARK)]
+        fit_seconds = before.training_seconds
     reporter.check_cancel()
     pipes = standard_pipelines(tuned.name)
-    fusions, val_scores = _choose_on_validation(ctx, val, val_ranking)
+    fusions, val_scores, val_rankings = _choose_on_validation(ctx, val, val_ranking)
     for role in (BASE_HYBRID, HYBRID):
         pipes[role] = pipes[role].with_fusion(fusions[role])
         reporter.note(fusions[role].note)
@@ -307,6 +349,13 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     for role, dense in ((BASE_HYBRID, base_res), (HYBRID, tuned)):
         systems[role] = score_ranking(pipes[role].name, ev, fuse(dense.ranking(), bm25.ranking(), fusions[role]),
                                       dense.seconds + bm25.seconds, dense.conditions)
+    if spec.rerank is not None:
+        extra = rerank_stage(ctx, spec.rerank, val, val_rankings, val_scores, systems, pipes)
+        systems |= extra.systems
+        pipes |= extra.pipelines
+        if val_scores is not None:
+            val_scores |= extra.val_scores
+        training = training + [RERANK_LINE_MARK + line for line in extra.lines]
     results, per_query = build_results(spec.method, systems, fusion=fusions[HYBRID], training=training,
                                        question_origin=eval_origin(store, run["dataset_id"], ev),
                                        total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from core.retrieval.backends import BACKENDS, Backend
+from core.retrieval.rerank import RerankSettings
 
 Method = Literal["full", "adapter", "nudge", "shootout", "models"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -284,6 +285,7 @@ class RunSpec:
         seed: draws the validation hold-out and every random choice of the fit, so runs repeat.
         scoring: conditions shared by every scored system.
         settings: the method's settings dataclass (must match ``method``).
+        rerank: a cross-encoder rerank stage after the best first stage (None: no rerank stage).
     """
 
     method: Method = "full"
@@ -294,6 +296,7 @@ class RunSpec:
                         "choices.", label="Seed", min=0, max=100_000, advanced=True)
     scoring: Scoring = field(default_factory=Scoring)
     settings: Settings = field(default_factory=FullSettings)
+    rerank: RerankSettings | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -311,6 +314,10 @@ class RunSpec:
         if isinstance(full, FullSettings) and full.loss in ("gist", "cached_gist") and full.hard_negatives > 1:
             raise ValueError("The GIST losses take at most one hard negative per pair: set hard negatives to 0 or 1, "
                              "or use (cached) MNRL for more.")
+        if self.rerank is not None:
+            if self.method == "shootout":
+                raise ValueError("A rerank stage belongs to one method's run, not to a shoot-out.")
+            self.rerank.validate()
 
     @classmethod
     def for_method(cls, method: str, base_model: str | None = None, seed: int = 42,
@@ -347,11 +354,15 @@ class RunSpec:
                 if not f.metadata.get("hidden"):
                     label = _label(type(obj), f.name)
                     rows.append((f"{prefix}: {label}" if prefix else label, _fmt(getattr(obj, f.name))))
+        if self.rerank is not None:
+            rows += [(f"rerank: {f.name.replace('_', ' ')}", _fmt(getattr(self.rerank, f.name)) or "(train one)")
+                     for f in dataclasses.fields(self.rerank) if not f.metadata.get("hidden")]
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "base_model": self.base_model, "seed": self.seed,
-                "scoring": asdict(self.scoring), "settings": asdict(self.settings)}
+                "scoring": asdict(self.scoring), "settings": asdict(self.settings),
+                "rerank": asdict(self.rerank) if self.rerank is not None else None}
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunSpec:
@@ -369,7 +380,8 @@ class RunSpec:
             return _from_legacy(d)
         method = d.get("method", "full")
         return cls(method, d.get("base_model"), int(d.get("seed", 42)), _build(Scoring, d["scoring"], "scoring"),
-                   _build(SETTINGS_OF[method], _as_stored(SETTINGS_OF[method], d["settings"]), method))
+                   _build(SETTINGS_OF[method], _as_stored(SETTINGS_OF[method], d["settings"]), method),
+                   _build(RerankSettings, d["rerank"], "rerank") if d.get("rerank") else None)
 
 
 _LEGACY_SCORING = {"index_max_seq_length": "passage_tokens", "val_fraction": "validation_share"}

@@ -317,3 +317,18 @@ def test_a_run_whose_dataset_was_deleted_reads_its_copy_but_records_nothing(benc
     assert len(finds) == n and not any(f.passage_id == WRONG for f in finds)  # the run's copy of the judgments
     with pytest.raises(DataError, match="has been deleted"):
         J.record_finds(other, run_id, {(finds[0].question_id, finds[0].passage_id): True})
+
+
+def test_a_best_chosen_on_the_evaluation_questions_is_chosen_again(bench_store):
+    from core.tuning.spec import Scoring
+    from tests.test_fairness import TOKENS
+
+    store, ds_id = bench_store
+    spec = RunSpec.for_method("adapter", scoring=Scoring(passage_tokens=TOKENS, validation_share=0), epochs=3)
+    run_id = _run(store, ds_id, spec)
+    finds = J.unjudged_finds(store, run_id)
+    J.record_finds(store, run_id, {(f.question_id, f.passage_id): True for f in finds[:4]})
+    before, after = J.rescore_run(store, run_id)
+    assert before.best.chosen_on == after.best.chosen_on == "evaluation"
+    assert after.best.scores == pytest.approx({r: s.metrics["nDCG@10"] for r, s in after.systems.items()})
+    assert after.best.scores != pytest.approx(before.best.scores)

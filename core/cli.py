@@ -224,7 +224,6 @@ def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from core.store import Store
 

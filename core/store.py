@@ -230,12 +230,17 @@ class Store:
 
     def snapshot_run_data(self, run_id: str, dataset_id: str) -> tuple[QADataset, QADataset | None]:
         """Copy the dataset a run uses into its folder (``data/``) and return it: the run keeps the exact
-        questions and passages it was scored on, even if the dataset changes later (labels added)."""
+        questions and passages it was scored on, even if the dataset changes later (labels added). The expert's
+        judgments (``judgments.json``) are copied too: what was judged when the run started, told apart from what
+        is judged later (``core.insight.judging``)."""
         train, ev = self.load_dataset(dataset_id)
         d = self.run_dir(run_id) / "data"
         atomic_write_json(d / "train.json", train.to_json())
         if ev is not None:
             atomic_write_json(d / "eval.json", ev.to_json())
+        judged = self.dataset_dir(dataset_id) / "judgments.json"
+        if judged.exists():
+            atomic_write_bytes(d / "judgments.json", judged.read_bytes())
         return train, ev
 
     def run_data(self, run_id: str) -> tuple[QADataset, QADataset | None]:

@@ -12,8 +12,17 @@ from core.insight import stats
 from core.insight.results import build_results, load_results
 from core.retrieval.evaluation import evaluate_bm25, score_ranking
 from core.retrieval.fusion import FusionChoice, choose_fusion
-from core.retrieval.pipeline import (BASE, BASE_HYBRID, BM25, HYBRID, TUNED, Pipeline, best_of, fusion_unfair,
-                                     standard_pipelines)
+from core.retrieval.pipeline import (
+    BASE,
+    BASE_HYBRID,
+    BM25,
+    HYBRID,
+    TUNED,
+    Pipeline,
+    best_of,
+    fusion_unfair,
+    standard_pipelines,
+)
 from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 
 

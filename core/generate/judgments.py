@@ -13,7 +13,8 @@ File: ``datasets/<id>/judgments.json`` (written atomically, owner-only, like the
 model), ``"tuned:<run id>"`` (a tuned model), each system that ranked it within the depth shown;
 ``"more"`` when it was revealed by "show more" (deeper than the first page of every system);
 ``"search"`` when the expert found it with the free-text search; ``"earlier"`` for a relevant
-passage of a label saved before judgments were kept.
+passage of a label saved before judgments were kept; ``"run:<run id>:<role>"`` for a passage of a
+finished run's top 10 judged after the run (``core.insight.judging``: "judge the new finds").
 
 API:
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from core.dataset import QADataset
 from core.generate.pairs import origin_summary, origin_warning
+from core.insight.judging import RESCORED_PREFIX, unjudged_lines
 from core.insight.results import RunResults
 from core.store import Store
 
@@ -109,6 +110,17 @@ def _pipelines_html(results: RunResults) -> list[str]:
             _table(rows, {"nDCG@10": ".3f"})]
 
 
+def _judging_html(results: RunResults) -> list[str]:
+    """The Scores section's judging lines: the re-scoring note, each system's share of its top 10 nobody judged
+    (when the questions were judged), and the warning when the judgments came from only some systems' lists."""
+    j = results.judging or {}
+    out = [f"<p><b>Judged after the run:</b> {_e(j['rescored'])}</p>"] if j.get("rescored") else []
+    out += [f'<p class="muted">{_e(line)}</p>' for line in unjudged_lines(results) if line != j.get("warning")]
+    if j.get("warning"):
+        out.append(f'<p class="warn"><b>Warning:</b> {_e(j["warning"])}</p>')
+    return out
+
+
 def split_description(report: dict, meta: dict, train: QADataset | None = None, ev: QADataset | None = None) -> str:
     """How a dataset's questions were split, in words, whatever shape its report has. A dataset whose
     questions were generated or labelled here (a collection of documents) says so instead of "given files"."""
@@ -194,6 +206,7 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     warning = origin_warning(results.question_origin)
     if warning:
         parts.insert(-1, f'<p class="warn"><b>Warning:</b> {_e(warning)}</p>')
+    parts += _judging_html(results)
     ci = results.comparisons_table()
     if not ci.empty:
         parts += ["<h3>Confidence intervals and significance</h3>",
@@ -272,7 +285,8 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     parts += ["<h2>Settings</h2>",
               _table(pd.DataFrame({"value": [v for _, v in settings]}, index=[k for k, _ in settings])),
               "<h3>What the fit did</h3>",
-              "".join(f"<p>{_e(line)}</p>" for line in results.training + _fusion_notes(results) + results.notes),
+              "".join(f"<p>{_e(line)}</p>" for line in results.training + _fusion_notes(results)
+                      + [n for n in results.notes if not n.startswith(RESCORED_PREFIX)]),
               f'<p class="muted">The whole run took {results.total_seconds / 60:.1f} min.</p>',
               "<h2>Library versions</h2>",
               _table(pd.DataFrame({"version": _versions()}))]

@@ -18,6 +18,11 @@ Files in the run folder (written by ``save_results``):
                      the conditions it was measured under; comparisons, verdict, fusion, training
     per_query.csv    one row per evaluation question: question, then '<role>|<metric>' columns
     rankings.json    {role: {question id: [[top-10 passage ids], [scores]]}}
+    rankings_deep.npz  every system's top 100 passage ids per question (no scores), so a run can be re-scored
+                     on every metric once more passages are judged (``core.insight.judging``): ``query_ids``,
+                     ``passage_ids`` (the ids that occur) and per role ``rank_<role>``, (questions, 100) int32
+                     indices into ``passage_ids``, -1 past a shorter ranking. Runs saved before it are
+                     re-scored from rankings.json (the @10 metrics only)
     vectors/         base_q.npy, base_d.npy, tuned_q.npy, tuned_d.npy (+ base_w, tuned_w, owner when passages
                      were windowed): the vectors the map and free-text search reuse, memory-mapped on reading
                      (``load_vectors``), so a run over 100k passages opens without reading them all
@@ -43,7 +48,15 @@ from core.insight import stats
 from core.retrieval.evaluation import Conditions, RetrievalResult, unfair
 from core.retrieval.fusion import FusionChoice
 from core.retrieval.metrics import HEADLINE, metrics_frame
-from core.retrieval.pipeline import HYBRID, ROLES, BestChoice, Pipeline, best_of, fusion_unfair, legacy_pipeline
+from core.retrieval.pipeline import (
+    HYBRID,
+    ROLES,
+    BestChoice,
+    Pipeline,
+    best_of,
+    fusion_unfair,
+    legacy_pipeline,
+)
 from core.store import atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
@@ -51,6 +64,8 @@ logger = logging.getLogger(__name__)
 DENSE_ROLES = ("base", "tuned")
 LEGACY_ORDER = ("base", "tuned", "bm25", "hybrid")  # systems by position, in results saved before roles
 TOP_SAVED = 10  # ranked docs per question kept in rankings.json for the comparison pages
+DEEP_SAVED = 100  # ranked passage ids per question kept in rankings_deep.npz (re-scoring: MAP@100)
+DEEP_FILE = "rankings_deep.npz"
 PER_QUERY_COLUMNS = ("gold_rank", "Accuracy@10", "MRR@10", "nDCG@10")
 NOT_RECORDED = "not recorded"
 
@@ -90,6 +105,8 @@ class RunResults:
         notes: remarks made while running (e.g. a method that saw its own validation questions).
         best: the best pipeline with and without tuning and how they were picked (None in runs saved
             before pipelines were compared).
+        judging: how far the evaluation labels cover what each system returned, and any re-scoring after
+            judging (``core.insight.judging.judging_summary``; None in runs saved before it).
     """
 
     method: str
@@ -103,6 +120,7 @@ class RunResults:
     notes: list[str] = field(default_factory=list)
     training_seconds: float = 0.0
     best: BestChoice | None = None
+    judging: dict[str, Any] | None = None
 
     @property
     def roles(self) -> list[str]:
@@ -219,6 +237,7 @@ class RunResults:
             "headline": self.headline,
             "best": self.best.to_dict() if self.best else None,
             "recommended": self.recommended,
+            "judging": self.judging,
         }
 
     @classmethod
@@ -236,7 +255,7 @@ class RunResults:
         return cls(d.get("method", "?"), systems, comps, d.get("verdict", ""), fusion, list(d.get("training", [])),
                    d.get("question_origin", "as uploaded"), float(d.get("total_seconds", 0.0)),
                    list(d.get("notes", [])), float(d.get("training_seconds", 0.0)),
-                   BestChoice.from_dict(d["best"]) if d.get("best") else None)
+                   BestChoice.from_dict(d["best"]) if d.get("best") else None, d.get("judging") or None)
 
 
 def build_results(method: str, systems: dict[str, RetrievalResult], *, fusion: FusionChoice | None,
@@ -322,7 +341,43 @@ def save_results(run_dir: str | Path, results: RunResults, per_query: pd.DataFra
     rankings = {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
                        for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
     atomic_write_json(run_dir / "rankings.json", rankings)
+    save_deep_rankings(run_dir, {role: dict(zip(r.query_ids, r.ids)) for role, r in systems.items()})
     atomic_write_json(run_dir / "results.json", results.to_dict())
+
+
+def save_deep_rankings(run_dir: str | Path, rankings: dict[str, dict[str, list[str]]]) -> None:
+    """rankings_deep.npz: each role's top ``DEEP_SAVED`` passage ids per question (see the module docstring)."""
+    roles = list(rankings)
+    qids = list(next(iter(rankings.values()), {}))
+    vocab = list(dict.fromkeys(d for r in roles for q in qids for d in rankings[r].get(q, [])[:DEEP_SAVED]))
+    row = {d: i for i, d in enumerate(vocab)}
+    arrays = {"query_ids": np.array(qids, dtype=str), "passage_ids": np.array(vocab, dtype=str)}
+    for r in roles:
+        m = np.full((len(qids), DEEP_SAVED), -1, dtype=np.int32)
+        for i, q in enumerate(qids):
+            ids = rankings[r].get(q, [])[:DEEP_SAVED]
+            m[i, :len(ids)] = [row[d] for d in ids]
+        arrays[f"rank_{r}"] = m
+    path = Path(run_dir) / DEEP_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    tmp.replace(path)
+
+
+def load_deep_rankings(run_dir: str | Path) -> dict[str, dict[str, list[str]]] | None:
+    """{role: {question id: [top-100 passage ids]}} from rankings_deep.npz; None for runs saved before it."""
+    path = Path(run_dir) / DEEP_FILE
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        qids, vocab = [str(q) for q in z["query_ids"]], z["passage_ids"]
+        out = {}
+        for key in z.files:
+            if key.startswith("rank_"):
+                m = z[key]
+                out[key[5:]] = {q: vocab[row[row >= 0]].tolist() for q, row in zip(qids, m)}
+    return out
 
 
 VECTOR_NAMES = ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner")

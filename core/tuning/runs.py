@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dataset import DataError, QADataset, question_origin
+from core.insight.judging import run_end_summary
 from core.insight.results import RunResults, build_results, load_results, save_results
 from core.retrieval.backends import backend_of, with_backend
 from core.retrieval.evaluation import (
@@ -360,6 +361,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
                                        question_origin=eval_origin(store, run["dataset_id"], ev),
                                        total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds,
                                        pipelines=pipes, val_scores=val_scores, n_val=len(val) if val else 0)
+    results.judging = run_end_summary(run_dir, ev, systems, run_id)  # unjudged share of each system's top 10
     save_results(run_dir, results, per_query, ev.queries, systems)
     if spec.method == "full":
         from core.tuning.full import append_model_card_metrics

@@ -321,12 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     so.set_defaults(func=cmd_shootout)
 
     add_file_commands(sub)
-    add_rescore_command(sub)
+    add_rerank_command(sub)
     return p
 
 
-def add_rescore_command(sub) -> None:
-    from core.cli_rescore import add_command  # rescore: a finished run again, e.g. with a rerank stage
+def add_rerank_command(sub) -> None:
+    from core.cli_rerank import add_command  # rerank: a finished run again, with a rerank stage
 
     add_command(sub)
 

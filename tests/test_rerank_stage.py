@@ -68,8 +68,8 @@ def test_rescore_adds_a_brought_reranker_to_both_sides_without_retraining(rerank
     store, run_id = rerank_run
     before = load_results(store.run_dir(run_id))
     adapter = (store.run_dir(run_id) / "adapter.npz").read_bytes()
-    out = subprocess.run([sys.executable, "-m", "core", "rescore", run_id, "--rerank-model", tiny_ce,
-                          "--rerank-top-k", "5", "--set", "rerank.max_length=64"],
+    out = subprocess.run([sys.executable, "-m", "core", "rerank", run_id, "--model", tiny_ce,
+                          "--top-k", "5", "--set", "rerank.max_length=64"],
                          capture_output=True, text=True, timeout=600,
                          env={"ETL_WORKSPACE": str(store.root), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
                               "TOKENIZERS_PARALLELISM": "false"})
@@ -84,7 +84,7 @@ def test_rescore_adds_a_brought_reranker_to_both_sides_without_retraining(rerank
     assert (store.run_dir(run_id) / "adapter.npz").read_bytes() == adapter  # nothing retrained
     assert [line for line in after.training if not line.startswith("Rerank stage")] == \
         [line for line in before.training if not line.startswith("Rerank stage")]
-    bad = subprocess.run([sys.executable, "-m", "core", "rescore", run_id, "--set", "rerank.nope=1"],
+    bad = subprocess.run([sys.executable, "-m", "core", "rerank", run_id, "--set", "rerank.nope=1"],
                          capture_output=True, text=True, timeout=120,
                          env={"ETL_WORKSPACE": str(store.root), "PATH": "/usr/bin:/bin"})
     assert bad.returncode != 0 and "rerank.NAME=VALUE" in bad.stderr

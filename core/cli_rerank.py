@@ -1,12 +1,13 @@
-"""``python -m core rescore RUN``: score a finished run again with the fit it saved, no training.
+"""``python -m core rerank RUN``: score a finished run again with the fit it saved, no training, with a
+rerank stage added, changed or dropped.
 
-Used to add a rerank stage to a run that has none (``--rerank``: train a cross-encoder on the run's
-training questions; ``--rerank-model PATH``: use one you have), or to drop it (``--no-rerank``). The
+A cross-encoder is trained on the run's training questions (or ``--model PATH`` is used as it is). The
 run keeps its own copy of its data, its tuned model and its validation hold-out, so every pipeline is
 scored exactly as before (encodings come from the workspace's cache) and the new one beside them.
 
-    python -m core rescore RUN_ID --rerank [--rerank-top-k 30] [--set rerank.NAME=VALUE]
-    python -m core rescore RUN_ID --rerank-model /path/to/cross-encoder
+    python -m core rerank RUN_ID [--top-k 30] [--set rerank.NAME=VALUE]     # train a cross-encoder
+    python -m core rerank RUN_ID --model /path/to/cross-encoder           # use one you have
+    python -m core rerank RUN_ID --remove                                 # drop the stage
 """
 
 from __future__ import annotations
@@ -28,16 +29,14 @@ def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) ->
     Raises:
         SystemExit: an unknown ``--set rerank.NAME`` or a value of the wrong kind.
     """
-    if args.no_rerank:
+    if args.remove:
         return None
-    wanted = args.rerank or args.rerank_model is not None or args.rerank_top_k is not None or args.set
-    if not wanted:
-        return current
     values = dataclasses.asdict(current) if current is not None else {}
-    if args.rerank_model is not None:
-        values["model"] = args.rerank_model
-    if args.rerank_top_k is not None:
-        values["top_k"] = args.rerank_top_k
+    values["model"] = ""  # trained unless --model says otherwise
+    if args.model is not None:
+        values["model"] = args.model
+    if args.top_k is not None:
+        values["top_k"] = args.top_k
     names = {f.name for f in dataclasses.fields(RerankSettings)}
     for item in args.set or []:
         key, _, raw = item.partition("=")
@@ -56,7 +55,7 @@ def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) ->
     return out
 
 
-def cmd_rescore(args: argparse.Namespace) -> int:
+def cmd_rerank(args: argparse.Namespace) -> int:
     from core.tuning.jobs import run_foreground
     from core.tuning.runs import run_method
 
@@ -94,15 +93,14 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 
 def add_command(sub) -> None:
-    r = sub.add_parser("rescore", help="score a finished run again with its saved fit (e.g. add a rerank stage)")
+    r = sub.add_parser("rerank", help="add a rerank stage to a finished run (a cross-encoder trained on its "
+                                      "questions, or --model), scored beside its pipelines without retraining")
     r.add_argument("run_id")
-    r.add_argument("--rerank", action="store_true", help="add a rerank stage: a cross-encoder trained on the run's "
-                                                         "training questions (unless --rerank-model is given)")
-    r.add_argument("--rerank-model", default=None, help="a cross-encoder folder (or hub id when online) to rerank "
-                                                        "with, as it is")
-    r.add_argument("--rerank-top-k", type=int, default=None, help="first-stage results the reranker rescores")
-    r.add_argument("--no-rerank", action="store_true", help="drop the run's rerank stage")
+    r.add_argument("--model", default=None, help="a cross-encoder folder (or hub id when online) to rerank with, as "
+                                                 "it is (default: train one on the run's training questions)")
+    r.add_argument("--top-k", type=int, default=None, help="first-stage results the reranker rescores (default 30)")
+    r.add_argument("--remove", action="store_true", help="drop the run's rerank stage")
     r.add_argument("--set", action="append", metavar="rerank.NAME=VALUE", help="any rerank setting")
     r.add_argument("--device", default=None)
     r.add_argument("--json", action="store_true")
-    r.set_defaults(func=cmd_rescore)
+    r.set_defaults(func=cmd_rerank)

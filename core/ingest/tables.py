@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
+from core.csvsafe import unguard
 from core.ingest.report import (
     ColumnMapping,
     Problem,
@@ -394,7 +395,7 @@ def parse_table(text: str, delimiter: str, problems: list[Problem]) -> tuple[lis
             too_many_rows("", "rows")
         values: dict[str, Any] = {}
         for name, cell in zip(header, rec, strict=False):
-            values.setdefault(name, cell)
+            values.setdefault(name, unguard(cell))  # a formula guard the app wrote (core.csvsafe) comes off
         records.append((f"row {row}", values))
     if ragged:
         refuse(ragged)

@@ -14,9 +14,9 @@ from core.console import PrintReporter
 
 def _store_holding(args: argparse.Namespace):
     """The workspace of ``args`` if it holds run ``args.run``, else None (with the error printed)."""
-    from core.store import Store
+    from core.tuning.jobs import open_workspace
 
-    store = Store(args.workspace) if args.workspace else Store()
+    store = open_workspace(args.workspace or None, note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:
         store.get_run(args.run)
     except KeyError:
@@ -93,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from core.generate.offline import OfflineSettings
     from core.generate.pairs import write_pair_file
     from core.retrieval.embedding import EmbeddingCache
-    from core.store import Store
+    from core.tuning.jobs import open_workspace
 
     llm = bool(args.llm_url or args.llm_model)
     if llm and args.method:
@@ -118,7 +118,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         spec.filters.round_trip = False
     if args.round_trip_k is not None:
         spec.filters.round_trip_k = args.round_trip_k
-    store = Store()
+    store = open_workspace(note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:  # the key comes from ETL_LLM_API_KEY / OPENAI_API_KEY only: a flag would show in ps and shell history
         out = generate(passages, spec, reporter=PrintReporter(), cache_folder=store.root / "cache",
                        embedding_cache=EmbeddingCache(store.cache_path), device=args.device)

@@ -332,7 +332,9 @@ class Store:
             last = r.get("heartbeat") or r.get("started") or r["created"]
             if now - last <= stale_seconds and not (no_job_running and r["status"] == "running"):
                 continue
-            self.update_run(r["id"], status="interrupted", ended=now,
-                            error="The app stopped while this run was active (process ended or restarted).")
+            seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
+            self.update_run(r["id"], status="interrupted", ended=last,
+                            error=f"The app or command running this run stopped while it was active (process "
+                                  f"{r.get('pid') or '?'} ended: killed, crashed or restarted); last seen {seen}.")
             marked.append(r["id"])
         return marked

@@ -163,6 +163,13 @@ class WorkspaceLock:
                                  "started": time.time()}).encode())
         self._fd = fd
 
+    def relabel(self, run_id: str) -> None:
+        """Name the run this held lock is for (taken before the run existed, e.g. by the CLI)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                            "started": time.time()}).encode(), 0)
+
     def release(self) -> None:
         if self._fd is not None:
             try:
@@ -311,7 +318,7 @@ class JobRunner:
     def refresh(self) -> list[str]:
         """Mark runs interrupted whose process stopped (the workspace lock is free, or their heartbeat
         is stale); returns their ids."""
-        return self.store.mark_interrupted(STALE_SECONDS, no_job_running=WorkspaceLock(self.store.root).is_free())
+        return recover_runs(self.store)
 
     def active(self) -> Job | None:
         with self._lock:
@@ -344,16 +351,37 @@ class JobRunner:
             return self._jobs.get(run_id)
 
 
-def run_foreground(store: Store, run_id: str, fn: Callable[[Job], Any], reporter: Reporter | None = None) -> Job:
+def recover_runs(store: Store) -> list[str]:
+    """Mark runs interrupted whose process is gone (what every entry point does when it opens a
+    workspace: the app's ``JobRunner``, each CLI command); returns their ids."""
+    return store.mark_interrupted(STALE_SECONDS, no_job_running=WorkspaceLock(store.root).is_free())
+
+
+def open_workspace(root: str | Path | None = None, note: Callable[[str], None] | None = None) -> Store:
+    """The workspace at ``root`` (default: ``$ETL_WORKSPACE``), its dead runs marked interrupted
+    (:func:`recover_runs`); ``note`` is told about each one (the CLI prints it)."""
+    store = Store(root)
+    for run_id in recover_runs(store):
+        if note is not None:
+            note(f"run {run_id} was marked interrupted: {store.get_run(run_id).get('error')}")
+    return store
+
+
+def run_foreground(store: Store, run_id: str, fn: Callable[[Job], Any], reporter: Reporter | None = None,
+                   lock: WorkspaceLock | None = None) -> Job:
     """Run ``fn(job)`` in this thread with the workspace lock and heartbeat (the CLI's way).
 
-    ``reporter`` (e.g. one that prints) receives everything the job reports.
+    ``reporter`` (e.g. one that prints) receives everything the job reports. ``lock``: the workspace
+    lock, already held by the caller (taken before anything was written); None: taken here.
 
     Raises:
         BusyError: another process holds the workspace.
     """
-    lock = WorkspaceLock(store.root)
-    lock.acquire(run_id)
+    if lock is None:
+        lock = WorkspaceLock(store.root)
+        lock.acquire(run_id)
+    else:
+        lock.relabel(run_id)
     job = _EchoJob(store, run_id, reporter) if reporter is not None else Job(store, run_id)
     job.run(fn, lock)
     return job

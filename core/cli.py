@@ -20,12 +20,14 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from typing import Any
 
 from core.console import PrintReporter  # noqa: F401 - the benchmarks use it from here
 from core.retrieval.backends import BACKENDS
+from core.store import disk_problem
 from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -362,4 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (ValueError, BusyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # a full disk: one line, not a traceback
+        problem = disk_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2

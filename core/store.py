@@ -15,6 +15,8 @@ safe to share between threads (the UI's job thread and page scripts).
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -69,6 +71,61 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save_npy(path: str | Path, array: Any) -> None:
+    """``np.save`` of ``array`` (no pickle) through :func:`atomic_write_bytes`: never half-written."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+DISK_FULL = "no space left on the workspace disk"
+ENDING_FILE = "ending.json"  # reserved at a run's start, overwritten in place at its end (see reserve_ending)
+ENDING_BYTES = 4096
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """A user message when ``exc`` (or its cause) says the workspace disk is full; else None.
+
+    ``OSError`` ENOSPC / EDQUOT, and SQLite's "database or disk is full" or "disk I/O error" (what a
+    WAL database says when its disk fills up).
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{DISK_FULL} ({e.strerror or e}). Free some space (delete old runs or the cache folder) and run again."
+        if isinstance(e, sqlite3.OperationalError) and ("disk is full" in str(e) or "disk I/O error" in str(e)):
+            return f"{DISK_FULL} (the catalog could not be written: {e}). Free some space (delete old runs or the " \
+                   "cache folder) and run again."
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def reserve_ending(run_dir: str | Path) -> None:
+    """Write the run's ending file (:data:`ENDING_BYTES` of blanks) while there is space, so its end can be
+    recorded later by overwriting it in place (:func:`write_ending`) even when the disk has filled up."""
+    atomic_write_bytes(Path(run_dir) / ENDING_FILE, b" " * ENDING_BYTES)
+
+
+def write_ending(run_dir: str | Path, status: str, error: str | None) -> bool:
+    """Record how a run ended in its reserved ending file, in place (no new disk block); False if it cannot."""
+    path = Path(run_dir) / ENDING_FILE
+    blob = json.dumps({"status": status, "error": error, "at": time.time()}, ensure_ascii=False).encode("utf-8")
+    if not path.exists() or len(blob) > ENDING_BYTES:
+        return False
+    try:
+        with open(path, "r+b") as fh:
+            fh.write(blob + b" " * (ENDING_BYTES - len(blob)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+    except OSError:
+        return False
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -333,6 +390,15 @@ class Store:
             if now - last <= stale_seconds and not (no_job_running and r["status"] == "running"):
                 continue
             seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
+            try:
+                ending = json.loads((self.run_dir(r["id"]) / ENDING_FILE).read_text(encoding="utf-8") or "{}")
+            except (OSError, json.JSONDecodeError):
+                ending = {}
+            if ending.get("status") in ("done", "failed", "cancelled"):  # it ended, but the catalog missed it
+                self.update_run(r["id"], status=ending["status"], ended=ending.get("at") or last,
+                                error=ending.get("error"))
+                marked.append(r["id"])
+                continue
             self.update_run(r["id"], status="interrupted", ended=last,
                             error=f"The app or command running this run stopped while it was active (process "
                                   f"{r.get('pid') or '?'} ended: killed, crashed or restarted); last seen {seen}.")

@@ -65,3 +65,82 @@ def test_a_refused_cli_run_writes_nothing(tmp_path):
     assert "run-held-elsewhere is training on this workspace" in cli.stderr
     assert store.list_datasets() == [] and store.list_runs() == []
     assert [p.name for p in (ws / "runs").iterdir()] == [] and [p.name for p in (ws / "datasets").iterdir()] == []
+
+
+def test_full_disk_at_the_end_of_a_run_records_the_cause(tmp_path, monkeypatch):
+    """The disk fills up while the run saves its adapter: the file write fails with ENOSPC and the catalog
+    with SQLite's "disk I/O error" (as on a 5 MB tmpfs). No half-written artifact; the run says why it
+    failed, and still does once space is freed and the workspace is opened again."""
+    import errno
+    import sqlite3
+
+    import numpy as np
+
+    import core.store as store_mod
+    from core.tuning.adapter import LinearAdapter
+    from core.tuning.jobs import Job
+
+    store = Store(tmp_path / "ws")
+    run_id = store.create_run(None, "adapter", {}, name="disk fills up")
+    run_dir = store.run_dir(run_id)
+    full = {"on": False}
+    real_fdopen, real_update = os.fdopen, Store.update_run
+
+    class _FullFile:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])  # part of it lands, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    def fdopen(fd, *a, **k):
+        fh = real_fdopen(fd, *a, **k)
+        return _FullFile(fh) if full["on"] else fh
+
+    def update_run(self, rid, **fields):
+        if full["on"]:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_update(self, rid, **fields)
+
+    monkeypatch.setattr(store_mod.os, "fdopen", fdopen)
+    monkeypatch.setattr(Store, "update_run", update_run)
+
+    def work(job):
+        full["on"] = True
+        LinearAdapter(np.eye(4, dtype=np.float32), np.zeros(4, dtype=np.float32)).save(run_dir / "adapter.npz")
+
+    job = Job(store, run_id)
+    job.run(work)  # never raises
+    snap = job.snapshot()
+    assert snap.status == "failed" and snap.error.startswith("no space left on the workspace disk"), snap.error
+    assert not (run_dir / "adapter.npz").exists()  # no half-written .npz (BadZipFile) left behind
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    assert store.get_run(run_id)["status"] == "running"  # the catalog could not be told
+    full["on"] = False  # space freed; the app or the CLI opens the workspace again
+    assert store.mark_interrupted(30, no_job_running=True) == [run_id]
+    run = store.get_run(run_id)
+    assert run["status"] == "failed" and run["error"].startswith("no space left on the workspace disk"), run
+
+
+def test_cli_says_a_full_disk_in_one_line(monkeypatch, capsys):
+    import sqlite3
+
+    import core.cli as cli
+
+    def boom(args):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(cli, "cmd_evaluate", boom)
+    assert cli.main(["evaluate", "--data", "x.csv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the workspace disk"), err

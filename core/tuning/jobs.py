@@ -33,7 +33,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.store import Store, append_jsonl, atomic_write_json, read_json, read_jsonl
+from core.store import (
+    Store,
+    append_jsonl,
+    atomic_write_json,
+    disk_problem,
+    read_json,
+    read_jsonl,
+    reserve_ending,
+    write_ending,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +274,7 @@ class Job(Reporter):
         beat = threading.Thread(target=self._heartbeat, name=f"heartbeat-{self.run_id}", daemon=True)
         try:
             now = time.time()
+            reserve_ending(self.store.run_dir(self.run_id))
             self.store.update_run(self.run_id, status="running", started=now, heartbeat=now, pid=os.getpid(),
                                   error=None)
             self._set(status="running", started=now)
@@ -275,10 +285,12 @@ class Job(Reporter):
         except Exception as exc:  # noqa: BLE001 - any failure ends the run as failed, with its message
             tb = traceback.format_exc()
             logger.error("run %s failed: %s", self.run_id, exc)
+            message = disk_problem(exc) or f"{type(exc).__name__}: {exc}"
             try:
-                atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": str(exc), "traceback": tb})
-            finally:
-                self._finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+                atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": message, "traceback": tb})
+            except Exception:  # noqa: BLE001 - e.g. the disk is full: the ending file and the snapshot still say it
+                logger.warning("could not write error.json of %s", self.run_id, exc_info=True)
+            self._finish("failed", error=message, traceback=tb)
         else:
             self._finish("done", result=result)
         finally:
@@ -295,9 +307,16 @@ class Job(Reporter):
         headline = getattr(kw.get("result"), "headline", None)
         if isinstance(headline, dict):
             fields["metrics"] = headline
+        write_ending(self.store.run_dir(self.run_id), status, kw.get("error"))  # in place: works on a full disk
         try:
             self.store.update_run(self.run_id, **fields)
             self._log("end", status=status, error=kw.get("error"))
+        except Exception as exc:  # noqa: BLE001 - the outcome stays in the snapshot and the ending file
+            problem = disk_problem(exc)
+            logger.error("run %s: could not record its end (%s)", self.run_id, problem or exc)
+            if status != "failed" and problem:  # finished, but its results may be incomplete: say so
+                status, kw = "failed", {**kw, "error": problem}
+                write_ending(self.store.run_dir(self.run_id), status, problem)
         finally:
             self._set(status=status, ended=now, phase=status if status == "done" else self._state.phase, **kw)
 

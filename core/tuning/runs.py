@@ -38,7 +38,7 @@ from core.retrieval.evaluation import (
 )
 from core.retrieval.fusion import choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
-from core.store import Store, atomic_write_json
+from core.store import Store, atomic_save_npy, atomic_write_json
 from core.tuning.holdout import split_validation
 from core.tuning.jobs import Reporter
 from core.tuning.spec import RunSpec
@@ -211,7 +211,7 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
                         progress=lambda m, f: ctx.reporter.progress(int(f * 100), 100, "% of step sizes"))
     fit_seconds = time.perf_counter() - t0
     ctx.reporter.check_cancel()
-    np.save(ctx.run_dir / "nudged.npy", new_d.astype(np.float32), allow_pickle=False)
+    atomic_save_npy(ctx.run_dir / "nudged.npy", new_d.astype(np.float32))
     atomic_write_json(ctx.run_dir / "nudged_ids.json", ids)
     e_q, e_d = ctx.vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + NUDGE passage vectors"

@@ -7,6 +7,11 @@ Layout under the workspace root (``$ETL_WORKSPACE``, default ``<project>/workspa
     runs/<id>/                config.json, status.json, metrics.jsonl, model/, results ...
     cache/embeddings.sqlite   the embedding cache (core.retrieval.embedding.EmbeddingCache)
 
+Permissions: one policy for the whole workspace, as for datasets: owner-only. Folders are 0700
+(created by :class:`Store` and ``tempfile.mkdtemp``), files 0600 (``tempfile.mkstemp`` in
+:func:`atomic_write_bytes`; writers that go through a library call :func:`owner_only`), so passage
+text in maps, caches and exports is never readable by other users of the machine.
+
 Every file is written to a temporary name and moved into place with ``os.replace``; a
 dataset folder is complete before its catalog row exists, so a crash leaves either
 nothing or a whole dataset. Each call opens its own SQLite connection, so one Store is
@@ -18,6 +23,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -29,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from core.dataset import DataError, QADataset
+
+logger = logging.getLogger(__name__)
 
 ENV_VAR = "ETL_WORKSPACE"
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -49,6 +57,16 @@ _MIGRATIONS = (  # catalogs made before these columns existed
     ("runs", "ALTER TABLE runs ADD COLUMN heartbeat REAL"),
     ("datasets", "ALTER TABLE datasets ADD COLUMN updated REAL"),
 )
+
+
+OWNER_ONLY_FILE = 0o600
+OWNER_ONLY_DIR = 0o700
+
+
+def owner_only(path: str | Path) -> None:
+    """Make ``path`` readable by its owner only (0600 for a file, 0700 for a folder): the workspace's policy."""
+    p = Path(path)
+    os.chmod(p, OWNER_ONLY_DIR if p.is_dir() else OWNER_ONLY_FILE)
 
 
 def default_root() -> Path:
@@ -170,6 +188,11 @@ class Store:
         self.root = Path(root) if root else default_root()
         for sub in ("datasets", "runs", "cache"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, *(self.root / sub for sub in ("datasets", "runs", "cache"))):
+            try:
+                owner_only(folder)  # nothing inside is reachable by other users, whatever a library wrote
+            except OSError as exc:  # a workspace on a file system without modes (e.g. a mounted share)
+                logger.warning("could not make %s owner-only: %s", folder, exc)
         self.db_path = self.root / "catalog.sqlite"
         with closing(self._connect()) as con, con:
             con.execute("PRAGMA journal_mode=WAL")
@@ -316,7 +339,7 @@ class Store:
         """Create a run folder with its config and a 'queued' catalog row."""
         run_id = _new_id("run-")
         d = self.run_dir(run_id)
-        d.mkdir(parents=True)
+        d.mkdir(parents=True, mode=OWNER_ONLY_DIR)
         atomic_write_json(d / "config.json", {**config, "method": method, "dataset_id": dataset_id})
         with closing(self._connect()) as con, con:
             con.execute(

@@ -20,12 +20,14 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from typing import Any
 
 from core.console import PrintReporter, print_run_results  # noqa: F401 - the benchmarks use PrintReporter
 from core.retrieval.backends import BACKENDS
+from core.store import disk_problem
 from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,6 +46,13 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
     "max_steps": {"full": "max_steps"},
     "nproc": {"full": "processes"},
 }
+
+
+def _open_store():
+    """The workspace, its runs whose process is gone marked interrupted (each one said on stderr)."""
+    from core.tuning.jobs import open_workspace
+
+    return open_workspace(note=lambda line: print(f"note: {line}", file=sys.stderr))
 
 
 def _load_qa(path: str):
@@ -126,12 +135,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.retrieval.embedding import EmbeddingCache, load_model
     from core.retrieval.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid
     from core.retrieval.metrics import metrics_frame
-    from core.store import Store
 
     ds = _load_qa(args.data)
     tokens = args.passage_tokens or Scoring().passage_tokens
     print(f"{len(ds)} questions, {len(ds.corpus)} passages, passages read at {tokens} tokens", file=sys.stderr)
-    cache = None if args.no_cache else EmbeddingCache(Store().cache_path)
+    cache = None if args.no_cache else EmbeddingCache(_open_store().cache_path)
     progress = PrintReporter()
     models = args.model or [None]
     if len(models) > 1:  # which base model? the same table as the Train page's comparison
@@ -163,9 +171,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_prepare_sample(args: argparse.Namespace) -> int:
     from core.sample import ensure_sample
-    from core.store import Store
-
-    ds_id, created = ensure_sample(Store())
+    ds_id, created = ensure_sample(_open_store())
     print(("Created" if created else "Found") + f" sample dataset {ds_id}", file=sys.stderr)
     return 0
 
@@ -202,8 +208,19 @@ def _dataset_from_files(store, train_path: str, eval_path: str | None, seed: int
                               meta={"origin": "cli", "split_by": how})
 
 
-def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None):
-    """Create and execute a run in this process (workspace lock and heartbeat, like the app)."""
+def _locked(store):
+    """The workspace lock, taken before a command writes anything (a refused command leaves no dataset
+    and no run behind). Raises BusyError."""
+    from core.tuning.jobs import WorkspaceLock
+
+    lock = WorkspaceLock(store.root)
+    lock.acquire("(preparing its data)")
+    return lock
+
+
+def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None, lock=None):
+    """Create and execute a run in this process (workspace lock and heartbeat, like the app); ``lock``:
+    the workspace lock already held (released when the run ends)."""
     from core.tuning.execute import execute
     from core.tuning.jobs import run_foreground
     from core.tuning.runs import create_run
@@ -212,7 +229,7 @@ def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None):
     run_id = create_run(store, ds_id, spec, name=name)
     print(f"run {run_id}: {spec.method} on {len(train)} training / {len(ev)} evaluation questions, "
           f"{len(ev.corpus)} passages read at {spec.scoring.passage_tokens} tokens", file=sys.stderr)
-    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device=device), PrintReporter())
+    job = run_foreground(store, run_id, lambda j: execute(store, run_id, j, device=device), PrintReporter(), lock=lock)
     snap = job.snapshot()
     if snap.status != "done":
         print(f"error: the run ended {snap.status}: {snap.error or ''}", file=sys.stderr)
@@ -225,15 +242,17 @@ def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None):
 
 def cmd_train(args: argparse.Namespace) -> int:
 
-    from core.store import Store
-
     spec = build_spec(args, args.method)
-    store = Store()
-    ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, args.method)
-    if spec.method == "nudge":
-        print("note: NUDGE updates the stored passage vectors of the training corpus; it only helps when the "
-              "eval questions search that same corpus.", file=sys.stderr)
-    _, results = _run(store, ds_id, spec, f"{args.method} on {os.path.basename(args.train)}", args.device)
+    store = _open_store()
+    lock = _locked(store)
+    try:
+        ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, args.method)
+        if spec.method == "nudge":
+            print("note: NUDGE updates the stored passage vectors of the training corpus; it only helps when the "
+                  "eval questions search that same corpus.", file=sys.stderr)
+        _, results = _run(store, ds_id, spec, f"{args.method} on {os.path.basename(args.train)}", args.device, lock)
+    finally:
+        lock.release()  # no-op once the run released it
     if args.json:
         print(json.dumps(results.to_dict(), indent=1, default=str))
         return 0
@@ -244,12 +263,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_shootout(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.store import Store
-
     spec = build_spec(args, "shootout")
-    store = Store()
-    ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, "shoot-out")
-    _, out = _run(store, ds_id, spec, f"shoot-out on {os.path.basename(args.train)}", args.device)
+    store = _open_store()
+    lock = _locked(store)
+    try:
+        ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, "shoot-out")
+        _, out = _run(store, ds_id, spec, f"shoot-out on {os.path.basename(args.train)}", args.device, lock)
+    finally:
+        lock.release()
     if args.json:
         print(json.dumps(dataclasses.asdict(out), indent=1, default=str))
         return 0
@@ -352,4 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (ValueError, BusyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # a full disk: one line, not a traceback
+        problem = disk_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -14,9 +14,9 @@ from core.console import PrintReporter
 
 def _store_holding(args: argparse.Namespace):
     """The workspace of ``args`` if it holds run ``args.run``, else None (with the error printed)."""
-    from core.store import Store
+    from core.tuning.jobs import open_workspace
 
-    store = Store(args.workspace) if args.workspace else Store()
+    store = open_workspace(args.workspace or None, note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:
         store.get_run(args.run)
     except KeyError:
@@ -93,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from core.generate.offline import OfflineSettings
     from core.generate.pairs import write_pair_file
     from core.retrieval.embedding import EmbeddingCache
-    from core.store import Store
+    from core.tuning.jobs import open_workspace
 
     llm = bool(args.llm_url or args.llm_model)
     if llm and args.method:
@@ -106,6 +106,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         settings = LLMSettings(base_url=args.llm_url or "", model=args.llm_model or "")
         if args.per_passage:
             settings.questions_per_passage = args.per_passage
+        if args.llm_timeout is not None:
+            settings.timeout_s = args.llm_timeout
+        if args.llm_retries is not None:
+            settings.retries = args.llm_retries
         spec = GenerationSpec.for_backend("", "llm", llm=settings)
     else:
         offline = OfflineSettings(method=args.method or "inverse_cloze", seed=args.seed)
@@ -118,7 +122,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         spec.filters.round_trip = False
     if args.round_trip_k is not None:
         spec.filters.round_trip_k = args.round_trip_k
-    store = Store()
+    store = open_workspace(note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:  # the key comes from ETL_LLM_API_KEY / OPENAI_API_KEY only: a flag would show in ps and shell history
         out = generate(passages, spec, reporter=PrintReporter(), cache_folder=store.root / "cache",
                        embedding_cache=EmbeddingCache(store.cache_path), device=args.device)
@@ -127,6 +131,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 2
     s = out.summary
     print(f"\n{s.line}", file=sys.stderr)
+    if out.llm is not None:
+        print(f"LLM: {out.llm.summary()}", file=sys.stderr)  # how many answers came from the cache
     for line in s.problems:
         print(f"note: {line}", file=sys.stderr)
     kept = out.kept()
@@ -145,6 +151,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def add_file_commands(sub) -> None:
     """The generate, report and export subcommands (``sub``: the main parser's subparsers)."""
+    from core.generate.llm_settings import LLMSettings
     g = sub.add_parser("generate", help="training questions from passages alone (offline methods or an LLM) -> a "
                        "pair file `train` reads")
     g.add_argument("--from", dest="sources", nargs="+", required=True, metavar="PATH",
@@ -158,6 +165,11 @@ def add_file_commands(sub) -> None:
     g.add_argument("--llm-url", default=None, help="OpenAI-compatible base URL, e.g. http://localhost:11434/v1 "
                    "(default $ETL_LLM_BASE_URL); the key is read from $ETL_LLM_API_KEY only")
     g.add_argument("--llm-model", default=None, help="model name at that endpoint (default $ETL_LLM_MODEL)")
+    g.add_argument("--llm-timeout", type=float, default=None,
+                   help=f"seconds to wait for one answer (default {LLMSettings().timeout_s:g})")
+    g.add_argument("--llm-retries", type=int, default=None,
+                   help=f"retries of one request after a timeout, 429 or 5xx (default {LLMSettings().retries}); the "
+                        "job stops when the first passage fails every try")
     g.add_argument("--per-passage", type=int, default=None, help="questions per passage (default: 2 offline, 3 LLM)")
     g.add_argument("--max-passages", type=int, default=0, help="only the first N passages (0: all)")
     g.add_argument("--model", default=None, help="base model of the round-trip filter (default: bundled "

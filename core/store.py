@@ -7,6 +7,11 @@ Layout under the workspace root (``$ETL_WORKSPACE``, default ``<project>/workspa
     runs/<id>/                config.json, status.json, metrics.jsonl, model/, results ...
     cache/embeddings.sqlite   the embedding cache (core.retrieval.embedding.EmbeddingCache)
 
+Permissions: one policy for the whole workspace, as for datasets: owner-only. Folders are 0700
+(created by :class:`Store` and ``tempfile.mkdtemp``), files 0600 (``tempfile.mkstemp`` in
+:func:`atomic_write_bytes`; writers that go through a library call :func:`owner_only`), so passage
+text in maps, caches and exports is never readable by other users of the machine.
+
 Every file is written to a temporary name and moved into place with ``os.replace``; a
 dataset folder is complete before its catalog row exists, so a crash leaves either
 nothing or a whole dataset. Each call opens its own SQLite connection, so one Store is
@@ -15,7 +20,10 @@ safe to share between threads (the UI's job thread and page scripts).
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -27,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from core.dataset import DataError, QADataset
+
+logger = logging.getLogger(__name__)
 
 ENV_VAR = "ETL_WORKSPACE"
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -49,6 +59,16 @@ _MIGRATIONS = (  # catalogs made before these columns existed
 )
 
 
+OWNER_ONLY_FILE = 0o600
+OWNER_ONLY_DIR = 0o700
+
+
+def owner_only(path: str | Path) -> None:
+    """Make ``path`` readable by its owner only (0600 for a file, 0700 for a folder): the workspace's policy."""
+    p = Path(path)
+    os.chmod(p, OWNER_ONLY_DIR if p.is_dir() else OWNER_ONLY_FILE)
+
+
 def default_root() -> Path:
     """``$ETL_WORKSPACE`` if set, else ``workspace/`` beside the core package."""
     env = os.environ.get(ENV_VAR)
@@ -69,6 +89,61 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save_npy(path: str | Path, array: Any) -> None:
+    """``np.save`` of ``array`` (no pickle) through :func:`atomic_write_bytes`: never half-written."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+DISK_FULL = "no space left on the workspace disk"
+ENDING_FILE = "ending.json"  # reserved at a run's start, overwritten in place at its end (see reserve_ending)
+ENDING_BYTES = 4096
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """A user message when ``exc`` (or its cause) says the workspace disk is full; else None.
+
+    ``OSError`` ENOSPC / EDQUOT, and SQLite's "database or disk is full" or "disk I/O error" (what a
+    WAL database says when its disk fills up).
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{DISK_FULL} ({e.strerror or e}). Free some space (delete old runs or the cache folder) and run again."
+        if isinstance(e, sqlite3.OperationalError) and ("disk is full" in str(e) or "disk I/O error" in str(e)):
+            return f"{DISK_FULL} (the catalog could not be written: {e}). Free some space (delete old runs or the " \
+                   "cache folder) and run again."
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def reserve_ending(run_dir: str | Path) -> None:
+    """Write the run's ending file (:data:`ENDING_BYTES` of blanks) while there is space, so its end can be
+    recorded later by overwriting it in place (:func:`write_ending`) even when the disk has filled up."""
+    atomic_write_bytes(Path(run_dir) / ENDING_FILE, b" " * ENDING_BYTES)
+
+
+def write_ending(run_dir: str | Path, status: str, error: str | None) -> bool:
+    """Record how a run ended in its reserved ending file, in place (no new disk block); False if it cannot."""
+    path = Path(run_dir) / ENDING_FILE
+    blob = json.dumps({"status": status, "error": error, "at": time.time()}, ensure_ascii=False).encode("utf-8")
+    if not path.exists() or len(blob) > ENDING_BYTES:
+        return False
+    try:
+        with open(path, "r+b") as fh:
+            fh.write(blob + b" " * (ENDING_BYTES - len(blob)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+    except OSError:
+        return False
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -113,6 +188,11 @@ class Store:
         self.root = Path(root) if root else default_root()
         for sub in ("datasets", "runs", "cache"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, *(self.root / sub for sub in ("datasets", "runs", "cache"))):
+            try:
+                owner_only(folder)  # nothing inside is reachable by other users, whatever a library wrote
+            except OSError as exc:  # a workspace on a file system without modes (e.g. a mounted share)
+                logger.warning("could not make %s owner-only: %s", folder, exc)
         self.db_path = self.root / "catalog.sqlite"
         with closing(self._connect()) as con, con:
             con.execute("PRAGMA journal_mode=WAL")
@@ -264,7 +344,7 @@ class Store:
         """Create a run folder with its config and a 'queued' catalog row."""
         run_id = _new_id("run-")
         d = self.run_dir(run_id)
-        d.mkdir(parents=True)
+        d.mkdir(parents=True, mode=OWNER_ONLY_DIR)
         atomic_write_json(d / "config.json", {**config, "method": method, "dataset_id": dataset_id})
         with closing(self._connect()) as con, con:
             con.execute(
@@ -337,7 +417,18 @@ class Store:
             last = r.get("heartbeat") or r.get("started") or r["created"]
             if now - last <= stale_seconds and not (no_job_running and r["status"] == "running"):
                 continue
-            self.update_run(r["id"], status="interrupted", ended=now,
-                            error="The app stopped while this run was active (process ended or restarted).")
+            seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
+            try:
+                ending = json.loads((self.run_dir(r["id"]) / ENDING_FILE).read_text(encoding="utf-8") or "{}")
+            except (OSError, json.JSONDecodeError):
+                ending = {}
+            if ending.get("status") in ("done", "failed", "cancelled"):  # it ended, but the catalog missed it
+                self.update_run(r["id"], status=ending["status"], ended=ending.get("at") or last,
+                                error=ending.get("error"))
+                marked.append(r["id"])
+                continue
+            self.update_run(r["id"], status="interrupted", ended=last,
+                            error=f"The app or command running this run stopped while it was active (process "
+                                  f"{r.get('pid') or '?'} ended: killed, crashed or restarted); last seen {seen}.")
             marked.append(r["id"])
         return marked

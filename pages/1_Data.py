@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.csvsafe import safe_frame
 from core.ingest import intake
 from core.insight.history import datasets_frame
 from ui import data_panels as panels
@@ -92,4 +93,4 @@ created = st.column_config.DatetimeColumn("created", format="D MMM YYYY, HH:mm")
 if saved.empty:
     st.caption("None yet.")
 else:
-    st.dataframe(saved, hide_index=True, width="stretch", column_config={"created": created})
+    st.dataframe(safe_frame(saved), hide_index=True, width="stretch", column_config={"created": created})

@@ -6,6 +6,7 @@ import html
 
 import streamlit as st
 
+from core.csvsafe import safe_frame
 from core.insight.explore import fmt_rank, ranks_table, search_table
 from core.insight.plots import metric_bars, quality_by_dimension_chart, rank_scatter
 from ui import judging, state, widgets
@@ -130,7 +131,7 @@ if text.strip():
         with col:
             st.markdown(f"**{title}**")
             event = st.dataframe(
-                search_table(found[space], space), hide_index=True, width="stretch", key=f"etl_cmp_hits_{space}",
+                safe_frame(search_table(found[space], space)), hide_index=True, width="stretch", key=f"etl_cmp_hits_{space}",
                 on_select="rerun", selection_mode="single-row",
                 column_config={"passage": st.column_config.TextColumn("passage", width="large"),
                                "base → tuned": st.column_config.TextColumn(

@@ -6,6 +6,7 @@ import re
 
 import streamlit as st
 
+from core.csvsafe import safe_frame
 from core.insight.export import bundle_zip, dimension_options, onnx_ready, prepare_bundle
 from core.insight.history import dataset_names, done_runs, run_label, runs_frame
 from core.insight.report import build_report
@@ -35,7 +36,7 @@ done = [r["id"] for r in done_runs(store)]  # tuning runs only (no shoot-out par
 
 st.subheader("History")
 st.dataframe(
-    runs_frame(runs, names),
+    safe_frame(runs_frame(runs, names)),
     hide_index=True,
     width="stretch",
     column_config={

@@ -66,7 +66,8 @@ def test_documents_folder_and_llm_backend_with_the_key_from_the_environment(tmp_
         assert {r["source"] for r in rows} == {f"manual{i}.txt" for i in range(4)}
         again = _run(["--from", str(docs), "--out", str(out), "--llm-url", server.base_url, "--llm-model",
                       server.model, "--per-passage", "2", "--no-round-trip"], tmp_path, ETL_LLM_API_KEY=SECRET)
-        assert again.returncode == 0 and server.requests == 4  # answered from the cache
+        assert again.returncode == 0 and server.requests == 5  # from the cache, after one check of the endpoint
+        assert "(4 from cache" in again.stderr, again.stderr
         wrong = _run(["--from", str(docs), "--out", str(tmp_path / "x.csv"), "--llm-url", server.base_url,
                       "--llm-model", server.model, "--per-passage", "3", "--no-round-trip"], tmp_path,
                      ETL_LLM_API_KEY="sk-wrong")

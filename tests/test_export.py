@@ -175,3 +175,27 @@ def test_windowed_run_exports_one_row_per_window(tmp_path):
     assert all(t in ev.corpus["d0"] for t in first["text"])  # each window's text is a piece of its passage
     info = json.loads((out / "export.json").read_text())
     assert info["windows"] == {"size": 12, "overlap": 2} and info["embeddings"]["passages"] == 30
+
+
+def test_one_permission_policy_files_with_passage_text_are_owner_only(adapter_run, tmp_path):
+    """Maps' points (hover texts), the bundle's embeddings.parquet and every other bundle file are owner-only,
+    like datasets; the workspace's folders are 0700."""
+    import stat
+
+    from core.insight.explore import open_run
+
+    store, run_id = adapter_run
+    open_run(store, run_id).prepare()
+    run_dir = store.run_dir(run_id)
+    points = sorted(run_dir.glob("map-points-*.parquet"))
+    assert points, sorted(p.name for p in run_dir.iterdir())
+    for p in [*points, run_dir / "by_dimension.csv", *(store.dataset_dir(d["id"]) / "train.json"
+                                                       for d in store.list_datasets())]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    for d in (store.root, store.root / "datasets", store.root / "runs", store.root / "cache", run_dir):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+    out = write_bundle(store, run_id, tmp_path / "bundle", with_onnx=False)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "embeddings.parquet" for p in files)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700

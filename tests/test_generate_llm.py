@@ -82,12 +82,12 @@ def test_questions_for_every_passage_then_all_from_cache(llm_server, tmp_path):
 
     llm_server.reset_counts()
     again = generate_questions(ps, settings, None, cache)
-    assert llm_server.requests == 0  # a re-run costs nothing
+    assert llm_server.requests == 1  # a re-run costs one request: the check that the endpoint answers
     assert (again.from_cache, again.requested) == (5, 0)
     assert again.questions == r.questions
 
 
-def test_cache_key_is_passage_prompt_model_n(llm_server, tmp_path):
+def test_cache_key_is_url_model_passage_prompt_and_settings(llm_server, tmp_path):
     ps = passages(2)
     cache = QuestionCache(tmp_path / "q.sqlite")
     generate_questions(ps, fast(llm_server), None, cache)
@@ -99,7 +99,13 @@ def test_cache_key_is_passage_prompt_model_n(llm_server, tmp_path):
     assert llm_server.requests == 2  # another prompt: new answers
     llm_server.reset_counts()
     generate_questions(ps, fast(llm_server, temperature=0.1), None, cache)
-    assert llm_server.requests == 0  # temperature is not part of the key
+    assert llm_server.requests == 2  # another temperature: new answers
+    llm_server.reset_counts()
+    generate_questions(ps, fast(llm_server, temperature=0.1), None, cache)
+    assert llm_server.requests == 1  # the same: from the cache, after one check of the endpoint
+    with FakeLLMServer(model=llm_server.model) as other:  # another endpoint, same model and prompt
+        r = generate_questions(ps, fast(other, temperature=0.1), None, cache)
+        assert other.requests == 2 and r.from_cache == 0
 
 
 @pytest.mark.parametrize("fmt", ["json", "fenced", "object", "numbered"])
@@ -281,14 +287,44 @@ def test_empty_passage_is_not_sent(llm_server):
 
 
 def test_many_failures_in_a_row_stop_the_job(llm_server):
-    llm_server.fault = "500"
-    r = generate_questions(passages(12), fast(llm_server, retries=0, max_parallel=1))
+    ps = {pid: (text if pid == "p0" else f"FAULT:500 {text}") for pid, text in passages(12).items()}
+    r = generate_questions(ps, fast(llm_server, retries=0, max_parallel=1))
     assert r.fatal is not None and r.fatal.fatal
     assert str(r.fatal).startswith(
         f"Stopped after {STOP_AFTER_FAILURES_IN_A_ROW} passages in a row failed; the last"
     )
-    assert r.requested == STOP_AFTER_FAILURES_IN_A_ROW
-    assert r.not_attempted == 12 - STOP_AFTER_FAILURES_IN_A_ROW
+    assert r.requested == 1 + STOP_AFTER_FAILURES_IN_A_ROW
+    assert r.not_attempted == 12 - 1 - STOP_AFTER_FAILURES_IN_A_ROW
+
+
+def test_the_first_passage_failing_every_try_stops_the_job_and_says_what_it_waits_for(llm_server):
+    llm_server.fault = "500"
+    said: list[str] = []
+    r = generate_questions(passages(6), fast(llm_server, retries=2, backoff_s=0.01), status=said.append)
+    assert r.fatal is not None and r.requested == 1 and r.http_requests == 3 and r.not_attempted == 5
+    assert str(r.fatal).startswith("Stopped: the first passage failed all 3 tries (5 s each); the endpoint's last "
+                                   "error: The endpoint failed with a server error (500)"), str(r.fatal)
+    assert said == [f"waiting for the endpoint (attempt {i} of 3, 5 s each)" for i in (1, 2, 3)]
+
+
+def test_cached_answers_are_not_served_when_the_endpoint_is_down_and_raw_answers_are_capped(tmp_path):
+    from core.generate.cache import MAX_RAW_CHARS
+
+    ps = passages(3)
+    cache = QuestionCache(tmp_path / "q.sqlite")
+    with FakeLLMServer() as server:
+        settings = fast(server)
+        first = generate_questions(ps, settings, None, cache)
+        assert first.complete
+        server.fault = "500"  # the same endpoint now fails: its old answers are not served as if it worked
+        broken = generate_questions(ps, dataclasses.replace(settings, retries=0), None, cache)
+        assert broken.fatal is not None and not broken.questions and broken.from_cache == 0
+        server.fault = None
+        again = generate_questions(ps, settings, None, cache)
+        assert again.complete and again.from_cache == 3 and "(3 from cache" in again.summary()
+    big = "x" * (1 << 20)
+    cache.put("k", ["q?"], big, "m", 1)
+    assert len(cache.raw("k")) < MAX_RAW_CHARS + 100
 
 
 # --------------------------------------------------------------------------- cancel and resume
@@ -313,17 +349,18 @@ def test_cancel_keeps_answers_and_resumes(tmp_path):
         done_first = len(r.questions)
         assert len(cache) == done_first  # every answer was stored as it came
 
-    # The endpoint is gone: the job stops at once, and what was cached is still returned.
+        # The same endpoint again: only the rest is asked for.
+        server.reset_counts()
+        rest = generate_questions(ps, settings, None, cache)
+        assert rest.complete and rest.from_cache == done_first
+        assert server.requests == 10 - done_first
+
+    # Another endpoint (nothing listens there): the job stops at once; the first server's answers are not
+    # passed off as this one's.
     dead = dataclasses.replace(settings, base_url=f"http://127.0.0.1:{closed_port()}/v1", retries=0)
     down = generate_questions(ps, dead, None, cache)
     assert down.fatal is not None and down.fatal.kind == "unreachable"
-    assert len(down.questions) == done_first and down.from_cache == done_first
-
-    # Another server (another port, same model): only the rest is asked for.
-    with FakeLLMServer() as server2:
-        rest = generate_questions(ps, fast(server2), None, cache)
-        assert rest.complete and rest.from_cache == done_first
-        assert server2.requests == 10 - done_first
+    assert down.questions == {} and down.from_cache == 0
 
 
 def test_cancel_during_a_retry_wait_leaves_the_passage_for_the_next_run(llm_server):

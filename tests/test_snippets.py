@@ -125,3 +125,24 @@ def test_adapter_bundle_snippets_apply_the_adapter(store, tmp_path):
     st_hits = _run_snippet(bundle, "sentence_transformers_search.py", tmp_path)
     onnx_hits = _run_snippet(bundle, "onnx_search.py", tmp_path)
     assert [h[2] for h in onnx_hits] == [h[2] for h in st_hits] and st_hits[0][2] == "d24"
+
+
+@pytest.mark.parametrize("base_model", [None, "folder"])
+def test_adapter_snippets_load_the_local_base_model_offline(store, tmp_path, monkeypatch, base_model):
+    """The base model was the bundled default (None) or a local folder: the sentence-transformers and FAISS
+    snippets load that folder, offline, with an empty Hugging Face cache (no hub id to resolve)."""
+    import shutil
+
+    from core.retrieval.embedding import default_model_path
+
+    if base_model == "folder":
+        base_model = str(shutil.copytree(default_model_path(), tmp_path / "my base model"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    spec = RunSpec.for_method("adapter", base_model=base_model, scoring=Scoring(passage_tokens=64), epochs=2)
+    run_id = make_run(store, spec, name=f"adapter on {base_model}")
+    bundle = write_bundle(store, run_id, tmp_path / "bundle", with_onnx=False)
+    info = json.loads((bundle / "export.json").read_text())
+    assert info["base_model_path"] and os.path.isdir(info["base_model_path"])
+    st_hits = _run_snippet(bundle, "sentence_transformers_search.py", tmp_path)
+    faiss_hits = _run_snippet(bundle, "faiss_search.py", tmp_path)
+    assert [h[2] for h in st_hits] == [h[2] for h in faiss_hits] and st_hits[0][2] == "d24"

@@ -9,6 +9,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+from core.csvsafe import safe_frame
 from core.dataset import DataError
 from core.ingest import intake
 from core.ingest.splits import SPLIT_MODES
@@ -146,7 +147,7 @@ def answers_panel(name: str, data: bytes, loaded, chunks) -> intake.Linked:
                 + (f"; {n - ok:,} not linked (listed first)." if n > ok else "."))
     for note in linked.notes(matched_by_meaning=use_model):
         st.warning(widgets.plain(note))
-    st.dataframe(pd.DataFrame(linked.rows, columns=list(LINK_COLUMNS)), hide_index=True, width="stretch",
+    st.dataframe(safe_frame(pd.DataFrame(linked.rows, columns=list(LINK_COLUMNS))), hide_index=True, width="stretch",
                  column_config=LINK_COLUMNS)
     return linked
 
@@ -169,7 +170,7 @@ def file_panel(name: str, data: bytes, chunks) -> intake.Part | None:
     if intake.needs_documents(loaded):
         if not chunks:
             rows = intake.answers_preview(loaded, PREVIEW_ROWS)
-            st.dataframe(pd.DataFrame(rows, columns=["question", "answer"]), hide_index=True, width="stretch")
+            st.dataframe(safe_frame(pd.DataFrame(rows, columns=["question", "answer"])), hide_index=True, width="stretch")
             st.info("This file gives answers, not passages: upload the documents that contain them "
                     "(top right), and each answer will be linked to the passage that holds it.")
             return None
@@ -179,7 +180,7 @@ def file_panel(name: str, data: bytes, chunks) -> intake.Part | None:
         ds = linked.dataset
     else:
         rows = intake.pairs_preview(ds, PREVIEW_ROWS)
-        st.dataframe(pd.DataFrame(rows, columns=["question", "passage"]), hide_index=True, width="stretch")
+        st.dataframe(safe_frame(pd.DataFrame(rows, columns=["question", "passage"])), hide_index=True, width="stretch")
     roles = list(intake.ROLES)
     role = st.columns([1, 2])[0].selectbox("Use this file for", roles, format_func=intake.ROLES.get,
                                            index=roles.index(intake.guess_role(name)), key=f"etl_role_{name}")

@@ -18,6 +18,7 @@ import typing
 import pandas as pd
 import streamlit as st
 
+from core.csvsafe import safe_frame, unguard_frame
 from core.dataset import DataError
 from core.generate.faults import GenerationError
 from core.generate.filters import FILTER_LABELS
@@ -343,8 +344,8 @@ def review(ds_id: str, train_questions: int) -> None:
                                ("Keep those that passed the filters", "Keep all", "Keep none")):
         col.button(label, key=f"etl_q_bulk_{how}_{run_id}", on_click=_bulk,
                    args=(run_id, editor_key, version_key, how), width="stretch")
-    edited = st.data_editor(
-        table, key=editor_key, hide_index=True, num_rows="fixed", width="stretch", height=380,
+    edited = st.data_editor(  # shown guarded (its toolbar downloads CSV), read back unguarded
+        safe_frame(table), key=editor_key, hide_index=True, num_rows="fixed", width="stretch", height=380,
         column_order=("keep", "question", "passage", "verdict", "source"),
         disabled=("passage", "verdict", "source", "passage_id"),
         column_config={
@@ -354,6 +355,7 @@ def review(ds_id: str, train_questions: int) -> None:
             "verdict": st.column_config.TextColumn("filters", width="medium"),
             "source": st.column_config.TextColumn("source", width="small"),
         })
+    edited = unguard_frame(edited)
     if not edited[["keep", "question"]].equals(table[["keep", "question"]]):
         save_review(run_dir, edited)  # a reload finds the choices
     passages, sources = load_passages(run_dir)
@@ -570,13 +572,13 @@ def label_bench(ds_id: str, ev, passages: dict[str, str], sources: dict[str, str
     labelled = [q for q in (ev.query_ids if ev is not None else []) if ev.origins.get(q)]
     if labelled:
         with st.expander(f"Evaluation questions you labelled or verified ({len(labelled)})"):
-            st.dataframe(pd.DataFrame({
+            st.dataframe(safe_frame(pd.DataFrame({
                 "question": [ev.queries[q] for q in labelled],
                 "relevant passages": [", ".join(sources.get(d) or d for d in ev.relevant_docs[q]) for q in labelled],
                 "found by": ["; ".join(_found_words(judgments.get(q, {}).get(d, {}).get("found_by", []))
                                        for d in ev.relevant_docs[q]) for q in labelled],
                 "judged": [len(judged_ids(judgments, q)) for q in labelled],
-                "origin": [ev.origins[q] for q in labelled]}, index=labelled), width="stretch",
+                "origin": [ev.origins[q] for q in labelled]}, index=labelled)), width="stretch",
                 column_config={"judged": st.column_config.NumberColumn(
                     "judged", help="Passages judged for this question: relevant, plus shown and not ticked.")})
             gone = st.selectbox("Remove one", labelled, index=None, key="etl_q_remove_pick",

@@ -1,10 +1,11 @@
-"""The on-disk cache of LLM answers: one SQLite file, one row per (passage, prompt, model, n).
+"""The on-disk cache of LLM answers: one SQLite file, one row per (endpoint, model, passage, prompt, settings).
 
 Every answer that gave at least one question is stored as soon as it arrives, so a job
 that is cancelled, fails half-way or is run again only asks for what is missing. The
-key is a SHA-256 of the passage text, the prompt template, the model name and the number
-of questions asked for; the row keeps the parsed questions and the raw answer text (for
-review). Nothing secret is stored: the API key is never an argument of this module.
+key is a SHA-256 of the endpoint's base URL, the model name, the passage text, the prompt template
+and the settings that change an answer (questions asked for, temperature, answer-token cap): another
+server's answers are never served for this one. The row keeps the parsed questions and the raw
+answer text (for review), cut at :data:`MAX_RAW_CHARS`. Nothing secret is stored: the API key is never an argument of this module.
 
 Thread-safe (a lock around a per-call connection) and safe across processes (WAL), like
 :class:`core.retrieval.embedding.EmbeddingCache`.
@@ -21,11 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 CACHE_FILE = "llm_questions.sqlite"  # file name inside the workspace cache folder
+# Raw answer text kept per answer (for review): a few questions take a few hundred characters; a server
+# answering a megabyte for every passage would otherwise fill the cache with it.
+MAX_RAW_CHARS = 20_000
 
 
-def cache_key(passage: str, prompt: str, model: str, n: int) -> str:
-    """The cache key of one request: SHA-256 (hex) of passage text, prompt template, model and n."""
-    blob = json.dumps([passage, prompt, model, int(n)], ensure_ascii=False)
+def cache_key(passage: str, prompt: str, model: str, n: int, *, base_url: str = "", temperature: float = 0.0,
+              max_answer_tokens: int = 0) -> str:
+    """The cache key of one request: SHA-256 (hex) of endpoint URL, model, passage text, prompt template, n,
+    temperature and answer-token cap."""
+    blob = json.dumps(["v2", base_url.rstrip("/"), model, passage, prompt, int(n), float(temperature),
+                       int(max_answer_tokens)], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -75,7 +82,9 @@ class QuestionCache:
         return None if row is None else row[0]
 
     def put(self, key: str, questions: list[str], raw: str, model: str, n: int) -> None:
-        """Store one answer (replaces an earlier one with the same key)."""
+        """Store one answer (replaces an earlier one with the same key); ``raw`` is cut at :data:`MAX_RAW_CHARS`."""
+        if len(raw) > MAX_RAW_CHARS:
+            raw = raw[:MAX_RAW_CHARS] + f"\n[... {len(raw) - MAX_RAW_CHARS:,} more characters not kept]"
         with self._lock, self._connect() as con:
             con.execute(
                 "INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?)",

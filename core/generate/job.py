@@ -390,7 +390,7 @@ def generate(
         cache = QuestionCache.in_folder(cache_folder) if cache_folder is not None else None
         res = generate_questions(asked, spec.llm, api_key, cache=cache,
                                  progress=lambda d, t: reporter.progress(d, t, "passages"),
-                                 should_stop=reporter.should_stop)
+                                 should_stop=reporter.should_stop, status=reporter.note)
         out.llm = res
         out.questions = res.to_questions()
         summary.passages_without = res.total - len(res.questions)

@@ -182,15 +182,22 @@ class _Counters:
 
 
 def _ask(
-    client: Any, settings: LLMSettings, key: ApiKey, prompt: str, stop: threading.Event, counters: _Counters
+    client: Any, settings: LLMSettings, key: ApiKey, prompt: str, stop: threading.Event, counters: _Counters,
+    status: Callable[[str], None] | None = None, probing: bool = False,
 ) -> tuple[str, str | None]:
-    """One chat completion with retries. Returns (content, finish_reason); raises GenerationError."""
+    """One chat completion with retries. Returns (content, finish_reason); raises GenerationError.
+
+    ``status`` hears "waiting for the endpoint (attempt k of n, T s each)" before each try of the first
+    request of a job (``probing``)."""
     attempt = 0
     kwargs: dict[str, Any] = {"temperature": settings.temperature}
     if settings.max_answer_tokens > 0:
         kwargs["max_tokens"] = settings.max_answer_tokens
     while True:
         counters.add(http=1)
+        if status is not None and probing:  # the first passage: until it answers, say what the job waits for
+            status(f"waiting for the endpoint (attempt {attempt + 1} of {settings.retries + 1}, "
+                   f"{settings.timeout_s:g} s each)")
         try:
             resp = client.chat.completions.create(
                 model=settings.model, messages=[{"role": "user", "content": prompt}], **kwargs
@@ -233,8 +240,13 @@ def generate_questions(
     cache: QuestionCache | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> GenerationResult:
     """Ask the endpoint for questions on every passage not in the cache yet.
+
+    Answers are cached per endpoint URL, model, prompt and settings. When every answer comes from the
+    cache, one request first checks that the endpoint answers at all (a dead or wrong server is not
+    hidden by old answers). When the first passage fails every try, the job stops with that error.
 
     The first passage to ask about is sent alone: if the endpoint is unreachable, refuses
     the key or does not know the model, the job stops after one request. Then up to
@@ -251,6 +263,8 @@ def generate_questions(
             at the start (cached ones count as done) and after each passage.
         should_stop: Polled about every 0.2 s; when it returns True no new request starts
             and the job returns once the ones in flight end (their answers are cached).
+        status: Told what the job waits for, in words ("waiting for the endpoint (attempt 2 of 5,
+            120 s each)"), while the first passage is asked.
 
     Returns:
         The questions, per-passage errors and warnings, and counts (:class:`GenerationResult`).
@@ -267,7 +281,9 @@ def generate_questions(
     should_stop = should_stop or (lambda: False)
     n = settings.questions_per_passage
     result = GenerationResult(total=len(passages), model=settings.model)
-    keys = {pid: cache_key(text, settings.prompt, settings.model, n) for pid, text in passages.items()}
+    keys = {pid: cache_key(text, settings.prompt, settings.model, n, base_url=settings.base_url,
+                           temperature=settings.temperature, max_answer_tokens=settings.max_answer_tokens)
+            for pid, text in passages.items()}
     cached = cache.get(list(keys.values())) if cache is not None else {}
     found: dict[str, list[str]] = {}
     todo: list[str] = []
@@ -294,9 +310,16 @@ def generate_questions(
         "set" if key else "not set",
     )
     if todo and not should_stop():
-        _Requests(passages, keys, settings, key, cache, result, found).run(todo, done, progress, should_stop)
+        _Requests(passages, keys, settings, key, cache, result, found, status).run(todo, done, progress,
+                                                                                    should_stop)
     elif todo:
         result.cancelled = True
+    elif found and not should_stop():  # all from the cache: is the endpoint there at all? (one request)
+        ok, message = _probe(settings, key, status)
+        if not ok:
+            result.fatal = GenerationError("unreachable", f"Cached answers not used: {message}", fatal=True)
+            found.clear()
+            result.from_cache = 0
     result.questions = {pid: found[pid] for pid in passages if pid in found}
     result.seconds = time.perf_counter() - t0
     logger.info("LLM questions: %s", result.summary())
@@ -315,7 +338,9 @@ class _Requests:
         cache: QuestionCache | None,
         result: GenerationResult,
         found: dict[str, list[str]],
+        status: Callable[[str], None] | None = None,
     ):
+        self.status = status
         self.passages, self.keys, self.settings, self.key = passages, keys, settings, key
         self.cache, self.result, self.found = cache, result, found
         self.counters = _Counters()
@@ -328,7 +353,8 @@ class _Requests:
         """One passage, in a worker thread: ask, parse, cache. Raises GenerationError or _Interrupted."""
         s, n = self.settings, self.settings.questions_per_passage
         content, finish = _ask(
-            self.client, s, self.key, fill_prompt(s, self.passages[pid]), self.stop, self.counters
+            self.client, s, self.key, fill_prompt(s, self.passages[pid]), self.stop, self.counters, self.status,
+            probing=self.probing,
         )
         questions = parse_questions(content)[:n]
         if not questions:
@@ -352,6 +378,15 @@ class _Requests:
             self.in_a_row += 1
             if r.fatal is None and err.fatal:
                 r.fatal = err
+            elif r.fatal is None and self.probing and err.kind in RETRYABLE_KINDS:
+                tries = self.settings.retries + 1
+                r.fatal = GenerationError(
+                    err.kind,
+                    f"Stopped: the first passage failed all {tries} tr{'ies' if tries != 1 else 'y'} "
+                    f"({self.settings.timeout_s:g} s each); the endpoint's last error: {err}",
+                    status=err.status,
+                    fatal=True,
+                )
             elif r.fatal is None and self.in_a_row >= STOP_AFTER_FAILURES_IN_A_ROW:
                 r.fatal = GenerationError(
                     err.kind,
@@ -421,6 +456,13 @@ PROBE_PASSAGE = (
     "The hydraulic pump must be inspected every 500 operating hours. Replace the seals when oil is found "
     "under the housing."
 )
+
+
+def _probe(settings: LLMSettings, key: ApiKey, status: Callable[[str], None] | None) -> tuple[bool, str]:
+    """One request, no retry (:func:`check_connection`), before a run is served from the cache."""
+    if status is not None:
+        status(f"checking the endpoint before using cached answers ({settings.timeout_s:g} s at most)")
+    return check_connection(settings, key)
 
 
 def check_connection(settings: LLMSettings, api_key: ApiKey | str | None = None) -> tuple[bool, str]:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.csvsafe import neutralise
 from core.dataset import QADataset, derived_from
 from core.store import atomic_write_bytes
 
@@ -227,7 +228,8 @@ def pair_table(
 ) -> bytes:
     """The pair file as CSV bytes (UTF-8), one row per question.
 
-    Columns: ``question, passage, passage_id, source, origin``. ``passage`` is the text the
+    Columns: ``question, passage, passage_id, source, origin``. A cell a spreadsheet would run as a formula
+    is guarded with a leading ``'`` (:mod:`core.csvsafe`; the app removes it when it reads the file back). ``passage`` is the text the
     question trains against and ``passage_id`` its corpus id (see
     :meth:`GeneratedQuestion.positive_id`); ``source`` is empty when unknown.
 
@@ -237,11 +239,11 @@ def pair_table(
     _check_passages(questions, passages)
     sources = sources or {}
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator="\r\n")  # RFC 4180; a cell holding a bare \r is quoted too
     w.writerow(PAIR_COLUMNS)
     for q in questions:
         text = passages[q.passage_id] if q.positive is None else q.positive
-        w.writerow([q.question, text, q.positive_id(), sources.get(q.passage_id, ""), q.origin])
+        w.writerow([neutralise(v) for v in (q.question, text, q.positive_id(), sources.get(q.passage_id, ""), q.origin)])
     return buf.getvalue().encode("utf-8")
 
 

@@ -160,19 +160,27 @@ def _sentences(paragraph: str) -> list[str]:
     return out
 
 
+# Characters per token at most, when cutting an over-long 'word' (a URL, a hash, a page of markup
+# without spaces): the longest prefix tried is max_tokens times this, so each cut counts a bounded
+# string. Without the bound a 1.25-million-character word took 30 s and 1.2 GB (every prefix tried
+# was counted, and kept by the count cache).
+MAX_CHARS_PER_TOKEN = 32
+
+
 def _split_long_word(word: str, max_tokens: int, count: TokenCounter) -> list[str]:
     """Split one over-long 'word' (a URL, a hash...) into character runs that fit."""
     out: list[str] = []
-    while word:
-        lo, hi = 1, len(word)  # the longest prefix that fits (at least one character)
+    at, n = 0, len(word)
+    while at < n:
+        lo, hi = 1, min(n - at, max_tokens * MAX_CHARS_PER_TOKEN)  # the longest prefix that fits (>= 1 char)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if count(word[:mid]) <= max_tokens:
+            if count(word[at : at + mid]) <= max_tokens:
                 lo = mid
             else:
                 hi = mid - 1
-        out.append(word[:lo])
-        word = word[lo:]
+        out.append(word[at : at + lo])
+        at += lo
     return out
 
 

@@ -245,6 +245,7 @@ def check_zip(
     advice: str,
     max_ratio: float | None = None,
     ratio_floor: int = 0,
+    max_member_bytes: int | None = None,
 ) -> None:
     """Refuse an archive by its directory, before any member is inflated (a zip bomb, or not what it claims).
 
@@ -262,9 +263,12 @@ def check_zip(
         max_ratio: Most expansion (uncompressed / compressed size) allowed for one member; None: no check.
         ratio_floor: Members expanding to at most this many bytes are not ratio-checked (small
             repetitive parts compress well and are harmless).
+        max_member_bytes: Most bytes one member may expand to (the cap of the same file uploaded on
+            its own); None: no check.
 
     Raises:
-        DataError: too many members, too many expanded bytes, or a member expanding too much.
+        DataError: too many members, too many expanded bytes, a member over ``max_member_bytes``, or a
+            member expanding too much.
     """
     if len(infos) > max_members:
         raise _refuse(f"{label} holds {len(infos):,} files; {what} (limit {max_members:,}). {advice}")
@@ -273,6 +277,14 @@ def check_zip(
         raise _refuse(
             f"{label} would expand to {total / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit. {advice}"
         )
+    if max_member_bytes is not None:
+        for info in infos:
+            if info.file_size > max_member_bytes:
+                raise _refuse(
+                    f"{label}: its file {info.filename!r} would expand to {info.file_size / 1e6:,.0f} MB, over the "
+                    f"{max_member_bytes / 1e6:,.0f} MB limit for one file (the same as for a file uploaded on its "
+                    f"own). {advice}"
+                )
     if max_ratio is None:
         return
     for info in infos:

@@ -10,7 +10,8 @@ with a :class:`~core.dataset.DataError` that names the file, says what is wrong 
 * .docx files (python-docx) give paragraphs and table rows in document order; the archive is
   checked by its directory first (:data:`MAX_DOCX_MEMBERS`, :data:`MAX_DOCX_EXPANDED_BYTES`,
   :data:`MAX_DOCX_RATIO`) so a zip bomb is refused before python-docx inflates anything;
-* HTML (BeautifulSoup) drops scripts, styles and the like and keeps blocks as paragraphs.
+* HTML (a streaming ``html.parser``, no tree: memory near the text's size) drops scripts, styles and the
+  like and keeps blocks as paragraphs.
 
 Every file is capped at :data:`~core.ingest.decoding.MAX_DOCUMENT_BYTES` before it is opened, and
 its text at :data:`MAX_DOCUMENT_CHARS`. Cutting the text into passages is :mod:`core.ingest.chunking`.
@@ -23,6 +24,7 @@ import io
 import logging
 import re
 import zipfile
+from html.parser import HTMLParser
 
 from core.dataset import DataError
 from core.ingest.decoding import check_document_size, check_zip, decode_text, extension
@@ -47,6 +49,13 @@ MAX_DOCX_RATIO = 500
 DOCX_RATIO_FLOOR = 10_000_000
 # What a text document should be saved as, ending the decoder's advice.
 EXPORT_AS = "UTF-8 text (.txt or .md), or upload the original PDF, DOCX or HTML"
+
+# One HTML page: a lower cap than MAX_DOCUMENT_BYTES, since markup is read tag by tag: the streaming
+# parser takes ~14 s for 10 MB of nothing but tags (<b>x</b> repeated) on this 2-core machine, in
+# ~60 MB. A long web page saved as .html is 1-3 MB.
+MAX_HTML_BYTES = 10_000_000
+# HTML is fed to the streaming parser this many characters at a time.
+HTML_FEED_CHARS = 1 << 20
 
 Segment = tuple[int | None, str]
 
@@ -90,27 +99,91 @@ _HTML_BLOCKS = (
 )  # fmt: skip
 
 
-def _html_to_text(name: str, data: bytes) -> str:
-    from bs4 import BeautifulSoup
-    from bs4.element import NavigableString
+_HTML_VOID_DROP = ("embed",)  # dropped elements that have no end tag
+_HTML_CELLS = ("td", "th")
 
+
+class _HTMLText(HTMLParser):
+    """HTML -> text as it streams past: no tree is built, so memory stays near the text's size.
+
+    Dropped elements (:data:`_HTML_DROP`) are skipped with everything inside them; ``<br>`` is a line
+    break, a table cell ends with `` | ``, and block elements (:data:`_HTML_BLOCKS`) are surrounded by
+    blank lines (paragraph breaks). The ``<title>`` is kept on its own.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out = io.StringIO()
+        self.title = io.StringIO()
+        self.dropping: list[str] = []  # open dropped elements, innermost last
+        self.in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "title":
+            self.in_title = True
+        if tag == "body" and "head" in self.dropping:  # a <head> never closed ends where <body> starts
+            del self.dropping[self.dropping.index("head") :]
+        if self.dropping:
+            if tag in _HTML_DROP and tag not in _HTML_VOID_DROP:
+                self.dropping.append(tag)
+            return
+        if tag in _HTML_DROP:
+            if tag not in _HTML_VOID_DROP:
+                self.dropping.append(tag)
+        elif tag == "br":
+            self.out.write("\n")
+        elif tag in _HTML_BLOCKS:
+            self.out.write("\n\n")
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:  # <br/>, <svg/>: nothing inside
+        if not self.dropping and tag == "br":
+            self.out.write("\n")
+        elif not self.dropping and tag in _HTML_BLOCKS:
+            self.out.write("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        if self.dropping:
+            if tag in self.dropping:
+                at = len(self.dropping) - 1 - self.dropping[::-1].index(tag)
+                del self.dropping[at:]
+            return
+        if tag in _HTML_CELLS:
+            self.out.write(" | ")
+        elif tag in _HTML_BLOCKS:
+            self.out.write("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title.write(data)
+        if not self.dropping:
+            self.out.write(data)
+
+
+def _html_to_text(name: str, data: bytes) -> str:
+    """The text of an HTML page (see :class:`_HTMLText`), streamed: a page of millions of tags is read in
+    memory close to its own size (BeautifulSoup's tree once took 373 MB for 2 MB of ``<b>x</b>``)."""
+    from bs4.dammit import UnicodeDammit  # the page's declared or detected encoding
+
+    markup = UnicodeDammit(data, is_html=True).unicode_markup
+    if markup is None:
+        raise DataError(f"{name}: could not be decoded as text. Check that it is a web page saved as .html.")
+    parser = _HTMLText()
     try:
-        soup = BeautifulSoup(data, "html.parser")
+        for at in range(0, len(markup), HTML_FEED_CHARS):
+            parser.feed(markup[at : at + HTML_FEED_CHARS])
+            if parser.out.tell() > MAX_DOCUMENT_CHARS:
+                break  # refused by _check_chars below
+        parser.close()
     except Exception as e:  # noqa: BLE001 - any parser failure is a bad upload
         raise DataError(
             f"{name}: could not be parsed as HTML ({e}). Check that it is a web page saved as .html."
         ) from e
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
-    for tag in soup.find_all("br"):
-        tag.replace_with(NavigableString("\n"))
-    for tag in soup.find_all(("td", "th")):
-        tag.insert_after(NavigableString(" | "))
-    for tag in soup.find_all(_HTML_BLOCKS):
-        tag.insert_before(NavigableString("\n\n"))
-        tag.insert_after(NavigableString("\n\n"))
-    body = soup.get_text()
+    del markup
+    title = " ".join(parser.title.getvalue().split())
+    body = parser.out.getvalue()
+    _check_chars(name, len(body))
     paras = []
     for para in re.split(r"\n\s*\n", body):
         para = re.sub(r"(\s*\|\s*)+$", "", " ".join(para.split()))
@@ -253,6 +326,12 @@ def extract_text(name: str, data: bytes, notes: list[str] | None = None) -> list
         _check_docx_archive(name, data)
         text = _docx_to_text(name, data)
     elif ext in (".html", ".htm"):
+        if len(data) > MAX_HTML_BYTES:
+            raise DataError(
+                f"{name} is {len(data) / 1e6:.0f} MB, over the {MAX_HTML_BYTES / 1e6:.0f} MB limit for one HTML page "
+                "(markup is read tag by tag: that much would hold this machine for minutes). Save the page as PDF or "
+                "plain text, or split it into smaller pages, and upload those."
+            )
         text = _html_to_text(name, data)
     else:
         decoded = decode_text(data, name, EXPORT_AS)

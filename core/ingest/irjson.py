@@ -26,14 +26,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.dataset import QADataset
-from core.ingest.decoding import check_zip, decode_text
+from core.ingest.decoding import MAX_QA_FILE_BYTES, check_qa_size, check_zip, decode_text
 from core.ingest.pairs import as_texts
-from core.ingest.report import Problem, cap_where, capped, describe, fail, quote_list
-from core.ingest.tables import parse_jsonl
+from core.ingest.report import MAX_LISTED, Problem, cap_where, describe, fail, quote_list
+from core.ingest.tables import MAX_BAD_LINES, MAX_ROWS, iter_jsonl, iter_lines, too_many_rows
 
 # Zip guard: BEIR sets that fit a browser-upload workflow are far smaller; anything bigger
 # is more likely a zip bomb (tiny compressed, huge expanded) than a dataset.
-MAX_ZIP_UNCOMPRESSED_BYTES = 500_000_000  # messages say MB = 10^6 bytes
+# Each member may expand to at most the cap of one question file uploaded on its own
+# (MAX_QA_FILE_BYTES), and all of them together to three of those (corpus, queries, qrels).
+MAX_ZIP_UNCOMPRESSED_BYTES = 3 * MAX_QA_FILE_BYTES  # messages say MB = 10^6 bytes
 # A BEIR zip needs three to a handful of files; tens of thousands of members is not one.
 MAX_ZIP_MEMBERS = 10_000
 # What a file inside a BEIR dataset that is not UTF-8 should be saved as.
@@ -193,8 +195,8 @@ def load_ir_json(obj: dict, problems: list[Problem]) -> tuple[QADataset, int]:
 
 def _beir_corpus(text: str, label: str, problems: list[Problem], kind: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    skipped, dups = [], []
-    for line, rec in parse_jsonl(text, label):
+    skipped, dups = _Capped(), _Capped()
+    for line, rec in iter_jsonl(text, label):
         where = f"{label} line {line}"
         rid = rec.get("_id", rec.get("id"))
         body = " ".join(t for t in as_texts(rec.get("text")) if t.strip()).strip()
@@ -211,16 +213,35 @@ def _beir_corpus(text: str, label: str, problems: list[Problem], kind: str) -> d
             dups.append(Problem("warning", f"{where}: _id {rid!r} appears again; the first is kept.", where))
             continue
         out[rid] = content
-    capped(problems, skipped, f"skipped lines in {label}")
-    capped(problems, dups, f"repeated ids in {label}")
+    skipped.report(problems, f"skipped lines in {label}")
+    dups.report(problems, f"repeated ids in {label}")
     return out
+
+
+class _Capped:
+    """Warnings of one kind: the first :data:`MAX_LISTED` kept, the rest only counted (a file of
+    millions of bad lines must not become millions of messages)."""
+
+    def __init__(self) -> None:
+        self.listed: list[Problem] = []
+        self.n = 0
+
+    def append(self, problem: Problem) -> None:
+        self.n += 1
+        if len(self.listed) < MAX_LISTED:
+            self.listed.append(problem)
+
+    def report(self, problems: list[Problem], what: str) -> None:
+        problems.extend(self.listed)
+        if self.n > len(self.listed):
+            problems.append(Problem(self.listed[0].level, f"... and {self.n - len(self.listed):,} more {what}."))
 
 
 def _beir_qrels(text: str, label: str, problems: list[Problem]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    bad = []
+    bad = _Capped()
     first = True
-    for i, line in enumerate(text.split("\n"), 1):
+    for i, line in iter_lines(text):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.rstrip("\r").split("\t")]
@@ -244,10 +265,18 @@ def _beir_qrels(text: str, label: str, problems: list[Problem]) -> list[tuple[st
                     where,
                 )
             )
+            if bad.n >= MAX_BAD_LINES and bad.n > 2 * len(out):
+                fail(
+                    f"{label}: {bad.n} of the first {i:,} lines are not judgements (query-id, corpus-id and a "
+                    "numeric score separated by tabs); stopped reading there. Check that this is a BEIR qrels file.",
+                    where,
+                )
             continue
         if score > 0:
+            if len(out) >= MAX_ROWS:
+                too_many_rows(label, "judgements")
             out.append((parts[0], parts[1]))
-    capped(problems, bad, f"malformed lines in {label}")
+    bad.report(problems, f"malformed lines in {label}")
     return out
 
 
@@ -355,6 +384,7 @@ def _zip_names(zf: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
         max_bytes=MAX_ZIP_UNCOMPRESSED_BYTES,
         what="a BEIR dataset needs a handful",
         advice="Upload a smaller dataset.",
+        max_member_bytes=MAX_QA_FILE_BYTES,
     )
     out: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
@@ -386,6 +416,11 @@ def load_beir_zip(data: bytes, label: str, problems: list[Problem]) -> tuple[QAD
         DataError: not a zip, unsafe paths, over :data:`MAX_ZIP_MEMBERS` or
             :data:`MAX_ZIP_UNCOMPRESSED_BYTES`, password-protected or damaged members, missing parts.
     """
+    if len(data) > MAX_ZIP_UNCOMPRESSED_BYTES:  # compressed bigger than it may expand to: refused unread
+        fail(
+            f"{label} is {len(data) / 1e6:,.0f} MB, over the {MAX_ZIP_UNCOMPRESSED_BYTES / 1e6:,.0f} MB limit for a "
+            "zipped dataset. Upload a smaller dataset."
+        )
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -398,8 +433,14 @@ def load_beir_zip(data: bytes, label: str, problems: list[Problem]) -> tuple[QAD
             info = members[name]
             if info.flag_bits & 0x1:
                 fail(f"{label}: {name} is password-protected; zip it again without a password.")
+            cap = min(budget[0], MAX_QA_FILE_BYTES)
             with zf.open(info) as fh:
-                blob = fh.read(budget[0] + 1)  # never trust the declared size
+                blob = fh.read(cap + 1)  # never trust the declared size
+            if len(blob) > MAX_QA_FILE_BYTES:
+                fail(
+                    f"{label}: {name} expands to more than {MAX_QA_FILE_BYTES / 1e6:.0f} MB, the limit for one file; "
+                    "upload a smaller dataset."
+                )
             if len(blob) > budget[0]:
                 fail(
                     f"{label} expands to more than {MAX_ZIP_UNCOMPRESSED_BYTES / 1e6:.0f} MB; upload a smaller one."
@@ -431,4 +472,8 @@ def load_beir_dir(path: Path, problems: list[Problem]) -> tuple[QADataset, int, 
                 names.append(rel + base)
         if (root / "qrels").is_dir():
             names += sorted(rel + f"qrels/{p.name}" for p in (root / "qrels").glob("*.tsv") if p.is_file())
-    return _load_beir(names, lambda n: (path / n).read_bytes(), f"Folder {path.name}", problems)
+    def read(name: str) -> bytes:
+        check_qa_size(name, (path / name).stat().st_size)  # before reading it into memory
+        return (path / name).read_bytes()
+
+    return _load_beir(names, read, f"Folder {path.name}", problems)

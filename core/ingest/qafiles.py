@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from core.dataset import QADataset
+from core.ingest import irjson
 from core.ingest.decoding import ZIP_MAGIC, check_qa_size, content_type, decode_text, extension
 from core.ingest.irjson import load_beir_dir, load_beir_zip, load_ir_json
 from core.ingest.pairs import pairs_to_dataset
@@ -51,6 +52,7 @@ from core.ingest.report import (
     refuse,
 )
 from core.ingest.tables import (
+    MAX_ROWS,
     column_samples,
     columns_of,
     detect_columns,
@@ -92,6 +94,9 @@ _REFUSED_EXTS = {
     ".doc": "a Word document",
 }
 PARQUET_MAGIC = b"PAR1"
+# JSON objects and lists (counted as '{' and '[' characters, strings included) in one JSON file:
+# json.loads of 50 MB of '{},' would build 16 million dicts (gigabytes). Three per row of MAX_ROWS.
+MAX_JSON_CONTAINERS = 3 * MAX_ROWS
 
 
 def check_lengths(
@@ -152,6 +157,12 @@ def table_from_text(name: str, text: str, kind: str | None, problems: list[Probl
     if kind == "jsonl" and stripped[0] == "[":
         kind = "json"
     if kind == "json":
+        containers = text.count("{") + text.count("[")
+        if containers > MAX_JSON_CONTAINERS:  # before json.loads builds millions of objects
+            fail(
+                f"{name} holds {containers:,} JSON objects and lists, over the {MAX_JSON_CONTAINERS:,} limit for one "
+                "file (held in memory, that many take gigabytes). Keep a sample of the items, or split the file."
+            )
         repeated: dict[str, int] = {}
         try:
             obj = json.loads(text, object_pairs_hook=lambda pairs: _first_wins(pairs, repeated))
@@ -405,4 +416,9 @@ def load_qa_path(path: str | Path, **kw: Any) -> LoadResult:
         fail(f"{path} does not exist.")
     if path.suffix.lower() != ".zip":
         check_qa_size(path.name, path.stat().st_size)  # before reading it into memory
+    elif path.stat().st_size > irjson.MAX_ZIP_UNCOMPRESSED_BYTES:
+        fail(
+            f"{path.name} is {path.stat().st_size / 1e6:,.0f} MB, over the "
+            f"{irjson.MAX_ZIP_UNCOMPRESSED_BYTES / 1e6:,.0f} MB limit for a zipped dataset. Upload a smaller dataset."
+        )
     return load_qa_file(path.name, path.read_bytes(), **kw)

@@ -23,8 +23,10 @@ import csv
 import io
 import json
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
+from core.csvsafe import unguard
 from core.ingest.report import (
     ColumnMapping,
     Problem,
@@ -67,6 +69,12 @@ _EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
 MAX_CSV_CELL_CHARS = 50_000_000
 # Characters looked at when guessing the delimiter.
 SNIFF_CHARS = 64 * 1024
+# Bad JSONL lines listed before reading stops and the file is refused: enough to see the pattern. Building a
+# message for every bad line of a big file (millions of lines of junk) once took gigabytes.
+MAX_BAD_LINES = 30
+# Rows (CSV/TSV rows, JSONL lines, JSON items) in one file: a 50 MB file of one-word rows is ~12 million of
+# them, gigabytes once parsed into Python objects. A million pairs is already days of training on CPU.
+MAX_ROWS = 1_000_000
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 Record = tuple[str, dict[str, Any]]  # (where, e.g. "row 5", {column: value})
@@ -379,10 +387,15 @@ def parse_table(text: str, delimiter: str, problems: list[Problem]) -> tuple[lis
                         where,
                     )
                 )
+                if len(ragged) >= MAX_BAD_LINES:
+                    rest = _n_lines(text) - reader.line_num
+                    _refuse_bad_lines(ragged, "", reader.line_num, max(rest, 0))
                 continue
+        if len(records) >= MAX_ROWS:
+            too_many_rows("", "rows")
         values: dict[str, Any] = {}
         for name, cell in zip(header, rec, strict=False):
-            values.setdefault(name, cell)
+            values.setdefault(name, unguard(cell))  # a formula guard the app wrote (core.csvsafe) comes off
         records.append((f"row {row}", values))
     if ragged:
         refuse(ragged)
@@ -395,15 +408,48 @@ def parse_table(text: str, delimiter: str, problems: list[Problem]) -> tuple[lis
     return list(dict.fromkeys(header)), records
 
 
-def parse_jsonl(text: str, label: str, what: str = "a JSON object") -> list[tuple[int, Any]]:
-    """JSONL text -> (line number, object) for each non-blank line.
+def iter_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for every line of ``text`` (split on ``\\n``), one at a time.
+
+    Unlike ``text.split("\\n")`` this never holds a list of every line: a 50 MB file of one-byte
+    lines is 25 million strings (over a gigabyte) as a list.
+    """
+    pos, n, i = 0, len(text), 0
+    while pos <= n:
+        end = text.find("\n", pos)
+        if end < 0:
+            end = n
+        i += 1
+        yield i, text[pos:end]
+        pos = end + 1
+
+
+def _n_lines(text: str) -> int:
+    return text.count("\n") + (0 if text.endswith("\n") else 1)
+
+
+def too_many_rows(name: str, unit: str) -> NoReturn:
+    """Refuse a table with more than :data:`MAX_ROWS` rows (checked while reading)."""
+    fail(
+        f"{name or 'The file'} has more than {MAX_ROWS:,} {unit}, over the limit for one file (that many pairs "
+        "would take days to train on and gigabytes of memory to hold). Keep a sample of the rows, or split the "
+        "file and upload the part you need."
+    )
+
+
+def iter_jsonl(text: str, label: str, what: str = "a JSON object") -> Iterator[tuple[int, Any]]:
+    """JSONL text -> (line number, object) for each non-blank line, one line at a time.
+
+    Bad lines are collected; after :data:`MAX_BAD_LINES` of them reading stops (the rest of the
+    file is not parsed) and the file is refused, the message saying how many lines were left unread.
+    At the end, any bad line refuses the file. More than :data:`MAX_ROWS` objects refuse it too.
 
     Raises:
-        DataError: a line that is not valid JSON or not an object (every such line is listed).
+        DataError: a line that is not valid JSON or not an object; too many lines.
     """
-    out: list[tuple[int, Any]] = []
     bad: list[Problem] = []
-    for i, line in enumerate(text.split("\n"), 1):
+    n_rows = 0
+    for i, line in iter_lines(text):
         line = line.strip()
         if not line:
             continue
@@ -419,14 +465,43 @@ def parse_jsonl(text: str, label: str, what: str = "a JSON object") -> list[tupl
                     where,
                 )
             )
-            continue
-        if not isinstance(obj, dict):
-            bad.append(Problem("error", f"{cap_where(where)} is {describe(obj)}; expected {what}.", where))
-            continue
-        out.append((i, obj))
+        else:
+            if not isinstance(obj, dict):
+                bad.append(Problem("error", f"{cap_where(where)} is {describe(obj)}; expected {what}.", where))
+            elif not bad:
+                n_rows += 1
+                if n_rows > MAX_ROWS:
+                    too_many_rows(label, "lines")
+                yield i, obj
+        if len(bad) >= MAX_BAD_LINES:
+            rest = _n_lines(text) - i  # lines left unread (counted, not parsed)
+            _refuse_bad_lines(bad, label, i, max(rest, 0))
     if bad:
         refuse(bad)
-    return out
+
+
+def _refuse_bad_lines(bad: list[Problem], label: str, line: int, rest: int) -> NoReturn:
+    """Refuse after :data:`MAX_BAD_LINES` bad lines, saying where reading stopped."""
+    where = f"{label} " if label else ""
+    bad.append(
+        Problem(
+            "error",
+            f"Stopped reading {where}at line {line:,} after {len(bad)} bad lines; the {rest:,} lines after it were "
+            "not checked. Fix the lines above (is this really a JSONL file, one JSON object a line?) and upload "
+            "it again.",
+        )
+    )
+    refuse(bad)
+
+
+def parse_jsonl(text: str, label: str, what: str = "a JSON object") -> list[tuple[int, Any]]:
+    """JSONL text -> (line number, object) for each non-blank line (:func:`iter_jsonl` as a list).
+
+    Raises:
+        DataError: a line that is not valid JSON or not an object (the first :data:`MAX_BAD_LINES`
+            are listed); more than :data:`MAX_ROWS` lines.
+    """
+    return list(iter_jsonl(text, label, what))
 
 
 def columns_of(records: list[Record]) -> list[str]:

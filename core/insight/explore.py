@@ -18,7 +18,7 @@ import pandas as pd
 
 from core.dataset import QADataset, source_file
 from core.insight.results import RunResults, load_per_query, load_rankings, load_results, load_vectors
-from core.store import Store
+from core.store import Store, owner_only
 from core.tuning.spec import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ class RunView:
             try:
                 tmp = path.with_name(f".{path.name}.tmp")
                 pts.to_parquet(tmp, index=False)
+                owner_only(tmp)  # passage text: owner-only, like datasets
                 tmp.replace(path)
             except (OSError, ValueError) as exc:
                 logger.warning("could not save %s: %s", path, exc)
@@ -162,6 +163,7 @@ class RunView:
         table = quality_by_dimension(self)
         tmp = path.with_name(".by_dimension.csv.tmp")
         table.to_csv(tmp, index=False)
+        owner_only(tmp)
         tmp.replace(path)
         return table
 

@@ -53,7 +53,7 @@ from core.insight.bundle_pipeline import pipeline_files, pipeline_readme
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
 from core.insight.results import load_vectors
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
-from core.store import Store, atomic_write_json, read_json
+from core.store import OWNER_ONLY_DIR, Store, atomic_write_json, owner_only, read_json
 from core.tuning.spec import RunSpec
 
 FORMAT = 1
@@ -290,6 +290,18 @@ def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_on
     return entries
 
 
+def _local_base(spec: RunSpec) -> str | None:
+    """The local folder of a run's base model (the bundled default, or a folder the user gave); None for a hub id.
+    Snippets load it when it exists on the machine they run on: no download, works offline."""
+    from core.retrieval.embedding import resolve_model
+
+    try:
+        target = resolve_model(spec.base_model)
+    except ValueError:
+        return None
+    return target if Path(target).is_dir() else None
+
+
 def _export_info(view, spec: RunSpec, dim: int, full: int, rows: int, onnx_meta: dict | None) -> dict[str, Any]:
     by_dim = view.by_dimension()
     hit = by_dim[(by_dim["model"] == "tuned") & (by_dim["dimensions"] == dim)]
@@ -299,6 +311,7 @@ def _export_info(view, spec: RunSpec, dim: int, full: int, rows: int, onnx_meta:
         "method": spec.method,
         "model": "model" if spec.method == "full" else None,
         "base_model": base_model_ref(spec),
+        "base_model_path": _local_base(spec),
         "dimension": dim,
         "full_dimension": full,
         "truncate_dim": None if dim == full else dim,
@@ -334,13 +347,15 @@ def write_bundle(store: Store, run_id: str, out: str | Path, *, dim: int | None 
         raise ValueError(f"{out} exists and is not an empty folder: give a new folder (or a .zip path).")
     entries = bundle_entries(store, run_id, dim=dim, with_onnx=with_onnx, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
+    owner_only(out)  # passage text (embeddings.parquet): owner-only, like the workspace and the bundle's zip
     for e in entries:
         target = out / e.name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
         if e.source is not None:
             shutil.copyfile(e.source, target)
         else:
             target.write_bytes(e.data or b"")
+        owner_only(target)
     return out
 
 

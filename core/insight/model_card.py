@@ -1,8 +1,15 @@
 """The words of an export: the model card (what the model is, its scores, how to use it) and the
-bundle's README (its files, vector size, token limit and the re-indexing reminder)."""
+bundle's README (its files, vector size, token limit and the re-indexing reminder).
+
+Every value a user gave (run name, base model path or id, system names, settings) goes into Markdown
+through :func:`md_text` (one line, HTML and Markdown characters escaped) and into Python code
+through ``repr()``: a model folder named ``m"); __import__("os").system(...); ("`` stays a string.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,25 @@ def base_model_ref(spec: RunSpec) -> str:
     return spec.base_model or DEFAULT_BASE_HUB_ID
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md_text(value: Any) -> str:
+    """``value`` as inline Markdown text: one line (newlines become spaces), ``< > &`` as HTML entities
+    (no raw tag reaches a renderer) and Markdown punctuation backslash-escaped (no heading, link,
+    emphasis or table cell can start inside it)."""
+    one_line = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
+def _table(results) -> str:
+    """The results' metrics table in Markdown, system names escaped."""
+    t = results.table()
+    lines = ["| system | " + " | ".join(md_text(c) for c in t.columns) + " |", "|---" * (len(t.columns) + 1) + "|"]
+    lines += [f"| {md_text(name)} | " + " | ".join(f"{v:.4f}" for v in row) + " |" for name, row in t.iterrows()]
+    return "\n".join(lines)
+
+
 _USAGE = {
     "full": """```python
 from sentence_transformers import SentenceTransformer
@@ -35,7 +61,7 @@ passage index built with the base model keeps working.
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-base = SentenceTransformer("{base_model}")
+base = SentenceTransformer({base_model_py})
 z = np.load("adapter.npz", allow_pickle=False)
 W, b = z["weight"], z["bias"]
 
@@ -46,7 +72,7 @@ def encode_question(text):
     "nudge": """NUDGE changed the stored PASSAGE vectors of the training corpus; the base model is
 unchanged. Replace the vectors of these passages in your index (ids in `nudged_ids.json`, one
 row of `nudged.npy` each) and keep encoding questions with the base model
-(`{base_model}`).
+({base_model}).
 
 ```python
 import json
@@ -86,15 +112,17 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
     if results is None:
         scores = "_No evaluation results were saved with this run._"
     else:
-        scores = (results.table_markdown() + f"\n\nEvaluated on {results.eval_questions} held-out questions "
+        scores = (_table(results) + f"\n\nEvaluated on {results.eval_questions} held-out questions "
                   f"({results.question_origin}) searching {results.eval_passages} passages, read at "
                   f"{results.passage_tokens} tokens by both models.")
-    settings = "\n".join(f"- {k}: {v}" for k, v in spec.describe())
+    settings = "\n".join(f"- {md_text(k)}: {md_text(v)}" for k, v in spec.describe())
     unchanged = base_unchanged(run_dir)
-    usage = _USAGE.get(spec.method, "").replace("{base_model}", base_model_ref(spec)).replace("{dim}", str(dim))
+    ref = base_model_ref(spec)
+    usage = (_USAGE.get(spec.method, "").replace("{base_model_py}", repr(ref)).replace("{base_model}", md_text(ref))
+             .replace("{dim}", repr(dim)))
     return "\n".join(
         [
-            f"# {status.get('name') or run_dir.name}",
+            f"# {md_text(status.get('name') or run_dir.name)}",
             "",
             f"Exported from the Embedding Tuning Lab on {time.strftime('%Y-%m-%d %H:%M')}.",
             "",
@@ -102,8 +130,8 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
             *([f"- **Unchanged: {UNCHANGED_BUNDLE}.** {unchanged} Deploying it changes nothing; tune on other "
                "questions (label real ones, or try the full fine-tune) before you ship."] if unchanged else []),
             f"- **Method:** `{spec.method}`",
-            f"- **Base model:** `{spec.model_label}`",
-            f"- **Run id:** `{run_dir.name}`",
+            f"- **Base model:** {md_text(spec.model_label)}",
+            f"- **Run id:** {md_text(run_dir.name)}",
             "",
             "## Scores on the held-out questions",
             "",

@@ -32,6 +32,18 @@ info = json.loads((BUNDLE / "export.json").read_text(encoding="utf-8"))
 question = " ".join(sys.argv[1:]) or info["example_query"]
 table = pd.read_parquet(BUNDLE / "embeddings.parquet")  # id, text, source, vector
 vectors = np.stack(table["vector"].to_numpy()).astype(np.float32)  # (rows, dimension), unit length
+
+
+def base_model():
+    """The base model: a base_model/ folder in the bundle, else the local folder the run used (when it exists
+    on this machine), else its hub id (downloaded once; needs the internet)."""
+    for folder in (BUNDLE / "base_model", BUNDLE / "pipeline" / "query_model"):  # query_model: search.py's copy
+        if folder.is_dir():
+            return str(folder)
+    local = info.get("base_model_path")
+    if local and Path(local).is_dir():
+        return local
+    return info["base_model"]
 '''
 
 _ENCODER = {
@@ -54,7 +66,7 @@ def embed_passages(texts):  # new passages: encode them with the same model befo
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 # The unchanged base model; the adapter moves QUESTION vectors only (passages stay base-model vectors).
-model = SentenceTransformer(info["base_model"])
+model = SentenceTransformer(base_model())
 model.max_seq_length = info["max_seq_length"]
 adapter = np.load(BUNDLE / "adapter.npz", allow_pickle=False)
 W, b = adapter["weight"], adapter["bias"]
@@ -77,7 +89,7 @@ def embed_passages(texts):
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 # The unchanged base model encodes questions; the stored passage vectors carry NUDGE's changes.
-model = SentenceTransformer(info["base_model"], truncate_dim=info["truncate_dim"])
+model = SentenceTransformer(base_model(), truncate_dim=info["truncate_dim"])
 model.max_seq_length = info["max_seq_length"]
 
 

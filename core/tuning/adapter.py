@@ -7,12 +7,14 @@ keep (by MRR@10, ``core.tuning.vectorfit``), with the identity (no adapter) as a
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.store import atomic_write_bytes
 from core.tuning.vectorfit import (
     SEED,
     VAL_FRACTION,
@@ -94,9 +96,9 @@ class LinearAdapter:
             The path written (exactly ``path``; no suffix is added).
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez(fh, weight=self.weight, bias=self.bias)
+        buf = io.BytesIO()
+        np.savez(buf, weight=self.weight, bias=self.bias)
+        atomic_write_bytes(path, buf.getvalue())  # temp file + rename: never a half-written .npz
         return path
 
     @classmethod

@@ -310,7 +310,15 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     reporter.phase("saving", "Saving the tuned model")
     model.max_seq_length = spec.scoring.passage_tokens  # the tuned model searches like the base model
     if int(os.environ.get("RANK", "0")) == 0:  # one writer when several processes trained (torchrun)
-        model.save(str(run_dir / "model"))
+        staged = run_dir / ".model.tmp"  # saved whole, then renamed: never a half-written model/
+        shutil.rmtree(staged, ignore_errors=True)
+        try:
+            model.save(str(staged))
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        shutil.rmtree(run_dir / "model", ignore_errors=True)
+        os.replace(staged, run_dir / "model")
         shutil.rmtree(ckpt, ignore_errors=True)
     forget_fingerprint(model)
     info = TrainInfo(

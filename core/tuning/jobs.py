@@ -33,7 +33,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.store import Store, append_jsonl, atomic_write_json, read_json, read_jsonl
+from core.store import (
+    Store,
+    append_jsonl,
+    atomic_write_json,
+    disk_problem,
+    read_json,
+    read_jsonl,
+    reserve_ending,
+    write_ending,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +172,13 @@ class WorkspaceLock:
                                  "started": time.time()}).encode())
         self._fd = fd
 
+    def relabel(self, run_id: str) -> None:
+        """Name the run this held lock is for (taken before the run existed, e.g. by the CLI)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                            "started": time.time()}).encode(), 0)
+
     def release(self) -> None:
         if self._fd is not None:
             try:
@@ -258,6 +274,7 @@ class Job(Reporter):
         beat = threading.Thread(target=self._heartbeat, name=f"heartbeat-{self.run_id}", daemon=True)
         try:
             now = time.time()
+            reserve_ending(self.store.run_dir(self.run_id))
             self.store.update_run(self.run_id, status="running", started=now, heartbeat=now, pid=os.getpid(),
                                   error=None)
             self._set(status="running", started=now)
@@ -268,10 +285,12 @@ class Job(Reporter):
         except Exception as exc:  # noqa: BLE001 - any failure ends the run as failed, with its message
             tb = traceback.format_exc()
             logger.error("run %s failed: %s", self.run_id, exc)
+            message = disk_problem(exc) or f"{type(exc).__name__}: {exc}"
             try:
-                atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": str(exc), "traceback": tb})
-            finally:
-                self._finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=tb)
+                atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": message, "traceback": tb})
+            except Exception:  # noqa: BLE001 - e.g. the disk is full: the ending file and the snapshot still say it
+                logger.warning("could not write error.json of %s", self.run_id, exc_info=True)
+            self._finish("failed", error=message, traceback=tb)
         else:
             self._finish("done", result=result)
         finally:
@@ -288,9 +307,16 @@ class Job(Reporter):
         headline = getattr(kw.get("result"), "headline", None)
         if isinstance(headline, dict):
             fields["metrics"] = headline
+        write_ending(self.store.run_dir(self.run_id), status, kw.get("error"))  # in place: works on a full disk
         try:
             self.store.update_run(self.run_id, **fields)
             self._log("end", status=status, error=kw.get("error"))
+        except Exception as exc:  # noqa: BLE001 - the outcome stays in the snapshot and the ending file
+            problem = disk_problem(exc)
+            logger.error("run %s: could not record its end (%s)", self.run_id, problem or exc)
+            if status != "failed" and problem:  # finished, but its results may be incomplete: say so
+                status, kw = "failed", {**kw, "error": problem}
+                write_ending(self.store.run_dir(self.run_id), status, problem)
         finally:
             self._set(status=status, ended=now, phase=status if status == "done" else self._state.phase, **kw)
 
@@ -311,7 +337,7 @@ class JobRunner:
     def refresh(self) -> list[str]:
         """Mark runs interrupted whose process stopped (the workspace lock is free, or their heartbeat
         is stale); returns their ids."""
-        return self.store.mark_interrupted(STALE_SECONDS, no_job_running=WorkspaceLock(self.store.root).is_free())
+        return recover_runs(self.store)
 
     def active(self) -> Job | None:
         with self._lock:
@@ -344,16 +370,37 @@ class JobRunner:
             return self._jobs.get(run_id)
 
 
-def run_foreground(store: Store, run_id: str, fn: Callable[[Job], Any], reporter: Reporter | None = None) -> Job:
+def recover_runs(store: Store) -> list[str]:
+    """Mark runs interrupted whose process is gone (what every entry point does when it opens a
+    workspace: the app's ``JobRunner``, each CLI command); returns their ids."""
+    return store.mark_interrupted(STALE_SECONDS, no_job_running=WorkspaceLock(store.root).is_free())
+
+
+def open_workspace(root: str | Path | None = None, note: Callable[[str], None] | None = None) -> Store:
+    """The workspace at ``root`` (default: ``$ETL_WORKSPACE``), its dead runs marked interrupted
+    (:func:`recover_runs`); ``note`` is told about each one (the CLI prints it)."""
+    store = Store(root)
+    for run_id in recover_runs(store):
+        if note is not None:
+            note(f"run {run_id} was marked interrupted: {store.get_run(run_id).get('error')}")
+    return store
+
+
+def run_foreground(store: Store, run_id: str, fn: Callable[[Job], Any], reporter: Reporter | None = None,
+                   lock: WorkspaceLock | None = None) -> Job:
     """Run ``fn(job)`` in this thread with the workspace lock and heartbeat (the CLI's way).
 
-    ``reporter`` (e.g. one that prints) receives everything the job reports.
+    ``reporter`` (e.g. one that prints) receives everything the job reports. ``lock``: the workspace
+    lock, already held by the caller (taken before anything was written); None: taken here.
 
     Raises:
         BusyError: another process holds the workspace.
     """
-    lock = WorkspaceLock(store.root)
-    lock.acquire(run_id)
+    if lock is None:
+        lock = WorkspaceLock(store.root)
+        lock.acquire(run_id)
+    else:
+        lock.relabel(run_id)
     job = _EchoJob(store, run_id, reporter) if reporter is not None else Job(store, run_id)
     job.run(fn, lock)
     return job

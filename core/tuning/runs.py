@@ -40,7 +40,7 @@ from core.retrieval.evaluation import (
 from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
 from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
-from core.store import Store, atomic_write_json
+from core.store import Store, atomic_save_npy, atomic_write_json
 from core.tuning.holdout import split_validation
 from core.tuning.jobs import Reporter
 from core.tuning.rerank_stage import rerank_stage
@@ -237,7 +237,7 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
                         progress=lambda m, f: ctx.reporter.progress(int(f * 100), 100, "% of step sizes"))
     fit_seconds = time.perf_counter() - t0
     ctx.reporter.check_cancel()
-    np.save(ctx.run_dir / "nudged.npy", new_d.astype(np.float32), allow_pickle=False)
+    atomic_save_npy(ctx.run_dir / "nudged.npy", new_d.astype(np.float32))
     atomic_write_json(ctx.run_dir / "nudged_ids.json", ids)
     c = hist.chosen
     lines = [f"{c['variant']}: step size {c['gamma']:g} chosen on {c['n_val']} held-back training questions; "

@@ -63,7 +63,7 @@ def test_two_sessions_then_kill_9_mid_training(browser: Browser, tmp_path, artif
         idle(a)
         go(a, "Train")
         expect(a.get_by_role("heading", name=re.compile(r"long run to be killed · interrupted$"))).to_be_visible()
-        expect(a.get_by_text("The app stopped while this run was active").first).to_be_visible()
+        expect(a.get_by_text("stopped while it was active").first).to_be_visible()
         expect(a.get_by_role("button", name="Launch training")).to_be_enabled()
         a.get_by_role("heading", name=re.compile(r"· interrupted$")).scroll_into_view_if_needed()
         shot(a, artifacts, "7_after_kill_9_interrupted")

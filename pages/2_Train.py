@@ -9,6 +9,7 @@ import streamlit as st
 from core.generate.advice import method_advice
 from core.insight.history import NOT_TUNING
 from core.retrieval.embedding import resolve_model
+from core.retrieval.rerank import RerankSettings
 from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run
 from core.tuning.spec import LAUNCHABLE, METHOD_LABELS, ModelsSettings, RunSpec, Scoring, field_help
@@ -17,6 +18,7 @@ from ui import run_panel, state, widgets
 
 SEED_KEPT = "etl_cfg_seed__chosen"  # the seed chosen under Advanced settings, kept while it is closed
 ADVISED_KEY = "etl_cfg_method__advised"  # the dataset whose generated questions preselected the method
+RERANK_ON = "etl_cfg_rerank__on"  # whether the optional rerank stage is on (kept while its section is closed)
 METHOD_CAPTIONS = {
     "full": "Updates all the model's weights. Best results; minutes to hours on a CPU.",
     "adapter": "Learns a small transform of question vectors on top of the unchanged model. The first run "
@@ -113,6 +115,8 @@ def launch_form(ds_id: str) -> None:
             seed = int(st.number_input("Seed", 0, 100_000, seed, key="etl_cfg_seed", help=field_help(RunSpec, "seed")))
             st.session_state[SEED_KEPT] = seed
         spec.seed = seed
+    if method != "shootout":
+        spec.rerank = rerank_form()
     if not box.open:
         fresh = RunSpec.for_method(method)
         fresh_sub = fresh.settings.full if method == "shootout" else fresh.settings
@@ -138,6 +142,27 @@ def launch_form(ds_id: str) -> None:
             st.error(widgets.plain(str(exc)))
             return
         run_panel.launch(create_run(store, ds_id, spec, name=name.strip() or None))
+
+
+def rerank_form() -> RerankSettings | None:
+    """The optional rerank stage: a cross-encoder rescoring the best retriever's top k (off by default)."""
+    on = st.session_state.get(RERANK_ON, False)
+    with widgets.lazy_expander("Rerank stage (optional)", key="etl_cfg_rerank_open") as box:
+        if box.open:
+            st.caption("A cross-encoder reads each question with each of the best retriever's top passages and "
+                       "reorders them: slower per question, often more accurate. Trained on your training "
+                       "questions (it then counts as tuning), or one you bring (both sides get it). Scored in the "
+                       "same table as every retriever, with its time per question.")
+            on = st.toggle("Add a rerank stage", value=on, key="etl_cfg_rerank_toggle")
+            st.session_state[RERANK_ON] = on
+        settings = widgets.settings_form(RerankSettings(), "etl_cfg_rerank", draw=box.open and on)
+        settings = widgets.settings_form(settings, "etl_cfg_rerank_adv", advanced=True, draw=box.open and on)
+    settings = dataclasses.replace(settings, model=settings.model or "", start_from=settings.start_from or "")
+    if on and not box.open:
+        st.caption(f"Rerank stage on: the top {settings.top_k} reranked by "
+                   + (f"{widgets.plain(settings.model)}." if settings.model else "a cross-encoder trained on your "
+                      "training questions."))
+    return settings if on else None
 
 
 def shown_run() -> str | None:

@@ -73,3 +73,22 @@ def test_all_windows_scales_training_by_the_windows_the_pair_builder_makes():
     first, every = FullSettings(train_passage="first"), FullSettings(train_passage="all")
     assert _full_training(every, ds) / _full_training(first, ds) == pytest.approx(
         _windows_per_passage(list(corpus.values()), 256))
+
+
+def test_the_estimate_counts_a_rerank_stage():
+    from core.dataset import QADataset
+    from core.retrieval.rerank import RerankSettings, estimate_seconds
+    from core.tuning.estimate import estimate_run
+    from core.tuning.spec import RunSpec
+
+    qs = {f"q{i}": f"question {i} about pumps" for i in range(40)}
+    ds = QADataset(qs, {f"d{i}": "a passage about pumps " * 30 for i in range(40)}, {f"q{i}": [f"d{i}"] for i in range(40)})
+    spec = RunSpec.for_method("adapter")
+    without = estimate_run(spec, ds, ds)
+    spec.rerank = RerankSettings(top_k=20)
+    parts = dict(estimate_run(spec, ds, ds).parts)
+    train_s, per_q = estimate_seconds(40, 40, spec.rerank)
+    assert parts["training the reranker"] == train_s
+    rerank_part = next(v for k, v in parts.items() if k.startswith("reranking the top 20 for 40 evaluation"))
+    assert rerank_part > 40 * per_q * 0.99
+    assert estimate_run(spec, ds, ds).seconds > without.seconds

@@ -116,6 +116,16 @@ def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
             est.add(f"encoding {len(train.corpus):,} training passages for the {label} (first run only)",
                     _tokens(train.corpus.values(), tokens) * ENCODE_SECONDS_PER_TOKEN)
             est.add(f"fitting the {label}", FAST_FIT_SECONDS)
+    if spec.rerank is not None:
+        from core.retrieval.rerank import estimate_seconds as rerank_seconds
+        from core.tuning.holdout import split_validation
+
+        n_val = len(split_validation(train, spec.scoring.validation_share, spec.seed)[1] or [])
+        train_s, per_question = rerank_seconds(len(train.pairs()), len(ev), spec.rerank)
+        sides = 1 if not spec.rerank.model else 2  # a brought reranker reranks each side's best
+        est.add("training the reranker" if not spec.rerank.model else "loading the reranker", train_s)
+        est.add(f"reranking the top {spec.rerank.top_k} for {len(ev):,} evaluation and {n_val:,} validation "
+                f"questions ({per_question:.1f} s each)", sides * per_question * (len(ev) + n_val))
     return est
 
 

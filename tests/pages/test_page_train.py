@@ -200,3 +200,26 @@ def test_generated_training_questions_preselect_the_full_fine_tune_and_say_why(t
     assert "the query adapter did not move the base model" in warning and "stayed at 0.657" in warning
     at.run()
     assert at.radio(key="etl_cfg_method").value == "adapter"  # preselected once, not forced on every rerun
+
+
+def test_the_rerank_stage_is_off_until_turned_on_and_then_estimated_and_saved(tiny_dataset):
+    store, ds_id = tiny_dataset
+    at = _train_page(ds_id)
+    at.radio(key="etl_cfg_method").set_value("adapter").run()
+    assert "reranker" not in texts(at)
+    at.session_state["etl_cfg_rerank_open"] = True
+    at.run()
+    at.toggle(key="etl_cfg_rerank_toggle").set_value(True).run()
+    assert not at.exception
+    at.number_input(key="etl_cfg_rerank_top_k").set_value(12).run()
+    at.session_state["etl_cfg_rerank_open"] = False  # closed: the choices are kept and said in its label
+    at.run()
+    assert "training the reranker" in texts(at) and "reranking the top 12" in texts(at)
+    assert "Rerank stage on: the top 12 reranked by a cross-encoder trained on your training questions." in texts(at)
+    at.button(key="etl_launch").click().run()
+    assert not at.exception
+    run = store.list_runs()[0]
+    from core.tuning.spec import RunSpec
+
+    spec = RunSpec.load(store.run_dir(run["id"]))
+    assert spec.rerank is not None and spec.rerank.top_k == 12 and spec.rerank.model == ""

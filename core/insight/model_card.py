@@ -112,7 +112,10 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
     if results is None:
         scores = "_No evaluation results were saved with this run._"
     else:
-        scores = (_table(results) + f"\n\nEvaluated on {results.eval_questions} held-out questions "
+        head = results.headline_lines()
+        lead = ("**Best retriever with tuning vs best without** (the lab's headline):\n\n"
+                + "\n".join(f"- {md_text(line)}" for line in head) + "\n\nEvery retriever scored:\n\n") if head else ""
+        scores = (lead + _table(results) + f"\n\nEvaluated on {results.eval_questions} held-out questions "
                   f"({results.question_origin}) searching {results.eval_passages} passages, read at "
                   f"{results.passage_tokens} tokens by both models.")
     settings = "\n".join(f"- {md_text(k)}: {md_text(v)}" for k, v in spec.describe())

@@ -340,5 +340,6 @@ def append_model_card_metrics(model_dir: str | Path, table_markdown: str, note: 
     """Add an evaluation section (our metrics table) to the saved model's README.md."""
     readme = Path(model_dir) / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.exists() else "# Fine-tuned embedding model\n"
-    section = "\n\n## Evaluation (Embedding Tuning Lab)\n\n" + (note + "\n\n" if note else "") + table_markdown + "\n"
-    readme.write_text(text + section, encoding="utf-8")
+    heading = "\n\n## Evaluation (Embedding Tuning Lab)\n\n"
+    text = text.split(heading)[0]  # a re-scored run (e.g. a rerank stage added) replaces its section
+    readme.write_text(text + heading + (note + "\n\n" if note else "") + table_markdown + "\n", encoding="utf-8")

@@ -366,7 +366,8 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     if spec.method == "full":
         from core.tuning.full import append_model_card_metrics
 
-        append_model_card_metrics(run_dir / "model", results.table_markdown(),
+        append_model_card_metrics(run_dir / "model", "\n".join(f"- {line}" for line in results.headline_lines())
+                                  + "\n\n" + results.table_markdown(),
                                   f"Evaluated on {len(ev)} held-out questions against {len(ev.corpus)} passages, "
                                   f"passages read at {spec.scoring.passage_tokens} tokens by both models.")
     reporter.phase("done", "Finished")

@@ -191,6 +191,10 @@ def best_of(pipelines: dict[str, Pipeline], scores: dict[str, float], chosen_on:
     """The best pipeline with and without tuning by ``scores`` (higher wins; ties to the simpler one,
     then to the role order).
 
+    A hybrid's validation score is that of the fusion chosen on the same questions (the best of its
+    candidates), so it is slightly optimistic against a single-stage pipeline's; both sides have a
+    hybrid chosen this way, so neither side gains from it.
+
     Raises:
         ValueError: a side has no scored pipeline.
     """

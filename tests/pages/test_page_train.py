@@ -64,7 +64,7 @@ def test_launch_smoke_full_run_then_results(tiny_dataset):
     page = texts(at)
     assert "· done" in page
     table = next(df.value for df in at.dataframe if "MRR@10" in df.value.columns)
-    assert list(table.index)[:2] == ["base", "tuned (full)"] and len(table) == 4
+    assert list(table.index)[:2] == ["base", "tuned (full)"] and len(table) == 5  # + BM25 and both hybrids
     assert at.session_state[state.RUN_KEY] == run_id  # the finished run is now the one to explore
     assert at.get("plotly_chart")  # the loss curve
 

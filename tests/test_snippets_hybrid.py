@@ -2,8 +2,10 @@
 another folder, offline) against bundles of a tiny adapter run, and rank as the bundle's search.py does.
 
 Bundles: the run's tuned hybrid (adapter model + BM25: the adapter's question path) with the lab's RRF,
-and its base-model hybrid with weighted fusion (alpha 0.3), each the files ``pipeline_files`` writes plus
-the snippets; and the run's own export. The lab's ranking is search.py's (``Pipeline.ranking``).
+its base-model hybrid with weighted fusion (alpha 0.3), and a windowed adapter run's tuned hybrid with RRF
+(passages searched by their best window), each the files ``pipeline_files`` writes plus the snippets; and
+the run's own export (as recommended, and made to recommend its hybrid). The lab's ranking is search.py's
+(``Pipeline.ranking``).
 
 Where the fused score is the lab's formula on the same two lists (LangChain's EnsembleRetriever with
 weights [1, 1] and our BM25 retriever, which breaks ties by id as the lab; LlamaIndex's relative_score;

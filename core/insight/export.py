@@ -19,14 +19,21 @@ nothing outside them ends up in the bundle and no entry escapes the folder it is
     embeddings.parquet       id, text, source, vector: the run's tuned passage vectors (the evaluation
                              collection), cut to the chosen dimension and unit length again; windowed
                              runs have a row per window (id "<passage id>#<n>", passage_id column)
-    snippets/*.py            sentence-transformers, FAISS, Qdrant, LlamaIndex, LangChain, ONNX Runtime
+    snippets/*_search.py     sentence-transformers, FAISS, Qdrant, LlamaIndex, LangChain, ONNX Runtime: the
+                             tuned model alone over embeddings.parquet (``core.insight.snippets``)
+    snippets/*_hybrid.py     when the recommended pipeline is a dense + BM25 hybrid: that hybrid in LlamaIndex
+                             (QueryFusionRetriever + BM25Retriever), LangChain (EnsembleRetriever) and Qdrant
+                             (dense + sparse vectors, a fusion query), from pipeline.json and pipeline/, with
+                             each library's fusion (``core.insight.snippets_hybrid``; search.py is the exact one)
     pipeline.json search.py  the retriever the run recommends (BM25, a hybrid, a dense model, a reranker),
     pipeline/                whole, with a search function that reproduces the run's rankings
                              (``core.insight.bundle_pipeline``)
 
 The chosen Matryoshka dimension is one of ``dimension_choices`` (``quality_by_dimension``'s sizes;
-default the full size). The snippets read export.json, so they follow the bundle they sit in; each
-prints its top hits as ``rank<TAB>score<TAB>id<TAB>text`` (``tests/test_snippets.py`` runs them).
+default the full size). The snippets read export.json (the hybrid ones pipeline.json too), so they follow
+the bundle they sit in; each prints its top hits as ``rank<TAB>score<TAB>id<TAB>text``
+(``tests/test_snippets.py`` and ``tests/test_snippets_hybrid.py`` run them). The README's last section
+says which snippet searches what.
 
 Errors: ``FileNotFoundError`` when the run has nothing to export (not finished, failed, or its
 files were removed); ``ValueError`` for a dimension that is not offered or an output folder that
@@ -49,10 +56,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.insight.bundle_pipeline import pipeline_files, pipeline_readme
+from core.insight.bundle_pipeline import CONFIG_FILE, pipeline_files, pipeline_readme
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
 from core.insight.results import load_vectors
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
+from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_snippets  # noqa: F401
 from core.store import OWNER_ONLY_DIR, Store, atomic_write_json, owner_only, read_json
 from core.tuning.spec import RunSpec
 
@@ -283,8 +291,10 @@ def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_on
     for name, data in pipeline_files(view, view.results, spec, run_dir):
         if name not in have:
             entries.append(Entry(name, data) if isinstance(data, bytes) else Entry(name, source=data))
+    config = json.loads(next(e.data for e in entries if e.name == CONFIG_FILE) or b"{}")
+    entries += [Entry(f"snippets/{name}", text.encode("utf-8")) for name, text in hybrid_snippets(config).items()]
     readme_entry = next(e for e in entries if e.name == "README.md")
-    readme_entry.data += ("\n\n" + pipeline_readme(view.results)).encode("utf-8")
+    readme_entry.data += ("\n\n" + pipeline_readme(view.results) + "\n\n" + hybrid_readme(config)).encode("utf-8")
     if progress:
         progress("Bundle ready", 1.0)
     return entries

@@ -84,7 +84,7 @@ def test_the_run_scored_both_models_on_onnx_and_the_bundle_carries_its_files(sto
     run_id, bundle = full_bundle
     systems = load_results(store.run_dir(run_id)).systems
     assert {r: s.conditions.backend for r, s in systems.items()} == {"base": "onnx", "tuned": "onnx", "bm25": None,
-                                                                    "hybrid": "onnx"}
+                                                                    "base_hybrid": "onnx", "hybrid": "onnx"}
     files = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
     assert {"model/model.safetensors", "model/modules.json", "onnx/model.onnx", "onnx/model_int8.onnx",
             "onnx/onnx.json", "onnx/tokenizer.json", "embeddings.parquet", "export.json", "README.md"} <= files

@@ -191,6 +191,10 @@ def pipeline_readme(results: RunResults, role: str | None = None) -> str:
               + (", the BM25 index (bm25s format)" if pipe.bm25 else "")
               + (", the reranker" if pipe.rerank else "") + ". "
               "New or changed passages mean rebuilding these files (export the run again after adding them)."]
+    backend = results.systems[role].conditions.backend
+    if pipe.dense and backend not in (None, "torch"):
+        lines += ["", f"The run scored the dense stage on the {_md(backend)} backend; `search.py` encodes questions "
+                      "with torch (sentence-transformers), so a near-tie may order differently than in the run."]
     return "\n".join(lines)
 
 

@@ -94,7 +94,7 @@ def test_run_end_records_the_unjudged_share_and_the_warning(judged_run):
     worst = max(["tuned", "base_hybrid", "hybrid"], key=lambda r: j["unjudged"][r])
     whose = {"tuned": "the tuned model's", "base_hybrid": "the base hybrid's", "hybrid": "the tuned hybrid's"}[worst]
     assert j["warning"] == (f"The evaluation labels came only from the base model's and BM25's lists; "
-                            f"{j['unjudged'][worst]:.0%} of {whose} top-10 was never judged: judge the new finds.")
+                            f"{J.fmt_share(j['unjudged'][worst])} of {whose} top-10 was never judged: judge the new finds.")
     assert j["finds"] == len(J.unjudged_finds(store, run_id))
     assert j["judged_since_run"] == 0
 
@@ -332,3 +332,8 @@ def test_a_best_chosen_on_the_evaluation_questions_is_chosen_again(bench_store):
     assert before.best.chosen_on == after.best.chosen_on == "evaluation"
     assert after.best.scores == pytest.approx({r: s.metrics["nDCG@10"] for r, s in after.systems.items()})
     assert after.best.scores != pytest.approx(before.best.scores)
+
+
+def test_shares_read_the_same_everywhere_and_never_round_a_share_to_nothing():
+    assert J.fmt_share(0) == "0%" and J.fmt_share(0.005) == "0.5%" and J.fmt_share(0.0002) == "<0.1%"
+    assert J.fmt_share(4 / 6) == "67%" and J.fmt_share(0.02) == "2.0%"

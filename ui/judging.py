@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.dataset import DataError
-from core.insight.judging import Find, record_finds, rescore_run, score_changes, unjudged_finds
+from core.insight.judging import Find, fmt_share, record_finds, rescore_run, score_changes, unjudged_finds
 from core.insight.results import load_results
 from ui import resources as res
 from ui import widgets
@@ -34,7 +34,7 @@ def unjudged_note(results) -> None:
     if not j.get("has_judgments"):
         return
     shares = j.get("unjudged") or {}
-    parts = [f"{results.systems[r].name} {shares[r]:.0%}" for r in results.roles if r in shares]
+    parts = [f"{results.systems[r].name} {fmt_share(shares[r])}" for r in results.roles if r in shares]
     if parts:
         st.caption("Share of each system's top 10 (over all evaluation questions) that nobody judged, counted as not "
                    "relevant: " + widgets.plain(" · ".join(parts)) + ". Judge the new finds below, then re-score.")
@@ -147,7 +147,7 @@ def _show_changes(table, note: str | None) -> None:
             shown[c] = shown[c] * 100  # a share, shown in percent
     st.dataframe(shown, width="stretch", key="etl_judge_changes_table",
                  column_config={c: st.column_config.NumberColumn(c, format="%+.3f" if "change" in c else
-                                                                 "%.0f%%" if "unjudged" in c else "%.3f")
+                                                                 "%.1f%%" if "unjudged" in c else "%.3f")
                                 for c in cols})
     if note:
         st.caption(widgets.plain(note))

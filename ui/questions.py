@@ -278,7 +278,7 @@ def generation_panel(run_id: str) -> None:
     def draw(run: dict, snap, job) -> None:
         if snap.status in ("queued", "running"):
             eta = snap.eta_seconds
-            left = f" · about {fmt_duration(eta)} left" if eta is not None else " · measuring…" if snap.total else ""
+            left = f" · {fmt_duration(eta)} left" if eta is not None else " · measuring…" if snap.total else ""
             text = (f"{snap.message} · {snap.step:,}/{snap.total:,} {snap.unit}{left}" if snap.total
                     else snap.message or "Starting…")
             st.progress(snap.fraction, text=widgets.plain(text))

@@ -28,7 +28,7 @@ METRIC_HELP = (
     "passage is in the top k. **MRR@10**: 1 / rank of the first answer passage (0 beyond 10), averaged. "
     "**nDCG@10**: like MRR but rewards every answer passage by position. **Recall@10**: share of the "
     "answer passages found in the top 10. **MAP@100**: mean average precision over the top 100. "
-    "All range 0-1, higher is better. BM25 is keyword search; hybrid fuses tuned + BM25."
+    "All range 0-1, higher is better. BM25 is keyword search; each hybrid fuses one model (base or tuned) with BM25."
 )
 
 

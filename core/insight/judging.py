@@ -75,6 +75,15 @@ from core.store import Store, atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
+
+def fmt_share(share: float) -> str:
+    """A share of results in percent, the same way everywhere: "0%" only when none, one decimal below 10%
+    ("0.5%", never rounded to "0%" or "1%"), whole percents above."""
+    if share <= 0:
+        return "0%"
+    pct = share * 100
+    return "<0.1%" if pct < 0.05 else f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
+
 DEPTH = 10  # each pipeline's top that is judged (what the @10 metrics read)
 RESCORED_PREFIX = "Re-scored after judging"
 KEPT_METRICS = ("MAP@100",)  # metrics a run that saved only its top 10 cannot recompute
@@ -183,7 +192,7 @@ def judging_summary(top: Mapping[str, Mapping[str, list[str]]], relevant: Mappin
         head = (f"The evaluation labels came only from {_and(src)} lists" if src else
                 "The evaluation labels came from none of these systems' lists (keyword search or earlier labels)")
         whose = LISTS.get(worst, f"{worst}'s")
-        warning = f"{head}; {share[worst]:.0%} of {whose} top-{depth} was never judged: judge the new finds."
+        warning = f"{head}; {fmt_share(share[worst])} of {whose} top-{depth} was never judged: judge the new finds."
     return {"has_judgments": has, "unjudged": share, "unjudged_counts": counts, "finds": len(finds),
             "pooled_from": [r for r in roles if r in pooled], "warning": warning,
             "judged_since_run": since, "relevant_since_run": since_relevant}
@@ -526,7 +535,7 @@ def unjudged_lines(results: RunResults) -> list[str]:
     if not j.get("has_judgments"):
         return []
     shares = j.get("unjudged") or {}
-    parts = [f"{results.systems[r].name} {shares[r]:.0%}" for r in results.roles if r in shares]
+    parts = [f"{results.systems[r].name} {fmt_share(shares[r])}" for r in results.roles if r in shares]
     lines = ["Share of each system's top 10 (all evaluation questions) that nobody judged, counted as not "
              "relevant: " + ", ".join(parts) + "."] if parts else []
     if j.get("warning"):

@@ -1,4 +1,4 @@
-"""Choosing how the hybrid fuses the tuned dense ranking with BM25, on held-out questions only.
+"""Choosing how a hybrid fuses a dense ranking (base or tuned model) with BM25, on held-out questions only.
 
 The candidates are reciprocal rank fusion and weighted score fusion with the dense weight in
 0.1 ... 0.9; the one with the best nDCG@10 on the run's validation hold-out wins (ties go to

@@ -29,7 +29,7 @@ def test_shootout_runs_each_method_and_skips_nudge_with_reason(tmp_path):
     assert snap.status == "done", snap.error
     out = load_shootout(store.run_dir(run_id))
     table = out.table()
-    assert list(table.index) == ["base", "BM25", "tuned (full)", "hybrid (full + BM25)", "tuned (adapter)",
+    assert list(table.index) == ["base", "BM25", "hybrid (base + BM25)", "tuned (full)", "hybrid (full + BM25)", "tuned (adapter)",
                                  "hybrid (adapter + BM25)"]
     assert "nudge" in out.skipped and "NUDGE" in out.verdict and out.passage_tokens == 64
     assert (table["seconds"] > 0).all() and table["nDCG@10"].between(0, 1).all()

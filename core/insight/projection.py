@@ -15,12 +15,15 @@ import json
 import os
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from core.npyio import load_npz
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
 
@@ -102,12 +105,15 @@ class Projection:
         Raises:
             ValueError: the file is not a projection file of a known format.
         """
-        with np.load(Path(path), allow_pickle=False) as z:
-            try:
-                meta = json.loads(str(z["meta"]))
-                cols = {k: z[k] for k in ("space", "kind", "id", "x", "y")}
-            except KeyError as e:
-                raise ValueError(f"{path} is not a saved projection (missing {e})") from None
+        try:  # no np.load: its header parser (ast) is not safe beside another thread (core.npyio)
+            z = load_npz(Path(path))
+        except (OSError, zipfile.BadZipFile, ValueError) as e:
+            raise ValueError(f"{path} is not a saved projection ({e})") from None
+        try:
+            meta = json.loads(str(z["meta"]))
+            cols = {k: z[k] for k in ("space", "kind", "id", "x", "y")}
+        except KeyError as e:
+            raise ValueError(f"{path} is not a saved projection (missing {e})") from None
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path}: unknown projection format {meta.get('format')!r}")
         points = pd.DataFrame(

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from core.insight import stats
+from core.npyio import load_npy, load_npz
 from core.retrieval.evaluation import Conditions, RetrievalResult, unfair
 from core.retrieval.fusion import FusionChoice
 from core.retrieval.metrics import HEADLINE, metrics_frame
@@ -370,13 +371,12 @@ def load_deep_rankings(run_dir: str | Path) -> dict[str, dict[str, list[str]]] |
     path = Path(run_dir) / DEEP_FILE
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        qids, vocab = [str(q) for q in z["query_ids"]], z["passage_ids"]
-        out = {}
-        for key in z.files:
-            if key.startswith("rank_"):
-                m = z[key]
-                out[key[5:]] = {q: vocab[row[row >= 0]].tolist() for q, row in zip(qids, m)}
+    z = load_npz(path)
+    qids, vocab = [str(q) for q in z["query_ids"]], z["passage_ids"]
+    out = {}
+    for key, m in z.items():
+        if key.startswith("rank_"):
+            out[key[5:]] = {q: vocab[row[row >= 0]].tolist() for q, row in zip(qids, m)}
     return out
 
 
@@ -399,7 +399,7 @@ def load_vectors(run_dir: str | Path) -> dict[str, np.ndarray] | None:
     before vectors/ existed have one vectors.npz, read whole."""
     folder = Path(run_dir) / "vectors"
     if (folder / "base_d.npy").exists():
-        return {n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in VECTOR_NAMES
+        return {n: load_npy(folder / f"{n}.npy", mmap=True) for n in VECTOR_NAMES
                 if (folder / f"{n}.npy").exists()}
     legacy = Path(run_dir) / "vectors.npz"
     if legacy.exists():

@@ -92,8 +92,11 @@ def main() -> int:
                           for role, s in r.systems.items()}
         row["rerank_lines"] = [line for line in r.training if line.startswith("Rerank stage")]
         row["fair"] = not r.fairness_problems()
-        row["conditions_equal"] = len({json.dumps(s.conditions.to_dict(), sort_keys=True)
-                                       for s in r.systems.values() if s.conditions.passage_tokens}) == 1
+        # every system searched the same passages for the same questions; dense ones at one limit, windows, backend
+        row["same_passages_and_questions"] = len({(s.conditions.passages_fingerprint, s.conditions.questions_fingerprint)
+                                                  for s in r.systems.values()}) == 1
+        row["dense_conditions_equal"] = len({(s.conditions.passage_tokens, s.conditions.windows, s.conditions.backend)
+                                             for s in r.systems.values() if s.conditions.passage_tokens}) == 1
         for role in ("rerank", "base_rerank"):
             if role in pipes:
                 d = find(r.comparisons, pipes[role].first_stage, role)

@@ -14,12 +14,11 @@ from core.retrieval.rerank import (
     RerankStopped,
     estimate_seconds,
     load_reranker,
-    mine_from_ranking,
     rerank,
     rerank_dataset,
     reranker_start,
-    train_reranker,
 )
+from core.retrieval.rerank_train import mine_from_ranking, train_reranker
 from tests.conftest import ISSUES, TOPICS, make_tiny_dataset
 
 WORDS = sorted({w for t in TOPICS + ISSUES for w in t.split()}

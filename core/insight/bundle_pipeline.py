@@ -24,18 +24,22 @@ every evaluation question of a smoke run against ``rankings.json``.
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from core.insight.model_card import md_text
 from core.insight.results import RunResults
 from core.retrieval import index as index_module
 from core.retrieval import metrics as M
 from core.retrieval import terms as terms_module
 from core.retrieval import windows as windows_module
 from core.retrieval.embedding import resolve_model
+from core.retrieval.index import BM25Index
 from core.retrieval.pipeline import Pipeline
 from core.tuning.spec import RunSpec
 
@@ -48,8 +52,6 @@ Files = list[tuple[str, "bytes | Path"]]  # bundle path -> bytes, or a file to c
 
 
 def _npy(arr: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(arr, dtype=arr.dtype), allow_pickle=False)
     return buf.getvalue()
@@ -114,11 +116,7 @@ def pipeline_files(view, results: RunResults, spec: RunSpec, run_dir: Path, role
             files.append(("adapter.npz", run_dir / "adapter.npz"))
     bm25_cfg = None
     if pipe.bm25:
-        from core.retrieval.index import BM25Index
-
         bm = BM25Index(ids, [view.eval.corpus[d] for d in ids])
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             bm.retriever.save(tmp)
             files += [(f"{FOLDER}/bm25/{p.name}", p.read_bytes()) for p in sorted(Path(tmp).iterdir()) if p.is_file()]
@@ -163,25 +161,18 @@ def pipeline_files(view, results: RunResults, spec: RunSpec, run_dir: Path, role
     return files
 
 
-def _md(text: str) -> str:
-    """User-given text on one Markdown line, its markup characters escaped."""
-    import re
-
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", " ".join(str(text).split()))
-
-
 def pipeline_readme(results: RunResults, role: str | None = None) -> str:
     """The bundle README's section on the retriever it ships: which pipeline, why, and how to run it."""
     role = role or results.recommended
     pipe = results.pipelines[role]
-    name = _md(results.systems[role].name)
+    name = md_text(results.systems[role].name)
     lines = ["## The retriever to deploy", "",
-             f"This bundle ships **{name}**, whole: " + "; ".join(_md(s) for s in pipe.stages()) + ".", ""]
+             f"This bundle ships **{name}**, whole: " + "; ".join(md_text(s) for s in pipe.stages()) + ".", ""]
     why = results.headline_lines()
     if why:
-        lines += ["Why this one (measured on your evaluation questions):", ""] + [f"- {_md(w)}" for w in why] + [""]
+        lines += ["Why this one (measured on your evaluation questions):", ""] + [f"- {md_text(w)}" for w in why] + [""]
     else:
-        lines += [f"Why: {_md(results.verdict)}", ""]
+        lines += [f"Why: {md_text(results.verdict)}", ""]
     lines += ["Run it (it reproduces the lab's ranking of every evaluation question):", "", "```bash",
               'python search.py "your question" --k 10', "```", "", "```python",
               "from search import Pipeline", "", "retriever = Pipeline()          # loads pipeline.json and pipeline/",
@@ -193,7 +184,7 @@ def pipeline_readme(results: RunResults, role: str | None = None) -> str:
               "New or changed passages mean rebuilding these files (export the run again after adding them)."]
     backend = results.systems[role].conditions.backend
     if pipe.dense and backend not in (None, "torch"):
-        lines += ["", f"The run scored the dense stage on the {_md(backend)} backend; `search.py` encodes questions "
+        lines += ["", f"The run scored the dense stage on the {md_text(backend)} backend; `search.py` encodes questions "
                       "with torch (sentence-transformers), so a near-tie may order differently than in the run."]
     return "\n".join(lines)
 

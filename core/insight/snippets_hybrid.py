@@ -148,7 +148,7 @@ class BundleEmbedding(BaseEmbedding):
         return self._get_query_embedding(query)
 
     def _get_text_embedding(self, text):
-        raise NotImplementedError("new passages: encode them with the query model's encode_document, as the "
+        raise RuntimeError("new passages: encode them with the query model's encode_document, as the "
                                   "lab did, and add them with their vectors")
 
 

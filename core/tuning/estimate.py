@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass, field
 
 from core.dataset import QADataset
-from core.tuning.holdout import VAL_CORPUS_CAP
+from core.retrieval.rerank import estimate_seconds as rerank_seconds
+from core.tuning.holdout import VAL_CORPUS_CAP, split_validation
 from core.tuning.spec import RunSpec
 
 WORDS_TO_TOKENS = 1.3  # subword tokens per whitespace word in English prose (WordPiece)
@@ -117,9 +118,6 @@ def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
                     _tokens(train.corpus.values(), tokens) * ENCODE_SECONDS_PER_TOKEN)
             est.add(f"fitting the {label}", FAST_FIT_SECONDS)
     if spec.rerank is not None:
-        from core.retrieval.rerank import estimate_seconds as rerank_seconds
-        from core.tuning.holdout import split_validation
-
         n_val = len(split_validation(train, spec.scoring.validation_share, spec.seed)[1] or [])
         train_s, per_question = rerank_seconds(len(train.pairs()), len(ev), spec.rerank)
         sides = 1 if not spec.rerank.model else 2  # a brought reranker reranks each side's best

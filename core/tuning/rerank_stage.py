@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, replace
 from core.dataset import QADataset
 from core.retrieval.evaluation import RetrievalResult, score_ranking
 from core.retrieval.index import Ranking
-from core.retrieval.pipeline import BASE_RERANK, RERANK, Pipeline
-from core.retrieval.rerank import RerankSettings, RerankStopped, load_reranker, rerank_dataset, train_reranker
+from core.retrieval.pipeline import BASE_RERANK, RERANK, ROLES, SIMPLICITY, Pipeline
+from core.retrieval.rerank import RerankSettings, RerankStopped, load_reranker, rerank_dataset
+from core.retrieval.rerank_train import train_reranker
 from core.tuning.jobs import Cancelled
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,6 @@ class RerankOutcome:
 
 
 def _best(roles: list[str], scores: dict[str, float]) -> str:
-    from core.retrieval.pipeline import ROLES, SIMPLICITY
-
     return max(roles, key=lambda r: (round(scores[r], 10), -SIMPLICITY.get(r, 9), -ROLES.index(r)))
 
 

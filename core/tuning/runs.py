@@ -40,7 +40,7 @@ from core.retrieval.evaluation import (
 from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
 from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
-from core.store import Store, atomic_save_npy, atomic_write_json
+from core.store import Store, atomic_save_npy, atomic_write_json, read_json
 from core.tuning.holdout import split_validation
 from core.tuning.jobs import Reporter
 from core.tuning.rerank_stage import rerank_stage
@@ -223,8 +223,6 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
                         "several. Turn 'Windowed passages' off for NUDGE, or use the adapter or a full fine-tune.")
     t0 = time.perf_counter()
     if ctx.reuse:  # re-scoring: the saved nudged vectors
-        from core.store import read_json
-
         new_d = np.load(ctx.run_dir / "nudged.npy", allow_pickle=False)
         ids = read_json(ctx.run_dir / "nudged_ids.json")
         return _score_nudge(ctx, new_d, ids, t0, [], 0.0)

@@ -15,7 +15,7 @@ import streamlit as st
 from core.dataset import DataError
 from core.insight.history import dataset_choices, done_runs, run_label
 from core.insight.results import RunResults
-from core.insight.stats import SMALL_N, fmt_p
+from core.insight.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
 
@@ -179,8 +179,11 @@ def pipeline_headline(results: RunResults) -> None:
         "the same way."
     )
     if head.n < SMALL_N:
+        spread = (f"at the spread of the per-question change measured here ({head.sd:.2f}; the Questions page "
+                  f"assumes a typical {TYPICAL_DELTA_SD:.2f} before any run)" if head.sd else "at a typical spread")
         st.warning(f"With {head.n} evaluation questions a change smaller than about {head.detectable:.2f} nDCG@10 "
-                   "cannot be told from chance: label more questions to see smaller ones.", icon=":material/info:")
+                   f"cannot be told from chance ({spread}): label more questions to see smaller ones.",
+                   icon=":material/info:")
     st.markdown("**Dense alone: tuned model vs base model**")
 
 

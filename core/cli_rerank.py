@@ -56,6 +56,7 @@ def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) ->
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
+    # the run machinery (faiss, bm25s, the ONNX backends) loads only when the command runs, not with every `--help`
     from core.tuning.jobs import run_foreground
     from core.tuning.runs import run_method
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from core.generate.pairs import origin_warning
+
 
 class PrintReporter:
     """Shows a job's progress on stderr (the CLI's Reporter)."""
@@ -43,8 +45,6 @@ def print_run_results(results) -> None:
     """A finished run's results as the CLI prints them: the pipeline headline, the metrics table, the
     comparisons, what the evaluation questions are, and the verdict."""
     import pandas as pd
-
-    from core.generate.pairs import origin_warning
 
     if results.headline_lines():
         print("Best pipeline with tuning vs best without:")

@@ -26,6 +26,7 @@ from core.dataset import DataError, QADataset, question_origin
 from core.insight.judging import run_end_summary
 from core.insight.results import RunResults, build_results, load_results, save_results
 from core.retrieval.backends import backend_of, with_backend
+from core.retrieval.embedding import EmbeddingCache, load_model
 from core.retrieval.evaluation import (
     Conditions,
     RetrievalResult,
@@ -41,8 +42,10 @@ from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
 from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
 from core.store import Store, atomic_save_npy, atomic_write_json, read_json
+from core.tuning.adapter import LinearAdapter, fit_linear_adapter
 from core.tuning.holdout import split_validation
 from core.tuning.jobs import Reporter
+from core.tuning.nudge import nudge, nudge_applies, replace_nudged
 from core.tuning.rerank_stage import rerank_stage
 from core.tuning.spec import RunSpec
 
@@ -121,13 +124,10 @@ def _fit_full(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, fl
 
     info = None
     if ctx.reuse:  # re-scoring: the saved tuned model
-        from core.retrieval.embedding import load_model
-
         ctx.reporter.phase("preparing", "Loading the tuned model the run saved")
         model = load_model(str(ctx.run_dir / "model"), device=ctx.device)
     elif ctx.spec.settings.processes > 1:  # several processes: torchrun workers train, this process scores
-        from core.retrieval.embedding import load_model
-        from core.tuning.ddp import launch
+        from core.tuning.ddp import launch  # torch.distributed and torchrun: only for several processes
 
         info = TrainInfo(**launch(ctx.run_dir, ctx.spec.settings.processes, ctx.cache.path, ctx.reporter, ctx.resume))
         model = load_model(str(ctx.run_dir / "model"), device=ctx.device)
@@ -166,13 +166,9 @@ def _positives(ds: QADataset, ids: list[str]) -> list[list[int]]:
 
 
 def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.adapter import fit_linear_adapter
-
     t0 = time.perf_counter()
     s = ctx.spec.settings
     if ctx.reuse:  # re-scoring: the saved adapter
-        from core.tuning.adapter import LinearAdapter
-
         adapter, hist, fit_seconds = LinearAdapter.load(ctx.run_dir / "adapter.npz"), None, 0.0
     else:
         q_vecs, d_vecs = ctx.vectors(ctx.train, "the training questions")
@@ -213,8 +209,6 @@ def _fit_adapter(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking,
 
 
 def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.nudge import nudge, nudge_applies
-
     ok, why = nudge_applies(ctx.train.corpus, ctx.ev.corpus)
     if not ok:
         raise DataError(why)
@@ -245,8 +239,6 @@ def _fit_nudge(ctx: _Context) -> tuple[RetrievalResult, list[str], ValRanking, f
 
 def _score_nudge(ctx: _Context, new_d: np.ndarray, ids: list[str], t0: float, lines: list[str],
                  fit_seconds: float) -> tuple[RetrievalResult, list[str], ValRanking, float]:
-    from core.tuning.nudge import replace_nudged
-
     e_q, e_d = ctx.vectors(ctx.ev, "the evaluation data")
     label = f"{model_name(ctx.base)} + NUDGE passage vectors"
     res = evaluate_vectors("tuned (NUDGE)", ctx.ev, e_q, replace_nudged(list(ctx.ev.corpus), e_d, ids, new_d),
@@ -308,8 +300,6 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
         DataError: the dataset cannot serve this method (no evaluation split; NUDGE on a disjoint corpus).
         core.tuning.jobs.Cancelled: the reporter asked to stop.
     """
-    from core.retrieval.embedding import EmbeddingCache, load_model
-
     reporter = reporter or Reporter()
     run = store.get_run(run_id)
     spec = load_spec(store, run_id)

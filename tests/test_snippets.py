@@ -43,9 +43,10 @@ def _installed(module: str) -> bool:
         return False
 
 
-def _run_snippet(bundle, name: str, cwd, *args: str) -> list[list[str]]:
-    """The snippet's hits: [rank, score, id, text] per printed line."""
-    missing = [m for m in NEEDS[name] if not _installed(m)]
+def _run_snippet(bundle, name: str, cwd, *args: str, needs: dict | None = None) -> list[list[str]]:
+    """The snippet's hits: [rank, score, id, text] per printed line (``needs``: the modules each snippet imports,
+    default this file's NEEDS; tests/test_snippets_hybrid.py passes its own)."""
+    missing = [m for m in (needs or NEEDS)[name] if not _installed(m)]
     if missing:
         pytest.skip(f"{name} needs {', '.join(missing)}, not installed here; the snippet ships untested "
                     "(pip install -e '.[dev]' installs it)")
@@ -54,7 +55,7 @@ def _run_snippet(bundle, name: str, cwd, *args: str) -> list[list[str]]:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     hits = [line.split("\t") for line in proc.stdout.splitlines() if line.count("\t") >= 3]
-    assert len(hits) == 5, proc.stdout
+    assert len(hits) == 5, proc.stdout + proc.stderr[-2000:]
     assert [h[0] for h in hits] == ["1", "2", "3", "4", "5"]
     return hits
 

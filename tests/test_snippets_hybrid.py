@@ -18,11 +18,7 @@ BM25 scores in its own order (this tiny collection has many), which changes thei
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -32,6 +28,7 @@ from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_
 from core.tuning.spec import RunSpec, Scoring
 from tests.test_bundle_pipeline import _load_search, _write, adapter_run  # noqa: F401 - module fixture reused
 from tests.test_fairness import TOKENS, _run, long_store  # noqa: F401 - the fixture adapter_run uses
+from tests.test_snippets import _run_snippet as run_snippet
 
 pytestmark = pytest.mark.slow
 
@@ -44,26 +41,9 @@ EXACT = {("qdrant_hybrid.py", "weighted"), ("langchain_hybrid.py", "rrf"), ("lla
 FUSIONS = {"rrf": {"method": "rrf", "alpha": None}, "weighted": {"method": "weighted", "alpha": 0.3}}
 
 
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def _run_snippet(bundle, name: str, cwd, *args: str) -> list[list[str]]:
-    """The snippet's hits: [rank, score, id, text] per printed line."""
-    missing = [m for m in NEEDS[name] if not _installed(m)]
-    if missing:
-        pytest.skip(f"{name} needs {', '.join(missing)}, not installed here (pip install -e '.[dev]' installs it)")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, str(bundle / "snippets" / name), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    hits = [line.split("\t") for line in proc.stdout.splitlines() if line.count("\t") >= 3]
-    assert len(hits) == 5, proc.stdout + proc.stderr[-2000:]
-    assert [h[0] for h in hits] == ["1", "2", "3", "4", "5"]
-    return hits
+    """The snippet's hits: [rank, score, id, text] per printed line (tests/test_snippets.py's runner)."""
+    return run_snippet(bundle, name, cwd, *args, needs=NEEDS)
 
 
 def _bundle(view, role: str, fusion: dict, out):

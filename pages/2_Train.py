@@ -150,7 +150,8 @@ def rerank_form() -> RerankSettings | None:
     with widgets.lazy_expander("Rerank stage (optional)", key="etl_cfg_rerank_open") as box:
         if box.open:
             st.caption("A cross-encoder reads each question with each of the best retriever's top passages and "
-                       "reorders them: slower per question (about 1 s here at the top 20), and more accurate when the "
+                       "reorders them: slower per question (about 1 s here for the top 20 at 128 tokens; the estimate below "
+                       "counts your settings), and more accurate when the "
                        "cross-encoder was trained for reranking. Bring one (both sides get it), or train one on your "
                        "training questions (it then counts as tuning): trained here from the bundled model on a few "
                        "hundred questions it made rankings much worse (sec-10k nDCG@10 0.826 -> 0.272). Scored in the "

@@ -100,9 +100,9 @@ def run_generated(store, method: str, tuner: str, ev, args, base_model) -> dict:
     from core.insight.results import load_per_query
     from core.retrieval.embedding import EmbeddingCache
     from core.tuning.execute import execute
-    from core.tuning.jobs import run_foreground
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
+    from core.workspace.jobs import run_foreground
 
     name = f"sec10k-{args.passages or 'all'}-{method}"
     found = store.find_dataset(name)
@@ -199,7 +199,7 @@ def main() -> int:
     args = p.parse_args()
 
     from core.retrieval.embedding import load_model
-    from core.store import Store, read_jsonl
+    from core.workspace.store import Store, read_jsonl
 
     out = Path(args.out)
     done = {(r["config"], r["passages_limit"]) for r in read_jsonl(out) if "error" not in r}

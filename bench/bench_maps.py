@@ -27,7 +27,7 @@ def main() -> int:
     args = p.parse_args()
     from core.insight.explore import open_run
     from core.insight.projection import ProjectionParams, fit_projection, warm_up
-    from core.store import Store
+    from core.workspace.store import Store
 
     store = Store(args.workspace)
     runs = [r for r in store.list_runs() if r["status"] == "done" and r["method"] != "shootout"]

@@ -129,10 +129,10 @@ def make_spec(overrides: dict):
 def run_one(name: str, overrides: dict, workspace: str, which: str) -> dict:
     """One configuration in this process (called in a subprocess by ``main``)."""
     from core.cli import PrintReporter
-    from core.store import Store
     from core.tuning.execute import execute
-    from core.tuning.jobs import run_foreground
     from core.tuning.runs import create_run
+    from core.workspace.jobs import run_foreground
+    from core.workspace.store import Store
 
     store = Store(workspace)
     spec = make_spec(overrides)

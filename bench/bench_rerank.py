@@ -63,10 +63,10 @@ def main() -> int:
     from core.console import PrintReporter
     from core.insight.stats import find
     from core.retrieval.rerank import RerankSettings
-    from core.store import Store, atomic_write_json
-    from core.tuning.jobs import run_foreground
     from core.tuning.runs import run_method
     from core.tuning.spec import RunSpec
+    from core.workspace.jobs import run_foreground
+    from core.workspace.store import Store, atomic_write_json
 
     store = Store(args.workspace)
     run_dir = store.run_dir(args.run)

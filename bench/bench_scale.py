@@ -82,7 +82,7 @@ def measure(size: int, workspace: Path, pages: bool, passage_tokens: int = 512,
 
     from core.retrieval.embedding import EmbeddingCache, encode, load_model
     from core.retrieval.evaluation import evaluate_bm25
-    from core.store import Store
+    from core.workspace.store import Store
 
     out: dict = {"passages": size, "passage_tokens": passage_tokens, "sentences_per_passage": list(sentences)}
     t0 = time.perf_counter()
@@ -174,9 +174,9 @@ def finished_run(store, ev, train, size: int, passage_tokens: int) -> str:
     prepared as the app prepares them."""
     from core.cli import PrintReporter
     from core.tuning.execute import execute
-    from core.tuning.jobs import run_foreground
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
+    from core.workspace.jobs import run_foreground
 
     name = f"scale {size}"
     found = store.find_dataset(name)
@@ -268,7 +268,7 @@ def time_pages(workspace: Path, run_id: str, shots: Path | None = None,
 
 def time_run(workspace: Path, run_id: str, out: Path, repeat: int, shots: Path | None) -> int:
     from core.insight.explore import open_run
-    from core.store import Store
+    from core.workspace.store import Store
 
     store = Store(workspace)
     t0 = time.perf_counter()

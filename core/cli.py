@@ -27,8 +27,8 @@ from typing import Any
 
 from core.console import PrintReporter, print_run_results  # noqa: F401 - the benchmarks use PrintReporter
 from core.retrieval.backends import BACKENDS
-from core.store import disk_problem
 from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
+from core.workspace.store import disk_problem
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -50,7 +50,7 @@ FLAG_FIELDS: dict[str, dict[str, str]] = {
 
 def _open_store():
     """The workspace, its runs whose process is gone marked interrupted (each one said on stderr)."""
-    from core.tuning.jobs import open_workspace
+    from core.workspace.jobs import open_workspace
 
     return open_workspace(note=lambda line: print(f"note: {line}", file=sys.stderr))
 
@@ -211,7 +211,7 @@ def _dataset_from_files(store, train_path: str, eval_path: str | None, seed: int
 def _locked(store):
     """The workspace lock, taken before a command writes anything (a refused command leaves no dataset
     and no run behind). Raises BusyError."""
-    from core.tuning.jobs import WorkspaceLock
+    from core.workspace.jobs import WorkspaceLock
 
     lock = WorkspaceLock(store.root)
     lock.acquire("(preparing its data)")
@@ -222,8 +222,8 @@ def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None, lock=N
     """Create and execute a run in this process (workspace lock and heartbeat, like the app); ``lock``:
     the workspace lock already held (released when the run ends)."""
     from core.tuning.execute import execute
-    from core.tuning.jobs import run_foreground
     from core.tuning.runs import create_run
+    from core.workspace.jobs import run_foreground
 
     train, ev = store.load_dataset(ds_id)
     run_id = create_run(store, ds_id, spec, name=name)
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("ETL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from core.dataset import DataError
-    from core.tuning.jobs import BusyError
+    from core.workspace.jobs import BusyError
 
     try:
         return args.func(args)

@@ -14,7 +14,7 @@ from core.console import PrintReporter
 
 def _store_holding(args: argparse.Namespace):
     """The workspace of ``args`` if it holds run ``args.run``, else None (with the error printed)."""
-    from core.tuning.jobs import open_workspace
+    from core.workspace.jobs import open_workspace
 
     store = open_workspace(args.workspace or None, note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:
@@ -27,7 +27,7 @@ def _store_holding(args: argparse.Namespace):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from core.insight.report import build_report
-    from core.store import atomic_write_bytes
+    from core.workspace.store import atomic_write_bytes
 
     store = _store_holding(args)
     if store is None:
@@ -93,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from core.generate.offline import OfflineSettings
     from core.generate.pairs import write_pair_file
     from core.retrieval.embedding import EmbeddingCache
-    from core.tuning.jobs import open_workspace
+    from core.workspace.jobs import open_workspace
 
     llm = bool(args.llm_url or args.llm_model)
     if llm and args.method:

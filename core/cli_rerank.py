@@ -19,8 +19,8 @@ import sys
 
 from core.console import PrintReporter, print_run_results
 from core.retrieval.rerank import RerankSettings
-from core.store import Store, atomic_write_json
 from core.tuning.spec import RunSpec
+from core.workspace.store import Store, atomic_write_json
 
 
 def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) -> RerankSettings | None:
@@ -57,8 +57,8 @@ def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) ->
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     # the run machinery (faiss, bm25s, the ONNX backends) loads only when the command runs, not with every `--help`
-    from core.tuning.jobs import run_foreground
     from core.tuning.runs import run_method
+    from core.workspace.jobs import run_foreground
 
     store = Store()
     try:

@@ -12,7 +12,7 @@ from core.insight.history import dataset_names, done_runs, run_label, runs_frame
 from core.insight.report import build_report
 from core.insight.results import load_results
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
-from core.store import atomic_write_bytes
+from core.workspace.store import atomic_write_bytes
 from ui import resources as res
 from ui import state, widgets
 

@@ -65,7 +65,7 @@ def make_tiny_dataset(n: int = 30, tag: str = ""):
 def tiny_store(tmp_path):
     """A store holding one tiny dataset (train 24 questions, eval 6 against all passages)."""
     from core.dataset import QADataset
-    from core.store import Store
+    from core.workspace.store import Store
 
     ds = make_tiny_dataset(30)
     q = ds.query_ids

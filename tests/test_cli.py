@@ -109,7 +109,7 @@ def test_train_is_refused_while_another_process_trains_on_the_workspace(tmp_path
     from tests.test_jobs import HOLDER
 
     (tmp_path / "ws").mkdir()
-    from core.store import Store
+    from core.workspace.store import Store
 
     Store(tmp_path / "ws")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "ws")], stdout=subprocess.PIPE, text=True,

@@ -121,7 +121,7 @@ def test_generate_then_train_searches_exactly_the_collection(tmp_path):
     whose passages have the question's sentence cut out (ids '<id>#ict<k>'); `train --train pairs --eval FILE`
     trains on those texts but searches and scores the collection exactly as uploaded: its passages, no more."""
     from core.dataset import _doc_key
-    from core.store import Store
+    from core.workspace.store import Store
 
     ps = passages()
     src = tmp_path / "collection.json"

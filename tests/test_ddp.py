@@ -7,9 +7,9 @@ import pytest
 from core.insight.results import load_results
 from core.retrieval.embedding import encode, load_model
 from core.tuning.execute import execute
-from core.tuning.jobs import Job
 from core.tuning.runs import create_run
 from core.tuning.spec import RunSpec
+from core.workspace.jobs import Job
 
 
 @pytest.mark.slow

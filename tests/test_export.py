@@ -23,16 +23,16 @@ from core.insight.export import (
 )
 from core.insight.matryoshka import truncate
 from core.insight.results import load_vectors
-from core.store import Store
 from core.tuning.spec import RunSpec, Scoring
+from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
 
 
 def make_run(store: Store, spec: RunSpec, name: str = "tiny", n: int = 30) -> str:
     """A finished run of ``spec`` on a tiny dataset (train 24 questions, eval 6 against all passages)."""
     from core.tuning.execute import execute
-    from core.tuning.jobs import Job
     from core.tuning.runs import create_run
+    from core.workspace.jobs import Job
 
     ds = make_tiny_dataset(n)
     q = ds.query_ids

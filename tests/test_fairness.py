@@ -15,11 +15,11 @@ from core.insight.explore import open_run
 from core.insight.results import build_results, load_results
 from core.retrieval.embedding import load_model
 from core.retrieval.evaluation import Conditions, encode_dataset, evaluate_bm25, evaluate_dense
-from core.store import Store
 from core.tuning.execute import execute
-from core.tuning.jobs import Job
 from core.tuning.runs import create_run
 from core.tuning.spec import RunSpec, Scoring
+from core.workspace.jobs import Job
+from core.workspace.store import Store
 
 TOKENS = 48  # far below both the model's own 256 and the old default 512
 TOPICS = ["pump", "valve", "hose", "filter", "cylinder", "accumulator", "seal", "cooler", "motor", "reservoir"]

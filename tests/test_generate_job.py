@@ -35,8 +35,8 @@ from core.generate.pairs import collection_passages, origin_warning
 from core.generate.review import review_table, set_keep, use_as_training
 from core.insight.history import done_runs
 from core.insight.stats import paired_bootstrap
-from core.store import Store
-from core.tuning.jobs import Job, JobRunner
+from core.workspace.jobs import Job, JobRunner
+from core.workspace.store import Store
 from tests.llm_server import FakeLLMServer
 
 SECRET = "sk-job-SECRET-9f8e7d6c5b4a"

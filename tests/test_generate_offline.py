@@ -181,7 +181,7 @@ def test_tsdae_smoke_saves_a_model_that_loads_and_encodes(tmp_path, model):
 
 @pytest.mark.slow
 def test_tsdae_cancel_saves_nothing(tmp_path):
-    from core.tuning.jobs import Cancelled
+    from core.workspace.jobs import Cancelled
 
     with pytest.raises(Cancelled):
         train_tsdae(

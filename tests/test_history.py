@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.insight.history import dataset_choices
 from core.sample import ensure_sample
-from core.store import Store
+from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
 
 

@@ -11,7 +11,7 @@ from core.ingest import intake
 from core.ingest.chunking import load_documents
 from core.ingest.qafiles import Problem
 from core.ingest.splits import SPLIT_MODES
-from core.store import Store
+from core.workspace.store import Store
 
 
 def pairs_csv(n: int, topic: str = "pump") -> bytes:

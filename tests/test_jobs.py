@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from core.store import Store
-from core.tuning import jobs
-from core.tuning.jobs import BusyError, JobRunner, WorkspaceLock, history_from_files
+from core.workspace import jobs
+from core.workspace.jobs import BusyError, JobRunner, WorkspaceLock, history_from_files
+from core.workspace.store import Store
 
 
 def _done(job, timeout=120):
@@ -145,7 +145,7 @@ def test_cancel_and_one_job_at_a_time(tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from core.tuning.jobs import WorkspaceLock
+    from core.workspace.jobs import WorkspaceLock
     lock = WorkspaceLock(sys.argv[1]); lock.acquire("run-held-elsewhere")
     print("held", flush=True); time.sleep(120)
 """)

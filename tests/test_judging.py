@@ -303,7 +303,7 @@ def test_record_finds_refuses_bad_marks(judged_run):
 
 
 def test_a_run_whose_dataset_was_deleted_reads_its_copy_but_records_nothing(bench_store, tmp_path):
-    from core.store import Store
+    from core.workspace.store import Store
 
     store, ds_id = bench_store
     other = Store(tmp_path / "ws")

@@ -21,7 +21,7 @@ from core.generate.labels import (
     remove_label,
     save_label,
 )
-from core.store import Store
+from core.workspace.store import Store
 
 N = 100  # passages of the fake collection
 WORDS = ["pump", "valve", "hose", "filter", "cylinder", "seal", "cooler", "motor", "reservoir", "gearbox"]

@@ -30,11 +30,11 @@ def test_full_dimension_row_reproduces_the_runs_scores(finished_view):
 @pytest.fixture(scope="module")
 def finished_view(tmp_path_factory):
     from core.insight.explore import open_run
-    from core.store import Store
     from core.tuning.execute import execute
-    from core.tuning.jobs import Job
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
+    from core.workspace.jobs import Job
+    from core.workspace.store import Store
     from tests.conftest import make_tiny_dataset
 
     ds = make_tiny_dataset(40)
@@ -51,7 +51,7 @@ def test_views_prepared_once_and_read_back_from_memory_mapped_vectors(finished_v
     """A finished run's vectors open memory-mapped; the map and the dimension table are saved with it."""
     from core.insight.explore import open_run
     from core.insight.projection import ProjectionParams
-    from core.store import Store
+    from core.workspace.store import Store
 
     view = finished_view
     assert isinstance(view.base_d, np.memmap)  # read lazily from the run folder, not loaded whole

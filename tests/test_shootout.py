@@ -2,12 +2,12 @@
 
 import pytest
 
-from core.store import Store
 from core.tuning.execute import execute
-from core.tuning.jobs import JobRunner
 from core.tuning.runs import create_run, load_spec
 from core.tuning.shootout import load_shootout
 from core.tuning.spec import RunSpec, Scoring
+from core.workspace.jobs import JobRunner
+from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
 from tests.test_cli import _pairs_file, _run
 from tests.test_jobs import _done

@@ -20,8 +20,8 @@ import sys
 import pytest
 
 from core.insight.export import SNIPPETS, write_bundle
-from core.store import Store
 from core.tuning.spec import RunSpec, Scoring
+from core.workspace.store import Store
 from tests.test_export import make_run
 
 pytestmark = pytest.mark.slow

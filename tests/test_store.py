@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.dataset import DataError, QADataset
-from core.store import Store, atomic_write_json, read_json
+from core.workspace.store import Store, atomic_write_json, read_json
 
 
 def _ds(n=3, tag="x"):
@@ -43,7 +43,7 @@ def test_duplicate_and_empty_names_refused(tmp_path):
 
 def test_failed_write_leaves_no_trace(tmp_path, monkeypatch):
     st = Store(tmp_path)
-    import core.store as store_mod
+    import core.workspace.store as store_mod
 
     real = store_mod.atomic_write_json
     calls = {"n": 0}

@@ -7,9 +7,9 @@ import pytest
 
 from core.insight.export import write_bundle
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
-from core.store import Store
 from core.tuning.adapter import LinearAdapter
 from core.tuning.spec import RunSpec, Scoring
+from core.workspace.store import Store
 from tests.test_export import make_run
 
 

@@ -10,16 +10,16 @@ import sys
 import textwrap
 import time
 
-from core.store import Store
-from core.tuning.jobs import WorkspaceLock
+from core.workspace.jobs import WorkspaceLock
+from core.workspace.store import Store
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from core.store import Store
-    from core.tuning.jobs import run_foreground
+    from core.workspace.store import Store
+    from core.workspace.jobs import run_foreground
     store = Store(sys.argv[1])
     run_id = store.create_run(None, "adapter", {}, name="killed run")
     print(run_id, flush=True)
@@ -76,9 +76,9 @@ def test_full_disk_at_the_end_of_a_run_records_the_cause(tmp_path, monkeypatch):
 
     import numpy as np
 
-    import core.store as store_mod
+    import core.workspace.store as store_mod
     from core.tuning.adapter import LinearAdapter
-    from core.tuning.jobs import Job
+    from core.workspace.jobs import Job
 
     store = Store(tmp_path / "ws")
     run_id = store.create_run(None, "adapter", {}, name="disk fills up")

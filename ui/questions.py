@@ -57,7 +57,7 @@ from core.generate.timing import (
     stored_rate,
 )
 from core.tuning.estimate import fmt_duration
-from core.tuning.jobs import BusyError
+from core.workspace.jobs import BusyError
 from ui import resources as res
 from ui import state, widgets
 from ui.run_panel import poll_run

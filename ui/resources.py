@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from core.dataset import DataError, QADataset
-from core.store import Store, default_root
+from core.workspace.store import Store, default_root
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +41,13 @@ def get_store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def _runner(root: str):
-    from core.tuning.jobs import JobRunner
+    from core.workspace.jobs import JobRunner
 
     return JobRunner(_store(root))
 
 
 def get_runner():
-    """The process-wide ``core.tuning.jobs.JobRunner`` (one job at a time, seen by every tab)."""
+    """The process-wide ``core.workspace.jobs.JobRunner`` (one job at a time, seen by every tab)."""
     return _runner(str(default_root()))
 
 

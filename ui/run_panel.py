@@ -16,12 +16,12 @@ import streamlit as st
 from core.insight.models import comparison_table, from_json
 from core.insight.plots import loss_curve, quality_vs_time
 from core.insight.results import load_results
-from core.store import read_json
 from core.tuning.estimate import fmt_duration
 from core.tuning.execute import execute
 from core.tuning.full import latest_checkpoint
-from core.tuning.jobs import BusyError, history_from_files
 from core.tuning.shootout import load_shootout
+from core.workspace.jobs import BusyError, history_from_files
+from core.workspace.store import read_json
 from ui import resources as res
 from ui import state, widgets
 

@@ -2,7 +2,7 @@
 
 A generation run is an ordinary run: the page (or the CLI) builds a :class:`GenerationSpec`,
 the store saves ``spec.to_dict()`` as the run's ``config.json`` (:func:`create_generation_run`),
-and :func:`run_generation` executes it inside a job (``core.tuning.jobs``), so it gets the
+and :func:`run_generation` executes it inside a job (``core.workspace.jobs``), so it gets the
 workspace lock, progress with an ETA, cancel, heartbeat and a line in the run history.
 
 The job, phase by phase (the pipeline itself is :func:`generate`, which the CLI calls too):
@@ -47,8 +47,8 @@ from core.generate.filters import FilterReport, FilterSettings, filter_questions
 from core.generate.llm import ApiKey, GenerationResult, LLMSettings, generate_questions, with_env_defaults
 from core.generate.offline import OfflineResult, OfflineSettings, generate_offline
 from core.generate.pairs import GeneratedQuestion, collection_passages, llm_origin, offline_origin
-from core.store import Store, atomic_write_json, read_json
-from core.tuning.jobs import Cancelled, Reporter
+from core.workspace.jobs import Cancelled, Reporter
+from core.workspace.store import Store, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ def generate(
         spec: Backend, its settings, the filters, the base model, the passage cap.
         api_key: The endpoint's key, in memory only (LLM backend); None: ``ETL_LLM_API_KEY``,
             then ``OPENAI_API_KEY``, else none (local servers).
-        reporter: Phases, progress and cancel (a ``core.tuning.jobs.Job``, or anything with ``phase``,
+        reporter: Phases, progress and cancel (a ``core.workspace.jobs.Job``, or anything with ``phase``,
             ``progress`` and ``should_stop``, like the CLI's printer); None: silent.
         cache_folder: Folder of the LLM answer cache (the workspace's ``cache/``); None: no cache.
         embedding_cache: An ``EmbeddingCache`` for the round trip's encodes; None: no cache.
@@ -363,7 +363,7 @@ def generate(
 
     Raises:
         core.generate.faults.GenerationError: LLM settings that cannot work (before any request).
-        core.tuning.jobs.Cancelled: a cancel during offline generation or filtering.
+        core.workspace.jobs.Cancelled: a cancel during offline generation or filtering.
         ValueError: bad offline settings.
     """
     from core.generate.cache import QuestionCache
@@ -472,7 +472,7 @@ def run_generation(store: Store, run_id: str, reporter: Reporter | None = None,
         The counts (also in ``generation.json``).
 
     Raises:
-        core.tuning.jobs.Cancelled: the user cancelled (what was generated is cached; counts saved).
+        core.workspace.jobs.Cancelled: the user cancelled (what was generated is cached; counts saved).
         GenerationStopped: the endpoint stopped the job before any question came back.
         core.generate.faults.GenerationError: LLM settings that cannot work.
     """

@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from core.dataset import DataError
-from core.store import Store, atomic_write_json, read_json
+from core.workspace.store import Store, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 

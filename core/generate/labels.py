@@ -40,7 +40,7 @@ from core.dataset import DataError, QADataset
 from core.generate.filters import normalize
 from core.generate.judgments import drop_judgments, record_judgments
 from core.generate.pairs import collection_passages, is_generated
-from core.store import Store
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

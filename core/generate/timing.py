@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 from core.generate.job import TEXT_OVERHEAD_CHARS, GenerationSpec, encode_cost, generation_runs, load_summary
 from core.generate.offline import generate_offline
-from core.store import Store
 from core.tuning.estimate import fmt_duration
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

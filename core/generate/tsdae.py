@@ -22,7 +22,7 @@ Choices, with reasons:
 
 Progress and cancel go through callbacks (``progress(step, total_steps)``,
 ``should_stop()``), checked after every step, so a cancel lands within one step; a
-cancelled run saves nothing and raises :class:`core.tuning.jobs.Cancelled`.
+cancelled run saves nothing and raises :class:`core.workspace.jobs.Cancelled`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.store import atomic_write_json
+from core.workspace.store import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def train_tsdae(
     Raises:
         ValueError: no usable text, a setting out of range, or a base model whose
             architecture has no decoder form (TSDAE needs an ``...LMHead`` class in transformers).
-        core.tuning.jobs.Cancelled: ``should_stop()`` returned True.
+        core.workspace.jobs.Cancelled: ``should_stop()`` returned True.
     """
     t0 = time.perf_counter()
     should_stop = should_stop or (lambda: False)
@@ -236,7 +236,7 @@ def train_tsdae(
     from transformers.trainer_callback import PrinterCallback
 
     from core.retrieval.embedding import forget_fingerprint, load_model
-    from core.tuning.jobs import Cancelled
+    from core.workspace.jobs import Cancelled
 
     rng = random.Random(settings.seed)
     noisy, clean = [], []

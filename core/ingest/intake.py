@@ -52,7 +52,7 @@ from core.ingest.qafiles import LoadResult, Problem, load_qa_file
 from core.ingest.splits import SplitReport, differing_terms, flag_key, leakage_report, split_dataset
 
 if TYPE_CHECKING:
-    from core.store import Store
+    from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

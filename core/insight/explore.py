@@ -18,8 +18,8 @@ import pandas as pd
 
 from core.dataset import QADataset, source_file
 from core.insight.results import RunResults, load_per_query, load_rankings, load_results, load_vectors
-from core.store import Store, owner_only
 from core.tuning.spec import RunSpec
+from core.workspace.store import Store, owner_only
 
 logger = logging.getLogger(__name__)
 

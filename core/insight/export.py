@@ -61,8 +61,8 @@ from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_c
 from core.insight.results import load_vectors
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
 from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_snippets  # noqa: F401
-from core.store import OWNER_ONLY_DIR, Store, atomic_write_json, owner_only, read_json
 from core.tuning.spec import RunSpec
+from core.workspace.store import OWNER_ONLY_DIR, Store, atomic_write_json, owner_only, read_json
 
 FORMAT = 1
 # Weights barely compress and deflating ~90 MB costs seconds on a small CPU: store them as is.

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from core.store import Store
+from core.workspace.store import Store
 
 
 def dataset_choices(store: Store) -> list[dict]:

@@ -71,7 +71,7 @@ from core.insight.results import (
     load_results,
 )
 from core.retrieval.evaluation import Conditions, RetrievalResult, score_ranking
-from core.store import Store, atomic_write_bytes, atomic_write_json, read_json
+from core.workspace.store import Store, atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from core.insight.results import load_results
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
-from core.store import read_json
 from core.tuning.spec import RunSpec
+from core.workspace.store import read_json
 
 DEFAULT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the bundled base model is on the Hub
 

@@ -144,8 +144,8 @@ def run_comparison(store, run_id: str, reporter=None, device: str | None = None)
         ValueError: no evaluation questions, or a candidate that cannot be loaded.
     """
     from core.retrieval.embedding import EmbeddingCache
-    from core.store import atomic_write_json
     from core.tuning.spec import RunSpec
+    from core.workspace.store import atomic_write_json
 
     spec = RunSpec.load(store.run_dir(run_id))
     _, ev = store.snapshot_run_data(run_id, store.get_run(run_id)["dataset_id"])

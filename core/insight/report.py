@@ -22,7 +22,7 @@ from core.dataset import QADataset
 from core.generate.pairs import origin_summary, origin_warning
 from core.insight.judging import RESCORED_PREFIX, unjudged_lines
 from core.insight.results import RunResults
-from core.store import Store
+from core.workspace.store import Store
 
 LIBRARIES = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "umap-learn", "plotly",
              "scipy", "numpy", "pandas")

@@ -58,7 +58,7 @@ from core.retrieval.pipeline import (
     fusion_unfair,
     legacy_pipeline,
 )
-from core.store import atomic_write_bytes, atomic_write_json, read_json
+from core.workspace.store import atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from core.tuning.jobs import Cancelled, Reporter
+from core.workspace.jobs import Cancelled, Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +116,10 @@ def worker(run_dir: Path, cache_path: Path, resume: bool) -> None:
     """One torchrun process: the run's full fine-tune (rank 0 reports, saves and writes train_info.json)."""
     from core.dataset import QADataset
     from core.retrieval.embedding import EmbeddingCache
-    from core.store import atomic_write_json, read_json
     from core.tuning.full import train_full
     from core.tuning.holdout import split_validation
     from core.tuning.spec import RunSpec
+    from core.workspace.store import atomic_write_json, read_json
 
     spec = RunSpec.load(run_dir)
     train = QADataset.from_json(read_json(run_dir / "data" / "train.json"))

@@ -9,10 +9,10 @@ here leaves no import cycle between the two.)
 from __future__ import annotations
 
 from core.insight.results import RunResults
-from core.store import Store
-from core.tuning.jobs import Reporter
 from core.tuning.runs import load_spec, run_method
 from core.tuning.shootout import ShootoutResults, run_shootout
+from core.workspace.jobs import Reporter
+from core.workspace.store import Store
 
 
 def execute(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,

@@ -26,9 +26,9 @@ from typing import Any
 
 from core.dataset import QADataset
 from core.tuning import st
-from core.tuning.jobs import Cancelled, Reporter
 from core.tuning.pairs import mine_negatives, positive_texts
 from core.tuning.spec import FullSettings, RunSpec
+from core.workspace.jobs import Cancelled, Reporter
 
 logger = logging.getLogger(__name__)
 

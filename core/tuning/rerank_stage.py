@@ -28,7 +28,7 @@ from core.retrieval.index import Ranking
 from core.retrieval.pipeline import BASE_RERANK, RERANK, ROLES, SIMPLICITY, Pipeline
 from core.retrieval.rerank import RerankSettings, RerankStopped, load_reranker, rerank_dataset
 from core.retrieval.rerank_train import train_reranker
-from core.tuning.jobs import Cancelled
+from core.workspace.jobs import Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def rerank_stage(ctx, settings: RerankSettings, val: QADataset | None, val_ranki
         systems, pipes: the scored first-stage pipelines by role.
 
     Raises:
-        core.tuning.jobs.Cancelled: the user stopped the run.
+        core.workspace.jobs.Cancelled: the user stopped the run.
     """
     t0 = time.perf_counter()
     out = RerankOutcome()

@@ -41,13 +41,13 @@ from core.retrieval.evaluation import (
 from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
 from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
-from core.store import Store, atomic_save_npy, atomic_write_json, read_json
 from core.tuning.adapter import LinearAdapter, fit_linear_adapter
 from core.tuning.holdout import split_validation
-from core.tuning.jobs import Reporter
 from core.tuning.nudge import nudge, nudge_applies, replace_nudged
 from core.tuning.rerank_stage import rerank_stage
 from core.tuning.spec import RunSpec
+from core.workspace.jobs import Reporter
+from core.workspace.store import Store, atomic_save_npy, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
 
     Raises:
         DataError: the dataset cannot serve this method (no evaluation split; NUDGE on a disjoint corpus).
-        core.tuning.jobs.Cancelled: the reporter asked to stop.
+        core.workspace.jobs.Cancelled: the reporter asked to stop.
     """
     reporter = reporter or Reporter()
     run = store.get_run(run_id)

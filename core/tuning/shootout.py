@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.store import Store, atomic_write_json, read_json
-from core.tuning.jobs import Cancelled, Reporter
 from core.tuning.runs import create_run, load_spec, run_method
 from core.tuning.spec import TUNING_METHODS
+from core.workspace.jobs import Cancelled, Reporter
+from core.workspace.store import Store, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core.dataset import question_origin
-from core.store import Store
+from core.workspace.store import Store
 from tests.e2e.conftest import ROOT, start_app, stop_app
 from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, set_number, shot
 

@@ -63,7 +63,7 @@ def workspace(tmp_path_factory):
 def tiny_dataset(workspace):
     """(store, dataset id) of a 30-question synthetic dataset (24 train, 6 eval against all passages)."""
     from core.dataset import QADataset
-    from core.store import Store
+    from core.workspace.store import Store
 
     ds = make_tiny_dataset(30)
     q = ds.query_ids
@@ -76,9 +76,9 @@ def tiny_dataset(workspace):
 def make_finished_run(store, ds_id: str, name: str = "tiny adapter") -> str:
     """A finished adapter run on ``ds_id``, made by core directly (as a job would)."""
     from core.tuning.execute import execute
-    from core.tuning.jobs import Job
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
+    from core.workspace.jobs import Job
 
     run_id = create_run(store, ds_id, RunSpec.for_method("adapter", epochs=5), name=name)
     job = Job(store, run_id)

@@ -37,7 +37,7 @@ def test_upload_csv_report_split_and_save(workspace):
     assert "Saved dataset “Pump pairs”" in texts(at)
     assert "Pump pairs" in at.main.dataframe[-1].value["name"].tolist()
     # the new dataset is now the selected one (the sidebar's dataset, used by Train)
-    from core.store import Store
+    from core.workspace.store import Store
 
     assert at.session_state[state.DATASET_KEY] == Store(workspace).find_dataset("Pump pairs")["id"]
 

@@ -21,7 +21,7 @@ import os
 import pytest
 
 from core.dataset import QADataset
-from core.store import Store
+from core.workspace.store import Store
 from tests.pages.conftest import open_app, texts
 from tests.test_bad_inputs import CASES, LOADED, REFUSED, SPLIT_REFUSED, WARNING, Case, matches
 

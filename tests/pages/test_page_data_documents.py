@@ -10,7 +10,7 @@ import time
 import pytest
 
 from core.ingest import intake
-from core.store import Store
+from core.workspace.store import Store
 from tests.pages.conftest import open_app, texts
 from tests.test_meaning import FakeModel
 from ui import resources as res

@@ -11,7 +11,7 @@ from core.dataset import QADataset, question_origin
 from core.generate.job import load_summary
 from core.generate.judgments import load_judgments
 from core.generate.review import review_table
-from core.store import Store
+from core.workspace.store import Store
 from tests.pages.conftest import open_app, texts, wait_for_run
 from tests.test_generate_job import passages
 from ui import questions, state

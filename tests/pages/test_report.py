@@ -53,12 +53,12 @@ def test_every_finished_run_gets_its_report(way, tmp_path):
     from core.cli import _dataset_from_files
     from core.insight.report import build_report
     from core.sample import ensure_sample
-    from core.store import Store
     from core.tuning.execute import execute
-    from core.tuning.jobs import Job
     from core.tuning.runs import create_run
     from core.tuning.shootout import load_shootout
     from core.tuning.spec import RunSpec
+    from core.workspace.jobs import Job
+    from core.workspace.store import Store
     from tests.test_cli import _pairs_file
 
     store = Store(tmp_path / "ws")

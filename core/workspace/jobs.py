@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.store import (
+from core.workspace.store import (
     Store,
     append_jsonl,
     atomic_write_json,

@@ -400,7 +400,7 @@ class Store:
     def mark_interrupted(self, stale_seconds: float, no_job_running: bool = False) -> list[str]:
         """Runs left queued/running whose job stopped become 'interrupted'.
 
-        A running job refreshes its ``heartbeat`` every few seconds (``core.tuning.jobs``); a run
+        A running job refreshes its ``heartbeat`` every few seconds (``core.workspace.jobs``); a run
         whose last sign of life (heartbeat, else start, else creation) is older than
         ``stale_seconds`` has no process behind it any more. With ``no_job_running`` (nobody holds
         the workspace's job lock, so no process is executing a run), every 'running' run is

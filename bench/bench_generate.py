@@ -71,7 +71,7 @@ def mean_ci(values, seed: int = 0) -> list[float]:
     """[mean, low, high]: 95% percentile bootstrap of the mean (questions resampled)."""
     import numpy as np
 
-    from core.insight.stats import paired_bootstrap
+    from core.retrieval.stats import paired_bootstrap
 
     return [round(v, 4) for v in paired_bootstrap(np.zeros(len(values)), np.asarray(values, float), seed=seed)]
 
@@ -83,7 +83,7 @@ def scores(per_query, roles: dict[str, str]) -> dict:
 
 def changes(per_query, a: str, b: str) -> dict:
     """Paired change b - a per metric: [delta, low, high, p-value]."""
-    from core.insight.stats import compare
+    from core.retrieval.stats import compare
 
     out = {}
     for m in METRICS:
@@ -95,14 +95,14 @@ def changes(per_query, a: str, b: str) -> dict:
 def run_generated(store, method: str, tuner: str, ev, args, base_model) -> dict:
     """Generate with ``method``, train ``tuner`` on the kept questions, score on ``ev``'s real questions."""
     from core.cli import PrintReporter
+    from core.execute import execute
     from core.generate.job import GenerationSpec, generate
     from core.generate.pairs import build_dataset
-    from core.insight.results import load_per_query
     from core.retrieval.embedding import EmbeddingCache
-    from core.tuning.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
     from core.workspace.jobs import run_foreground
+    from core.workspace.run_folder import load_per_query
 
     name = f"sec10k-{args.passages or 'all'}-{method}"
     found = store.find_dataset(name)
@@ -199,7 +199,8 @@ def main() -> int:
     args = p.parse_args()
 
     from core.retrieval.embedding import load_model
-    from core.workspace.store import Store, read_jsonl
+    from core.workspace.files import read_jsonl
+    from core.workspace.store import Store
 
     out = Path(args.out)
     done = {(r["config"], r["passages_limit"]) for r in read_jsonl(out) if "error" not in r}

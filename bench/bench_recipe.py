@@ -129,7 +129,7 @@ def make_spec(overrides: dict):
 def run_one(name: str, overrides: dict, workspace: str, which: str) -> dict:
     """One configuration in this process (called in a subprocess by ``main``)."""
     from core.cli import PrintReporter
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.workspace.jobs import run_foreground
     from core.workspace.store import Store
@@ -163,7 +163,7 @@ def run_one(name: str, overrides: dict, workspace: str, which: str) -> dict:
 def pipelines_summary(r) -> dict:
     """Every pipeline's stages and conditions, the best choice per side and the headline comparison (with
     the check that every system ran under the same conditions and both hybrids chose their fusion alike)."""
-    from core.insight.stats import find
+    from core.retrieval.stats import find
 
     def delta(a: str, b: str) -> dict | None:
         d = find(r.comparisons, a, b)

@@ -61,12 +61,13 @@ def main() -> int:
     args = p.parse_args()
 
     from core.console import PrintReporter
-    from core.insight.stats import find
     from core.retrieval.rerank import RerankSettings
+    from core.retrieval.stats import find
     from core.tuning.runs import run_method
     from core.tuning.spec import RunSpec
+    from core.workspace.files import atomic_write_json
     from core.workspace.jobs import run_foreground
-    from core.workspace.store import Store, atomic_write_json
+    from core.workspace.store import Store
 
     store = Store(args.workspace)
     run_dir = store.run_dir(args.run)

@@ -173,7 +173,7 @@ def finished_run(store, ev, train, size: int, passage_tokens: int) -> str:
     """A query-adapter run over the collection (passages encoded once, by the base model), with its views
     prepared as the app prepares them."""
     from core.cli import PrintReporter
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
     from core.workspace.jobs import run_foreground

@@ -75,8 +75,8 @@ def make_spec(method: str, overrides: dict):
 def one_method(method: str, workspace: str, overrides: dict) -> dict:
     """Run one method through the project's own code path (the CLI's foreground job), in this process."""
     from core.cli import PrintReporter
+    from core.execute import execute
     from core.ingest.qafiles import load_qa_path
-    from core.tuning.execute import execute
     from core.tuning.runs import create_run
     from core.workspace.jobs import run_foreground
     from core.workspace.store import Store

@@ -24,7 +24,7 @@ def main() -> int:
     from core.generate.timing import estimate_generation, measure_rate
     from core.ingest.collection import load_passages_path
     from core.retrieval.embedding import EmbeddingCache, load_model
-    from core.tuning.estimate import fmt_duration
+    from core.workspace.jobs import fmt_duration
 
     ps, _, _ = load_passages_path(sys.argv[1])
     Path(sys.argv[2]).mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from typing import Any
 from core.console import PrintReporter, print_run_results  # noqa: F401 - the benchmarks use PrintReporter
 from core.retrieval.backends import BACKENDS
 from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
-from core.workspace.store import disk_problem
+from core.workspace.files import disk_problem
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -221,7 +221,7 @@ def _locked(store):
 def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None, lock=None):
     """Create and execute a run in this process (workspace lock and heartbeat, like the app); ``lock``:
     the workspace lock already held (released when the run ends)."""
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.workspace.jobs import run_foreground
 

@@ -27,7 +27,7 @@ def _store_holding(args: argparse.Namespace):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from core.insight.report import build_report
-    from core.workspace.store import atomic_write_bytes
+    from core.workspace.files import atomic_write_bytes
 
     store = _store_holding(args)
     if store is None:

@@ -20,7 +20,8 @@ import sys
 from core.console import PrintReporter, print_run_results
 from core.retrieval.rerank import RerankSettings
 from core.tuning.spec import RunSpec
-from core.workspace.store import Store, atomic_write_json
+from core.workspace.run_folder import write_config
+from core.workspace.store import Store
 
 
 def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) -> RerankSettings | None:
@@ -76,12 +77,12 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         return 2
     new = RunSpec(spec.method, spec.base_model, spec.seed, spec.scoring, spec.settings,
                   rerank_settings(args, spec.rerank))
-    atomic_write_json(run_dir / "config.json", new.to_dict())
+    write_config(run_dir, new.to_dict())
     job = run_foreground(store, args.run_id, lambda j: run_method(store, args.run_id, j, device=args.device,
                                                                    reuse_fit=True), PrintReporter())
     snap = job.snapshot()
     if snap.status != "done":
-        atomic_write_json(run_dir / "config.json", spec.to_dict())  # the run stays as it was
+        write_config(run_dir, spec.to_dict())  # the run stays as it was
         store.update_run(args.run_id, status="done", error=None)
         print(f"error: re-scoring ended {snap.status}: {snap.error or ''} (the run keeps its earlier results)",
               file=sys.stderr)

@@ -10,9 +10,9 @@ from core.csvsafe import safe_frame
 from core.insight.export import bundle_zip, dimension_options, onnx_ready, prepare_bundle
 from core.insight.history import dataset_names, done_runs, run_label, runs_frame
 from core.insight.report import build_report
-from core.insight.results import load_results
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
-from core.workspace.store import atomic_write_bytes
+from core.workspace.files import atomic_write_bytes
+from core.workspace.run_folder import load_results
 from ui import resources as res
 from ui import state, widgets
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.insight.results import load_results
+from core.execute import execute
 from core.retrieval.embedding import encode, load_model
-from core.tuning.execute import execute
 from core.tuning.runs import create_run
 from core.tuning.spec import RunSpec
 from core.workspace.jobs import Job
+from core.workspace.run_folder import load_results
 
 
 @pytest.mark.slow

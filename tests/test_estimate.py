@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.tuning.estimate import Estimate, _tokens, fmt_duration
+from core.tuning.estimate import Estimate, _tokens
+from core.workspace.jobs import fmt_duration
 
 
 def test_token_count_of_a_large_collection_is_sampled_and_close_to_exact():

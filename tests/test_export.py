@@ -22,15 +22,15 @@ from core.insight.export import (
     write_bundle,
 )
 from core.insight.matryoshka import truncate
-from core.insight.results import load_vectors
 from core.tuning.spec import RunSpec, Scoring
+from core.workspace.run_folder import load_vectors
 from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
 
 
 def make_run(store: Store, spec: RunSpec, name: str = "tiny", n: int = 30) -> str:
     """A finished run of ``spec`` on a tiny dataset (train 24 questions, eval 6 against all passages)."""
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.workspace.jobs import Job
 

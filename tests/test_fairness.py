@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from core.dataset import QADataset
+from core.execute import execute
 from core.insight.explore import open_run
-from core.insight.results import build_results, load_results
 from core.retrieval.embedding import load_model
 from core.retrieval.evaluation import Conditions, encode_dataset, evaluate_bm25, evaluate_dense
-from core.tuning.execute import execute
+from core.retrieval.results import build_results
 from core.tuning.runs import create_run
 from core.tuning.spec import RunSpec, Scoring
 from core.workspace.jobs import Job
+from core.workspace.run_folder import load_results
 from core.workspace.store import Store
 
 TOKENS = 48  # far below both the model's own 256 and the old default 512

@@ -34,7 +34,7 @@ from core.generate.llm import ApiKey, LLMSettings
 from core.generate.pairs import collection_passages, origin_warning
 from core.generate.review import review_table, set_keep, use_as_training
 from core.insight.history import done_runs
-from core.insight.stats import paired_bootstrap
+from core.retrieval.stats import paired_bootstrap
 from core.workspace.jobs import Job, JobRunner
 from core.workspace.store import Store
 from tests.llm_server import FakeLLMServer

@@ -214,8 +214,8 @@ def test_full_training_job_end_to_end(tiny_store):
     """Smoke-size full fine-tune through the job runner; the saved model reloads and encodes."""
     from sentence_transformers import SentenceTransformer
 
+    from core.execute import execute
     from core.insight.explore import open_run
-    from core.tuning.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
 
@@ -239,7 +239,7 @@ def test_full_training_job_end_to_end(tiny_store):
 
 @pytest.mark.slow
 def test_cancel_lands_within_a_step_of_real_training(tiny_store):
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec, Scoring
 
@@ -271,11 +271,11 @@ def test_cancel_lands_within_a_step_of_real_training(tiny_store):
 def test_interrupted_full_run_resumes_from_its_checkpoint(tiny_store):
     """A crash mid-training (the server killed) leaves checkpoints; resuming continues from the last one
     with the optimizer state instead of starting over."""
-    from core.insight.results import load_results
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.full import latest_checkpoint
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec, Scoring
+    from core.workspace.run_folder import load_results
 
     store, ds_id = tiny_store
     spec = RunSpec.for_method("full", scoring=Scoring(validation_share=0), epochs=1, batch_size=4, max_steps=5,
@@ -329,7 +329,7 @@ def test_running_run_without_a_lock_holder_is_interrupted_at_once(tmp_path):
 @pytest.mark.slow
 def test_cancel_during_a_validation_pass_stops_it(tiny_store):
     """Issue: a cancel took 49 s because a validation pass started (or ran on) after the click."""
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec, Scoring
 

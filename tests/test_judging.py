@@ -16,13 +16,7 @@ from core.insight import judging as J
 from core.insight.explore import BY_DIMENSION_FILE, open_run
 from core.insight.projection import Projection
 from core.insight.report import build_report
-from core.insight.results import (
-    DEEP_FILE,
-    load_deep_rankings,
-    load_per_query,
-    load_rankings,
-    load_results,
-)
+from core.retrieval import coverage as C
 from core.retrieval.embedding import EmbeddingCache
 from core.retrieval.evaluation import (
     Conditions,
@@ -33,6 +27,13 @@ from core.retrieval.evaluation import (
 )
 from core.retrieval.fusion import fuse
 from core.tuning.spec import RunSpec
+from core.workspace.run_folder import (
+    DEEP_FILE,
+    load_deep_rankings,
+    load_per_query,
+    load_rankings,
+    load_results,
+)
 from tests.pages.conftest import save_cheap_projection
 from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 
@@ -94,7 +95,7 @@ def test_run_end_records_the_unjudged_share_and_the_warning(judged_run):
     worst = max(["tuned", "base_hybrid", "hybrid"], key=lambda r: j["unjudged"][r])
     whose = {"tuned": "the tuned model's", "base_hybrid": "the base hybrid's", "hybrid": "the tuned hybrid's"}[worst]
     assert j["warning"] == (f"The evaluation labels came only from the base model's and BM25's lists; "
-                            f"{J.fmt_share(j['unjudged'][worst])} of {whose} top-10 was never judged: judge the new finds.")
+                            f"{C.fmt_share(j['unjudged'][worst])} of {whose} top-10 was never judged: judge the new finds.")
     assert j["finds"] == len(J.unjudged_finds(store, run_id))
     assert j["judged_since_run"] == 0
 
@@ -157,7 +158,7 @@ def test_record_then_rescore_equals_scoring_from_scratch(judged_run, model):
     top = _top10(store, run_id)
     for (q, p), rel in marks.items():
         assert judged[q][p]["relevant"] is rel
-        assert judged[q][p]["found_by"] == [J.found_by_name(run_id, r) for r in top if p in top[r][q]]
+        assert judged[q][p]["found_by"] == [C.found_by_name(run_id, r) for r in top if p in top[r][q]]
     _, dataset_ev = store.load_dataset(ds_id)
     _, run_ev = store.run_data(run_id)
     for q, p in relevant:
@@ -263,7 +264,7 @@ def test_judging_summary_on_a_hand_made_case():
                      "b": {"relevant": False, "found_by": ["base"], "at": 1.0}},
               "q2": {"e": {"relevant": True, "found_by": ["bm25", "search"], "at": 1.0},
                      "i": {"relevant": False, "found_by": ["run:r1:hybrid"], "at": 5.0}}}
-    s = J.judging_summary(top, relevant, judged, run_id="r2", started=3.0)
+    s = C.judging_summary(top, relevant, judged, run_id="r2", started=3.0)
     # base: c, d, f unjudged of 6; bm25: x, g of 4; hybrid: y, z, w, h of 6 (i judged for another run)
     assert s["unjudged_counts"] == {"base": [3, 6], "bm25": [2, 4], "hybrid": [4, 6]}
     assert s["unjudged"] == pytest.approx({"base": 0.5, "bm25": 0.5, "hybrid": 4 / 6})
@@ -274,14 +275,14 @@ def test_judging_summary_on_a_hand_made_case():
     assert (s["judged_since_run"], s["relevant_since_run"]) == (1, 0)  # i, judged after the run started
     # the same finds judged for this run: every list was pooled, no warning
     judged["q1"].update({d: {"relevant": False, "found_by": ["run:r2:hybrid"], "at": 9.0} for d in "yzw"})
-    s = J.judging_summary(top, relevant, judged, run_id="r2", start={"q1": judged["q1"], "q2": {"e": judged["q2"]["e"]}})
+    s = C.judging_summary(top, relevant, judged, run_id="r2", start={"q1": judged["q1"], "q2": {"e": judged["q2"]["e"]}})
     assert s["pooled_from"] == ["base", "bm25", "hybrid"] and s["warning"] == ""
     assert s["unjudged_counts"]["hybrid"] == [1, 6] and s["judged_since_run"] == 1  # i: not in the run's copy
     # labels uploaded with the data, never judged: no share and no warning to show
-    s = J.judging_summary(top, relevant, {}, run_id="r2")
+    s = C.judging_summary(top, relevant, {}, run_id="r2")
     assert not s["has_judgments"] and s["warning"] == "" and s["unjudged"]["base"] == pytest.approx(4 / 6)
     # no system's list among the sources
-    s = J.judging_summary(top, relevant, {"q1": {"a": {"relevant": True, "found_by": ["search"], "at": 1}}},
+    s = C.judging_summary(top, relevant, {"q1": {"a": {"relevant": True, "found_by": ["search"], "at": 1}}},
                           run_id="r2")
     assert s["warning"].startswith("The evaluation labels came from none of these systems' lists")
 
@@ -335,5 +336,5 @@ def test_a_best_chosen_on_the_evaluation_questions_is_chosen_again(bench_store):
 
 
 def test_shares_read_the_same_everywhere_and_never_round_a_share_to_nothing():
-    assert J.fmt_share(0) == "0%" and J.fmt_share(0.005) == "0.5%" and J.fmt_share(0.0002) == "<0.1%"
-    assert J.fmt_share(4 / 6) == "67%" and J.fmt_share(0.02) == "2.0%"
+    assert C.fmt_share(0) == "0%" and C.fmt_share(0.005) == "0.5%" and C.fmt_share(0.0002) == "<0.1%"
+    assert C.fmt_share(4 / 6) == "67%" and C.fmt_share(0.02) == "2.0%"

@@ -29,8 +29,8 @@ def test_full_dimension_row_reproduces_the_runs_scores(finished_view):
 
 @pytest.fixture(scope="module")
 def finished_view(tmp_path_factory):
+    from core.execute import execute
     from core.insight.explore import open_run
-    from core.tuning.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
     from core.workspace.jobs import Job

@@ -81,7 +81,7 @@ def test_training_window_modes(long_ds, model):
     {"train_passage": "first", "hard_negatives": 2, "loss": "mnrl"},
 ])
 def test_full_fine_tune_runs_with_each_recipe_option(options, tmp_path):
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec, Scoring
     from core.workspace.jobs import Job

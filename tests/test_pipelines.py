@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from core.dataset import QADataset
-from core.insight import stats
-from core.insight.results import build_results, load_results
+from core.retrieval import stats
 from core.retrieval.evaluation import evaluate_bm25, score_ranking
 from core.retrieval.fusion import FusionChoice, choose_fusion
 from core.retrieval.pipeline import (
@@ -23,6 +22,8 @@ from core.retrieval.pipeline import (
     fusion_unfair,
     standard_pipelines,
 )
+from core.retrieval.results import build_results
+from core.workspace.run_folder import load_results
 from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 
 
@@ -89,7 +90,7 @@ def test_best_pipelines_are_picked_on_validation_and_the_headline_compares_them(
 
 
 def load_results_roundtrip(res):
-    from core.insight.results import RunResults
+    from core.retrieval.results import RunResults
 
     return RunResults.from_dict(res.to_dict())
 

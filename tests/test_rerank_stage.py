@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from core.insight import stats
 from core.insight.bundle_pipeline import pipeline_files
 from core.insight.explore import open_run
-from core.insight.results import load_results
+from core.retrieval import stats
 from core.retrieval.rerank import RerankSettings
+from core.workspace.run_folder import load_results
 from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 from tests.test_rerank import tiny_ce, tiny_checkpoint  # noqa: F401 - fixtures
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.tuning.execute import execute
+from core.execute import execute
 from core.tuning.runs import create_run, load_spec
 from core.tuning.shootout import load_shootout
 from core.tuning.spec import RunSpec, Scoring

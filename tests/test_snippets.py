@@ -80,7 +80,7 @@ def reference(full_bundle, tmp_path_factory):
 
 
 def test_the_run_scored_both_models_on_onnx_and_the_bundle_carries_its_files(store, full_bundle):
-    from core.insight.results import load_results
+    from core.workspace.run_folder import load_results
 
     run_id, bundle = full_bundle
     systems = load_results(store.run_dir(run_id)).systems

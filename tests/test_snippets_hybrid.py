@@ -126,7 +126,7 @@ def test_the_export_ships_hybrid_snippets_with_a_hybrid_and_says_which_does_what
     """The run recommends its base model alone (no hybrid snippets); made to recommend its tuned hybrid,
     the bundle carries the three and they run against it."""
     from core.insight.export import write_bundle
-    from core.insight.results import RunResults
+    from core.retrieval.results import RunResults
 
     if recommend:
         monkeypatch.setattr(RunResults, "recommended", property(lambda self: recommend))

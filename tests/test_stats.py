@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from core.insight.stats import compare, compare_systems, paired_bootstrap, paired_test, verdict
+from core.retrieval.stats import compare, compare_systems, paired_bootstrap, paired_test, verdict
 
 
 def test_identical_systems_interval_around_zero_and_large_p():
@@ -113,7 +113,7 @@ def test_verdict_when_tuned_is_identical_to_base():
 
 # --- one coherent inference (issue 22 item 4): interval and p from the same sign-flip test
 
-from core.insight.stats import detectable_change, paired_randomization  # noqa: E402
+from core.retrieval.stats import detectable_change, paired_randomization  # noqa: E402
 
 # n = 19, nDCG@10-like values: the percentile bootstrap's interval excludes 0 while the randomization
 # test's p is 0.08 (the disagreement the report showed: "[+0.053, +0.368]" beside "p 0.126").

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.dataset import DataError, QADataset
-from core.workspace.store import Store, atomic_write_json, read_json
+from core.workspace.files import atomic_write_json, read_json
+from core.workspace.store import Store, default_root
 
 
 def _ds(n=3, tag="x"):
@@ -116,6 +117,14 @@ def test_runs_lifecycle_and_interrupted(tmp_path):
 def test_default_root_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("ETL_WORKSPACE", str(tmp_path / "ws"))
     assert Store().root == tmp_path / "ws" and os.path.isdir(tmp_path / "ws" / "runs")
+
+
+def test_default_root_is_the_project_folder_not_the_package(monkeypatch):
+    """Without $ETL_WORKSPACE the workspace is <project>/workspace (git-ignored), never inside core/."""
+    monkeypatch.delenv("ETL_WORKSPACE", raising=False)
+    project = Path(__file__).resolve().parents[1]
+    assert default_root() == project / "workspace"
+    assert "/workspace/" in (project / ".gitignore").read_text().splitlines()
 
 
 def test_a_run_keeps_the_data_it_was_made_on(tmp_path):

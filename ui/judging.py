@@ -11,8 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.dataset import DataError
-from core.insight.judging import Find, fmt_share, record_finds, rescore_run, score_changes, unjudged_finds
-from core.insight.results import load_results
+from core.insight.judging import Find, record_finds, rescore_run, score_changes, unjudged_finds
+from core.retrieval.coverage import fmt_share
+from core.workspace.run_folder import load_results
 from ui import resources as res
 from ui import widgets
 

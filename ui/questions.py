@@ -56,8 +56,7 @@ from core.generate.timing import (
     question_cost,
     stored_rate,
 )
-from core.tuning.estimate import fmt_duration
-from core.workspace.jobs import BusyError
+from core.workspace.jobs import BusyError, fmt_duration
 from ui import resources as res
 from ui import state, widgets
 from ui.run_panel import poll_run

@@ -13,15 +13,14 @@ from typing import Any
 
 import streamlit as st
 
+from core.execute import execute
 from core.insight.models import comparison_table, from_json
 from core.insight.plots import loss_curve, quality_vs_time
-from core.insight.results import load_results
-from core.tuning.estimate import fmt_duration
-from core.tuning.execute import execute
 from core.tuning.full import latest_checkpoint
 from core.tuning.shootout import load_shootout
-from core.workspace.jobs import BusyError, history_from_files
-from core.workspace.store import read_json
+from core.workspace.files import read_json
+from core.workspace.jobs import BusyError, fmt_duration, history_from_files
+from core.workspace.run_folder import load_results, read_error
 from ui import resources as res
 from ui import state, widgets
 
@@ -125,7 +124,7 @@ def _progress(snap) -> None:
 def _ended_badly(run_id: str, run: dict, snap) -> None:
     store = res.get_store()
     if snap.status == "failed":
-        err = read_json(store.run_dir(run_id) / "error.json", {}) or {}
+        err = read_error(store.run_dir(run_id))
         st.error(f"The run failed: {widgets.plain(snap.error or run.get('error') or err.get('error', 'unknown error'))}")
         tb = snap.traceback or err.get("traceback")
         if tb:

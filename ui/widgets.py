@@ -14,8 +14,8 @@ import streamlit as st
 
 from core.dataset import DataError
 from core.insight.history import dataset_choices, done_runs, run_label
-from core.insight.results import RunResults
-from core.insight.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p
+from core.retrieval.results import RunResults
+from core.retrieval.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
 

@@ -34,7 +34,6 @@ those, and the summary says how to resume.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections import Counter
@@ -47,8 +46,11 @@ from core.generate.filters import FilterReport, FilterSettings, filter_questions
 from core.generate.llm import ApiKey, GenerationResult, LLMSettings, generate_questions, with_env_defaults
 from core.generate.offline import OfflineResult, OfflineSettings, generate_offline
 from core.generate.pairs import GeneratedQuestion, collection_passages, llm_origin, offline_origin
+from core.retrieval.evaluation import PASSAGE_TOKENS
+from core.workspace.files import atomic_write_json, read_json
 from core.workspace.jobs import Cancelled, Reporter
-from core.workspace.store import Store, atomic_write_json, read_json
+from core.workspace.run_folder import read_config
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +178,7 @@ class GenerationSpec:
     @classmethod
     def load(cls, run_dir: str | Path) -> GenerationSpec:
         """The spec saved in a run folder's config.json."""
-        return cls.from_dict(json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")))
+        return cls.from_dict(read_config(run_dir))
 
 
 @dataclass
@@ -298,12 +300,10 @@ def _round_trip_vectors(questions, passages, spec, reporter, embedding_cache, mo
     """(question vectors, passage vectors) with the base model at the runs' passage token limit; the
     characters encoded and the time taken go into ``summary`` (this machine's measured rate)."""
     from core.retrieval.embedding import encode, load_model, model_fingerprint
-    from core.tuning.spec import Scoring
-
     if model is None:
         reporter.phase("preparing", "Loading the base model for the round-trip check")
         model = load_model(spec.base_model, device=device)
-    model.max_seq_length = Scoring().passage_tokens  # as runs encode passages: the cache serves both
+    model.max_seq_length = PASSAGE_TOKENS  # as runs encode passages: the cache serves both
     fp = model_fingerprint(model)
     texts = list(passages.values())
     q_texts = [q.question for q in questions]

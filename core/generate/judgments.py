@@ -34,7 +34,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 from core.dataset import DataError
-from core.workspace.store import Store, atomic_write_json, read_json
+from core.workspace.files import atomic_write_json, read_json
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

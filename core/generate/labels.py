@@ -40,6 +40,7 @@ from core.dataset import DataError, QADataset
 from core.generate.filters import normalize
 from core.generate.judgments import drop_judgments, record_judgments
 from core.generate.pairs import collection_passages, is_generated
+from core.retrieval.evaluation import PASSAGE_TOKENS
 from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
@@ -267,10 +268,8 @@ class CandidateSearch(CandidatePool):
                  passage_tokens: int | None = None, extra_systems: Mapping[str, Ranker] | None = None):
         from core.retrieval.embedding import encode
         from core.retrieval.index import DenseIndex
-        from core.tuning.spec import Scoring
-
         self.model, self.cache = model, cache
-        self.passage_tokens = passage_tokens or Scoring().passage_tokens
+        self.passage_tokens = passage_tokens or PASSAGE_TOKENS
         ids = list(passages)
         with _token_limit(model, self.passage_tokens):
             vectors = encode(model, [passages[i] for i in ids], kind="passage", cache=cache)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from core.csvsafe import neutralise
 from core.dataset import QADataset, derived_from
-from core.workspace.store import atomic_write_bytes
+from core.workspace.files import atomic_write_bytes
 
 GENERATED = "generated"
 VERIFIED = ":verified"  # suffix of a generated question the expert checked (core.generate.labels)

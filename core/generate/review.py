@@ -21,7 +21,8 @@ from core.dataset import DataError
 from core.generate.filters import normalize
 from core.generate.job import load_passages, load_rows
 from core.generate.pairs import GeneratedQuestion, build_dataset
-from core.workspace.store import Store, atomic_write_json, read_json
+from core.workspace.files import atomic_write_json, read_json
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

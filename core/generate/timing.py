@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from core.generate.job import TEXT_OVERHEAD_CHARS, GenerationSpec, encode_cost, generation_runs, load_summary
 from core.generate.offline import generate_offline
-from core.tuning.estimate import fmt_duration
+from core.retrieval.evaluation import PASSAGE_TOKENS
+from core.workspace.jobs import fmt_duration
 from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
@@ -81,10 +82,8 @@ def measure_rate(model, passages: dict[str, str], spec: GenerationSpec | None = 
         seed: Which passages.
     """
     from core.retrieval.embedding import encode, model_fingerprint
-    from core.tuning.spec import Scoring
-
     spec = spec or GenerationSpec()
-    model.max_seq_length = Scoring().passage_tokens
+    model.max_seq_length = PASSAGE_TOKENS
     ids = [i for i, t in passages.items() if t.strip()]
     if not ids:
         raise ValueError("No passage to measure the encoding speed on.")
@@ -171,9 +170,7 @@ def estimate_generation(passages: dict[str, str], spec: GenerationSpec, rate: En
         q_cost: :func:`question_cost`, when already computed.
     """
     from core.retrieval.embedding import text_key
-    from core.tuning.spec import Scoring
-
-    tokens = Scoring().passage_tokens
+    tokens = PASSAGE_TOKENS
     asked = min(spec.max_passages or len(passages), len(passages))
     gen_seconds = asked * OFFLINE_SECONDS_PER_PASSAGE if spec.backend == "offline" else 0.0
     if not spec.filters.round_trip:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.workspace.store import atomic_write_json
+from core.workspace.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from core.insight.model_card import md_text
-from core.insight.results import RunResults
 from core.retrieval import index as index_module
 from core.retrieval import metrics as M
 from core.retrieval import terms as terms_module
@@ -41,6 +40,7 @@ from core.retrieval import windows as windows_module
 from core.retrieval.embedding import resolve_model
 from core.retrieval.index import BM25Index
 from core.retrieval.pipeline import Pipeline
+from core.retrieval.results import RunResults
 from core.tuning.spec import RunSpec
 
 logger = logging.getLogger(__name__)

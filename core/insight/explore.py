@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import QADataset, source_file
-from core.insight.results import RunResults, load_per_query, load_rankings, load_results, load_vectors
+from core.retrieval.results import RunResults
 from core.tuning.spec import RunSpec
-from core.workspace.store import Store, owner_only
+from core.workspace.files import owner_only
+from core.workspace.run_folder import load_per_query, load_rankings, load_results, load_vectors
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

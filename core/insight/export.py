@@ -58,11 +58,12 @@ import pandas as pd
 
 from core.insight.bundle_pipeline import CONFIG_FILE, pipeline_files, pipeline_readme
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
-from core.insight.results import load_vectors
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
 from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_snippets  # noqa: F401
 from core.tuning.spec import RunSpec
-from core.workspace.store import OWNER_ONLY_DIR, Store, atomic_write_json, owner_only, read_json
+from core.workspace.files import OWNER_ONLY_DIR, atomic_write_json, owner_only, read_json
+from core.workspace.run_folder import CONFIG, RESULTS, is_run_folder, load_vectors
+from core.workspace.store import Store
 
 FORMAT = 1
 # Weights barely compress and deflating ~90 MB costs seconds on a small CPU: store them as is.
@@ -73,7 +74,7 @@ ARTIFACTS = {
     "adapter": ("adapter.npz",),
     "nudge": ("nudged.npy", "nudged_ids.json"),
 }
-EXTRA_FILES = ("config.json", "results.json")
+EXTRA_FILES = (CONFIG, RESULTS)
 Progress = Callable[[str, float], None]  # (message, fraction done), as the report builder reports
 
 @dataclass
@@ -103,7 +104,7 @@ def check_exportable(run_dir: Path) -> RunSpec:
     Raises:
         FileNotFoundError: no run folder / config, unknown method, or the method's files are missing.
     """
-    if not (run_dir / "config.json").exists():
+    if not is_run_folder(run_dir):
         raise FileNotFoundError(f"{run_dir.name}: no config.json; this is not a run folder.")
     spec = RunSpec.load(run_dir)
     needed = ARTIFACTS.get(spec.method)
@@ -393,7 +394,7 @@ def model_zip(run_dir: str | Path, *, dim: int | None = None, with_onnx: bool = 
     """``bundle_zip`` of the run in folder ``run_dir`` (a workspace's ``runs/<id>``), for callers that hold
     a folder; ONNX files are left out unless asked for (they take an export the first time)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
+    if not is_run_folder(run_dir):
         raise FileNotFoundError(f"{run_dir.name}: no config.json; this is not a run folder.")
     return bundle_zip(Store(run_dir.parent.parent), run_dir.name, dim=dim, with_onnx=with_onnx)
 

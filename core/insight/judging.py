@@ -60,37 +60,26 @@ import pandas as pd
 
 from core.dataset import DataError, QADataset
 from core.generate.judgments import load_judgments, record_judgments
-from core.insight.results import (
-    NOT_RECORDED,
+from core.retrieval.coverage import DEPTH, fmt_share, found_by_name, judging_summary
+from core.retrieval.evaluation import Conditions, RetrievalResult, score_ranking
+from core.retrieval.results import NOT_RECORDED, RunResults, build_results
+from core.workspace import run_folder
+from core.workspace.files import read_json
+from core.workspace.run_folder import (
     TOP_SAVED,
-    RunResults,
-    build_results,
     load_deep_rankings,
     load_per_query,
     load_rankings,
     load_results,
 )
-from core.retrieval.evaluation import Conditions, RetrievalResult, score_ranking
-from core.workspace.store import Store, atomic_write_bytes, atomic_write_json, read_json
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 
 
-def fmt_share(share: float) -> str:
-    """A share of results in percent, the same way everywhere: "0%" only when none, one decimal below 10%
-    ("0.5%", never rounded to "0%" or "1%"), whole percents above."""
-    if share <= 0:
-        return "0%"
-    pct = share * 100
-    return "<0.1%" if pct < 0.05 else f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
-
-DEPTH = 10  # each pipeline's top that is judged (what the @10 metrics read)
 RESCORED_PREFIX = "Re-scored after judging"
 KEPT_METRICS = ("MAP@100",)  # metrics a run that saved only its top 10 cannot recompute
 CHANGE_METRICS = ("nDCG@10", "MRR@10", "Accuracy@10", "MAP@100")  # what the before/after table shows
-LISTS = {"base": "the base model's", "tuned": "the tuned model's", "bm25": "BM25's",
-         "base_hybrid": "the base hybrid's", "hybrid": "the tuned hybrid's", "base_rerank": "the base reranker's",
-         "rerank": "the tuned reranker's"}
 # judging keys a refresh keeps: each system's unjudged share when the run ended, its scores before any
 # judging, the latest re-scoring note and time
 KEPT_KEYS = ("unjudged_at_start", "before_judging", "rescored", "rescored_at")
@@ -111,105 +100,8 @@ class Find(NamedTuple):
     found_by: tuple[str, ...]
 
 
-def found_by_name(run_id: str, role: str) -> str:
-    """How a find is recorded in ``judgments.json``: ``"run:<run id>:<role>"``."""
-    return f"run:{run_id}:{role}"
-
-
 def _norm(text: str) -> str:
     return " ".join(str(text).split()).casefold()
-
-
-def _role_of(name: str, run_id: str, roles: list[str]) -> str | None:
-    """The run's role a judgment's ``found_by`` name stands for (None: another run's system, keyword search,
-    "show more", an earlier label). The bench's ``"base"`` is its base model: taken as this run's base."""
-    if name in ("bm25", "base") and name in roles:
-        return name
-    if name == f"tuned:{run_id}" and "tuned" in roles:
-        return "tuned"
-    prefix = f"run:{run_id}:"
-    if name.startswith(prefix) and name[len(prefix):] in roles:
-        return name[len(prefix):]
-    return None
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def judging_summary(top: Mapping[str, Mapping[str, list[str]]], relevant: Mapping[str, set[str]],
-                    judgments: Mapping[str, Mapping[str, dict]], *, run_id: str,
-                    start: Mapping[str, Mapping[str, dict]] | None = None, started: float | None = None,
-                    depth: int = DEPTH) -> dict[str, Any]:
-    """How far the labels cover what each system returned (the dict stored as ``RunResults.judging``).
-
-    Args:
-        top: role -> question id -> that system's ranked passage ids (the first ``depth`` are read), in the
-            run's role order; its questions are the evaluation questions.
-        relevant: question id -> the relevant passages (labels plus passages judged relevant).
-        judgments: question id -> passage id -> {relevant, found_by, at}: every judgment that counts.
-        run_id: the run (its ``found_by`` names).
-        start: the judgments when the run started (its copy); None: judged after ``started`` counts as new.
-        started: the run's start time (used without ``start``).
-
-    Returns:
-        ``has_judgments`` (some question of the run was judged on the bench or here), ``unjudged``
-        (role -> share of its top ``depth`` nobody judged), ``unjudged_counts`` (role -> [unjudged, shown]),
-        ``finds`` (distinct unjudged passages over all questions), ``pooled_from`` (the roles whose lists
-        the judgments came from), ``warning`` ("" when none), ``judged_since_run`` and
-        ``relevant_since_run``.
-    """
-    roles = list(top)
-    qids = list(next(iter(top.values()), {}))
-    counts: dict[str, list[int]] = {r: [0, 0] for r in roles}
-    finds: set[tuple[str, str]] = set()
-    pooled: set[str] = set()
-    has = False
-    since = since_relevant = 0
-    for q in qids:
-        mine = judgments.get(q, {})
-        has = has or bool(mine)
-        rel = relevant.get(q, set())
-        for r in roles:
-            ids = top[r].get(q, [])[:depth]
-            unjudged = [d for d in ids if d not in rel and d not in mine]
-            counts[r][0] += len(unjudged)
-            counts[r][1] += len(ids)
-            finds.update((q, d) for d in unjudged)
-        before = (start or {}).get(q, {})
-        for pid, j in mine.items():
-            pooled.update(r for r in (_role_of(n, run_id, roles) for n in j.get("found_by", [])) if r)
-            new = pid not in before if start is not None else (started is not None and j.get("at", 0) > started)
-            if new:
-                since += 1
-                since_relevant += bool(j.get("relevant"))
-    share = {r: (c[0] / c[1] if c[1] else 0.0) for r, c in counts.items()}
-    warning = ""
-    missing = [r for r in roles if r not in pooled and counts[r][0] > 0]
-    if has and missing:
-        worst = max(missing, key=lambda r: (share[r], -roles.index(r)))
-        src = [LISTS.get(r, f"{r}'s") for r in roles if r in pooled]
-        head = (f"The evaluation labels came only from {_and(src)} lists" if src else
-                "The evaluation labels came from none of these systems' lists (keyword search or earlier labels)")
-        whose = LISTS.get(worst, f"{worst}'s")
-        warning = f"{head}; {fmt_share(share[worst])} of {whose} top-{depth} was never judged: judge the new finds."
-    return {"has_judgments": has, "unjudged": share, "unjudged_counts": counts, "finds": len(finds),
-            "pooled_from": [r for r in roles if r in pooled], "warning": warning,
-            "judged_since_run": since, "relevant_since_run": since_relevant}
-
-
-def run_end_summary(run_dir: str | Path, ev: QADataset, systems: Mapping[str, RetrievalResult],
-                    run_id: str) -> dict[str, Any] | None:
-    """:func:`judging_summary` of a run that has just been scored (its judgments: the copy made when it
-    started). None, with a warning in the log, when that copy cannot be read: a run never fails for it."""
-    try:
-        start = read_json(Path(run_dir) / "data" / "judgments.json", {}) or {}
-        top = {role: dict(zip(r.query_ids, (ids[:DEPTH] for ids in r.ids))) for role, r in systems.items()}
-        relevant = {q: set(ev.relevant_docs.get(q, [])) for q in ev.query_ids}
-        return judging_summary(top, relevant, start, run_id=run_id, start=start)
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        logger.warning("judging summary of %s skipped: %s", run_id, exc)
-        return None
 
 
 @dataclass
@@ -267,11 +159,11 @@ def _load(store: Store, run_id: str) -> _RunState:
     if missing:
         raise DataError(f"{len(missing)} of this run's evaluation questions are no longer in its data "
                         f"(e.g. {missing[0]}): it cannot be judged or re-scored.")
-    start_path = run_dir / "data" / "judgments.json"
     try:
-        start = read_json(start_path, {}) if start_path.exists() else None
+        start = run_folder.judgments_at_start(run_dir)
     except ValueError as exc:
-        raise DataError(f"{start_path} is not valid JSON ({exc}): delete it to judge this run from its dataset's "
+        raise DataError(f"The judgments copied when run {run_id} started are not valid JSON ({exc}): delete "
+                        f"{run_dir / run_folder.DATA / run_folder.JUDGMENTS} to judge this run from its dataset's "
                         "judgments alone.") from exc
     current: dict = {}
     dataset_questions: dict[str, str] = {}
@@ -332,12 +224,11 @@ def _with_relevant(ev: QADataset, add: Mapping[str, set[str]]) -> QADataset:
 
 def _write_run_eval(st: _RunState, ev: QADataset) -> None:
     """The run's own copy of its evaluation split (runs made before copies read their dataset: nothing to do)."""
-    if (st.run_dir / "data" / "train.json").exists():
-        atomic_write_json(st.run_dir / "data" / "eval.json", ev.to_json())
+    run_folder.write_eval(st.run_dir, ev)
 
 
 def _write_results(st: _RunState, results: RunResults) -> None:
-    atomic_write_json(st.run_dir / "results.json", results.to_dict())
+    run_folder.write_results(st.run_dir, results)
 
 
 def record_finds(store: Store, run_id: str, marks: Mapping[tuple[str, str], bool]) -> dict[str, int]:
@@ -474,7 +365,7 @@ def rescore_run(store: Store, run_id: str) -> tuple[RunResults, RunResults]:
         after.judging = {**summary, "before_judging": first, "rescored": note, "rescored_at": time.time()}
         pq = per_query.copy()
         pq.insert(0, "question", [ev.queries[q] for q in pq.index])
-        atomic_write_bytes(st.run_dir / "per_query.csv", pq.to_csv().encode("utf-8"))
+        run_folder.write_per_query(st.run_dir, pq)
         _write_results(st, after)
         store.update_run(run_id, metrics=after.headline)
         _refresh_saved_views(store, run_id)

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.insight.results import load_results
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
 from core.tuning.spec import RunSpec
-from core.workspace.store import read_json
+from core.workspace.run_folder import load_results, read_status
 
 DEFAULT_BASE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the bundled base model is on the Hub
 
@@ -102,7 +101,7 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
     """The top of the bundle's README.md: method, base model, settings, scores and how to use it."""
     run_dir = Path(run_dir)
     spec = RunSpec.load(run_dir)
-    status = read_json(run_dir / "status.json", {}) or {}
+    status = read_status(run_dir)
     results = load_results(run_dir)
     what = {
         "full": "a fine-tuned sentence-transformers model (all weights updated)",

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from core.dataset import QADataset
-from core.insight.stats import paired_randomization
 from core.retrieval.embedding import EmbeddingCache, embedding_dim, load_model
 from core.retrieval.evaluation import RetrievalResult, evaluate_bm25, evaluate_dense, evaluate_hybrid
+from core.retrieval.stats import paired_randomization
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def run_comparison(store, run_id: str, reporter=None, device: str | None = None)
     """
     from core.retrieval.embedding import EmbeddingCache
     from core.tuning.spec import RunSpec
-    from core.workspace.store import atomic_write_json
+    from core.workspace.files import atomic_write_json
 
     spec = RunSpec.load(store.run_dir(run_id))
     _, ev = store.snapshot_run_data(run_id, store.get_run(run_id)["dataset_id"])

@@ -21,7 +21,8 @@ import pandas as pd
 from core.dataset import QADataset
 from core.generate.pairs import origin_summary, origin_warning
 from core.insight.judging import RESCORED_PREFIX, unjudged_lines
-from core.insight.results import RunResults
+from core.retrieval.results import RunResults
+from core.workspace.run_folder import MODEL, artifact
 from core.workspace.store import Store
 
 LIBRARIES = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "umap-learn", "plotly",
@@ -290,7 +291,7 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
               f'<p class="muted">The whole run took {results.total_seconds / 60:.1f} min.</p>',
               "<h2>Library versions</h2>",
               _table(pd.DataFrame({"version": _versions()}))]
-    card = store.run_dir(run_id) / "model" / "README.md"
+    card = artifact(store.run_dir(run_id), MODEL) / "README.md"
     if card.exists():
         parts += ["<h2>Model card</h2>",
                   "<details><summary>The tuned model's README.md (sentence-transformers model card with this "

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.insight.results import load_results, load_vectors
 from core.tuning.spec import RunSpec
+from core.workspace.run_folder import load_results, load_vectors
 
 logger = logging.getLogger(__name__)
 

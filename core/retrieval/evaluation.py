@@ -31,6 +31,8 @@ from core.retrieval.windows import maxp_search, split_windows
 
 logger = logging.getLogger(__name__)
 
+PASSAGE_TOKENS = 512  # the default token limit passages are read at for search (the run spec's Scoring default)
+
 Progress = Callable[[int, int, str], None]  # (done, total, unit), e.g. (120, 395, "passages")
 
 

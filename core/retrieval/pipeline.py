@@ -5,10 +5,10 @@ questions, and the lab's question is whether the best one *with* tuning beats th
 *without* it. Every reader works from this one description:
 
 - ``core.tuning.runs`` builds the run's pipelines (``standard_pipelines``) and scores each;
-- ``core.insight.results`` stores each system's ``Pipeline`` beside its metrics, refuses a
+- ``core.retrieval.results`` stores each system's ``Pipeline`` beside its metrics, refuses a
   comparison whose two hybrids had their fusion decided differently (``fusion_unfair``), and picks
   the best pipeline on each side by one rule (``best_of``);
-- ``core.insight.stats.pipeline_verdict`` names the pipeline to deploy and what tuning added;
+- ``core.retrieval.stats.pipeline_verdict`` names the pipeline to deploy and what tuning added;
 - ``core.insight.export`` ships the recommended pipeline whole.
 
 Stages, in order:

@@ -27,7 +27,7 @@ from core.tuning.vectorfit import (
     split_indices,
     tie_order,
 )
-from core.workspace.store import atomic_write_bytes
+from core.workspace.files import atomic_write_bytes
 
 # Defaults of fit_linear_adapter, each with the reason it was picked (the run spec's AdapterSettings
 # carries the same defaults with their help text for the pages).

@@ -25,6 +25,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from core.workspace import run_folder
 from core.workspace.jobs import Cancelled, Reporter
 
 logger = logging.getLogger(__name__)
@@ -114,15 +115,14 @@ def launch(run_dir: str | Path, nproc: int, cache_path: str | Path, reporter: Re
 
 def worker(run_dir: Path, cache_path: Path, resume: bool) -> None:
     """One torchrun process: the run's full fine-tune (rank 0 reports, saves and writes train_info.json)."""
-    from core.dataset import QADataset
     from core.retrieval.embedding import EmbeddingCache
     from core.tuning.full import train_full
     from core.tuning.holdout import split_validation
     from core.tuning.spec import RunSpec
-    from core.workspace.store import atomic_write_json, read_json
+    from core.workspace.files import atomic_write_json
 
     spec = RunSpec.load(run_dir)
-    train = QADataset.from_json(read_json(run_dir / "data" / "train.json"))
+    train, _ = run_folder.read_data(run_dir)
     train_part, _ = split_validation(train, spec.scoring.validation_share, spec.seed)  # held out, as in one process
     reporter = _EventPrinter() if rank() == 0 else Reporter()
     if rank() == 0:

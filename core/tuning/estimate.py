@@ -22,6 +22,7 @@ from core.dataset import QADataset
 from core.retrieval.rerank import estimate_seconds as rerank_seconds
 from core.tuning.holdout import VAL_CORPUS_CAP, split_validation
 from core.tuning.spec import RunSpec
+from core.workspace.jobs import fmt_duration
 
 WORDS_TO_TOKENS = 1.3  # subword tokens per whitespace word in English prose (WordPiece)
 ENCODE_SECONDS_PER_TOKEN = 3.8e-4  # inference, 2 cores (measured: see the module docstring)
@@ -151,16 +152,3 @@ def _windows_per_passage(texts, cap: int, sample: int = TOKEN_SAMPLE) -> float:
     body = max(cap - SPECIAL_TOKENS, 1)
     stride = max(body - min(WINDOW_OVERLAP, body // 2), 1)
     return sum(1 + max(0, math.ceil((_count(t) - 2 - body) / stride)) for t in picked) / max(len(picked), 1)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """'12 s', 'about 4 min', 'about 1 h 10 min'; '' for None."""
-    if seconds is None:
-        return ""
-    s = max(0, int(round(seconds)))
-    if s < 60:
-        return f"{s} s"
-    minutes = round(s / 60)
-    if minutes < 60:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60} min"  # 7,190 s: "about 2 h 0 min", not "1 h 60 min"

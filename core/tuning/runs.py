@@ -4,8 +4,8 @@
 ``config.json``). Every dense system is scored at the spec's passage token limit through
 ``core.retrieval.evaluation`` (base and tuned alike), the validation hold-out is removed from
 the fit of every method and picks the hybrid's fusion, and the results are written once
-(``core.insight.results``). A shoot-out runs several of these (``core.tuning.shootout``);
-``core.tuning.execute`` dispatches between the two.
+(``core.retrieval.results``). A shoot-out runs several of these (``core.tuning.shootout``);
+``core.execute`` dispatches between the two.
 
 Files written into the run folder besides the results: ``model/`` (full fine-tune),
 ``adapter.npz`` (adapter), ``nudged.npy`` + ``nudged_ids.json`` (NUDGE).
@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from core.dataset import DataError, QADataset, question_origin
-from core.insight.judging import run_end_summary
-from core.insight.results import RunResults, build_results, load_results, save_results
 from core.retrieval.backends import backend_of, with_backend
+from core.retrieval.coverage import run_end_summary
 from core.retrieval.embedding import EmbeddingCache, load_model
 from core.retrieval.evaluation import (
     Conditions,
@@ -41,13 +40,16 @@ from core.retrieval.evaluation import (
 from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import DenseIndex, Ranking
 from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
+from core.retrieval.results import RunResults, build_results
 from core.tuning.adapter import LinearAdapter, fit_linear_adapter
 from core.tuning.holdout import split_validation
 from core.tuning.nudge import nudge, nudge_applies, replace_nudged
 from core.tuning.rerank_stage import rerank_stage
 from core.tuning.spec import RunSpec
+from core.workspace.files import atomic_save_npy, atomic_write_json, read_json
 from core.workspace.jobs import Reporter
-from core.workspace.store import Store, atomic_save_npy, atomic_write_json, read_json
+from core.workspace.run_folder import judgments_at_start, load_results, save_results
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -349,7 +351,10 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
                                        question_origin=eval_origin(store, run["dataset_id"], ev),
                                        total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds,
                                        pipelines=pipes, val_scores=val_scores, n_val=len(val) if val else 0)
-    results.judging = run_end_summary(run_dir, ev, systems, run_id)  # unjudged share of each system's top 10
+    try:  # the unjudged share of each system's top 10; a run never fails for it
+        results.judging = run_end_summary(judgments_at_start(run_dir) or {}, ev, systems, run_id)
+    except (OSError, ValueError) as exc:
+        logger.warning("judging summary of %s skipped: %s", run_id, exc)
     save_results(run_dir, results, per_query, ev.queries, systems)
     if spec.method == "full":
         from core.tuning.full import append_model_card_metrics

@@ -18,8 +18,9 @@ import pandas as pd
 
 from core.tuning.runs import create_run, load_spec, run_method
 from core.tuning.spec import TUNING_METHODS
+from core.workspace.files import atomic_write_json, read_json
 from core.workspace.jobs import Cancelled, Reporter
-from core.workspace.store import Store, atomic_write_json, read_json
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -22,13 +22,14 @@ field, as sentence-transformers' training arguments do; forms read it from there
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from core.retrieval.backends import BACKENDS, Backend
+from core.retrieval.evaluation import PASSAGE_TOKENS
 from core.retrieval.rerank import RerankSettings
+from core.workspace.run_folder import read_config
 
 Method = Literal["full", "adapter", "nudge", "shootout", "models"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -76,7 +77,7 @@ class Scoring:
     """Conditions shared by every system a run scores (base, tuned, BM25, hybrid)."""
 
     passage_tokens: int = setting(
-        512,
+        PASSAGE_TOKENS,
         "Tokens per passage when encoding for search, for the base and the tuned model alike (a fair "
         "comparison needs the same limit on both sides). Longer passages are cut here; 512 reads ~2,000 "
         "characters of English.",
@@ -367,7 +368,7 @@ class RunSpec:
     @classmethod
     def load(cls, run_dir: str | Path) -> RunSpec:
         """The spec saved in a run folder's config.json."""
-        return cls.from_dict(json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")))
+        return cls.from_dict(read_config(run_dir))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:

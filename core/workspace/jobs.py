@@ -33,16 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.workspace.store import (
-    Store,
-    append_jsonl,
-    atomic_write_json,
-    disk_problem,
-    read_json,
-    read_jsonl,
-    reserve_ending,
-    write_ending,
-)
+from core.workspace import run_folder
+from core.workspace.files import disk_problem
+from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +192,7 @@ class Job(Reporter):
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._state = Snapshot(run_id=run_id)
-        self._progress_file = store.run_dir(run_id) / "progress.jsonl"
+        self._run_dir = store.run_dir(run_id)
         self.thread: threading.Thread | None = None
 
     # -- reporter side (worker thread) --
@@ -209,7 +202,7 @@ class Job(Reporter):
                 setattr(self._state, k, v)
 
     def _log(self, kind: str, **payload: Any) -> None:
-        append_jsonl(self._progress_file, {"t": time.time(), "kind": kind, **payload})
+        run_folder.append_progress(self._run_dir, {"t": time.time(), "kind": kind, **payload})
 
     def phase(self, name: str, message: str = "") -> None:
         self._set(phase=name, message=message, step=0, total=0, unit="steps", phase_started=time.time(), samples=[])
@@ -274,7 +267,7 @@ class Job(Reporter):
         beat = threading.Thread(target=self._heartbeat, name=f"heartbeat-{self.run_id}", daemon=True)
         try:
             now = time.time()
-            reserve_ending(self.store.run_dir(self.run_id))
+            run_folder.reserve_ending(self._run_dir)
             self.store.update_run(self.run_id, status="running", started=now, heartbeat=now, pid=os.getpid(),
                                   error=None)
             self._set(status="running", started=now)
@@ -287,7 +280,7 @@ class Job(Reporter):
             logger.error("run %s failed: %s", self.run_id, exc)
             message = disk_problem(exc) or f"{type(exc).__name__}: {exc}"
             try:
-                atomic_write_json(self.store.run_dir(self.run_id) / "error.json", {"error": message, "traceback": tb})
+                run_folder.write_error(self._run_dir, message, tb)
             except Exception:  # noqa: BLE001 - e.g. the disk is full: the ending file and the snapshot still say it
                 logger.warning("could not write error.json of %s", self.run_id, exc_info=True)
             self._finish("failed", error=message, traceback=tb)
@@ -307,7 +300,7 @@ class Job(Reporter):
         headline = getattr(kw.get("result"), "headline", None)
         if isinstance(headline, dict):
             fields["metrics"] = headline
-        write_ending(self.store.run_dir(self.run_id), status, kw.get("error"))  # in place: works on a full disk
+        run_folder.write_ending(self._run_dir, status, kw.get("error"))  # in place: works on a full disk
         try:
             self.store.update_run(self.run_id, **fields)
             self._log("end", status=status, error=kw.get("error"))
@@ -316,7 +309,7 @@ class Job(Reporter):
             logger.error("run %s: could not record its end (%s)", self.run_id, problem or exc)
             if status != "failed" and problem:  # finished, but its results may be incomplete: say so
                 status, kw = "failed", {**kw, "error": problem}
-                write_ending(self.store.run_dir(self.run_id), status, problem)
+                run_folder.write_ending(self._run_dir, status, problem)
         finally:
             self._set(status=status, ended=now, phase=status if status == "done" else self._state.phase, **kw)
 
@@ -439,7 +432,7 @@ def history_from_files(store: Store, run_id: str) -> Snapshot:
     run = store.get_run(run_id)
     snap = Snapshot(run_id=run_id, status=run["status"], started=run.get("started"), ended=run.get("ended"),
                     error=run.get("error"))
-    for ev in read_jsonl(store.run_dir(run_id) / "progress.jsonl"):
+    for ev in run_folder.read_progress(store.run_dir(run_id)):
         kind = ev.get("kind")
         if kind == "phase":
             snap.phase, snap.message = ev["phase"], ev.get("message", "")
@@ -452,7 +445,20 @@ def history_from_files(store: Store, run_id: str) -> Snapshot:
     if snap.status == "done":
         snap.phase = "done"
     if snap.status == "failed":
-        err = read_json(store.run_dir(run_id) / "error.json", {}) or {}
+        err = run_folder.read_error(store.run_dir(run_id))
         snap.traceback = err.get("traceback")
         snap.error = snap.error or err.get("error")
     return snap
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """'12 s', 'about 4 min', 'about 1 h 10 min'; '' for None."""
+    if seconds is None:
+        return ""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    minutes = round(s / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min"  # 7,190 s: "about 2 h 0 min", not "1 h 60 min"

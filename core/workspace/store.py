@@ -20,8 +20,6 @@ safe to share between threads (the UI's job thread and page scripts).
 
 from __future__ import annotations
 
-import errno
-import io
 import json
 import logging
 import os
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from core.dataset import DataError, QADataset
+from core.workspace import run_folder
+from core.workspace.files import OWNER_ONLY_DIR, atomic_write_json, owner_only, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -59,122 +59,10 @@ _MIGRATIONS = (  # catalogs made before these columns existed
 )
 
 
-OWNER_ONLY_FILE = 0o600
-OWNER_ONLY_DIR = 0o700
-
-
-def owner_only(path: str | Path) -> None:
-    """Make ``path`` readable by its owner only (0600 for a file, 0700 for a folder): the workspace's policy."""
-    p = Path(path)
-    os.chmod(p, OWNER_ONLY_DIR if p.is_dir() else OWNER_ONLY_FILE)
-
-
 def default_root() -> Path:
     """``$ETL_WORKSPACE`` if set, else ``workspace/`` beside the core package."""
     env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "workspace"
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_npy(path: str | Path, array: Any) -> None:
-    """``np.save`` of ``array`` (no pickle) through :func:`atomic_write_bytes`: never half-written."""
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-DISK_FULL = "no space left on the workspace disk"
-ENDING_FILE = "ending.json"  # reserved at a run's start, overwritten in place at its end (see reserve_ending)
-ENDING_BYTES = 4096
-
-
-def disk_problem(exc: BaseException) -> str | None:
-    """A user message when ``exc`` (or its cause) says the workspace disk is full; else None.
-
-    ``OSError`` ENOSPC / EDQUOT, and SQLite's "database or disk is full" or "disk I/O error" (what a
-    WAL database says when its disk fills up).
-    """
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return f"{DISK_FULL} ({e.strerror or e}). Free some space (delete old runs or the cache folder) and run again."
-        if isinstance(e, sqlite3.OperationalError) and ("disk is full" in str(e) or "disk I/O error" in str(e)):
-            return f"{DISK_FULL} (the catalog could not be written: {e}). Free some space (delete old runs or the " \
-                   "cache folder) and run again."
-        e = e.__cause__ or e.__context__
-    return None
-
-
-def reserve_ending(run_dir: str | Path) -> None:
-    """Write the run's ending file (:data:`ENDING_BYTES` of blanks) while there is space, so its end can be
-    recorded later by overwriting it in place (:func:`write_ending`) even when the disk has filled up."""
-    atomic_write_bytes(Path(run_dir) / ENDING_FILE, b" " * ENDING_BYTES)
-
-
-def write_ending(run_dir: str | Path, status: str, error: str | None) -> bool:
-    """Record how a run ended in its reserved ending file, in place (no new disk block); False if it cannot."""
-    path = Path(run_dir) / ENDING_FILE
-    blob = json.dumps({"status": status, "error": error, "at": time.time()}, ensure_ascii=False).encode("utf-8")
-    if not path.exists() or len(blob) > ENDING_BYTES:
-        return False
-    try:
-        with open(path, "r+b") as fh:
-            fh.write(blob + b" " * (ENDING_BYTES - len(blob)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return True
-    except OSError:
-        return False
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
-
-
-def read_json(path: str | Path, default: Any = None) -> Any:
-    p = Path(path)
-    if not p.exists():
-        return default
-    return json.loads(p.read_text(encoding="utf-8"))
-
-
-def append_jsonl(path: str | Path, obj: Any) -> None:
-    """Append one JSON line (a single write call, so a reader never sees half a line)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[Any]:
-    """All complete lines of a JSONL file (a torn last line is ignored)."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "workspace"
 
 
 def _new_id(prefix: str) -> str:
@@ -314,22 +202,14 @@ class Store:
         judgments (``judgments.json``) are copied too: what was judged when the run started, told apart from what
         is judged later (``core.insight.judging``)."""
         train, ev = self.load_dataset(dataset_id)
-        d = self.run_dir(run_id) / "data"
-        atomic_write_json(d / "train.json", train.to_json())
-        if ev is not None:
-            atomic_write_json(d / "eval.json", ev.to_json())
         judged = self.dataset_dir(dataset_id) / "judgments.json"
-        if judged.exists():
-            atomic_write_bytes(d / "judgments.json", judged.read_bytes())
+        run_folder.write_data(self.run_dir(run_id), train, ev, judged.read_bytes() if judged.exists() else None)
         return train, ev
 
     def run_data(self, run_id: str) -> tuple[QADataset, QADataset | None]:
         """The (train, eval) a run was made on: its own copy, else (runs made before copies) its dataset."""
-        d = self.run_dir(run_id) / "data"
-        if (d / "train.json").exists():
-            ev = read_json(d / "eval.json")
-            return QADataset.from_json(read_json(d / "train.json")), (QADataset.from_json(ev) if ev else None)
-        return self.load_dataset(self.get_run(run_id)["dataset_id"])
+        own = run_folder.read_data(self.run_dir(run_id))
+        return own if own is not None else self.load_dataset(self.get_run(run_id)["dataset_id"])
 
     def dataset_report(self, ds_id: str) -> dict:
         return read_json(self.dataset_dir(ds_id) / "report.json", {})
@@ -345,7 +225,7 @@ class Store:
         run_id = _new_id("run-")
         d = self.run_dir(run_id)
         d.mkdir(parents=True, mode=OWNER_ONLY_DIR)
-        atomic_write_json(d / "config.json", {**config, "method": method, "dataset_id": dataset_id})
+        run_folder.write_config(d, {**config, "method": method, "dataset_id": dataset_id})
         with closing(self._connect()) as con, con:
             con.execute(
                 "INSERT INTO runs (id, name, dataset_id, method, status, created, pid, config)"
@@ -370,7 +250,7 @@ class Store:
             con.execute(
                 f"UPDATE runs SET {', '.join(f'{k}=?' for k in vals)} WHERE id=?", (*vals.values(), run_id)
             )
-        atomic_write_json(self.run_dir(run_id) / "status.json", self.get_run(run_id))
+        run_folder.write_status(self.run_dir(run_id), self.get_run(run_id))
 
     def get_run(self, run_id: str) -> dict:
         with closing(self._connect()) as con:
@@ -419,7 +299,7 @@ class Store:
                 continue
             seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
             try:
-                ending = json.loads((self.run_dir(r["id"]) / ENDING_FILE).read_text(encoding="utf-8") or "{}")
+                ending = run_folder.read_ending(self.run_dir(r["id"]))
             except (OSError, json.JSONDecodeError):
                 ending = {}
             if ending.get("status") in ("done", "failed", "cancelled"):  # it ended, but the catalog missed it

@@ -75,7 +75,7 @@ def tiny_dataset(workspace):
 
 def make_finished_run(store, ds_id: str, name: str = "tiny adapter") -> str:
     """A finished adapter run on ``ds_id``, made by core directly (as a job would)."""
-    from core.tuning.execute import execute
+    from core.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.spec import RunSpec
     from core.workspace.jobs import Job

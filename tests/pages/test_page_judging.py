@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.generate.judgments import load_judgments, record_judgments
-from core.insight.judging import found_by_name, unjudged_finds
-from core.insight.results import load_results
+from core.insight.judging import unjudged_finds
+from core.retrieval.coverage import found_by_name
+from core.workspace.run_folder import load_results
 from tests.pages.conftest import make_finished_run, open_app, texts
 from ui import judging as ui_judging
 from ui import state

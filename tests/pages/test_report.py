@@ -51,9 +51,9 @@ def test_report_unknown_run(finished_run, capsys):
 def test_every_finished_run_gets_its_report(way, tmp_path):
     """However a run's dataset and run were made, its report builds (the CLI's --train/--eval run crashed)."""
     from core.cli import _dataset_from_files
+    from core.execute import execute
     from core.insight.report import build_report
     from core.sample import ensure_sample
-    from core.tuning.execute import execute
     from core.tuning.runs import create_run
     from core.tuning.shootout import load_shootout
     from core.tuning.spec import RunSpec

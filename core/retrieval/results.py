@@ -1,5 +1,5 @@
-"""The results of a run: one typed object, written once by the run, read by every view through
-``load_results``.
+"""The results of a run: one typed object, written once by the run (``core.workspace.run_folder``
+saves and reads it), read by every view.
 
 Systems are named by role, never by position; each is a deployable pipeline
 (``core.retrieval.pipeline``):
@@ -12,20 +12,7 @@ Systems are named by role, never by position; each is a deployable pipeline
 the validation hold-out), ``recommended`` which to deploy; the comparison of the two best is
 the headline (``headline_delta``), the dense-only comparison comes second.
 
-Files in the run folder (written by ``save_results``):
-
-    results.json     ``RunResults.to_dict()``: per system its display name, metrics, seconds and
-                     the conditions it was measured under; comparisons, verdict, fusion, training
-    per_query.csv    one row per evaluation question: question, then '<role>|<metric>' columns
-    rankings.json    {role: {question id: [[top-10 passage ids], [scores]]}}
-    rankings_deep.npz  every system's top 100 passage ids per question (no scores), so a run can be re-scored
-                     on every metric once more passages are judged (``core.insight.judging``): ``query_ids``,
-                     ``passage_ids`` (the ids that occur) and per role ``rank_<role>``, (questions, 100) int32
-                     indices into ``passage_ids``, -1 past a shorter ranking. Runs saved before it are
-                     re-scored from rankings.json (the @10 metrics only)
-    vectors/         base_q.npy, base_d.npy, tuned_q.npy, tuned_d.npy (+ base_w, tuned_w, owner when passages
-                     were windowed): the vectors the map and free-text search reuse, memory-mapped on reading
-                     (``load_vectors``), so a run over 100k passages opens without reading them all
+The files they are saved in are described in ``core.workspace.run_folder``.
 
 ``RunResults.table()`` is the one metrics table (systems x metrics); the pages, the CLI, the
 report and the export only format it. ``RunResults.fairness_problems()`` lists any condition
@@ -38,14 +25,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from core.insight import stats
-from core.npyio import load_npy, load_npz
+from core.retrieval import stats
 from core.retrieval.evaluation import Conditions, RetrievalResult, unfair
 from core.retrieval.fusion import FusionChoice
 from core.retrieval.metrics import HEADLINE, metrics_frame
@@ -58,15 +42,11 @@ from core.retrieval.pipeline import (
     fusion_unfair,
     legacy_pipeline,
 )
-from core.workspace.store import atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
 DENSE_ROLES = ("base", "tuned")
 LEGACY_ORDER = ("base", "tuned", "bm25", "hybrid")  # systems by position, in results saved before roles
-TOP_SAVED = 10  # ranked docs per question kept in rankings.json for the comparison pages
-DEEP_SAVED = 100  # ranked passage ids per question kept in rankings_deep.npz (re-scoring: MAP@100)
-DEEP_FILE = "rankings_deep.npz"
 PER_QUERY_COLUMNS = ("gold_rank", "Accuracy@10", "MRR@10", "nDCG@10")
 NOT_RECORDED = "not recorded"
 
@@ -323,138 +303,3 @@ def per_query_frame(systems: dict[str, RetrievalResult]) -> pd.DataFrame:
         f.columns = [f"{role}|{c}" for c in f.columns]
         frames.append(f)
     return pd.concat(frames, axis=1)
-
-
-def save_results(run_dir: str | Path, results: RunResults, per_query: pd.DataFrame, questions: dict[str, str],
-                 systems: dict[str, RetrievalResult]) -> None:
-    """Write results.json, per_query.csv, rankings.json and vectors/ (see the module docstring)."""
-    run_dir = Path(run_dir)
-    pq = per_query.copy()
-    pq.insert(0, "question", [questions[q] for q in pq.index])
-    atomic_write_bytes(run_dir / "per_query.csv", pq.to_csv().encode("utf-8"))
-    base, tuned = systems.get("base"), systems.get("tuned")
-    if base is not None and tuned is not None and base.vectors is not None and tuned.vectors is not None:
-        arrays = {"base_q": base.vectors[0], "base_d": base.vectors[1], "tuned_q": tuned.vectors[0],
-                  "tuned_d": tuned.vectors[1]}
-        if base.windows is not None and tuned.windows is not None:  # windowed passages: search by best window
-            arrays |= {"base_w": base.windows[0], "tuned_w": tuned.windows[0], "owner": base.windows[1]}
-        save_vectors(run_dir, arrays)
-    rankings = {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
-                       for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
-    atomic_write_json(run_dir / "rankings.json", rankings)
-    save_deep_rankings(run_dir, {role: dict(zip(r.query_ids, r.ids)) for role, r in systems.items()})
-    atomic_write_json(run_dir / "results.json", results.to_dict())
-
-
-def save_deep_rankings(run_dir: str | Path, rankings: dict[str, dict[str, list[str]]]) -> None:
-    """rankings_deep.npz: each role's top ``DEEP_SAVED`` passage ids per question (see the module docstring)."""
-    roles = list(rankings)
-    qids = list(next(iter(rankings.values()), {}))
-    vocab = list(dict.fromkeys(d for r in roles for q in qids for d in rankings[r].get(q, [])[:DEEP_SAVED]))
-    row = {d: i for i, d in enumerate(vocab)}
-    arrays = {"query_ids": np.array(qids, dtype=str), "passage_ids": np.array(vocab, dtype=str)}
-    for r in roles:
-        m = np.full((len(qids), DEEP_SAVED), -1, dtype=np.int32)
-        for i, q in enumerate(qids):
-            ids = rankings[r].get(q, [])[:DEEP_SAVED]
-            m[i, :len(ids)] = [row[d] for d in ids]
-        arrays[f"rank_{r}"] = m
-    path = Path(run_dir) / DEEP_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    tmp.replace(path)
-
-
-def load_deep_rankings(run_dir: str | Path) -> dict[str, dict[str, list[str]]] | None:
-    """{role: {question id: [top-100 passage ids]}} from rankings_deep.npz; None for runs saved before it."""
-    path = Path(run_dir) / DEEP_FILE
-    if not path.exists():
-        return None
-    z = load_npz(path)
-    qids, vocab = [str(q) for q in z["query_ids"]], z["passage_ids"]
-    out = {}
-    for key, m in z.items():
-        if key.startswith("rank_"):
-            out[key[5:]] = {q: vocab[row[row >= 0]].tolist() for q, row in zip(qids, m)}
-    return out
-
-
-VECTOR_NAMES = ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner")
-
-
-def save_vectors(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """One .npy file per array under ``run_dir/vectors/`` (each written whole, then renamed)."""
-    folder = Path(run_dir) / "vectors"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, arr in arrays.items():
-        tmp = folder / f".{name}.npy.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
-        tmp.replace(folder / f"{name}.npy")
-
-
-def load_vectors(run_dir: str | Path) -> dict[str, np.ndarray] | None:
-    """A run's saved vectors, memory-mapped (read lazily from disk); None when it has none. Runs saved
-    before vectors/ existed have one vectors.npz, read whole."""
-    folder = Path(run_dir) / "vectors"
-    if (folder / "base_d.npy").exists():
-        return {n: load_npy(folder / f"{n}.npy", mmap=True) for n in VECTOR_NAMES
-                if (folder / f"{n}.npy").exists()}
-    legacy = Path(run_dir) / "vectors.npz"
-    if legacy.exists():
-        with np.load(legacy, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files if k in VECTOR_NAMES}
-    return None
-
-
-def load_results(run_dir: str | Path) -> RunResults | None:
-    """The results of a run folder (None when it has none); older formats are upgraded in place."""
-    run_dir = Path(run_dir)
-    d = read_json(run_dir / "results.json")
-    if d is None:
-        return None
-    if d.get("format") != 2:
-        d = _upgrade_legacy(run_dir, d)
-    return RunResults.from_dict(d)
-
-
-def load_per_query(run_dir: str | Path) -> pd.DataFrame:
-    """per_query.csv: 'question', then '<role>|<metric>' columns; question ids stay text."""
-    path = Path(run_dir) / "per_query.csv"
-    first = pd.read_csv(path, nrows=0).columns[0]
-    return pd.read_csv(path, index_col=0, dtype={first: str})
-
-
-def load_rankings(run_dir: str | Path) -> dict[str, dict[str, list]]:
-    return read_json(Path(run_dir) / "rankings.json", {}) or {}
-
-
-def _upgrade_legacy(run_dir: Path, d: dict) -> dict:
-    """Results saved by position ('order': [base, tuned, BM25, hybrid]) -> roles; files rewritten once."""
-    order = list(d.get("order") or d.get("systems", {}))
-    roles = dict(zip(order, LEGACY_ORDER))
-    unknown = Conditions(int(d.get("n_eval_passages") or 0), NOT_RECORDED, int(d.get("n_eval_questions") or 0),
-                         NOT_RECORDED)
-    systems = {roles[n]: {"name": n, "metrics": {k: v for k, v in m.items() if k != "seconds"},
-                          "seconds": m.get("seconds", 0.0), "conditions": unknown.to_dict()}
-               for n, m in d.get("systems", {}).items() if n in roles}
-    info = d.get("info", {}) or {}
-    comps = [{**c, "a": roles.get(c["a"], c["a"]), "b": roles.get(c["b"], c["b"])} for c in d.get("comparisons", [])]
-    new = {"format": 2, "method": info.get("method", "?"), "systems": systems, "comparisons": comps,
-           "verdict": d.get("verdict", ""),
-           "fusion": FusionChoice.from_dict({**info["fusion"], "fixed": False}).to_dict() if info.get("fusion") else None,
-           "training": [], "question_origin": "as uploaded", "total_seconds": info.get("total_seconds", 0.0),
-           "notes": ["Saved before runs recorded their conditions (passage token limits were not recorded)."]}
-    pq_path = run_dir / "per_query.csv"
-    if pq_path.exists():
-        pq = load_per_query(run_dir)
-        pq.columns = [c if "|" not in c else f"{roles.get(c.split('|')[0], c.split('|')[0])}|{c.split('|')[1]}"
-                      for c in pq.columns]
-        atomic_write_bytes(pq_path, pq.to_csv().encode("utf-8"))
-    rankings = load_rankings(run_dir)
-    if rankings:
-        atomic_write_json(run_dir / "rankings.json", {roles.get(k, k): v for k, v in rankings.items()})
-    atomic_write_json(run_dir / "results.json", new)
-    logger.info("upgraded %s/results.json to the role-keyed format", run_dir.name)
-    return new

@@ -2,13 +2,15 @@
 
 ``execute(store, run_id)`` reads the run's spec and runs it: a shoot-out through
 ``core.tuning.shootout``, a base-model comparison through ``core.insight.models``, any other method
-through ``core.tuning.runs``. (Keeping the dispatch
-here leaves no import cycle between the two.)
+through ``core.tuning.runs``; with ``prepare_views`` it also draws the run's maps
+(``core.insight.explore``). It sits above both packages, so neither imports the other's way up.
 """
 
 from __future__ import annotations
 
-from core.insight.results import RunResults
+from core.insight.explore import open_run
+from core.insight.models import run_comparison
+from core.retrieval.results import RunResults
 from core.tuning.runs import load_spec, run_method
 from core.tuning.shootout import ShootoutResults, run_shootout
 from core.workspace.jobs import Reporter
@@ -26,15 +28,11 @@ def execute(store: Store, run_id: str, reporter: Reporter | None = None, device:
     """
     spec = load_spec(store, run_id)
     if spec.method == "models":
-        from core.insight.models import run_comparison
-
         return run_comparison(store, run_id, reporter, device=device)
     if spec.method == "shootout":
         return run_shootout(store, run_id, reporter, device=device)
     results = run_method(store, run_id, reporter, device=device, resume=resume)
     if prepare_views:
-        from core.insight.explore import open_run
-
         reporter = reporter or Reporter()
         reporter.phase("saving", "Drawing the maps and scoring smaller vectors for the Map and Compare pages")
         open_run(store, run_id).prepare(progress=lambda m, f: reporter.progress(int(f * 100), 100, "% of the maps"))

@@ -104,9 +104,9 @@ def _done(run_id: str, method: str) -> None:
     widgets.metrics_table(results, key=f"etl_train_table_{run_id}")
     widgets.verdict_panel(results, key=f"etl_train_ci_{run_id}")
     c = st.columns(3)
-    c[0].page_link("pages/3_Embedding_map.py", label="See the embedding maps", icon=":material/scatter_plot:")
-    c[1].page_link("pages/4_Compare.py", label="Compare question by question", icon=":material/compare_arrows:")
-    c[2].page_link("pages/5_Runs.py", label="Download the tuned model", icon=":material/download:")
+    c[0].page_link("pages/4_Embedding_map.py", label="See the embedding maps", icon=":material/scatter_plot:")
+    c[1].page_link("pages/5_Compare.py", label="Compare question by question", icon=":material/compare_arrows:")
+    c[2].page_link("pages/6_Runs.py", label="Download the tuned model", icon=":material/download:")
 
 
 def _progress(snap) -> None:

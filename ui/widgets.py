@@ -135,7 +135,7 @@ def require_run() -> Any:
         st.info(
             "No finished run yet: launch one on the **Train** page (the sample dataset takes a few minutes)."
         )
-        st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("pages/3_Train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
     try:
         return get_run_view(run_id)

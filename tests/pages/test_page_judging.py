@@ -28,7 +28,7 @@ def test_judge_one_question_save_and_rescore(bench_run):
     n_finds = before.judging["finds"]
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
-    at.switch_page("pages/4_Compare.py").run()
+    at.switch_page("pages/5_Compare.py").run()
     assert not at.exception
     shown = texts(at)
     assert "that nobody judged, counted as not relevant" in shown

@@ -11,7 +11,7 @@ from ui import state
 def _train_page(ds_id: str):
     at = open_app()
     at.session_state[state.DATASET_KEY] = ds_id
-    at.switch_page("pages/2_Train.py").run()
+    at.switch_page("pages/3_Train.py").run()
     assert not at.exception
     return at
 

@@ -14,7 +14,7 @@ from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run
 from core.tuning.spec import LAUNCHABLE, METHOD_LABELS, ModelsSettings, RunSpec, Scoring, field_help
 from ui import resources as res
-from ui import run_panel, state, widgets
+from ui import state, train, widgets
 
 SEED_KEPT = "etl_cfg_seed__chosen"  # the seed chosen under Advanced settings, kept while it is closed
 ADVISED_KEY = "etl_cfg_method__advised"  # the dataset whose generated questions preselected the method
@@ -59,7 +59,7 @@ def choose_model(ds_id: str, ds_name: str) -> None:
                 st.error(widgets.plain(str(exc)))
                 return
             spec = RunSpec.for_method("models", candidates=names)
-            run_panel.launch(create_run(store, ds_id, spec, name=f"{ds_name} · which base model?"))
+            train.launch(create_run(store, ds_id, spec, name=f"{ds_name} · which base model?"))
 
 
 def launch_form(ds_id: str) -> None:
@@ -141,7 +141,7 @@ def launch_form(ds_id: str) -> None:
         except ValueError as exc:
             st.error(widgets.plain(str(exc)))
             return
-        run_panel.launch(create_run(store, ds_id, spec, name=name.strip() or None))
+        train.launch(create_run(store, ds_id, spec, name=name.strip() or None))
 
 
 def rerank_form() -> RerankSettings | None:
@@ -193,6 +193,6 @@ with st.container(border=True):
 st.subheader("Current run")
 current = shown_run()
 if current:
-    run_panel.live_panel(current)
+    train.live_panel(current)
 else:
     st.info("No run yet: launch one above.")

@@ -9,7 +9,7 @@ import streamlit as st
 from core.csvsafe import safe_frame
 from core.insight.explore import fmt_rank, ranks_table, search_table
 from core.insight.plots import metric_bars, quality_by_dimension_chart, rank_scatter
-from ui import judging, state, widgets
+from ui import compare, state, widgets
 from ui import resources as res
 
 FILTERS = {"all": "All questions", "improved": "Improved", "worsened": "Worsened", "same": "Unchanged"}
@@ -29,7 +29,7 @@ results = view.results
 widgets.pipeline_headline(results)
 widgets.metric_tiles(results)
 widgets.metrics_table(results, key="etl_cmp_table")
-judging.unjudged_note(results)
+compare.unjudged_note(results)
 widgets.verdict_panel(results, key="etl_cmp_ci")
 with widgets.lazy_expander("Chart of these scores", key="etl_cmp_bars_open") as box:
     if box.open:
@@ -47,7 +47,7 @@ with widgets.lazy_expander("Smaller vectors: quality against dimensions (no re-e
         st.caption("Each model's stored vectors cut to their first dimensions and re-normalised, searched as the "
                    "run searched. Storage is float32 per passage. Pick the size when you download the model (Runs "
                    "page).")
-judging.judge_section(view)
+compare.judge_section(view)
 
 
 def passage_card(passage_id: str, title: str, question_id: str | None = None) -> None:

@@ -60,7 +60,7 @@ from core.tuning.estimate import fmt_duration
 from core.workspace.jobs import BusyError
 from ui import resources as res
 from ui import state, widgets
-from ui.run_panel import poll_run
+from ui.train import poll_run
 
 GEN_RUN_KEY = "etl_q_gen_run"  # the generation run this session launched last
 KEY_WIDGET = "etl_q_llm_key"  # the API key field (session memory only)

@@ -8,7 +8,7 @@ from core.generate.judgments import load_judgments, record_judgments
 from core.insight.judging import found_by_name, unjudged_finds
 from core.insight.results import load_results
 from tests.pages.conftest import make_finished_run, open_app, texts
-from ui import judging as ui_judging
+from ui import compare as ui_compare
 from ui import state
 
 
@@ -37,7 +37,7 @@ def test_judge_one_question_save_and_rescore(bench_run):
     assert label in [e.label for e in at.expander]
     assert not any(c.key and c.key.startswith("etl_judge_") for c in at.checkbox)  # closed: nothing drawn
 
-    at.session_state[ui_judging.OPEN_KEY] = True
+    at.session_state[ui_compare.OPEN_KEY] = True
     at.run()
     assert not at.exception
     finds = unjudged_finds(store, run_id)

@@ -115,7 +115,7 @@ def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch)
         job.phase("training", "Training")
         raise RuntimeError("injected failure inside training")
 
-    monkeypatch.setattr("ui.run_panel.execute", boom)  # what the Launch button runs in the job thread
+    monkeypatch.setattr("ui.train.execute", boom)  # what the Launch button runs in the job thread
     at = _train_page(ds_id)
     _smoke_settings(at)
     at.run()

@@ -1,8 +1,8 @@
-"""Compare: base vs tuned (with BM25 and hybrid baselines), question by question, and live search."""
+"""Compare: base vs tuned (with BM25 and hybrid baselines), question by question, and live search.
+
+The sections in order; the judging section and the passage card are ``ui.compare``."""
 
 from __future__ import annotations
-
-import html
 
 import streamlit as st
 
@@ -49,23 +49,6 @@ with widgets.lazy_expander("Smaller vectors: quality against dimensions (no re-e
                    "page).")
 compare.judge_section(view)
 
-
-def passage_card(passage_id: str, title: str, question_id: str | None = None) -> None:
-    """A passage in full, with its source and, when the dataset knows it, the answer marked."""
-    text = view.eval.corpus.get(passage_id, "")
-    source = view.eval.sources.get(passage_id) or "source not recorded"
-    answer = view.eval.answers.get(question_id, "") if question_id else ""
-    body = html.escape(text).replace("\n", "<br>")
-    if answer and answer in text:
-        mark = html.escape(answer)
-        body = body.replace(mark, f"<mark>{mark}</mark>", 1)
-    with st.container(border=True):
-        st.markdown(f"**{widgets.plain(title)}** · {widgets.plain(source)} · {len(text):,} characters")
-        st.html(f'<div style="white-space:normal;line-height:1.5">{body}</div>')
-        if answer and answer not in text:
-            st.caption(f"Known answer (not found verbatim in this passage): {widgets.plain(answer)}")
-
-
 st.subheader("Question by question")
 wl = res.winners_losers(view.run_id)
 counts = wl["movement"].value_counts()
@@ -98,22 +81,16 @@ if rows:
     st.markdown(f"**{widgets.plain(view.eval.queries[qid])}** · answer rank {fmt_rank(row['rank before'])} with the "
                 f"base model → {fmt_rank(row['rank after'])} after tuning")
     for pid in view.eval.relevant_docs[qid]:
-        passage_card(pid, "Answer passage", qid)
+        compare.passage_card(view, pid, "Answer passage", qid)
 else:
     st.caption("Select a question in the table to read its answer passage in full.")
 
 st.subheader("Try a question")
 
-
-def prefill() -> None:
-    q = st.session_state.get("etl_cmp_pick")
-    if q:
-        st.session_state[state.QUERY_TEXT_KEY] = view.eval.queries[q]
-
-
 c1, c2 = st.columns([3, 1])
 c1.selectbox(
-    "Start from an evaluation question (optional)", [None, *view.query_ids], key="etl_cmp_pick", on_change=prefill,
+    "Start from an evaluation question (optional)", [None, *view.query_ids], key="etl_cmp_pick",
+    on_change=compare.prefill, args=(view,),
     format_func=lambda q: "(type your own below)" if q is None else widgets.short(view.eval.queries[q], 120),
 )
 k = c2.number_input("Passages to show", 1, 50, 5, key="etl_cmp_k")
@@ -142,5 +119,5 @@ if text.strip():
                 chosen.append((space, found[space].iloc[event.selection.rows[0]]))
     qid = next((q for q in view.query_ids if view.eval.queries[q].strip().lower() == text.strip().lower()), None)
     for space, hit in chosen:
-        passage_card(hit["passage_id"], f"Rank {hit['rank']} with the {'base' if space == 'base' else 'tuned'} model",
-                     qid)
+        compare.passage_card(view, hit["passage_id"],
+                             f"Rank {hit['rank']} with the {'base' if space == 'base' else 'tuned'} model", qid)

@@ -17,10 +17,10 @@ pg = st.navigation(
     [
         st.Page("pages/1_Data.py", title="Data", icon=":material/upload_file:", default=True),
         st.Page("pages/2_Questions.py", title="Questions", icon=":material/quiz:"),
-        st.Page("pages/2_Train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/3_Embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),
-        st.Page("pages/4_Compare.py", title="Compare", icon=":material/compare_arrows:"),
-        st.Page("pages/5_Runs.py", title="Runs", icon=":material/history:"),
+        st.Page("pages/3_Train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/4_Embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),
+        st.Page("pages/5_Compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/6_Runs.py", title="Runs", icon=":material/history:"),
     ]
 )
 

@@ -10,7 +10,7 @@ import streamlit as st
 from core.csvsafe import safe_frame
 from core.ingest import intake
 from core.insight.history import datasets_frame
-from ui import data_panels as panels
+from ui import data as panels
 from ui import resources as res
 from ui import state, widgets
 

@@ -55,5 +55,5 @@ with label_tab:
         questions.label_bench(ds_id, ev, passages, sources)
 
 if len(train) and n_human:
-    st.page_link("pages/2_Train.py", label="Next: train on the generated questions, scored on yours",
+    st.page_link("pages/3_Train.py", label="Next: train on the generated questions, scored on yours",
                  icon=":material/model_training:")

@@ -28,6 +28,7 @@ from core.generate.job import (
     create_generation_run,
     generation_runs,
     load_passages,
+    load_rows,
     load_summary,
     run_generation,
 )
@@ -56,10 +57,10 @@ from core.generate.timing import (
     question_cost,
     stored_rate,
 )
+from core.retrieval.embedding import EmbeddingCache
 from core.workspace.jobs import BusyError, fmt_duration
 from ui import resources as res
 from ui import state, widgets
-from ui.run_panel import poll_run
 
 GEN_RUN_KEY = "etl_q_gen_run"  # the generation run this session launched last
 KEY_WIDGET = "etl_q_llm_key"  # the API key field (session memory only)
@@ -298,7 +299,7 @@ def generation_panel(run_id: str) -> None:
         for note in snap.notes:
             st.caption(f":material/info: {widgets.plain(note)}")
 
-    poll_run(run_id, draw)
+    widgets.poll_run(run_id, draw)
 
 
 # --------------------------------------------------------------------------- review
@@ -388,8 +389,6 @@ FOUND_WORDS = {"base": "base model", "bm25": "BM25", "search": "your search", "m
 
 @st.cache_resource(show_spinner="Indexing the passages for search (once per collection)…", max_entries=2)
 def _search(root: str, fingerprint: str, _passages: dict, _sources: dict) -> CandidateSearch:
-    from core.retrieval.embedding import EmbeddingCache
-
     return CandidateSearch(_passages, _sources, res.base_model(), EmbeddingCache(res.get_store().cache_path))
 
 
@@ -444,8 +443,6 @@ def _generated_options(ds_id: str) -> dict[str, dict]:
     runs = generation_runs(res.get_store(), ds_id, status="done")
     if not runs:
         return {}
-    from core.generate.job import load_rows
-
     run_dir = res.get_store().run_dir(runs[0]["id"])
     table = review_table(run_dir)
     origins = [r["origin"] for r in load_rows(run_dir)]

@@ -24,6 +24,19 @@ import pandas as pd
 import streamlit as st
 
 from core.dataset import DataError, QADataset
+from core.ingest.chunking import load_documents as chunk_documents
+from core.ingest.intake import dismissed_in_store, link_to_documents, read_passages, read_qa_file
+from core.ingest.meaning import MeaningTasks
+from core.ingest.passages import read_passage_columns as read_passage_file_columns
+from core.ingest.qafiles import read_columns as read_qa_columns
+from core.insight import explore
+from core.insight.projection import ProjectionParams
+from core.insight.projection import warm_up as umap_warm_up
+from core.retrieval.embedding import DEFAULT_MODEL, EmbeddingCache, load_model
+from core.sample import ensure_sample as add_sample
+from core.tuning.estimate import estimate_run
+from core.tuning.spec import RunSpec, Scoring
+from core.workspace.jobs import JobRunner
 from core.workspace.store import Store, default_root
 
 logger = logging.getLogger(__name__)
@@ -41,8 +54,6 @@ def get_store() -> Store:
 
 @st.cache_resource(show_spinner=False)
 def _runner(root: str):
-    from core.workspace.jobs import JobRunner
-
     return JobRunner(_store(root))
 
 
@@ -53,9 +64,7 @@ def get_runner():
 
 @st.cache_resource(show_spinner="Adding the sample dataset…")
 def _sample(root: str) -> str:
-    from core.sample import ensure_sample
-
-    return ensure_sample(_store(root))[0]
+    return add_sample(_store(root))[0]
 
 
 def ensure_sample() -> str | None:
@@ -73,9 +82,7 @@ def warm_up_maps() -> None:
     then skips that ~30 s (core.insight.projection.warm_up). Started when someone opens the Embedding map's
     settings (the only way to ask for a new map), not at start-up or when a map is shown: the compiler holds a
     core and Python's lock for half a minute, which made every page opened meanwhile seconds slower."""
-    from core.insight.projection import warm_up
-
-    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()
+    threading.Thread(target=umap_warm_up, name="umap-warm-up", daemon=True).start()
 
 
 def _import_charts() -> None:
@@ -85,7 +92,7 @@ def _import_charts() -> None:
     import plotly.io as pio
     from pandas.io.formats.style import Styler  # noqa: F401
 
-    from core.insight.plots import new_figure
+    from core.insight.plots import new_figure  # imports plotly: what this warm-up thread is for
 
     fig = new_figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="markers", text=["a", "b"], customdata=["a", "b"],
@@ -105,9 +112,7 @@ def warm_up() -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _run_view(root: str, run_id: str):
-    from core.insight.explore import open_run
-
-    return open_run(_store(root), run_id)
+    return explore.open_run(_store(root), run_id)
 
 
 def get_run_view(run_id: str):
@@ -154,8 +159,7 @@ def prefetch(dataset_id: str | None, run_id: str | None) -> None:
 
 
 def _prefetch_run(root: str, run_id: str) -> None:
-    from core.insight.map_figure import MAP_QUESTIONS
-    from core.insight.projection import ProjectionParams
+    from core.insight.map_figure import MAP_QUESTIONS  # imports plotly: in this thread, not at start-up
 
     view = _run_view(root, run_id)  # the cached function: the page's own call returns the same view
     params = ProjectionParams()
@@ -197,9 +201,6 @@ def winners_losers(run_id: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _estimate(root: str, ds_id: str, updated: float | None, spec_json: str, _train, _ev):
-    from core.tuning.estimate import estimate_run
-    from core.tuning.spec import RunSpec
-
     return estimate_run(RunSpec.from_dict(json.loads(spec_json)), _train, _ev)
 
 
@@ -229,19 +230,14 @@ def load_qa(name: str, data: bytes, mapping: dict | None = None):
     Passages longer than what a passage is searched by (``Scoring.passage_tokens`` tokens,
     estimated without loading the model) are reported.
     """
-    from core.ingest.intake import read_qa_file
-    from core.tuning.spec import Scoring
-
     return read_qa_file(name, data, mapping=mapping, max_tokens=Scoring().passage_tokens)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def read_columns(name: str, data: bytes) -> list[str]:
     """Column names of a pair table for the mapping form; [] when the file cannot be parsed."""
-    from core.ingest.qafiles import read_columns as _read
-
     try:
-        return _read(name, data)
+        return read_qa_columns(name, data)
     except DataError:
         return []
 
@@ -249,23 +245,17 @@ def read_columns(name: str, data: bytes) -> list[str]:
 @st.cache_data(show_spinner="Reading documents…", max_entries=8)
 def load_documents(files: tuple[tuple[str, bytes], ...]):
     """``core.ingest.chunking.load_documents`` cached by the uploaded files (bad files are named, not fatal)."""
-    from core.ingest.chunking import load_documents as _load
-
-    return _load(list(files))
+    return chunk_documents(list(files))
 
 
 @st.cache_resource(show_spinner="Loading the base model…")
 def base_model():
     """The bundled base model (for the answer-linking embedding fallback)."""
-    from core.retrieval.embedding import load_model
-
     return load_model()
 
 
 def base_model_name() -> str:
     """The name of what ``base_model()`` loads, without loading it (a key for cached work done with it)."""
-    from core.retrieval.embedding import DEFAULT_MODEL
-
     return DEFAULT_MODEL
 
 
@@ -273,8 +263,6 @@ def base_model_name() -> str:
 def link_answers(name: str, data: bytes, mapping: dict | None, chunks_key: str, _chunks):
     """``core.ingest.intake.link_to_documents`` without a model (exact, normalised, BM25), cached by the
     question file, its mapping and ``chunks_key`` (the chunks' ids, which hash their files and texts)."""
-    from core.ingest.intake import link_to_documents
-
     return link_to_documents(load_qa(name, data, mapping), _chunks)
 
 
@@ -282,15 +270,11 @@ def link_answers(name: str, data: bytes, mapping: dict | None, chunks_key: str, 
 def meaning_tasks():
     """The process-wide ``core.ingest.meaning.MeaningTasks``: matching answers by meaning in the background,
     one task per (answers, passages, model), shared by every rerun and tab."""
-    from core.ingest.meaning import MeaningTasks
-
     return MeaningTasks()
 
 
 @st.cache_resource(show_spinner=False)
 def _embedding_cache(root: str):
-    from core.retrieval.embedding import EmbeddingCache
-
     return EmbeddingCache(_store(root).cache_path)
 
 
@@ -303,27 +287,20 @@ def embedding_cache():
 def load_passages(name: str, data: bytes, mapping: dict | None = None):
     """``core.ingest.intake.read_passages`` cached by file bytes and mapping (passages longer than a passage
     is searched by are reported, tokens estimated)."""
-    from core.ingest.intake import read_passages
-    from core.tuning.spec import Scoring
-
     return read_passages(name, data, mapping=mapping, max_tokens=Scoring().passage_tokens)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def read_passage_columns(name: str, data: bytes) -> list[str]:
     """Column names of a passages file for the mapping form; [] when the file cannot be parsed."""
-    from core.ingest.passages import read_passage_columns as _read
-
     try:
-        return _read(name, data)
+        return read_passage_file_columns(name, data)
     except DataError:
         return []
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _dismissed(root: str, versions: tuple) -> set:
-    from core.ingest.intake import dismissed_in_store
-
     return dismissed_in_store(_store(root))
 
 
@@ -347,29 +324,6 @@ def figure(run_id: str, kind: str, key: tuple, build: Callable[[], Any]):
     return _figure(str(default_root()), run_id, kind, key, build)
 
 
-def projection(view, params):
-    """The run's 2-D maps for ``params``: loaded from the run folder, else fitted (with progress) and saved.
-
-    The file name comes from ``ProjectionParams.key()``, so each setting is fitted once per run.
-    """
-    if (view.run_dir / f"projection-{params.key()}.npz").exists():
-        try:
-            return view.projection(params)
-        except (ValueError, OSError):
-            pass
-    from ui.widgets import status_progress
-
-    status, update = status_progress(
-        "Drawing the maps with UMAP… (the first map after a server start takes about a minute here)"
-    )
-    with status:
-        proj = view.projection(params, progress=update)
-    status.update(
-        label=f"Maps ready ({proj.seconds:.0f} s; saved with the run)", state="complete", expanded=False
-    )
-    return proj
-
-
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _map_points(root: str, run_id: str, params_key: str, _view, _proj) -> pd.DataFrame:
     return _view.map_points(_proj, winners_losers(run_id))
@@ -391,7 +345,7 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
         mode: how passages are coloured (``COLOR_MODES`` or "file:<name>").
         qid: the highlighted question; ``k``: its top passages ringed.
     """
-    from core.insight.map_figure import embedding_map, map_sample
+    from core.insight.map_figure import embedding_map, map_sample  # imports plotly: not at start-up
 
     points, links = map_points(view, proj), gold_links(view)
     params = proj.params

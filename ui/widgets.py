@@ -1,5 +1,5 @@
 """Widgets every page shares: escaping user text, hints, errors, the sidebar, metric tiles and tables,
-the verdict panel, a progress box. Everything here draws; logic lives in ``core``.
+the verdict panel, a progress box, a run's polled panel. Everything here draws; logic lives in ``core``.
 """
 
 from __future__ import annotations
@@ -7,19 +7,30 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from core.dataset import DataError
+from core.generate.pairs import origin_warning as warning_text
 from core.insight.history import dataset_choices, done_runs, run_label
 from core.retrieval.results import RunResults
 from core.retrieval.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p
+from core.workspace.jobs import history_from_files
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
 
 POLL_SECONDS = 1.0  # live panel refresh while a job runs: smooth enough, cheap for the server
+STATUS_ICON = {
+    "queued": ":material/hourglass_empty:",
+    "running": ":material/sync:",
+    "done": ":green[:material/check_circle:]",
+    "failed": ":red[:material/error:]",
+    "cancelled": ":material/stop_circle:",
+    "interrupted": ":orange[:material/warning:]",
+}
 HEADLINE = ["Accuracy@10", "MRR@10", "nDCG@10"]  # the three numbers shown as metric tiles
 DELTA_EPS = 0.0005  # changes smaller than this are shown uncoloured (rounding noise at 3 decimals)
 
@@ -135,7 +146,7 @@ def require_run() -> Any:
         st.info(
             "No finished run yet: launch one on the **Train** page (the sample dataset takes a few minutes)."
         )
-        st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("pages/3_Train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
     try:
         return get_run_view(run_id)
@@ -232,8 +243,6 @@ def metrics_table(results: RunResults, key: str | None = None, explain: bool = T
 
 def origin_warning(question_origin: str) -> None:
     """A warning when the evaluation questions are (partly) generated: their scores are optimistic."""
-    from core.generate.pairs import origin_warning as warning_text
-
     text = warning_text(question_origin)
     if text:
         st.warning(plain(text), icon=":material/warning:")
@@ -343,6 +352,33 @@ def status_progress(label: str):
     return status, update
 
 
+def poll_run(run_id: str, draw: Callable[[dict, Any, Any], None], on_done: Callable[[], None] | None = None) -> None:
+    """A fragment that polls ``run_id``'s job snapshot while it runs here (else reads the run folder)
+    and calls ``draw(run, snapshot, job or None)`` under the run's heading; polling stops at the end.
+
+    Args:
+        on_done: called once when the job ends done, before the rerun that stops the polling.
+    """
+    store, runner = get_store(), get_runner()
+    job = runner.get(run_id)
+    live = job is not None and not job.snapshot().finished
+
+    @st.fragment(run_every=POLL_SECONDS if live else None)
+    def panel() -> None:
+        try:
+            run = store.get_run(run_id)
+        except KeyError:
+            st.info("This run was deleted.")
+            return
+        snap = job.snapshot() if job is not None else history_from_files(store, run_id)
+        if live and snap.finished:  # the job just ended: one full rerun stops the polling
+            if snap.status == "done" and on_done is not None:
+                on_done()  # before the rerun, so the sidebar shows its effect at once
+            st.rerun()
+        st.markdown(f"#### {STATUS_ICON.get(snap.status, '')} {plain(run['name'])} · {snap.status}")
+        draw(run, snap, job)
+
+    panel()
 
 
 def short(text: str, n: int = 90) -> str:

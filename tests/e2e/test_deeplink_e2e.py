@@ -15,7 +15,8 @@ from tests.e2e.test_e2e import SLOW, idle, shot
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("path,heading", [("Train", "Train"), ("Compare", "Compare")])
+@pytest.mark.parametrize("path,heading", [("Train", "Train"), ("Compare", "Compare"),
+                                          ("Embedding_map", "Embedding map"), ("Runs", "Runs")])
 def test_deep_link_on_a_fresh_server_opens_the_page_inside_the_app(page: Page, tmp_path, artifacts, path, heading):
     ws = tmp_path / "ws"
     ws.mkdir()

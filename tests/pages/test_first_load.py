@@ -57,7 +57,7 @@ def test_the_selected_run_and_its_default_map_are_ready_before_the_map_page_open
     assert not at.exception
     _wait_for_prefetch()
     assert calls == {"open_run": 1, "embedding_map": 2}  # the run opened and both default maps built, once
-    at.switch_page("pages/3_Embedding_map.py").run()
+    at.switch_page("pages/4_Embedding_map.py").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
     assert calls == {"open_run": 1, "embedding_map": 2}  # the page drew what the prefetch built

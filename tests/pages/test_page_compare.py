@@ -11,7 +11,7 @@ def test_table_filter_and_search(finished_run):
     store, run_id = finished_run
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
-    at.switch_page("pages/4_Compare.py").run()
+    at.switch_page("pages/5_Compare.py").run()
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table.index) == ["base", "tuned (adapter)", "BM25", "hybrid (base + BM25)", "hybrid (tuned + BM25)"]

@@ -9,7 +9,7 @@ from core.insight.judging import unjudged_finds
 from core.retrieval.coverage import found_by_name
 from core.workspace.run_folder import load_results
 from tests.pages.conftest import make_finished_run, open_app, texts
-from ui import judging as ui_judging
+from ui import compare as ui_compare
 from ui import state
 
 
@@ -29,7 +29,7 @@ def test_judge_one_question_save_and_rescore(bench_run):
     n_finds = before.judging["finds"]
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
-    at.switch_page("pages/4_Compare.py").run()
+    at.switch_page("pages/5_Compare.py").run()
     assert not at.exception
     shown = texts(at)
     assert "that nobody judged, counted as not relevant" in shown
@@ -38,7 +38,7 @@ def test_judge_one_question_save_and_rescore(bench_run):
     assert label in [e.label for e in at.expander]
     assert not any(c.key and c.key.startswith("etl_judge_") for c in at.checkbox)  # closed: nothing drawn
 
-    at.session_state[ui_judging.OPEN_KEY] = True
+    at.session_state[ui_compare.OPEN_KEY] = True
     at.run()
     assert not at.exception
     finds = unjudged_finds(store, run_id)

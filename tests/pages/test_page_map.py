@@ -12,7 +12,7 @@ from ui import state
 
 
 def test_empty_state_without_a_finished_run(workspace):
-    at = open_app("3_Embedding_map.py")
+    at = open_app("4_Embedding_map.py")
     assert not at.exception
     assert "No finished run yet" in texts(at)
 
@@ -22,7 +22,7 @@ def test_two_maps_highlight_and_alignment(finished_run):
     save_cheap_projection(store, run_id)  # the default-settings map, without UMAP's JIT warm-up
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
-    at.switch_page("pages/3_Embedding_map.py").run()
+    at.switch_page("pages/4_Embedding_map.py").run()
     assert not at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 2
@@ -64,7 +64,7 @@ def test_new_settings_fit_umap_and_save_with_the_run(finished_run):
     store, run_id = finished_run
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
-    at.switch_page("pages/3_Embedding_map.py").run()
+    at.switch_page("pages/4_Embedding_map.py").run()
     assert "Neighbours" not in [s.label for s in at.slider]  # "Map settings" is closed: its form is not drawn
     at.session_state["etl_map_settings_open"] = True
     at.run()

@@ -233,7 +233,7 @@ def test_compare_and_report_warn_when_the_evaluation_questions_are_generated(wor
     run_id = make_finished_run(store, store.save_dataset("generated eval", train, ev), name="gen eval")
     at = open_app()
     at.session_state[state.RUN_KEY] = run_id
-    at.switch_page("pages/4_Compare.py").run()
+    at.switch_page("pages/5_Compare.py").run()
     assert not at.exception, at.exception
     page = texts(at)
     assert "(generated); base and tuned models" in page

@@ -12,7 +12,7 @@ def test_history_download_and_delete(tiny_dataset):
     store, ds_id = tiny_dataset
     run_id = make_finished_run(store, ds_id, name="run to delete")  # its own run: deleting it affects no other test
     others = [r["id"] for r in store.list_runs() if r["id"] != run_id]
-    at = open_app("5_Runs.py")
+    at = open_app("6_Runs.py")
     assert not at.exception
     history = at.dataframe[0].value
     row = history[history["id"] == run_id]
@@ -38,7 +38,7 @@ def test_active_run_cannot_be_deleted(tiny_dataset):
     store, ds_id = tiny_dataset
     run_id = store.create_run(ds_id, "adapter", {}, name="still queued")
     try:
-        at = open_app("5_Runs.py")
+        at = open_app("6_Runs.py")
         at.selectbox(key="etl_runs_del").set_value(run_id).run()
         at.checkbox(key=f"etl_runs_del_ok_{run_id}").check().run()
         at.button(key="etl_runs_del_btn").click().run()
@@ -58,7 +58,7 @@ def test_a_run_that_kept_the_base_model_says_so(tiny_dataset):
     run_id = make_finished_run(store, ds_id, name="kept the base")
     kept = LinearAdapter.load(store.run_dir(run_id) / "adapter.npz")
     assert (kept.weight == LinearAdapter.identity(kept.dim).weight).all()  # the tiny set: nothing to beat
-    at = open_app("5_Runs.py")
+    at = open_app("6_Runs.py")
     at.selectbox(key="etl_runs_dl").set_value(run_id).run()
     assert not at.exception
     page = texts(at)

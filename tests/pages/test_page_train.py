@@ -11,7 +11,7 @@ from ui import state
 def _train_page(ds_id: str):
     at = open_app()
     at.session_state[state.DATASET_KEY] = ds_id
-    at.switch_page("pages/2_Train.py").run()
+    at.switch_page("pages/3_Train.py").run()
     assert not at.exception
     return at
 
@@ -43,6 +43,26 @@ def test_training_window_choice_reads_in_words(tiny_dataset):
     assert not at.exception
     assert "Train on (long passages) first window" in texts(at)  # closed, said in words
 
+
+
+def test_an_invalid_combination_is_said_on_the_page_and_cannot_be_launched(tiny_dataset):
+    """The spec is built once from the chosen settings, so RunSpec's own check speaks: GIST with 2 hard negatives."""
+    store, ds_id = tiny_dataset
+    runs_before = len(store.list_runs())
+    at = _train_page(ds_id)
+    at.session_state["etl_cfg_advanced"] = True
+    at.run()
+    at.selectbox(key="etl_cfg_full_adv_loss").set_value("gist").run()
+    at.number_input(key="etl_cfg_full_hard_negatives").set_value(2).run()
+    assert not at.exception
+    assert len(at.error) == 1 and ("The GIST losses take at most one hard negative per pair: set hard negatives to "
+                                   "0 or 1, or use (cached) MNRL for more.") in texts(at)
+    assert "Estimated duration" not in texts(at)
+    assert not [b for b in at.button if b.key == "etl_launch"]  # nothing to launch
+    assert len(store.list_runs()) == runs_before
+    at.number_input(key="etl_cfg_full_hard_negatives").set_value(1).run()  # a valid combination: launchable again
+    assert not at.exception and not at.error
+    assert "Estimated duration" in texts(at) and at.button(key="etl_launch")
 
 @pytest.mark.slow
 def test_launch_smoke_full_run_then_results(tiny_dataset):
@@ -115,7 +135,7 @@ def test_injected_exception_shows_failed_with_message(tiny_dataset, monkeypatch)
         job.phase("training", "Training")
         raise RuntimeError("injected failure inside training")
 
-    monkeypatch.setattr("ui.run_panel.execute", boom)  # what the Launch button runs in the job thread
+    monkeypatch.setattr("ui.train.execute", boom)  # what the Launch button runs in the job thread
     at = _train_page(ds_id)
     _smoke_settings(at)
     at.run()

@@ -1,4 +1,5 @@
-"""The Compare page's judging: each system's unjudged share beside the scores, and "Judge the new finds".
+"""The Compare page's panels: a passage in full (``passage_card``), the free-text box's prefill, and judging:
+each system's unjudged share beside the scores, and "Judge the new finds".
 
 Everything shown before the expander is opened is read from the run's results (``RunResults.judging``,
 written by the run and refreshed by each save or re-score): opening the page computes nothing. The
@@ -8,6 +9,8 @@ and run, and shrink as questions are saved.
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from core.dataset import DataError
@@ -15,7 +18,7 @@ from core.insight.judging import Find, record_finds, rescore_run, score_changes,
 from core.retrieval.coverage import fmt_share
 from core.workspace.run_folder import load_results
 from ui import resources as res
-from ui import widgets
+from ui import state, widgets
 
 OPEN_KEY = "etl_judge_open"
 FINDS_KEY = "etl_judge_finds"  # (run id, [Find]) listed when the expander opened, minus the questions saved
@@ -152,3 +155,27 @@ def _show_changes(table, note: str | None) -> None:
                                 for c in cols})
     if note:
         st.caption(widgets.plain(note))
+
+
+# --------------------------------------------------------------------------- question by question, try a question
+def passage_card(view, passage_id: str, title: str, question_id: str | None = None) -> None:
+    """A passage of the run ``view`` in full, with its source and, when the dataset knows it, the answer marked."""
+    text = view.eval.corpus.get(passage_id, "")
+    source = view.eval.sources.get(passage_id) or "source not recorded"
+    answer = view.eval.answers.get(question_id, "") if question_id else ""
+    body = html.escape(text).replace("\n", "<br>")
+    if answer and answer in text:
+        mark = html.escape(answer)
+        body = body.replace(mark, f"<mark>{mark}</mark>", 1)
+    with st.container(border=True):
+        st.markdown(f"**{widgets.plain(title)}** · {widgets.plain(source)} · {len(text):,} characters")
+        st.html(f'<div style="white-space:normal;line-height:1.5">{body}</div>')
+        if answer and answer not in text:
+            st.caption(f"Known answer (not found verbatim in this passage): {widgets.plain(answer)}")
+
+
+def prefill(view) -> None:
+    """The question box takes the evaluation question picked to start from."""
+    q = st.session_state.get("etl_cmp_pick")
+    if q:
+        st.session_state[state.QUERY_TEXT_KEY] = view.eval.queries[q]

@@ -1,4 +1,6 @@
-"""Embedding map: the evaluation questions and passages in 2-D, before and after tuning."""
+"""Embedding map: the evaluation questions and passages in 2-D, before and after tuning.
+
+The sections in order; the settings form and the maps' fitting are ``ui.embedding_map``."""
 
 from __future__ import annotations
 
@@ -6,12 +8,11 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from core.insight.explore import fmt_rank
 from core.insight.map_figure import COLOR_MODES, MAP_QUESTIONS
 from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
+from ui import embedding_map, state, widgets
 from ui import resources as res
-from ui import state, widgets
-
-QUESTIONS_KEY = "etl_map_questions"  # questions a map draws (0: all), kept apart from the projection's settings
 
 state.through_app(__file__)
 st.title("Embedding map")
@@ -22,65 +23,15 @@ widgets.hint(
 )
 view = widgets.require_run()
 
-
-def settings_form(saved: dict) -> None:
-    """UMAP settings; 'Redraw maps' keeps them in the session and reruns."""
-    with st.form("etl_map_form", border=False):
-        c = st.columns(4)
-        n_neighbors = c[0].slider(
-            "Neighbours",
-            2,
-            100,
-            saved["n_neighbors"],
-            help="How many neighbours shape each point's place: small values show local "
-            "clusters, large values the overall layout. 15 is UMAP's default.",
-        )
-        min_dist = c[1].slider(
-            "Minimum distance",
-            0.0,
-            0.99,
-            float(saved["min_dist"]),
-            0.01,
-            help="How tightly points may pack: small values make topics clump visibly.",
-        )
-        sample = c[2].number_input(
-            "Points on the map",
-            100,
-            10_000,
-            saved["sample"],
-            100,
-            help="Points per map (and passages the UMAP layout is fitted on). The questions drawn (see Questions on "
-            "the map), their answer passages and the highlighted question's top passages are always drawn; other "
-            "passages, a fixed random sample, fill the map up to this many (at least 300 of them), less the points "
-            "of questions left out. ~1,500 stays quick.",
-        )
-        seed = c[3].number_input("Seed", 0, 100_000, saved["seed"], help="Same seed and settings, same map.")
-        questions = c[2].number_input(
-            "Questions on the map", 0, 100_000, st.session_state.get(QUESTIONS_KEY, MAP_QUESTIONS), 100,
-            help=f"Evaluation questions drawn (0: all), with their answer passages: above this many, a fixed random "
-            f"sample, and the map draws fewer points (other passages do not take their place). {MAP_QUESTIONS} "
-            "keeps the page quick; the scores below always count every question.",
-        )
-        if st.form_submit_button("Redraw maps"):
-            st.session_state[QUESTIONS_KEY] = int(questions)
-            st.session_state[state.MAP_PARAMS_KEY] = {
-                "n_neighbors": int(n_neighbors),
-                "min_dist": float(min_dist),
-                "sample": int(sample),
-                "seed": int(seed),
-            }
-            st.rerun()
-
-
 saved = st.session_state.get(state.MAP_PARAMS_KEY) or asdict(ProjectionParams())
 with widgets.lazy_expander("Map settings (UMAP)", key="etl_map_settings_open") as box:
     if box.open:
         res.warm_up_maps()  # a new map may follow: compile UMAP now, in the background (once per process)
-        settings_form(saved)
+        embedding_map.settings_form(saved)
 
 params = ProjectionParams(**saved)
 try:
-    proj = res.projection(view, params)
+    proj = embedding_map.projection(view, params)
 except ValueError as exc:
     st.warning(f"No map for this run: {widgets.plain(str(exc))}")
     st.stop()
@@ -100,7 +51,7 @@ mode = c3.radio("Colour passages by", list(modes), format_func=modes.get, key="e
 if mode == "file:":
     mode += c3.selectbox("Document", files, key="etl_map_file")
 
-n_questions = st.session_state.get(QUESTIONS_KEY, MAP_QUESTIONS)
+n_questions = st.session_state.get(embedding_map.QUESTIONS_KEY, MAP_QUESTIONS)
 figures, shown, drawn_q = res.map_figures(view, proj, n_questions, mode, qid, k)
 left, right = st.columns(2)
 left.plotly_chart(figures["base"], key="etl_map_base")
@@ -122,12 +73,9 @@ if qid is not None:
     wl = res.winners_losers(view.run_id)
     if qid in wl.index:
         row = wl.loc[qid]
-
-        def fmt(r):
-            return ">100" if r != r else str(int(r))  # NaN: not in the top 100
-
         st.markdown(
-            f"Answer passage rank: **{fmt(row['rank before'])} → {fmt(row['rank after'])}** ({row['movement']})"
+            f"Answer passage rank: **{fmt_rank(row['rank before'])} → {fmt_rank(row['rank after'])}** "
+            f"({row['movement']})"
         )
 
 st.subheader("Do questions find their answers?")

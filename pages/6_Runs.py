@@ -28,7 +28,7 @@ runs = store.list_runs()
 names = dataset_names(store)
 if not runs:
     st.info("No run yet: launch one on the **Train** page.")
-    st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/model_training:")
+    st.page_link("pages/3_Train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 labels = {r["id"]: run_label(r, names) for r in runs}

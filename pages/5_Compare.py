@@ -1,15 +1,15 @@
-"""Compare: base vs tuned (with BM25 and hybrid baselines), question by question, and live search."""
+"""Compare: base vs tuned (with BM25 and hybrid baselines), question by question, and live search.
+
+The sections in order; the judging section and the passage card are ``ui.compare``."""
 
 from __future__ import annotations
-
-import html
 
 import streamlit as st
 
 from core.csvsafe import safe_frame
 from core.insight.explore import fmt_rank, ranks_table, search_table
 from core.insight.plots import metric_bars, quality_by_dimension_chart, rank_scatter
-from ui import judging, state, widgets
+from ui import compare, state, widgets
 from ui import resources as res
 
 FILTERS = {"all": "All questions", "improved": "Improved", "worsened": "Worsened", "same": "Unchanged"}
@@ -29,7 +29,7 @@ results = view.results
 widgets.pipeline_headline(results)
 widgets.metric_tiles(results)
 widgets.metrics_table(results, key="etl_cmp_table")
-judging.unjudged_note(results)
+compare.unjudged_note(results)
 widgets.verdict_panel(results, key="etl_cmp_ci")
 with widgets.lazy_expander("Chart of these scores", key="etl_cmp_bars_open") as box:
     if box.open:
@@ -47,24 +47,7 @@ with widgets.lazy_expander("Smaller vectors: quality against dimensions (no re-e
         st.caption("Each model's stored vectors cut to their first dimensions and re-normalised, searched as the "
                    "run searched. Storage is float32 per passage. Pick the size when you download the model (Runs "
                    "page).")
-judging.judge_section(view)
-
-
-def passage_card(passage_id: str, title: str, question_id: str | None = None) -> None:
-    """A passage in full, with its source and, when the dataset knows it, the answer marked."""
-    text = view.eval.corpus.get(passage_id, "")
-    source = view.eval.sources.get(passage_id) or "source not recorded"
-    answer = view.eval.answers.get(question_id, "") if question_id else ""
-    body = html.escape(text).replace("\n", "<br>")
-    if answer and answer in text:
-        mark = html.escape(answer)
-        body = body.replace(mark, f"<mark>{mark}</mark>", 1)
-    with st.container(border=True):
-        st.markdown(f"**{widgets.plain(title)}** · {widgets.plain(source)} · {len(text):,} characters")
-        st.html(f'<div style="white-space:normal;line-height:1.5">{body}</div>')
-        if answer and answer not in text:
-            st.caption(f"Known answer (not found verbatim in this passage): {widgets.plain(answer)}")
-
+compare.judge_section(view)
 
 st.subheader("Question by question")
 wl = res.winners_losers(view.run_id)
@@ -98,22 +81,16 @@ if rows:
     st.markdown(f"**{widgets.plain(view.eval.queries[qid])}** · answer rank {fmt_rank(row['rank before'])} with the "
                 f"base model → {fmt_rank(row['rank after'])} after tuning")
     for pid in view.eval.relevant_docs[qid]:
-        passage_card(pid, "Answer passage", qid)
+        compare.passage_card(view, pid, "Answer passage", qid)
 else:
     st.caption("Select a question in the table to read its answer passage in full.")
 
 st.subheader("Try a question")
 
-
-def prefill() -> None:
-    q = st.session_state.get("etl_cmp_pick")
-    if q:
-        st.session_state[state.QUERY_TEXT_KEY] = view.eval.queries[q]
-
-
 c1, c2 = st.columns([3, 1])
 c1.selectbox(
-    "Start from an evaluation question (optional)", [None, *view.query_ids], key="etl_cmp_pick", on_change=prefill,
+    "Start from an evaluation question (optional)", [None, *view.query_ids], key="etl_cmp_pick",
+    on_change=compare.prefill, args=(view,),
     format_func=lambda q: "(type your own below)" if q is None else widgets.short(view.eval.queries[q], 120),
 )
 k = c2.number_input("Passages to show", 1, 50, 5, key="etl_cmp_k")
@@ -142,5 +119,5 @@ if text.strip():
                 chosen.append((space, found[space].iloc[event.selection.rows[0]]))
     qid = next((q for q in view.query_ids if view.eval.queries[q].strip().lower() == text.strip().lower()), None)
     for space, hit in chosen:
-        passage_card(hit["passage_id"], f"Rank {hit['rank']} with the {'base' if space == 'base' else 'tuned'} model",
-                     qid)
+        compare.passage_card(view, hit["passage_id"],
+                             f"Rank {hit['rank']} with the {'base' if space == 'base' else 'tuned'} model", qid)

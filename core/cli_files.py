@@ -10,12 +10,21 @@ import sys
 from pathlib import Path
 
 from core.console import PrintReporter
+from core.generate.faults import GenerationError
+from core.generate.job import GenerationSpec, generate
+from core.generate.llm_settings import LLMSettings
+from core.generate.offline import OfflineSettings
+from core.generate.pairs import write_pair_file
+from core.ingest.collection import load_passages_path
+from core.insight.export import write_bundle, write_bundle_zip
+from core.insight.report import build_report
+from core.retrieval.embedding import EmbeddingCache
+from core.workspace.files import atomic_write_bytes
+from core.workspace.jobs import open_workspace
 
 
 def _store_holding(args: argparse.Namespace):
     """The workspace of ``args`` if it holds run ``args.run``, else None (with the error printed)."""
-    from core.workspace.jobs import open_workspace
-
     store = open_workspace(args.workspace or None, note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:
         store.get_run(args.run)
@@ -26,9 +35,6 @@ def _store_holding(args: argparse.Namespace):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from core.insight.report import build_report
-    from core.workspace.files import atomic_write_bytes
-
     store = _store_holding(args)
     if store is None:
         return 2
@@ -47,8 +53,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.insight.export import write_bundle, write_bundle_zip
-
     store = _store_holding(args)
     if store is None:
         return 2
@@ -69,8 +73,6 @@ def _passages_from_paths(paths: list[str]) -> tuple[dict[str, str], dict[str, st
     """(passages, sources) of every PATH (``core.ingest.collection.load_passages_path``: documents, a folder of
     them, a passages-only file, or a QA file's passages); an id met twice with another text gets the path's
     position as a prefix."""
-    from core.ingest.collection import load_passages_path
-
     passages: dict[str, str] = {}
     sources: dict[str, str] = {}
     for i, raw in enumerate(paths, start=1):
@@ -87,14 +89,6 @@ def _passages_from_paths(paths: list[str]) -> tuple[dict[str, str], dict[str, st
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.generate.faults import GenerationError
-    from core.generate.job import GenerationSpec, generate
-    from core.generate.llm import LLMSettings
-    from core.generate.offline import OfflineSettings
-    from core.generate.pairs import write_pair_file
-    from core.retrieval.embedding import EmbeddingCache
-    from core.workspace.jobs import open_workspace
-
     llm = bool(args.llm_url or args.llm_model)
     if llm and args.method:
         raise ValueError("--method chooses an offline method; it does not apply with --llm-url / --llm-model.")
@@ -151,7 +145,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def add_file_commands(sub) -> None:
     """The generate, report and export subcommands (``sub``: the main parser's subparsers)."""
-    from core.generate.llm_settings import LLMSettings
     g = sub.add_parser("generate", help="training questions from passages alone (offline methods or an LLM) -> a "
                        "pair file `train` reads")
     g.add_argument("--from", dest="sources", nargs="+", required=True, metavar="PATH",

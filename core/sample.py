@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from core.dataset import QADataset, join_train_eval
+from core.ingest.qafiles import load_qa_file
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 SAMPLE_NAME = "Hydraulics maintenance (sample)"
@@ -26,8 +27,6 @@ def load_sample() -> tuple[QADataset, QADataset, dict]:
 
     The eval corpus is every passage of both files.
     """
-    from core.ingest.qafiles import load_qa_file
-
     parts = {}
     reports = {}
     for split in ("train", "eval"):

@@ -47,6 +47,7 @@ from core.generate.checks import (  # noqa: F401 - public here too
     round_trip_ranks,
 )
 from core.generate.pairs import GeneratedQuestion
+from core.retrieval.embedding import encode
 
 logger = logging.getLogger(__name__)
 
@@ -391,8 +392,6 @@ def _round_trip(questions, passages, question_vectors, passage_vectors, model, c
             raise ValueError(
                 "The round-trip check needs question and passage vectors, or a model to encode them."
             )
-        from core.retrieval.embedding import encode
-
         if question_vectors is None:
             question_vectors = encode(model, [q.question for q in questions], kind="query", cache=cache)
         if passage_vectors is None:

@@ -42,10 +42,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from core.generate.cache import QuestionCache
 from core.generate.filters import FilterReport, FilterSettings, filter_questions, recommended_settings
 from core.generate.llm import ApiKey, GenerationResult, LLMSettings, generate_questions, with_env_defaults
 from core.generate.offline import OfflineResult, OfflineSettings, generate_offline
 from core.generate.pairs import GeneratedQuestion, collection_passages, llm_origin, offline_origin
+from core.retrieval.embedding import EmbeddingCache, encode, load_model, model_fingerprint, text_key
 from core.retrieval.evaluation import PASSAGE_TOKENS
 from core.workspace.files import atomic_write_json, read_json
 from core.workspace.jobs import Cancelled, Reporter
@@ -288,8 +290,6 @@ def encode_cost(texts, kind: str, fp: str = "", cache=None, tokens: int = 512) -
     """What encoding the distinct ``texts`` the embedding cache does not hold yet costs, in character units:
     each text's characters up to the token limit plus :data:`TEXT_OVERHEAD_CHARS` (``core.generate.timing``
     divides this by a measured rate)."""
-    from core.retrieval.embedding import text_key
-
     unique = {text_key(t): t for t in texts}
     have = cache.get(fp, kind, list(unique)) if cache is not None and fp else {}
     cap = tokens * CHARS_PER_TOKEN
@@ -299,7 +299,6 @@ def encode_cost(texts, kind: str, fp: str = "", cache=None, tokens: int = 512) -
 def _round_trip_vectors(questions, passages, spec, reporter, embedding_cache, model, device, summary):
     """(question vectors, passage vectors) with the base model at the runs' passage token limit; the
     characters encoded and the time taken go into ``summary`` (this machine's measured rate)."""
-    from core.retrieval.embedding import encode, load_model, model_fingerprint
     if model is None:
         reporter.phase("preparing", "Loading the base model for the round-trip check")
         model = load_model(spec.base_model, device=device)
@@ -366,8 +365,6 @@ def generate(
         core.workspace.jobs.Cancelled: a cancel during offline generation or filtering.
         ValueError: bad offline settings.
     """
-    from core.generate.cache import QuestionCache
-
     reporter = reporter or Reporter()
     spec = spec.resolved()
     ids = list(passages)
@@ -476,8 +473,6 @@ def run_generation(store: Store, run_id: str, reporter: Reporter | None = None,
         GenerationStopped: the endpoint stopped the job before any question came back.
         core.generate.faults.GenerationError: LLM settings that cannot work.
     """
-    from core.retrieval.embedding import EmbeddingCache
-
     reporter = reporter or Reporter()
     run_dir = store.run_dir(run_id)
     spec = GenerationSpec.load(run_dir)

@@ -40,7 +40,9 @@ from core.dataset import DataError, QADataset
 from core.generate.filters import normalize
 from core.generate.judgments import drop_judgments, record_judgments
 from core.generate.pairs import collection_passages, is_generated
+from core.retrieval.embedding import encode
 from core.retrieval.evaluation import PASSAGE_TOKENS
+from core.retrieval.index import BM25Index, DenseIndex
 from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
@@ -186,8 +188,6 @@ class CandidatePool:
 
     def __init__(self, passages: dict[str, str], sources: dict[str, str],
                  systems: Mapping[str, Ranker] | None = None):
-        from core.retrieval.index import BM25Index
-
         self.passages, self.sources = passages, sources
         ids = list(passages)
         self.bm25 = BM25Index(ids, [passages[i] for i in ids])
@@ -266,8 +266,6 @@ class CandidateSearch(CandidatePool):
 
     def __init__(self, passages: dict[str, str], sources: dict[str, str], model, cache=None,
                  passage_tokens: int | None = None, extra_systems: Mapping[str, Ranker] | None = None):
-        from core.retrieval.embedding import encode
-        from core.retrieval.index import DenseIndex
         self.model, self.cache = model, cache
         self.passage_tokens = passage_tokens or PASSAGE_TOKENS
         ids = list(passages)
@@ -278,8 +276,6 @@ class CandidateSearch(CandidatePool):
                                              **(extra_systems or {})})
 
     def _encode_query(self, question: str) -> np.ndarray:
-        from core.retrieval.embedding import encode
-
         with _token_limit(self.model, self.passage_tokens):
             return encode(self.model, [question], kind="query", cache=None)[0]
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from core.generate.job import TEXT_OVERHEAD_CHARS, GenerationSpec, encode_cost, generation_runs, load_summary
 from core.generate.offline import generate_offline
+from core.retrieval.embedding import encode, model_fingerprint, text_key
 from core.retrieval.evaluation import PASSAGE_TOKENS
 from core.workspace.jobs import fmt_duration
 from core.workspace.store import Store
@@ -81,7 +82,6 @@ def measure_rate(model, passages: dict[str, str], spec: GenerationSpec | None = 
         sample: Passages to encode (and up to as many questions made from them).
         seed: Which passages.
     """
-    from core.retrieval.embedding import encode, model_fingerprint
     spec = spec or GenerationSpec()
     model.max_seq_length = PASSAGE_TOKENS
     ids = [i for i, t in passages.items() if t.strip()]
@@ -169,7 +169,6 @@ def estimate_generation(passages: dict[str, str], spec: GenerationSpec, rate: En
         cache: The workspace's ``EmbeddingCache``: passages it holds for the rate's model cost nothing.
         q_cost: :func:`question_cost`, when already computed.
     """
-    from core.retrieval.embedding import text_key
     tokens = PASSAGE_TOKENS
     asked = min(spec.max_passages or len(passages), len(passages))
     gen_seconds = asked * OFFLINE_SECONDS_PER_PASSAGE if spec.backend == "offline" else 0.0

@@ -37,7 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.retrieval.embedding import forget_fingerprint, load_model
 from core.workspace.files import atomic_write_json
+from core.workspace.jobs import Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -234,9 +236,6 @@ def train_tsdae(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
     from transformers.trainer_callback import PrinterCallback
-
-    from core.retrieval.embedding import forget_fingerprint, load_model
-    from core.workspace.jobs import Cancelled
 
     rng = random.Random(settings.seed)
     noisy, clean = [], []

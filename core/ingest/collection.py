@@ -15,6 +15,7 @@ from core.ingest import decoding
 from core.ingest.chunking import Chunk, chunk_id, load_documents
 from core.ingest.pairs import norm_ws
 from core.ingest.passages import DOCUMENT_EXTS, QA_ARCHIVE_EXTS, TABLE_EXTS, check_size, read_passages_file
+from core.ingest.qafiles import load_qa_path
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,6 @@ def load_passages_path(path: str | Path) -> tuple[dict[str, str], dict[str, str]
     Raises:
         DataError: the path does not exist, holds no readable file, or no passage at all.
     """
-    from core.ingest.qafiles import load_qa_path
-
     path = Path(path)
     report = CollectionReport()
     parts: list[tuple[str, list[Chunk]]] = []

@@ -121,7 +121,7 @@ class _Bm25:
     their terms for the confidence score."""
 
     def __init__(self, chunks: Sequence[Chunk]):
-        from core.retrieval.index import BM25Index
+        from core.retrieval.index import BM25Index  # heavy: numpy and bm25s; intake imports this module and stays light
 
         self.index = BM25Index([c.id for c in chunks], [c.text for c in chunks])
         self.sets = [set(terms(c.text)) for c in chunks]
@@ -309,7 +309,7 @@ def _link_by_meaning(
     """The embedding fallback of :func:`link_answers`: updates ``links`` of the ``pending`` answers."""
     import numpy as np
 
-    from core.retrieval.embedding import embedding_dim, encode
+    from core.retrieval.embedding import embedding_dim, encode  # heavy: numpy; intake stays light
 
     n = len(chunks)
     report = progress or (lambda phase, done, total: None)

@@ -34,6 +34,7 @@ from core.dataset import DataError, QADataset
 from core.ingest import decoding
 from core.ingest.chunking import Chunk, chunk_id
 from core.ingest.pairs import as_texts, norm_ws
+from core.ingest.qafiles import check_lengths, load_qa_file, sniff_kind, table_from_text
 from core.ingest.report import PassageMapping, Problem, ValidationReport, capped, fail, quote_list
 from core.ingest.tables import (
     Record,
@@ -205,8 +206,6 @@ def check_size(name: str, size: int) -> None:
 
 def _records(name: str, data: bytes, problems: list[Problem]) -> tuple[str, Any, str | None]:
     """("table", (fmt, columns, records), encoding), ("ir", obj, encoding) or ("zip", None, None)."""
-    from core.ingest.qafiles import sniff_kind, table_from_text
-
     kind = sniff_kind(name, data)
     if kind == "zip":
         return "zip", None, None
@@ -236,8 +235,6 @@ def read_passage_columns(name: str, data: bytes) -> list[str]:
 
 def _as_qa_file(name: str, data: bytes, max_tokens: int | None) -> PassageFile:
     """A QA file read for its passages: its questions are ignored (and the report says so)."""
-    from core.ingest.qafiles import load_qa_file
-
     loaded = load_qa_file(name, data, max_tokens=max_tokens)
     ds, rep = loaded.dataset, loaded.report
     if not ds.corpus:
@@ -284,8 +281,6 @@ def read_passages_file(
     Raises:
         DataError: too big, binary, empty, malformed, no text column, no passage left.
     """
-    from core.ingest.qafiles import check_lengths
-
     if not _is_zip(name, data):  # a BEIR zip has its own limits (members, expanded size)
         check_size(name, len(data))
     problems: list[Problem] = []

@@ -60,6 +60,8 @@ import pandas as pd
 
 from core.dataset import DataError, QADataset
 from core.generate.judgments import load_judgments, record_judgments
+from core.insight.explore import BY_DIMENSION_FILE, open_run
+from core.insight.projection import Projection
 from core.retrieval.coverage import DEPTH, fmt_share, found_by_name, judging_summary
 from core.retrieval.evaluation import Conditions, RetrievalResult, score_ranking
 from core.retrieval.results import NOT_RECORDED, RunResults, build_results
@@ -377,9 +379,6 @@ def _refresh_saved_views(store: Store, run_id: str) -> None:
     """Recompute what the run folder saved from the old labels: how questions meet their answers
     (``alignment.json``) and each saved map's point table (movement, answer colouring); quality by
     dimension is removed (recomputed when next asked for). The maps themselves do not depend on labels."""
-    from core.insight.explore import BY_DIMENSION_FILE, open_run
-    from core.insight.projection import Projection
-
     run_dir = store.run_dir(run_id)
     for path in [run_dir / "alignment.json", run_dir / BY_DIMENSION_FILE, *run_dir.glob("map-points-*.parquet")]:
         path.unlink(missing_ok=True)

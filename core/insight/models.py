@@ -21,6 +21,8 @@ from core.dataset import QADataset
 from core.retrieval.embedding import EmbeddingCache, embedding_dim, load_model
 from core.retrieval.evaluation import RetrievalResult, evaluate_bm25, evaluate_dense, evaluate_hybrid
 from core.retrieval.stats import paired_randomization
+from core.tuning.spec import RunSpec
+from core.workspace.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +145,6 @@ def run_comparison(store, run_id: str, reporter=None, device: str | None = None)
     Raises:
         ValueError: no evaluation questions, or a candidate that cannot be loaded.
     """
-    from core.retrieval.embedding import EmbeddingCache
-    from core.tuning.spec import RunSpec
-    from core.workspace.files import atomic_write_json
-
     spec = RunSpec.load(store.run_dir(run_id))
     _, ev = store.snapshot_run_data(run_id, store.get_run(run_id)["dataset_id"])
     if ev is None or len(ev) == 0:

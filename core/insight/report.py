@@ -20,7 +20,11 @@ import pandas as pd
 
 from core.dataset import QADataset
 from core.generate.pairs import origin_summary, origin_warning
+from core.ingest.splits import leakage_report
+from core.insight.explore import open_run
 from core.insight.judging import RESCORED_PREFIX, unjudged_lines
+from core.insight.matryoshka import quality_by_dimension
+from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from core.retrieval.results import RunResults
 from core.workspace.run_folder import MODEL, artifact
 from core.workspace.store import Store
@@ -164,13 +168,8 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     Raises:
         FileNotFoundError: the run has not finished (no results).
     """
-    from core.ingest.splits import leakage_report
-    from core.insight.explore import open_run
-    from core.insight.map_figure import embedding_map
-    from core.insight.matryoshka import quality_by_dimension
-    from core.insight.plots import metric_bars
-    from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
-
+    from core.insight.map_figure import embedding_map  # heavy: plotly, loaded only when drawing
+    from core.insight.plots import metric_bars  # heavy: plotly, loaded only when drawing
     run = store.get_run(run_id)
     view = open_run(store, run_id)
     results = view.results

@@ -51,6 +51,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from core.retrieval.embedding import weights_fingerprint
+
 logger = logging.getLogger(__name__)
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
@@ -240,8 +242,6 @@ def _session(path: Path):
 
 def onnx_folder(model, folder: str | Path) -> Path:
     """Where the ONNX files of ``model``'s weights are kept under ``folder`` (built or not)."""
-    from core.retrieval.embedding import weights_fingerprint
-
     return Path(folder) / weights_fingerprint(torch_model_of(model))
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from core.dataset import QADataset
-from core.retrieval.embedding import EmbeddingCache
+from core.retrieval.embedding import EmbeddingCache, load_model
+from core.retrieval.evaluation import dense_ranking
 from core.retrieval.index import Ranking
 from core.retrieval.rerank import (
     NegativeSource,
@@ -104,9 +105,6 @@ def _negatives(sub: QADataset, settings: RerankSettings, negatives_from: Negativ
     if all(len(v) >= want for v in own.values()):
         return own, "the dataset's labelled negatives"
     if negatives_from is None:
-        from core.retrieval.embedding import load_model
-        from core.retrieval.evaluation import dense_ranking
-
         encoder = load_model(base_model, device=device)
         ranking = dense_ranking(encoder, sub, settings.max_length, cache=cache, progress=progress,
                                 k=max(settings.top_k, want)).ranking

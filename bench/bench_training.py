@@ -149,8 +149,12 @@ def plain_sentence_transformers(epochs: int, batch_size: int, lr: float, warmup:
 
 
 def main() -> int:
+    # here, not at the top: each method runs in a child process that measures its own memory from a bare start
+    from core.tuning.methods import fitted, names
+
     p = argparse.ArgumentParser()
-    p.add_argument("--methods", nargs="+", default=["full", "adapter", "nudge", "plain"])
+    p.add_argument("--methods", nargs="+", default=[*names(shootout_default=True), "plain"],
+                   choices=[*fitted(), "plain"], help="registered methods (core.tuning.methods) and/or plain")
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--workspace", default=None, help=argparse.SUPPRESS)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",

@@ -3,7 +3,7 @@
 Commands:
     evaluate        metrics table for dense (a model), BM25 and hybrid on a QA file
     prepare-sample  put the sample dataset into the workspace (idempotent)
-    train           fine-tune (full / adapter / nudge) and print base vs tuned vs BM25 / hybrid
+    train           tune (any registered method: full / adapter / nudge ...) and print base vs tuned vs BM25 / hybrid
     shootout        every method on one split: quality against time
     report          a finished run's stakeholder report (one HTML file)
     export          a finished run as a deployable bundle (model, ONNX, Parquet embeddings, snippets)
@@ -27,7 +27,9 @@ from typing import Any
 
 from core.console import PrintReporter, print_run_results  # noqa: F401 - the benchmarks use PrintReporter
 from core.retrieval.backends import BACKENDS
-from core.tuning.spec import SETTINGS_OF, TUNING_METHODS, RunSpec, Scoring
+from core.tuning.losses import LOSS_NAMES
+from core.tuning.methods import REGISTERED, fitted, method_of, names
+from core.tuning.spec import RunSpec, Scoring
 from core.workspace.files import disk_problem
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,17 +37,36 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 logger = logging.getLogger(__name__)
 
-# CLI flag -> the settings field it sets, per method (a method missing from a row has no such setting).
-FLAG_FIELDS: dict[str, dict[str, str]] = {
-    "epochs": {"full": "epochs", "adapter": "epochs"},
-    "lr": {"full": "learning_rate", "adapter": "lr"},
-    "batch_size": {"full": "batch_size", "adapter": "batch_size"},
-    "max_seq_length": {"full": "max_seq_length"},
-    "loss": {"full": "loss"},
-    "hard_negatives": {"full": "hard_negatives"},
-    "max_steps": {"full": "max_steps"},
-    "nproc": {"full": "processes"},
+# CLI flag -> the settings field names it sets (the first a method's settings have); a method whose settings
+# have none of them has no such setting (FLAG_FIELDS: per registered method, built from its settings).
+FLAG_NAMES: dict[str, tuple[str, ...]] = {
+    "epochs": ("epochs",),
+    "lr": ("learning_rate", "lr"),
+    "batch_size": ("batch_size",),
+    "max_seq_length": ("max_seq_length",),
+    "loss": ("loss",),
+    "hard_negatives": ("hard_negatives",),
+    "max_steps": ("max_steps",),
+    "nproc": ("processes",),
 }
+
+
+def _flag_fields() -> dict[str, dict[str, str]]:
+    """CLI flag -> {method: the settings field it sets}, for every registered method with a fit."""
+    out: dict[str, dict[str, str]] = {}
+    for flag, candidates in FLAG_NAMES.items():
+        out[flag] = {}
+        for m in REGISTERED:
+            if m.kind != "fit":
+                continue
+            have = {f.name for f in dataclasses.fields(m.settings)}
+            hit = next((c for c in candidates if c in have), None)
+            if hit is not None:
+                out[flag][m.name] = hit
+    return out
+
+
+FLAG_FIELDS = _flag_fields()
 
 
 def _open_store():
@@ -74,6 +95,8 @@ def _parse_value(cls: type, name: str, text: str) -> Any:
                          f"(settings: {', '.join(x.name for x in dataclasses.fields(cls))})")
     kind = str(f.type)
     try:
+        if kind.startswith("list[str]"):
+            return [x.strip() for x in text.split(",") if x.strip()]
         if kind.startswith("list"):
             return [int(x) for x in text.split(",") if x]
         if kind == "int":
@@ -119,10 +142,11 @@ def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
         obj, cls = sub, type(sub)
         if method == "shootout" and "." in name:
             part, name = name.split(".", 1)
-            if part not in TUNING_METHODS:
-                raise ValueError(f"--set {item}: use full.NAME, adapter.NAME or nudge.NAME in a shoot-out")
+            if part not in names(in_shootout=True):
+                raise ValueError(f"--set {item}: use " + ", ".join(f"{m}.NAME" for m in names(in_shootout=True))
+                                 + " in a shoot-out")
             obj = getattr(spec.settings, part)
-            cls = SETTINGS_OF[part]
+            cls = method_of(part).settings
         setattr(obj, name, _parse_value(cls, name, text))
     if method == "shootout" and args.methods:
         spec.settings.methods = list(args.methods)
@@ -247,7 +271,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     lock = _locked(store)
     try:
         ds_id = _dataset_from_files(store, args.train, args.eval, args.seed, args.split_by, args.method)
-        if spec.method == "nudge":
+        if method_of(spec.method).searches_training_passages:
             print("note: NUDGE updates the stored passage vectors of the training corpus; it only helps when the "
                   "eval questions search that same corpus.", file=sys.stderr)
         _, results = _run(store, ds_id, spec, f"{args.method} on {os.path.basename(args.train)}", args.device, lock)
@@ -325,11 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="fine-tune and compare base / tuned / BM25 / hybrid")
     _run_flags(t)
-    t.add_argument("--method", choices=list(TUNING_METHODS), default="full")
+    t.add_argument("--method", choices=list(fitted()), default="full")
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None, help="learning rate (full fine-tune and adapter)")
     t.add_argument("--max-seq-length", type=int, default=None, help="tokens per text while training (full)")
-    t.add_argument("--loss", choices=["mnrl", "cached_mnrl", "matryoshka"], default=None)
+    t.add_argument("--loss", choices=list(LOSS_NAMES), default=None, help="training loss (core.tuning.losses)")
     t.add_argument("--hard-negatives", type=int, default=None)
     t.add_argument("--nproc", type=int, default=None,
                    help="training processes for the full fine-tune (torchrun, distributed data parallel; e.g. one "
@@ -338,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     so = sub.add_parser("shootout", help="base, full, adapter, NUDGE, BM25 and hybrid on one split: quality vs time")
     _run_flags(so)
-    so.add_argument("--methods", nargs="+", choices=list(TUNING_METHODS), default=None)
+    so.add_argument("--methods", nargs="+", choices=list(names(in_shootout=True)), default=None)
     so.set_defaults(func=cmd_shootout)
 
     add_file_commands(sub)

@@ -19,6 +19,7 @@ import sys
 
 from core.console import PrintReporter, print_run_results
 from core.retrieval.rerank import RerankSettings
+from core.tuning.methods import fitted
 from core.tuning.spec import RunSpec
 from core.workspace.run_folder import write_config
 from core.workspace.store import Store
@@ -72,7 +73,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
         return 2
     run_dir = store.run_dir(args.run_id)
     spec = RunSpec.load(run_dir)
-    if spec.method not in ("full", "adapter", "nudge"):
+    if spec.method not in fitted():
         print(f"error: a {spec.method} run cannot be re-scored (one method's run only)", file=sys.stderr)
         return 2
     new = RunSpec(spec.method, spec.base_model, spec.seed, spec.scoring, spec.settings,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from core.insight.explore import open_run
 from core.insight.models import run_comparison
 from core.retrieval.results import RunResults
+from core.tuning.methods import method_of
 from core.tuning.runs import load_spec, run_method
 from core.tuning.shootout import ShootoutResults, run_shootout
 from core.workspace.jobs import Reporter
@@ -27,10 +28,12 @@ def execute(store: Store, run_id: str, reporter: Reporter | None = None, device:
             its pages open at once; the CLI does not need them).
     """
     spec = load_spec(store, run_id)
-    if spec.method == "models":
-        return run_comparison(store, run_id, reporter, device=device)
-    if spec.method == "shootout":
-        return run_shootout(store, run_id, reporter, device=device)
+    if method_of(spec.method).kind == "dispatch":
+        if spec.method == "models":
+            return run_comparison(store, run_id, reporter, device=device)
+        if spec.method == "shootout":
+            return run_shootout(store, run_id, reporter, device=device)
+        raise ValueError(f"no runner for the dispatch method {spec.method!r}")
     results = run_method(store, run_id, reporter, device=device, resume=resume)
     if prepare_views:
         reporter = reporter or Reporter()

@@ -41,6 +41,7 @@ from core.retrieval.embedding import resolve_model
 from core.retrieval.index import BM25Index
 from core.retrieval.pipeline import Pipeline
 from core.retrieval.results import RunResults
+from core.tuning.methods import method_of
 from core.tuning.spec import RunSpec
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ def query_model(spec: RunSpec, pipe: Pipeline) -> tuple[str | None, str | None]:
     local folder, otherwise named by its hub id). (None, None) without a dense stage."""
     if pipe.dense is None:
         return None, None
-    if pipe.dense == "tuned" and spec.method == "full":
-        return "model", None
+    bundled = method_of(spec.method).bundle_model  # the method ships a plain model folder for its tuned side
+    if pipe.dense == "tuned" and bundled:
+        return bundled, None
     resolved = resolve_model(spec.base_model)  # None: the bundled all-MiniLM-L6-v2 folder
     if Path(resolved).is_dir():
         return f"{FOLDER}/query_model", None
@@ -108,12 +110,12 @@ def pipeline_files(view, results: RunResults, spec: RunSpec, run_dir: Path, role
         folder, hub = query_model(spec, pipe)
         if folder == f"{FOLDER}/query_model":
             files += _folder_files(Path(resolve_model(spec.base_model)), folder)
-        adapter = which == "tuned" and spec.method == "adapter"
+        adapter = method_of(spec.method).query_file if which == "tuned" else None  # moves question vectors
         dense_cfg = {"model": folder, "hub_id": hub, "max_seq_length": spec.scoring.passage_tokens,
                      "vectors": f"{FOLDER}/dense.npy", "owner": f"{FOLDER}/owner.npy" if windows is not None else None,
-                     "adapter": "adapter.npz" if adapter else None, "which": which}
-        if adapter and not any(n == "adapter.npz" for n, _ in files):
-            files.append(("adapter.npz", run_dir / "adapter.npz"))
+                     "adapter": adapter, "which": which}
+        if adapter and not any(n == adapter for n, _ in files):
+            files.append((adapter, run_dir / adapter))
     bm25_cfg = None
     if pipe.bm25:
         bm = BM25Index(ids, [view.eval.corpus[d] for d in ids])

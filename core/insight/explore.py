@@ -18,6 +18,7 @@ import pandas as pd
 
 from core.dataset import QADataset, source_file
 from core.retrieval.results import RunResults
+from core.tuning.methods import method_of
 from core.tuning.spec import RunSpec
 from core.workspace.files import owner_only
 from core.workspace.run_folder import load_per_query, load_rankings, load_results, load_vectors
@@ -212,23 +213,21 @@ class RunView:
 
         tokens = self.spec.scoring.passage_tokens  # the limit both models were scored with
         backend = self.spec.scoring.backend
-        if which == "tuned" and self.method == "full":
-            model = with_backend(load_model(str(self.run_dir / "model")), backend, self.onnx_dir)
+        method = method_of(self.method)  # how the method's tuned side is rebuilt from the run folder
+        if which == "tuned" and method.tuned_model is not None:
+            model = with_backend(method.tuned_model(self.run_dir, self.spec, None), backend, self.onnx_dir)
             model.max_seq_length = tokens
             self._encoders["_tuned_model"] = model
-            fn = lambda t: encode(model, [t], kind="query")[0]  # noqa: E731
         else:
-            base = self._encoders.get("_base_model") or with_backend(load_model(self.spec.base_model), backend,
-                                                                     self.onnx_dir)
-            base.max_seq_length = tokens
-            self._encoders["_base_model"] = base
-            if which == "tuned" and self.method == "adapter":
-                from core.tuning.adapter import LinearAdapter
-
-                adapter = LinearAdapter.load(self.run_dir / "adapter.npz")
-                fn = lambda t: adapter.transform(encode(base, [t], kind="query"))[0]  # noqa: E731
-            else:
-                fn = lambda t: encode(base, [t], kind="query")[0]  # noqa: E731
+            model = self._encoders.get("_base_model") or with_backend(load_model(self.spec.base_model), backend,
+                                                                      self.onnx_dir)
+            model.max_seq_length = tokens
+            self._encoders["_base_model"] = model
+        move = method.query_transform(self.run_dir) if which == "tuned" and method.query_transform else None
+        if move is not None:
+            fn = lambda t: move(encode(model, [t], kind="query"))[0]  # noqa: E731
+        else:
+            fn = lambda t: encode(model, [t], kind="query")[0]  # noqa: E731
         self._encoders[which] = fn
         return fn
 

@@ -10,7 +10,8 @@ nothing outside them ends up in the bundle and no entry escapes the folder it is
     README.md                what this is, its scores, how to use it, the re-indexing reminder
     export.json              run, method, base model, dimension (truncate_dim), token limit, files
     config.json results.json the run's settings and scores
-    model/                   full fine-tune: the sentence-transformers folder
+    model/                   full fine-tune: the sentence-transformers folder (each method's files: its
+                             ``Method.bundle_sources``, ``core.tuning.methods``)
     adapter.npz              adapter: W and b of q' = normalise(q @ W.T + b) (base model referenced)
     nudged.npy nudged_ids.json   NUDGE: the nudged passage vectors (base model referenced)
     onnx/model.onnx          the encoding model's transformer, fp32 (the tuned model; for an adapter
@@ -60,6 +61,7 @@ from core.insight.bundle_pipeline import CONFIG_FILE, pipeline_files, pipeline_r
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
 from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_snippets  # noqa: F401
+from core.tuning.methods import REGISTERED, method_of
 from core.tuning.spec import RunSpec
 from core.workspace.files import OWNER_ONLY_DIR, atomic_write_json, owner_only, read_json
 from core.workspace.run_folder import CONFIG, RESULTS, is_run_folder, load_vectors
@@ -68,12 +70,8 @@ from core.workspace.store import Store
 FORMAT = 1
 # Weights barely compress and deflating ~90 MB costs seconds on a small CPU: store them as is.
 STORED_SUFFIXES = (".safetensors", ".bin", ".npy", ".npz", ".pt", ".onnx", ".parquet")
-# What each method must have left in the run folder for an export to make sense.
-ARTIFACTS = {
-    "full": ("model",),
-    "adapter": ("adapter.npz",),
-    "nudge": ("nudged.npy", "nudged_ids.json"),
-}
+# What each method must have left in the run folder for an export to make sense (its ``saves``).
+ARTIFACTS = {m.name: m.saves for m in REGISTERED if m.kind == "fit"}
 EXTRA_FILES = (CONFIG, RESULTS)
 Progress = Callable[[str, float], None]  # (message, fraction done), as the report builder reports
 
@@ -107,10 +105,10 @@ def check_exportable(run_dir: Path) -> RunSpec:
     if not is_run_folder(run_dir):
         raise FileNotFoundError(f"{run_dir.name}: no config.json; this is not a run folder.")
     spec = RunSpec.load(run_dir)
-    needed = ARTIFACTS.get(spec.method)
-    if needed is None:
-        raise FileNotFoundError(f"{run_dir.name}: unknown method {spec.method!r}, nothing to export.")
-    missing = [n for n in needed if not (run_dir / n).exists()]
+    method = method_of(spec.method)
+    if method.kind != "fit":
+        raise FileNotFoundError(f"{run_dir.name}: a {spec.method} run has no tuned model of its own to export.")
+    missing = [n for n in method.saves if not (run_dir / n).exists()]
     if missing:
         raise FileNotFoundError(
             f"Run {run_dir.name} has no {', '.join(missing)}: it did not finish, so there is no tuned model to download."
@@ -147,10 +145,13 @@ def dimension_options(store: Store, run_id: str) -> list[tuple[int, str]]:
 
 
 def _encoding_model(run_dir: Path, spec: RunSpec):
-    """The torch model that encodes questions (and new passages) for this run, at its token limit."""
+    """The torch model that encodes questions (and new passages) for this run, at its token limit: the bundle's
+    plain model folder when the method ships one (``Method.bundle_model``), else the base model."""
     from core.retrieval.embedding import load_model
 
-    target = str(run_dir / "model") if spec.method == "full" else spec.base_model
+    method = method_of(spec.method)
+    target = (str(method.bundle_sources(run_dir, spec)[method.bundle_model]) if method.bundle_model
+              else spec.base_model)
     model = load_model(target, device="cpu")
     model.max_seq_length = spec.scoring.passage_tokens
     return model
@@ -192,7 +193,8 @@ def _embeddings_table(view, spec: RunSpec, dim: int, model_fn) -> tuple[bytes, i
     columns.update({k: pa.array(v, pa.string()) for k, v in extra.items()})
     table = pa.table(columns).replace_schema_metadata({
         "dimension": str(dim), "normalised": "L2, after truncation", "run_id": view.run_id,
-        "model": "model/" if spec.method == "full" else base_model_ref(spec)})
+        "model": f"{method_of(spec.method).bundle_model}/" if method_of(spec.method).bundle_model
+        else base_model_ref(spec)})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue(), len(ids)
@@ -212,7 +214,8 @@ def _onnx_entries(model, spec: RunSpec, onnx_dir: Path, progress: Progress | Non
     checks = export_meta(model, onnx_dir)
     meta = {**pooling_spec(model), "max_seq_length": spec.scoring.passage_tokens,
             "prompts": dict(getattr(model, "prompts", {}) or {}),
-            "of": "the tuned model" if spec.method == "full" else "the base model (unchanged by this method)",
+            "of": "the tuned model" if method_of(spec.method).bundle_model else
+            "the base model (unchanged by this method)",
             "fp32": "model.onnx", "int8": "model_int8.onnx",
             "fp32_min_cosine_vs_torch": checks.get("fp32_min_cosine"),
             "int8_min_cosine_vs_torch": checks.get("int8_min_cosine"),
@@ -266,12 +269,12 @@ def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_on
         return loaded[0]
 
     entries: list[Entry] = []
-    for name in EXTRA_FILES + ARTIFACTS[spec.method]:
-        path = run_dir / name
+    sources = {name: run_dir / name for name in EXTRA_FILES} | method_of(spec.method).bundle_sources(run_dir, spec)
+    for name, path in sources.items():
         if path.is_symlink() or not path.exists():
             continue
         for f in (_files_of(path) if path.is_dir() else [path]):
-            entries.append(Entry(f.relative_to(run_dir).as_posix(), source=f))
+            entries.append(Entry(f"{name}/{f.relative_to(path).as_posix()}" if path.is_dir() else name, source=f))
     onnx_meta = None
     if with_onnx:
         onnx_entries, onnx_meta = _onnx_entries(model_fn(), spec, store.cache_path.parent / "onnx", progress)
@@ -320,7 +323,7 @@ def _export_info(view, spec: RunSpec, dim: int, full: int, rows: int, onnx_meta:
         "format": FORMAT,
         "run_id": view.run_id,
         "method": spec.method,
-        "model": "model" if spec.method == "full" else None,
+        "model": method_of(spec.method).bundle_model,
         "base_model": base_model_ref(spec),
         "base_model_path": _local_base(spec),
         "dimension": dim,
@@ -339,7 +342,7 @@ def _export_info(view, spec: RunSpec, dim: int, full: int, rows: int, onnx_meta:
                                                 "config": "onnx/onnx.json", "of": onnx_meta["of"],
                                                 "fp32_min_cosine_vs_torch": onnx_meta["fp32_min_cosine_vs_torch"],
                                                 "int8_min_cosine_vs_torch": onnx_meta["int8_min_cosine_vs_torch"]},
-        "adapter": "adapter.npz" if spec.method == "adapter" else None,
+        "adapter": method_of(spec.method).query_file,
         "example_query": view.eval.queries[view.query_ids[0]] if view.query_ids else "",
         "snippets": [f"snippets/{n}" for n in snippets(spec.method, onnx_meta is not None)],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

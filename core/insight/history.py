@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from core.tuning.methods import fitted
 from core.workspace.store import Store
 
 
@@ -20,7 +21,7 @@ def dataset_choices(store: Store) -> list[dict]:
 
 
 NOT_TUNING = ("generate",)  # run methods that tune nothing (question generation): shown on their own page
-EXPLORABLE = ("full", "adapter", "nudge")  # runs with a map and a comparison of their own
+EXPLORABLE = fitted()  # runs with a map and a comparison of their own (the registry's methods with a fit)
 
 
 def done_runs(store: Store) -> list[dict]:

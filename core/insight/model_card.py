@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
+from core.tuning.methods import method_of
 from core.tuning.spec import RunSpec
 from core.workspace.run_folder import load_results, read_status
 
@@ -45,69 +46,14 @@ def _table(results) -> str:
     return "\n".join(lines)
 
 
-_USAGE = {
-    "full": """```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("model", truncate_dim={dim})  # the model/ folder of this bundle
-vectors = model.encode_document(["a passage"], normalize_embeddings=True)
-question = model.encode_query(["your question"], normalize_embeddings=True)
-```""",
-    "adapter": """The base model is unchanged; only QUESTION vectors are transformed, so an existing
-passage index built with the base model keeps working.
-
-```python
-import numpy as np
-from sentence_transformers import SentenceTransformer
-
-base = SentenceTransformer({base_model_py})
-z = np.load("adapter.npz", allow_pickle=False)
-W, b = z["weight"], z["bias"]
-
-def encode_question(text):
-    q = base.encode([text], normalize_embeddings=True) @ W.T + b
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
-```""",
-    "nudge": """NUDGE changed the stored PASSAGE vectors of the training corpus; the base model is
-unchanged. Replace the vectors of these passages in your index (ids in `nudged_ids.json`, one
-row of `nudged.npy` each) and keep encoding questions with the base model
-({base_model}).
-
-```python
-import json
-import numpy as np
-
-ids = json.load(open("nudged_ids.json"))
-vectors = np.load("nudged.npy", allow_pickle=False)  # (len(ids), dim) float32, unit length
-```""",
-}
-
-_REINDEX = {
-    "full": "**A new model means re-indexing the collection.** Vectors made by the base model (or any other "
-            "model) do not mix with this one's: re-encode every passage of your collection with this model "
-            "before you search it with this model's questions. `embeddings.parquet` holds the {rows} passages of "
-            "the run's evaluation collection already encoded; every other passage must be encoded again.",
-    "adapter": "**A new model means re-indexing the collection**, but an adapter is not a new model: passages "
-               "stay base-model vectors (those in `embeddings.parquet` are), only questions pass through the "
-               "adapter. If you change the base model, or the dimension, re-index everything.",
-    "nudge": "**A new model means re-indexing the collection**, but NUDGE is not a new model: questions are "
-             "encoded by the base model and the nudged passages replace their vectors in your index "
-             "(`embeddings.parquet` holds the evaluation collection with nudged vectors where they apply). "
-             "If you change the base model, or the dimension, re-index everything.",
-}
-
-
 def model_card(run_dir: str | Path, dim: int | None = None) -> str:
     """The top of the bundle's README.md: method, base model, settings, scores and how to use it."""
     run_dir = Path(run_dir)
     spec = RunSpec.load(run_dir)
     status = read_status(run_dir)
     results = load_results(run_dir)
-    what = {
-        "full": "a fine-tuned sentence-transformers model (all weights updated)",
-        "adapter": "a linear query adapter applied on top of the unchanged base model",
-        "nudge": "NUDGE-adjusted passage vectors for the training corpus (base model unchanged)",
-    }.get(spec.method, spec.method)
+    method = method_of(spec.method)
+    what = method.card_what or spec.method
     if results is None:
         scores = "_No evaluation results were saved with this run._"
     else:
@@ -120,7 +66,7 @@ def model_card(run_dir: str | Path, dim: int | None = None) -> str:
     settings = "\n".join(f"- {md_text(k)}: {md_text(v)}" for k, v in spec.describe())
     unchanged = base_unchanged(run_dir)
     ref = base_model_ref(spec)
-    usage = (_USAGE.get(spec.method, "").replace("{base_model_py}", repr(ref)).replace("{base_model}", md_text(ref))
+    usage = (method.card_usage.replace("{base_model_py}", repr(ref)).replace("{base_model}", md_text(ref))
              .replace("{dim}", repr(dim)))
     return "\n".join(
         [
@@ -160,7 +106,7 @@ def readme(run_dir: Path, spec: RunSpec, info: dict[str, Any]) -> str:
         model_card(run_dir, info["truncate_dim"]),
         "## This bundle",
         "",
-        _REINDEX[spec.method].format(rows=info["embeddings"]["rows"]),
+        method_of(spec.method).card_reindex.format(rows=info["embeddings"]["rows"]),
         "",
         f"- **Vector size:** {size}. Questions must be cut the same way as the stored vectors.",
         f"- **Token limit:** passages and questions are read at {info['max_seq_length']} tokens, as in the run.",

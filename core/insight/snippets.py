@@ -1,5 +1,6 @@
 """The snippets of an export bundle: short scripts, one per retrieval stack, that search the bundle's
-``embeddings.parquet`` with a question encoded the way the run encoded (``snippets(method)``).
+``embeddings.parquet`` with a question encoded the way the run encoded (``snippets(method)``: the method's ``snippet_encoder``,
+``core.tuning.methods``).
 
 Each reads the bundle's ``export.json`` (so it follows the bundle it sits in) and prints its top hits
 as ``rank<TAB>score<TAB>id<TAB>text``; ``tests/test_snippets.py`` runs every one against an exported
@@ -7,6 +8,8 @@ folder.
 """
 
 from __future__ import annotations
+
+from core.tuning.methods import method_of
 
 TOP_K = 5
 SNIPPETS = ("sentence_transformers_search.py", "faiss_search.py", "qdrant_search.py", "llamaindex_search.py",
@@ -45,62 +48,6 @@ def base_model():
         return local
     return info["base_model"]
 '''
-
-_ENCODER = {
-    "full": '''
-from sentence_transformers import SentenceTransformer  # noqa: E402
-
-# The tuned model; truncate_dim keeps the first `dimension` coordinates, like the stored vectors.
-model = SentenceTransformer(str(BUNDLE / "model"), truncate_dim=info["truncate_dim"])
-model.max_seq_length = info["max_seq_length"]
-
-
-def embed_query(text):
-    return model.encode_query([text], normalize_embeddings=True)[0]
-
-
-def embed_passages(texts):  # new passages: encode them with the same model before adding them
-    return model.encode_document(list(texts), normalize_embeddings=True)
-''',
-    "adapter": '''
-from sentence_transformers import SentenceTransformer  # noqa: E402
-
-# The unchanged base model; the adapter moves QUESTION vectors only (passages stay base-model vectors).
-model = SentenceTransformer(base_model())
-model.max_seq_length = info["max_seq_length"]
-adapter = np.load(BUNDLE / "adapter.npz", allow_pickle=False)
-W, b = adapter["weight"], adapter["bias"]
-
-
-def _cut(v):  # the first `dimension` coordinates, unit length again
-    v = v[..., : info["dimension"]]
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def embed_query(text):
-    q = model.encode_query([text], normalize_embeddings=True) @ W.T + b
-    return _cut(q / np.linalg.norm(q, axis=1, keepdims=True))[0]
-
-
-def embed_passages(texts):
-    return _cut(model.encode_document(list(texts), normalize_embeddings=True))
-''',
-    "nudge": '''
-from sentence_transformers import SentenceTransformer  # noqa: E402
-
-# The unchanged base model encodes questions; the stored passage vectors carry NUDGE's changes.
-model = SentenceTransformer(base_model(), truncate_dim=info["truncate_dim"])
-model.max_seq_length = info["max_seq_length"]
-
-
-def embed_query(text):
-    return model.encode_query([text], normalize_embeddings=True)[0]
-
-
-def embed_passages(texts):  # passages NUDGE never saw: plain base-model vectors
-    return model.encode_document(list(texts), normalize_embeddings=True)
-''',
-}
 
 _BODIES = {
     "sentence_transformers_search.py": ("Search the bundle's passages with sentence-transformers and numpy (no vector "
@@ -259,7 +206,7 @@ def snippets(method: str, with_onnx: bool = True) -> dict[str, str]:
     out = {}
     for name, (title, needs, body) in _BODIES.items():
         head = _HEAD.format(title=title, file=name, k=TOP_K, needs=f"\nNeeds: pip install {needs} pandas pyarrow")
-        out[name] = head + _ENCODER[method] + body.format(k=TOP_K)
+        out[name] = head + method_of(method).snippet_encoder + body.format(k=TOP_K)
     if with_onnx:
         title = ("Search the bundle's passages with the ONNX file and no torch: ONNX Runtime, the tokenizers "
                  "package and numpy (add --int8 for the int8 file).")

@@ -4,7 +4,8 @@ A query adapter keeps the identity when no epoch beat the base model on its held
 (``core.tuning.adapter``: epoch 0 is a candidate), and NUDGE may choose step size 0. Such a run
 "finishes" and can be exported, but what it ships is the base model as it was: the Runs page and
 the bundle's README say so (:data:`UNCHANGED_BUNDLE`), rather than handing over 100 MB that change
-nothing. The check reads what the run saved (the adapter's weights, the stored vectors), not its
+nothing. Each method says how it can stay unchanged (``Method.unchanged``, ``core.tuning.methods``); the
+check reads what the run saved (the adapter's weights, the stored vectors), not its
 scores: two models can score alike and still differ.
 """
 
@@ -13,8 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
+from core.tuning.methods import method_of
 from core.tuning.spec import RunSpec
 from core.workspace.run_folder import load_results, load_vectors
 
@@ -46,26 +46,15 @@ def base_unchanged(run_dir: str | Path) -> str | None:
     """
     run_dir = Path(run_dir)
     try:
-        method = RunSpec.load(run_dir).method
+        method = method_of(RunSpec.load(run_dir).method)
     except (FileNotFoundError, KeyError, ValueError):
         return None
-    if method == "adapter":
-        from core.tuning.adapter import LinearAdapter
-
-        try:
-            adapter = LinearAdapter.load(run_dir / "adapter.npz")
-        except (FileNotFoundError, ValueError):
-            return None
-        if np.array_equal(adapter.weight, np.eye(adapter.dim, dtype=np.float32)) and not adapter.bias.any():
-            return ("No epoch of the query adapter beat the base model on its held-back training questions, so "
-                    f"the run kept the identity: the tuned model is the base model unchanged{_scores(run_dir)}.")
+    if method.unchanged is None:
         return None
-    if method == "nudge":
+
+    def training() -> list[str]:
         results = load_results(run_dir)
-        said = " ".join(results.training) if results is not None else ""
-        vectors = load_vectors(run_dir)
-        if ("step size 0 chosen" in said or " 0 passages moved" in said) and vectors and all(
-                k in vectors for k in ("base_d", "tuned_d")) and np.array_equal(vectors["base_d"], vectors["tuned_d"]):
-            return ("NUDGE moved no passage vector (step size 0 was the best on its held-back training questions): "
-                    f"the tuned model is the base model unchanged{_scores(run_dir)}.")
-    return None
+        return list(results.training) if results is not None else []
+
+    why = method.unchanged(run_dir, training(), lambda: load_vectors(run_dir))
+    return None if why is None else f"{why}{_scores(run_dir)}."

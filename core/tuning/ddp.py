@@ -118,6 +118,7 @@ def worker(run_dir: Path, cache_path: Path, resume: bool) -> None:
     from core.retrieval.embedding import EmbeddingCache
     from core.tuning.full import train_full
     from core.tuning.holdout import split_validation
+    from core.tuning.methods import method_of
     from core.tuning.spec import RunSpec
     from core.workspace.files import atomic_write_json
 
@@ -129,7 +130,8 @@ def worker(run_dir: Path, cache_path: Path, resume: bool) -> None:
         reporter.note("Several processes: the model after the last step is kept (sentence-transformers runs its "
                       "evaluator on one process only, so no epoch is chosen on the validation questions; they "
                       "still choose the hybrid's fusion).")
-    _, info = train_full(train_part, None, spec, run_dir, reporter, resume=resume, cache=EmbeddingCache(cache_path))
+    _, info = train_full(train_part, None, spec, run_dir, reporter, resume=resume, cache=EmbeddingCache(cache_path),
+                         hooks=method_of(spec.method).train_hooks)  # the method's changes to the training path
     if rank() == 0:
         atomic_write_json(run_dir / "train_info.json", asdict(info))
 

@@ -20,15 +20,20 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.dataset import QADataset
 from core.tuning import st
+from core.tuning.losses import loss_of
 from core.tuning.pairs import mine_negatives, positive_texts
-from core.tuning.spec import FullSettings, RunSpec
 from core.workspace.jobs import Cancelled, Reporter
+
+if TYPE_CHECKING:  # the method modules (which the spec reads) import this one
+    from core.tuning.methods.full import FullSettings
+    from core.tuning.spec import RunSpec
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,36 @@ class TrainInfo:
     best_step: int | None
     seconds: float
     resumed_from_step: int | None = None
+
+
+def save_whole(model, folder: Path) -> None:
+    """The full fine-tune's save: the whole sentence-transformers model."""
+    model.save(str(folder))
+
+
+@dataclass(frozen=True)
+class TrainHooks:
+    """What a method that trains on this path changes in it (the full fine-tune: nothing).
+
+    Attributes:
+        folder: the folder under the run folder the fit is saved to (written whole, then renamed).
+        prepare: (model, settings) called once the training pairs are made, before the Trainer is built
+            (e.g. adding LoRA layers); None: the model trains as loaded.
+        save: (model, folder) writes what the run keeps.
+        finish: the trained model -> the model that is scored (e.g. adapters merged); None: itself.
+        load_checkpoint: (model, checkpoint folder) loads a checkpoint the Trainer wrote back into the model being
+            trained (the best epoch at the end, or resuming), for methods whose checkpoints sentence-transformers
+            cannot load as a whole model (adapter weights only); None: the Trainer's own loading.
+    """
+
+    folder: str = "model"
+    prepare: Callable[[Any, Any], None] | None = None
+    save: Callable[[Any, Path], None] = save_whole
+    finish: Callable[[Any], Any] | None = None
+    load_checkpoint: Callable[[Any, Path], None] | None = None
+
+
+FULL_HOOKS = TrainHooks()
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -170,23 +205,16 @@ def training_pairs(train: QADataset, model, settings: FullSettings, passage_toke
 
 
 def build_loss(model, settings: FullSettings, base_model: str | None = None, device: str | None = None):
-    from core.retrieval.embedding import embedding_dim, load_model
+    """The settings' loss (``core.tuning.losses``), with the base model loaded again, frozen, as its guide
+    when the loss needs one."""
+    from core.retrieval.embedding import load_model
 
-    losses = st.losses()
-    if settings.loss in ("gist", "cached_gist"):
+    loss = loss_of(settings.loss)
+    guide = None
+    if loss.needs_guide:
         guide = load_model(base_model, device=device)  # the base model, frozen: judges in-batch negatives
         guide.max_seq_length = settings.max_seq_length
-        if settings.loss == "gist":
-            return losses.GISTEmbedLoss(model, guide)
-        return losses.CachedGISTEmbedLoss(model, guide, mini_batch_size=settings.mini_batch_size)
-    if settings.loss == "mnrl":
-        return losses.MultipleNegativesRankingLoss(model)
-    if settings.loss == "cached_mnrl":
-        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=settings.mini_batch_size)
-    if settings.loss == "matryoshka":
-        dims = [d for d in settings.matryoshka_dims if d <= embedding_dim(model)]
-        return losses.MatryoshkaLoss(model, losses.MultipleNegativesRankingLoss(model), matryoshka_dims=dims)
-    raise ValueError(f"unknown loss {settings.loss!r}: use mnrl, cached_mnrl, matryoshka, gist or cached_gist")
+    return loss.build(st.losses(), model, settings, guide)
 
 
 def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool, device: str | None):
@@ -233,8 +261,8 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
 
 def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: str | Path,
                reporter: Reporter | None = None, device: str | None = None,
-               resume: bool = False, cache=None) -> tuple[Any, TrainInfo]:
-    """Fine-tune ``spec.base_model`` on ``train`` and save it to ``run_dir/model``.
+               resume: bool = False, cache=None, hooks: TrainHooks = FULL_HOOKS) -> tuple[Any, TrainInfo]:
+    """Fine-tune ``spec.base_model`` on ``train`` and save it to ``run_dir/model`` (``hooks.folder``).
 
     Args:
         train: the training part (the validation hold-out already removed); its negatives are
@@ -246,6 +274,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         device: "cpu" / "cuda" / "mps"; None picks the best available.
         resume: continue from the run folder's latest checkpoint (see ``latest_checkpoint``).
         cache: the embedding cache (base-model vectors for window choice and mining are read from it).
+        hooks: what the method changes in this path (``TrainHooks``; the full fine-tune: nothing).
 
     Returns:
         (the tuned model, its max_seq_length set to the run's passage token limit; TrainInfo).
@@ -277,6 +306,8 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         reporter.note("No validation questions were held out: the last epoch is kept.")
     pairs = training_pairs(train, model, settings, spec.scoring.passage_tokens, cache, reporter)
     model.max_seq_length = settings.max_seq_length
+    if hooks.prepare is not None:
+        hooks.prepare(model, settings)
     reporter.check_cancel()
     use_val = val is not None
     callbacks = [_callbacks(reporter, settings.checkpoint_every)]
@@ -291,6 +322,8 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # log dicts go to the reporter, not to stdout
+    if hooks.load_checkpoint is not None:  # the method's checkpoints: its own loader (best epoch, resuming)
+        trainer._load_from_checkpoint = lambda path, model=None: hooks.load_checkpoint(trainer.model, Path(path))
     if start is not None:
         reporter.note(f"Resuming from {start.name} (step {start.name.split('-')[-1]}).")
         logger.info("resuming %s from %s", run_dir.name, start)
@@ -310,16 +343,18 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     reporter.phase("saving", "Saving the tuned model")
     model.max_seq_length = spec.scoring.passage_tokens  # the tuned model searches like the base model
     if int(os.environ.get("RANK", "0")) == 0:  # one writer when several processes trained (torchrun)
-        staged = run_dir / ".model.tmp"  # saved whole, then renamed: never a half-written model/
+        staged = run_dir / f".{hooks.folder}.tmp"  # saved whole, then renamed: never a half-written model/
         shutil.rmtree(staged, ignore_errors=True)
         try:
-            model.save(str(staged))
+            hooks.save(model, staged)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
-        shutil.rmtree(run_dir / "model", ignore_errors=True)
-        os.replace(staged, run_dir / "model")
+        shutil.rmtree(run_dir / hooks.folder, ignore_errors=True)
+        os.replace(staged, run_dir / hooks.folder)
         shutil.rmtree(ckpt, ignore_errors=True)
+    if hooks.finish is not None:
+        model = hooks.finish(model)
     forget_fingerprint(model)
     info = TrainInfo(
         steps=state.global_step,

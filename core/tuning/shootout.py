@@ -1,5 +1,5 @@
-"""Method shoot-out: base, full fine-tune, adapter, NUDGE (when it applies), BM25 and the hybrid on
-the same split, quality against time in one table.
+"""Method shoot-out: base, every method it includes (``core.tuning.methods``: full fine-tune, adapter,
+NUDGE when it applies, ...), BM25 and the hybrid on the same split, quality against time in one table.
 
 A shoot-out is a run of method ``"shootout"``; each method it tries is an ordinary run of its
 own (``spec.child(method)``: same base model, seed and scoring conditions), created and executed
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.tuning.methods import method_of, names
+from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run, load_spec, run_method
-from core.tuning.spec import TUNING_METHODS
 from core.workspace.files import atomic_write_json, read_json
 from core.workspace.jobs import Cancelled, Reporter
 from core.workspace.store import Store
@@ -90,23 +91,21 @@ def _row(system: str, child: str, metrics: dict, seconds: float, measured: str) 
 def run_shootout(store: Store, run_id: str, reporter: Reporter | None = None,
                  device: str | None = None) -> ShootoutResults:
     """Run every method of the shoot-out's spec on its dataset; save and return the comparison."""
-    from core.tuning.nudge import nudge_applies
-
     reporter = reporter or Reporter()
     run = store.get_run(run_id)
     spec = load_spec(store, run_id)
-    methods = [m for m in TUNING_METHODS if m in spec.settings.methods]
+    methods = [m for m in names(in_shootout=True) if m in spec.settings.methods]  # the registry's order
     train, ev = store.snapshot_run_data(run_id, run["dataset_id"])
     out = ShootoutResults(eval_questions=len(ev), eval_passages=len(ev.corpus),
                           passage_tokens=spec.scoring.passage_tokens)
     base_done = False
     for i, method in enumerate(methods):
         reporter.check_cancel()
-        if method == "nudge":
+        if method_of(method).searches_training_passages:
             ok, why = nudge_applies(train.corpus, ev.corpus)
             if not ok:
                 out.skipped[method] = why
-                reporter.note(f"NUDGE left out: {why}")
+                reporter.note(f"{method_of(method).label.split(' (')[0]} left out: {why}")
                 continue
         child = create_run(store, run["dataset_id"], spec.child(method), name=f"{run.get('name') or run_id} · {method}")
         out.children[method] = child

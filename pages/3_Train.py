@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.tuning.methods import REGISTERED
 from ui import resources as res
 from ui import state, train, widgets
 
-METHOD_CAPTIONS = {
-    "full": "Updates all the model's weights. Best results; minutes to hours on a CPU.",
-    "adapter": "Learns a small transform of question vectors on top of the unchanged model. The first run "
-    "encodes the collection with the base model once (the estimate below includes it); then seconds.",
-    "nudge": "Moves the stored passage vectors toward their training questions. For a fixed collection of "
-    "passages only; the first run encodes the collection once.",
-    "shootout": "Runs the three methods one after another on this split (NUDGE only where it applies) and "
-    "puts them beside BM25 and the hybrid: quality against time.",
-}
+METHOD_CAPTIONS = {m.name: m.caption for m in REGISTERED}  # the Train page's line under each method
 
 state.through_app(__file__)
 st.title("Train")

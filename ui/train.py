@@ -21,6 +21,7 @@ from core.insight.plots import loss_curve, quality_vs_time
 from core.retrieval.embedding import resolve_model
 from core.retrieval.rerank import RerankSettings
 from core.tuning.full import latest_checkpoint
+from core.tuning.methods import method_of
 from core.tuning.nudge import nudge_applies
 from core.tuning.runs import create_run
 from core.tuning.shootout import load_shootout
@@ -230,7 +231,7 @@ def launch_form(ds_id: str, captions: dict[str, str]) -> None:
         st.info(widgets.plain(advice.why), icon=":material/recommend:")
     elif advice is not None and method in advice.against:
         st.warning(widgets.plain(advice.against[method]), icon=":material/warning:")
-    if method == "nudge":
+    if method_of(method).searches_training_passages:
         ok, reason = nudge_applies(train.corpus, ev.corpus)
         if not ok:
             st.warning(widgets.plain(reason))

@@ -9,7 +9,7 @@ the Train page read it.
 
 from __future__ import annotations
 
-from core.tuning.methods import adapter, full, models, nudge
+from core.tuning.methods import adapter, full, lora, models, nudge
 from core.tuning.methods.base import Method
 from core.tuning.methods.shootout import shootout_method
 
@@ -17,6 +17,7 @@ TRAINED: tuple[Method, ...] = (  # the methods with a fit of their own, in the o
     full.METHOD,
     adapter.METHOD,
     nudge.METHOD,
+    lora.METHOD,
 )
 REGISTERED: tuple[Method, ...] = (*TRAINED, shootout_method(TRAINED), models.METHOD)
 

@@ -65,8 +65,8 @@ def main() -> int:
     from core.retrieval.stats import find
     from core.tuning.runs import run_method
     from core.tuning.spec import RunSpec
-    from core.workspace.files import atomic_write_json
     from core.workspace.jobs import run_foreground
+    from core.workspace.run_folder import load_results, write_config
     from core.workspace.store import Store
 
     store = Store(args.workspace)
@@ -75,9 +75,9 @@ def main() -> int:
     settings = RerankSettings.from_dict({"model": args.model, **{k: json.loads(v) for k, v in
                                                                  (kv.split("=", 1) for kv in args.set)}})
     new = RunSpec(spec.method, spec.base_model, spec.seed, spec.scoring, spec.settings, settings)
-    atomic_write_json(run_dir / "config.json", new.to_dict())
+    write_config(run_dir, new.to_dict())
     t0 = time.perf_counter()
-    job = run_foreground(store, args.run, lambda j: run_method(store, args.run, j, reuse_fit=True), PrintReporter())
+    job = run_foreground(store, args.run, lambda j: run_method(store, args.run, j, rescore=load_results(run_dir)), PrintReporter())
     snap = job.snapshot()
     row = {"name": args.name or ("brought" if args.model else "trained"), "run_id": args.run,
            "data": store.get_dataset(store.get_run(args.run)["dataset_id"])["name"], "settings": settings.to_dict(),

@@ -25,12 +25,25 @@ import sys
 import time
 from typing import Any
 
+from core.cli_files import add_file_commands as add
+from core.cli_rerank import add_command
 from core.console import PrintReporter, print_run_results  # noqa: F401 - the benchmarks use PrintReporter
+from core.dataset import DataError, derived_ids, join_train_eval
+from core.execute import execute
+from core.ingest.qafiles import load_qa_path
+from core.ingest.splits import leakage_report, split_dataset
+from core.insight.models import compare_models, comparison_table, to_json
 from core.retrieval.backends import BACKENDS
+from core.retrieval.embedding import EmbeddingCache, load_model
+from core.retrieval.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid
+from core.retrieval.metrics import metrics_frame
+from core.sample import ensure_sample
 from core.tuning.losses import LOSS_NAMES
 from core.tuning.methods import REGISTERED, fitted, method_of, names
+from core.tuning.runs import create_run
 from core.tuning.spec import RunSpec, Scoring
 from core.workspace.files import disk_problem
+from core.workspace.jobs import BusyError, WorkspaceLock, open_workspace, run_foreground
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -71,14 +84,10 @@ FLAG_FIELDS = _flag_fields()
 
 def _open_store():
     """The workspace, its runs whose process is gone marked interrupted (each one said on stderr)."""
-    from core.workspace.jobs import open_workspace
-
     return open_workspace(note=lambda line: print(f"note: {line}", file=sys.stderr))
 
 
 def _load_qa(path: str):
-    from core.ingest.qafiles import load_qa_path
-
     result = load_qa_path(path)
     for p in result.report.problems:
         print(f"{p.level}: {p.message}", file=sys.stderr)
@@ -156,10 +165,6 @@ def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core.retrieval.embedding import EmbeddingCache, load_model
-    from core.retrieval.evaluation import evaluate_bm25, evaluate_dense, evaluate_hybrid
-    from core.retrieval.metrics import metrics_frame
-
     ds = _load_qa(args.data)
     tokens = args.passage_tokens or Scoring().passage_tokens
     print(f"{len(ds)} questions, {len(ds.corpus)} passages, passages read at {tokens} tokens", file=sys.stderr)
@@ -167,8 +172,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     progress = PrintReporter()
     models = args.model or [None]
     if len(models) > 1:  # which base model? the same table as the Train page's comparison
-        from core.insight.models import compare_models, comparison_table, to_json
-
         cands, bm25 = compare_models(ds, models, passage_tokens=tokens, cache=cache,
                                      progress=lambda d, t, u: progress.progress(d, t, u))
         if args.json:
@@ -194,7 +197,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_sample(args: argparse.Namespace) -> int:
-    from core.sample import ensure_sample
     ds_id, created = ensure_sample(_open_store())
     print(("Created" if created else "Found") + f" sample dataset {ds_id}", file=sys.stderr)
     return 0
@@ -202,9 +204,6 @@ def cmd_prepare_sample(args: argparse.Namespace) -> int:
 
 def _dataset_from_files(store, train_path: str, eval_path: str | None, seed: int, split_by: str, label: str) -> str:
     """Save the data of a ``train``/``shootout`` command as a dataset; returns its id."""
-    from core.dataset import derived_ids, join_train_eval
-    from core.ingest.splits import leakage_report, split_dataset
-
     train = _load_qa(train_path)
     if eval_path:
         given_eval = _load_qa(eval_path)
@@ -235,8 +234,6 @@ def _dataset_from_files(store, train_path: str, eval_path: str | None, seed: int
 def _locked(store):
     """The workspace lock, taken before a command writes anything (a refused command leaves no dataset
     and no run behind). Raises BusyError."""
-    from core.workspace.jobs import WorkspaceLock
-
     lock = WorkspaceLock(store.root)
     lock.acquire("(preparing its data)")
     return lock
@@ -245,10 +242,6 @@ def _locked(store):
 def _run(store, ds_id: str, spec: RunSpec, name: str, device: str | None, lock=None):
     """Create and execute a run in this process (workspace lock and heartbeat, like the app); ``lock``:
     the workspace lock already held (released when the run ends)."""
-    from core.execute import execute
-    from core.tuning.runs import create_run
-    from core.workspace.jobs import run_foreground
-
     train, ev = store.load_dataset(ds_id)
     run_id = create_run(store, ds_id, spec, name=name)
     print(f"run {run_id}: {spec.method} on {len(train)} training / {len(ev)} evaluation questions, "
@@ -371,23 +364,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_rerank_command(sub) -> None:
-    from core.cli_rerank import add_command  # rerank: a finished run again, with a rerank stage
-
     add_command(sub)
 
 
 def add_file_commands(sub) -> None:
-    from core.cli_files import add_file_commands as add  # generate, report, export: commands that write files
-
     add(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("ETL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    from core.dataset import DataError
-    from core.workspace.jobs import BusyError
-
     try:
         return args.func(args)
     except DataError as exc:

@@ -20,8 +20,10 @@ import sys
 from core.console import PrintReporter, print_run_results
 from core.retrieval.rerank import RerankSettings
 from core.tuning.methods import fitted
+from core.tuning.runs import run_method
 from core.tuning.spec import RunSpec
-from core.workspace.run_folder import write_config
+from core.workspace.jobs import run_foreground
+from core.workspace.run_folder import load_results, write_config
 from core.workspace.store import Store
 
 
@@ -59,9 +61,6 @@ def rerank_settings(args: argparse.Namespace, current: RerankSettings | None) ->
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     # the run machinery (faiss, bm25s, the ONNX backends) loads only when the command runs, not with every `--help`
-    from core.tuning.runs import run_method
-    from core.workspace.jobs import run_foreground
-
     store = Store()
     try:
         run = store.get_run(args.run_id)
@@ -79,8 +78,9 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     new = RunSpec(spec.method, spec.base_model, spec.seed, spec.scoring, spec.settings,
                   rerank_settings(args, spec.rerank))
     write_config(run_dir, new.to_dict())
+    before = load_results(run_dir)
     job = run_foreground(store, args.run_id, lambda j: run_method(store, args.run_id, j, device=args.device,
-                                                                   reuse_fit=True), PrintReporter())
+                                                                   rescore=before), PrintReporter())
     snap = job.snapshot()
     if snap.status != "done":
         write_config(run_dir, spec.to_dict())  # the run stays as it was

@@ -12,10 +12,13 @@ from core.insight.explore import open_run
 from core.insight.models import run_comparison
 from core.retrieval.results import RunResults
 from core.tuning.methods import method_of
-from core.tuning.runs import load_spec, run_method
+from core.tuning.runs import run_method
 from core.tuning.shootout import ShootoutResults, run_shootout
 from core.workspace.jobs import Reporter
 from core.workspace.store import Store
+
+# the runners of the dispatch methods (``Method.kind == "dispatch"``): they sit above the packages they use
+DISPATCH = {"shootout": run_shootout, "models": run_comparison}
 
 
 def execute(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
@@ -27,13 +30,11 @@ def execute(store: Store, run_id: str, reporter: Reporter | None = None, device:
         prepare_views: also compute the map and the quality-by-dimension table at the end (the app does, so
             its pages open at once; the CLI does not need them).
     """
-    spec = load_spec(store, run_id)
-    if method_of(spec.method).kind == "dispatch":
-        if spec.method == "models":
-            return run_comparison(store, run_id, reporter, device=device)
-        if spec.method == "shootout":
-            return run_shootout(store, run_id, reporter, device=device)
-        raise ValueError(f"no runner for the dispatch method {spec.method!r}")
+    method = store.get_run(run_id)["method"]  # the catalog's copy of the spec's method
+    if method_of(method).kind == "dispatch":
+        if method not in DISPATCH:
+            raise ValueError(f"no runner for the dispatch method {method!r}")
+        return DISPATCH[method](store, run_id, reporter, device=device)
     results = run_method(store, run_id, reporter, device=device, resume=resume)
     if prepare_views:
         reporter = reporter or Reporter()

@@ -121,7 +121,9 @@ class _Bm25:
     their terms for the confidence score."""
 
     def __init__(self, chunks: Sequence[Chunk]):
-        from core.retrieval.index import BM25Index  # heavy: numpy and bm25s; intake imports this module and stays light
+        from core.retrieval.index import (
+            BM25Index,  # heavy: numpy and bm25s; intake imports this module and stays light
+        )
 
         self.index = BM25Index([c.id for c in chunks], [c.text for c in chunks])
         self.sets = [set(terms(c.text)) for c in chunks]

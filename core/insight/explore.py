@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import QADataset, source_file
+from core.insight.matryoshka import quality_by_dimension
+from core.insight.projection import Projection, ProjectionParams, fit_projection, retrieval_alignment
+from core.retrieval.backends import with_backend
+from core.retrieval.embedding import encode, load_model
+from core.retrieval.index import DenseIndex
 from core.retrieval.results import RunResults
+from core.retrieval.windows import maxp_search
 from core.tuning.methods import method_of
 from core.tuning.spec import RunSpec
 from core.workspace.files import owner_only
@@ -85,7 +91,7 @@ class RunView:
     def map_points(self, proj, wl: pd.DataFrame | None = None) -> pd.DataFrame:
         """A projection's points with their text, passage sources (label and file), each question's
         movement, for each answer passage the movement of the question it answers, and the hover text."""
-        from core.insight.plots import hover_column
+        from core.insight.plots import hover_column  # heavy: plotly, loaded only when drawing
 
         path = self.run_dir / f"map-points-{proj.params.key()}.parquet"  # saved: hover texts take a second
         source = self.run_dir / f"projection-{proj.params.key()}.npz"
@@ -141,8 +147,6 @@ class RunView:
         Every evaluation question, its answer passages and the passages a question's rings can
         show (``map_keep``) are always on the map; only other passages are sampled.
         """
-        from core.insight.projection import Projection, fit_projection
-
         path = self.run_dir / f"projection-{params.key()}.npz"
         if path.exists():
             try:
@@ -158,8 +162,6 @@ class RunView:
 
     def by_dimension(self) -> pd.DataFrame:
         """``core.insight.matryoshka.quality_by_dimension`` of this run, saved in its folder once computed."""
-        from core.insight.matryoshka import quality_by_dimension
-
         path = self.run_dir / BY_DIMENSION_FILE
         if path.exists():
             return pd.read_csv(path)
@@ -174,16 +176,12 @@ class RunView:
         """Compute what the Map and Compare pages show (the default map with its hover texts, quality by
         dimension, how questions meet their answers) and save it in the run folder, so those pages open at once
         even for a large collection."""
-        from core.insight.projection import ProjectionParams
-
         self.by_dimension()
         self.alignment("base"), self.alignment("tuned")
         self.map_points(self.projection(ProjectionParams(), progress=progress))
 
     def alignment(self, space: str) -> dict[str, float]:
         """``core.insight.projection.retrieval_alignment`` of the base or tuned vectors (all passages)."""
-        from core.insight.projection import retrieval_alignment
-
         path = self.run_dir / "alignment.json"
         if not self._alignment and path.exists():  # saved by ``prepare`` or an earlier view
             try:
@@ -208,9 +206,6 @@ class RunView:
         encoding backend the run was scored with)."""
         if which in self._encoders:
             return self._encoders[which]
-        from core.retrieval.backends import with_backend
-        from core.retrieval.embedding import encode, load_model
-
         tokens = self.spec.scoring.passage_tokens  # the limit both models were scored with
         backend = self.spec.scoring.backend
         method = method_of(self.method)  # how the method's tuned side is rebuilt from the run folder
@@ -242,9 +237,6 @@ class RunView:
         text = (text or "").strip()
         if not text:
             raise ValueError("Type a question first.")
-        from core.retrieval.index import DenseIndex
-        from core.retrieval.windows import maxp_search
-
         gold: set[str] = set()
         for q in self.query_ids:
             if self.eval.queries[q].strip().lower() == text.lower():

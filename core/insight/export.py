@@ -58,9 +58,14 @@ import numpy as np
 import pandas as pd
 
 from core.insight.bundle_pipeline import CONFIG_FILE, pipeline_files, pipeline_readme
+from core.insight.explore import BY_DIMENSION_FILE, open_run
+from core.insight.matryoshka import DIMS, truncate
 from core.insight.model_card import DEFAULT_BASE_HUB_ID, base_model_ref, model_card, readme  # noqa: F401
 from core.insight.snippets import SNIPPETS, TOP_K, snippets  # noqa: F401
 from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_snippets  # noqa: F401
+from core.retrieval.backends import ONNX_FILES, ensure_onnx, export_meta, pooling_spec
+from core.retrieval.embedding import load_model, resolve_model
+from core.retrieval.windows import split_windows
 from core.tuning.methods import REGISTERED, method_of
 from core.tuning.spec import RunSpec
 from core.workspace.files import OWNER_ONLY_DIR, atomic_write_json, owner_only, read_json
@@ -118,16 +123,12 @@ def check_exportable(run_dir: Path) -> RunSpec:
 
 def dimension_choices(full: int) -> list[int]:
     """The vector sizes a bundle offers: the full size, then ``quality_by_dimension``'s smaller ones."""
-    from core.insight.matryoshka import DIMS
-
     return [full, *[d for d in DIMS if d < full]]
 
 
 def dimension_options(store: Store, run_id: str) -> list[tuple[int, str]]:
     """(dimension, label) per offered size, the label with the tuned system's nDCG@10 at that size and
     its storage (``RunView.by_dimension``: stored vectors, no encoding)."""
-    from core.insight.explore import BY_DIMENSION_FILE, open_run
-
     saved = store.run_dir(run_id) / BY_DIMENSION_FILE  # saved by the run's view: no need to open the run
     table = pd.read_csv(saved) if saved.exists() else open_run(store, run_id).by_dimension()
     rows = table[table["model"] == "tuned"]
@@ -147,8 +148,6 @@ def dimension_options(store: Store, run_id: str) -> list[tuple[int, str]]:
 def _encoding_model(run_dir: Path, spec: RunSpec):
     """The torch model that encodes questions (and new passages) for this run, at its token limit: the bundle's
     plain model folder when the method ships one (``Method.bundle_model``), else the base model."""
-    from core.retrieval.embedding import load_model
-
     method = method_of(spec.method)
     target = (str(method.bundle_sources(run_dir, spec)[method.bundle_model]) if method.bundle_model
               else spec.base_model)
@@ -162,15 +161,11 @@ def _embeddings_table(view, spec: RunSpec, dim: int, model_fn) -> tuple[bytes, i
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from core.insight.matryoshka import truncate
-
     ids = view.passage_ids
     texts = [view.eval.corpus[p] for p in ids]
     sources = [view.eval.sources.get(p) or None for p in ids]
     extra: dict[str, list] = {}
     if view.tuned_w is not None:  # windowed: one row per window, as the run searched
-        from core.retrieval.windows import split_windows
-
         wins = split_windows(texts, model_fn().tokenizer, spec.scoring.passage_tokens, spec.scoring.window_overlap)
         if len(wins.owner) != len(view.owner) or not np.array_equal(wins.owner, np.asarray(view.owner)):
             raise ValueError("The run's passage windows cannot be rebuilt from its passages: export without "
@@ -203,8 +198,6 @@ def _embeddings_table(view, spec: RunSpec, dim: int, model_fn) -> tuple[bytes, i
 def _onnx_entries(model, spec: RunSpec, onnx_dir: Path, progress: Progress | None) -> tuple[list[Entry], dict]:
     """onnx/: the encoding model's fp32 and int8 files (from the workspace cache, exported once), its
     tokenizer files and onnx.json."""
-    from core.retrieval.backends import ONNX_FILES, ensure_onnx, export_meta, pooling_spec
-
     def step(done: int, total: int, unit: str) -> None:
         if progress:
             progress(f"ONNX export of the model (once per model): {done}/{total} {unit}", 0.1 + 0.6 * done / max(total, 1))
@@ -247,8 +240,6 @@ def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_on
         FileNotFoundError: see ``check_exportable``; the run has no saved vectors.
         ValueError: ``dim`` is not offered.
     """
-    from core.insight.explore import open_run
-
     run_dir = store.run_dir(run_id)
     spec = check_exportable(run_dir)
     if load_vectors(run_dir) is None:
@@ -307,8 +298,6 @@ def bundle_entries(store: Store, run_id: str, *, dim: int | None = None, with_on
 def _local_base(spec: RunSpec) -> str | None:
     """The local folder of a run's base model (the bundled default, or a folder the user gave); None for a hub id.
     Snippets load it when it exists on the machine they run on: no download, works offline."""
-    from core.retrieval.embedding import resolve_model
-
     try:
         target = resolve_model(spec.base_model)
     except ValueError:
@@ -428,8 +417,6 @@ def prepare_bundle(store: Store, run_id: str, progress: Progress | None = None) 
     Raises:
         FileNotFoundError: see ``check_exportable``.
     """
-    from core.retrieval.backends import ONNX_FILES, ensure_onnx
-
     run_dir = store.run_dir(run_id)
     spec = check_exportable(run_dir)
     if progress:
@@ -450,8 +437,6 @@ def onnx_ready(store: Store, run_id: str) -> bool:
     """True when ``prepare_bundle`` (or an earlier bundle) left the run's ONNX files in the workspace cache:
     a bundle is then quick to build. False: the first bundle exports them (about a minute on a CPU).
     Reads two small files; loads no model."""
-    from core.retrieval.backends import ONNX_FILES
-
     marker = read_json(store.run_dir(run_id) / ONNX_MARKER) or {}
     name = str(marker.get("onnx_folder") or "")
     if not name or "/" in name or name.startswith("."):

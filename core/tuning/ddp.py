@@ -1,7 +1,7 @@
 """A full fine-tune across several processes: PyTorch distributed data parallel through the Trainer.
 
-``launch`` starts ``torchrun --standalone --nproc_per_node N -m core.tuning.ddp RUN_DIR CACHE`` and
-follows it: each worker reads the run's spec and data from the run folder, makes the same
+``launch`` starts ``torchrun --standalone --nproc_per_node N -m core.tuning.ddp_worker RUN_DIR CACHE`` and
+follows it: each worker (``core.tuning.ddp_worker``) reads the run's spec and data from the run folder, makes the same
 validation hold-out (kept out of training) and training pairs, and runs
 ``core.tuning.full.train_full`` without per-epoch validation (sentence-transformers runs an
 evaluator on one process only; the last step is kept); the Trainer
@@ -22,10 +22,8 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from core.workspace import run_folder
 from core.workspace.jobs import Cancelled, Reporter
 
 logger = logging.getLogger(__name__)
@@ -35,28 +33,6 @@ EVENT = "ETL-EVENT "  # prefix of the progress lines rank 0 prints
 
 def rank() -> int:
     return int(os.environ.get("RANK", "0"))
-
-
-class _EventPrinter(Reporter):
-    """Rank 0's reporter: every report as one JSON line on stdout."""
-
-    def _emit(self, kind: str, **payload) -> None:
-        print(EVENT + json.dumps({"kind": kind, **payload}), flush=True)
-
-    def phase(self, name: str, message: str = "") -> None:
-        self._emit("phase", name=name, message=message)
-
-    def progress(self, done: int, total: int, unit: str = "steps", epoch: float | None = None) -> None:
-        self._emit("progress", done=done, total=total, unit=unit, epoch=epoch)
-
-    def loss(self, step: int, value: float) -> None:
-        self._emit("loss", step=step, value=value)
-
-    def evaluation(self, step: int, metrics: dict[str, float]) -> None:
-        self._emit("evaluation", step=step, metrics=metrics)
-
-    def note(self, message: str) -> None:
-        self._emit("note", message=message)
 
 
 def _forward(reporter: Reporter, event: dict) -> None:
@@ -85,7 +61,7 @@ def launch(run_dir: str | Path, nproc: int, cache_path: str | Path, reporter: Re
     cpus = os.cpu_count() or 1
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cpus // nproc)), "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "core.tuning.ddp", str(run_dir), str(cache_path)] + (["--resume"] if resume else [])
+           "-m", "core.tuning.ddp_worker", str(run_dir), str(cache_path)] + (["--resume"] if resume else [])
     reporter.phase("training", f"Starting {nproc} training processes (torchrun)")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True, cwd=Path(__file__).resolve().parents[2])
@@ -111,31 +87,3 @@ def launch(run_dir: str | Path, nproc: int, cache_path: str | Path, reporter: Re
     if code != 0:
         raise RuntimeError(f"Distributed training failed (exit {code}): " + " | ".join(t for t in tail[-8:] if t))
     return json.loads((Path(run_dir) / "train_info.json").read_text())
-
-
-def worker(run_dir: Path, cache_path: Path, resume: bool) -> None:
-    """One torchrun process: the run's full fine-tune (rank 0 reports, saves and writes train_info.json)."""
-    from core.retrieval.embedding import EmbeddingCache
-    from core.tuning.full import train_full
-    from core.tuning.holdout import split_validation
-    from core.tuning.methods import method_of
-    from core.tuning.spec import RunSpec
-    from core.workspace.files import atomic_write_json
-
-    spec = RunSpec.load(run_dir)
-    train, _ = run_folder.read_data(run_dir)
-    train_part, _ = split_validation(train, spec.scoring.validation_share, spec.seed)  # held out, as in one process
-    reporter = _EventPrinter() if rank() == 0 else Reporter()
-    if rank() == 0:
-        reporter.note("Several processes: the model after the last step is kept (sentence-transformers runs its "
-                      "evaluator on one process only, so no epoch is chosen on the validation questions; they "
-                      "still choose the hybrid's fusion).")
-    _, info = train_full(train_part, None, spec, run_dir, reporter, resume=resume, cache=EmbeddingCache(cache_path),
-                         hooks=method_of(spec.method).train_hooks)  # the method's changes to the training path
-    if rank() == 0:
-        atomic_write_json(run_dir / "train_info.json", asdict(info))
-
-
-if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--resume"]
-    worker(Path(args[0]), Path(args[1]), "--resume" in sys.argv)

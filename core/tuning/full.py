@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.dataset import QADataset
+from core.retrieval.embedding import forget_fingerprint, load_model
+from core.retrieval.evaluation import encode_dataset, evaluate_dense
 from core.tuning import st
 from core.tuning.losses import loss_of
 from core.tuning.pairs import mine_negatives, positive_texts
@@ -103,8 +105,6 @@ def make_evaluator(val: QADataset, reporter: Reporter, passage_tokens: int, name
     Passages are encoded at ``passage_tokens`` (the run's search limit), then the model's
     training length is restored. A cancel requested before or during the pass stops it.
     """
-    from core.retrieval.evaluation import evaluate_dense
-
     class RetrievalEvaluator(st.sentence_evaluator()):
         def __init__(self):
             super().__init__()
@@ -169,8 +169,6 @@ def training_pairs(train: QADataset, model, settings: FullSettings, passage_toke
     """The Trainer's dataset: anchor, positive[, negative_1..n] columns (see ``core.tuning.pairs``)."""
     from datasets import Dataset
 
-    from core.retrieval.evaluation import encode_dataset
-
     def progress(done: int, total: int, unit: str) -> None:
         reporter.check_cancel()
         reporter.progress(done, total, unit)
@@ -207,8 +205,6 @@ def training_pairs(train: QADataset, model, settings: FullSettings, passage_toke
 def build_loss(model, settings: FullSettings, base_model: str | None = None, device: str | None = None):
     """The settings' loss (``core.tuning.losses``), with the base model loaded again, frozen, as its guide
     when the loss needs one."""
-    from core.retrieval.embedding import load_model
-
     loss = loss_of(settings.loss)
     guide = None
     if loss.needs_guide:
@@ -286,8 +282,6 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
-
-    from core.retrieval.embedding import forget_fingerprint, load_model
 
     settings: FullSettings = spec.settings
     reporter = reporter or Reporter()

@@ -13,7 +13,6 @@ fine-tune, ``adapter.npz`` for the adapter, ``nudged.npy`` + ``nudged_ids.json``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -32,7 +31,7 @@ from core.tuning.methods import fitted, method_of
 from core.tuning.rerank_stage import rerank_stage
 from core.tuning.spec import RunSpec
 from core.workspace.jobs import Reporter
-from core.workspace.run_folder import judgments_at_start, load_results, save_results
+from core.workspace.run_folder import judgments_at_start, save_results
 from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
@@ -49,14 +48,13 @@ def load_spec(store: Store, run_id: str) -> RunSpec:
     return RunSpec.load(store.run_dir(run_id))
 
 
-def eval_origin(store: Store, dataset_id: str, ev: QADataset) -> str:
+def eval_origin(dataset_meta: dict, ev: QADataset) -> str:
     """What the evaluation questions are: from each question's recorded origin, else from the dataset's
     metadata, else "as uploaded"."""
     found = question_origin(ev)
     if found != "as uploaded":
         return found
-    meta = json.loads(store.get_dataset(dataset_id).get("meta") or "{}")
-    return meta.get("question_origin") or found
+    return dataset_meta.get("question_origin") or found
 
 
 _Context = FitContext  # what every method's fit receives (core.tuning.context)
@@ -91,25 +89,25 @@ _on_backend = on_backend  # the name rerank_stage and older callers know
 
 
 def run_method(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
-               resume: bool = False, reuse_fit: bool = False) -> RunResults:
+               resume: bool = False, rescore: RunResults | None = None) -> RunResults:
     """Execute a run of a method with a fit and save its results (see the module docstring).
 
-    With ``reuse_fit`` the run is re-scored with the fit it saved (no training): e.g. after a rerank stage
-    was added to its spec (``python -m core rescore RUN --rerank``). Encodings come from the cache.
+    With ``rescore`` (the run's earlier results) the run is re-scored with the fit it saved (no training), its
+    training lines and time kept from those results: e.g. after a rerank stage was added to its spec (``python -m core rescore RUN --rerank``). Encodings come from the cache.
 
     Raises:
         DataError: the dataset cannot serve this method (no evaluation split; NUDGE on a disjoint corpus).
         core.workspace.jobs.Cancelled: the reporter asked to stop.
     """
     reporter = reporter or Reporter()
-    run = store.get_run(run_id)
     spec = load_spec(store, run_id)
     method = method_of(spec.method)
     if method.fit is None:
         raise ValueError(f"run_method runs a method with a fit ({', '.join(fitted())}), not {spec.method!r}")
     run_dir = store.run_dir(run_id)
     # re-scoring keeps the data the run was scored on (its own copy), not the dataset as it is now
-    train, ev = store.run_data(run_id) if reuse_fit else store.snapshot_run_data(run_id, run["dataset_id"])
+    reuse_fit = rescore is not None
+    train, ev, dataset_meta = store.scoring_data(run_id, fresh=not reuse_fit)
     if ev is None or len(ev) == 0:
         raise DataError("This dataset has no evaluation split: split it on the Data page first.")
     t0 = time.perf_counter()
@@ -119,7 +117,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     onnx_dir = store.cache_path.parent / "onnx"
     base = _on_backend(load_model(spec.base_model, device=device), spec, onnx_dir, reporter, "base")
     ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume, onnx_dir, reuse_fit)
-    before = load_results(run_dir) if reuse_fit else None
+    before = rescore
     reporter.phase("encoding", f"Scoring the base model: {len(ev)} evaluation questions, {len(ev.corpus)} passages")
     base_res = evaluate_dense(base, ev, passage_tokens=spec.scoring.passage_tokens, name="base", cache=cache,
                               progress=ctx.progress, label=spec.model_label, overlap=spec.overlap)
@@ -148,7 +146,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
             val_scores |= extra.val_scores
         training = training + [RERANK_LINE_MARK + line for line in extra.lines]
     results, per_query = build_results(spec.method, systems, fusion=fusions[HYBRID], training=training,
-                                       question_origin=eval_origin(store, run["dataset_id"], ev),
+                                       question_origin=eval_origin(dataset_meta, ev),
                                        total_seconds=time.perf_counter() - t0, training_seconds=fit_seconds,
                                        pipelines=pipes, val_scores=val_scores, n_val=len(val) if val else 0)
     try:  # the unjudged share of each system's top 10; a run never fails for it

@@ -234,6 +234,18 @@ class Store:
             )
         return run_id
 
+    def scoring_data(self, run_id: str, *, fresh: bool = True) -> tuple[QADataset, QADataset | None, dict]:
+        """(train, eval, the dataset's metadata) a run is scored on: ``fresh`` copies its dataset into the run
+        folder now (a run starting), else reads the run's own copy (a re-scoring). The metadata is {} when the
+        dataset was deleted since."""
+        row = self.get_run(run_id)
+        train, ev = self.snapshot_run_data(run_id, row["dataset_id"]) if fresh else self.run_data(run_id)
+        try:
+            meta = json.loads(self.get_dataset(row["dataset_id"]).get("meta") or "{}") if row["dataset_id"] else {}
+        except KeyError:
+            meta = {}
+        return train, ev, meta
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 

@@ -17,6 +17,7 @@ from core.retrieval.evaluation import dense_ranking, evaluate_dense
 from core.retrieval.index import Ranking
 from core.tuning.context import Fit, FitContext
 from core.tuning.cost import ENCODE_SECONDS_PER_TOKEN, over, tokens, trainer_seconds
+from core.tuning.ddp import launch
 from core.tuning.full import FULL_HOOKS, TrainHooks, TrainInfo, train_full
 from core.tuning.holdout import VAL_CORPUS_CAP
 from core.tuning.losses import LossName
@@ -104,7 +105,6 @@ def fit_trained(ctx: FitContext, hooks: TrainHooks, rebuild: Callable[[Path, Any
         ctx.reporter.phase("preparing", "Loading the tuned model the run saved")
         model = rebuild(ctx.run_dir, ctx.spec, ctx.device)
     elif ctx.spec.settings.processes > 1:  # several processes: torchrun workers train, this process scores
-        from core.tuning.ddp import launch  # torch.distributed and torchrun: only for several processes
 
         info = TrainInfo(**launch(ctx.run_dir, ctx.spec.settings.processes, ctx.cache.path, ctx.reporter, ctx.resume))
         model = rebuild(ctx.run_dir, ctx.spec, ctx.device)

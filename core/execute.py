@@ -8,8 +8,9 @@ through ``core.tuning.runs``; with ``prepare_views`` it also draws the run's map
 
 from __future__ import annotations
 
-from core.insight.explore import open_run
+from core.insight.explore import clouds_projection, open_run
 from core.insight.models import run_comparison
+from core.insight.projection import ProjectionParams
 from core.retrieval.results import RunResults
 from core.tuning.methods import method_of
 from core.tuning.runs import run_method
@@ -39,5 +40,8 @@ def execute(store: Store, run_id: str, reporter: Reporter | None = None, device:
     if prepare_views:
         reporter = reporter or Reporter()
         reporter.phase("saving", "Drawing the maps and scoring smaller vectors for the Map and Compare pages")
-        open_run(store, run_id).prepare(progress=lambda m, f: reporter.progress(int(f * 100), 100, "% of the maps"))
+        view = open_run(store, run_id)
+        view.prepare(progress=lambda m, f: reporter.progress(int(f * 90), 100, "% of the maps"))
+        clouds_projection(view, ProjectionParams(),  # the Embedding map's default view: questions vs passages
+                          progress=lambda m, f: reporter.progress(90 + int(f * 10), 100, "% of the maps"))
     return results

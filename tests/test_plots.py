@@ -316,3 +316,37 @@ def test_a_sample_of_questions_means_fewer_points_not_other_passages_in_their_pl
     assert {f"p{q[1:]}" for q in drawn} | {"p150"} <= ids  # answers of the drawn questions, the ringed passage
     others = ids - set(drawn) - {f"p{q[1:]}" for q in drawn} - {"p150"}
     assert len(others) == 20 - 1  # the other passages are not refilled (one place went to the ringed passage)
+
+
+def test_clouds_map_draws_two_colours_on_shared_axes():
+    pts = _points()
+    ranges = map_figure.frame_ranges(pts)
+    base, tuned = (map_figure.clouds_map(pts, s, title=s, ranges=ranges) for s in ("base", "tuned"))
+    for fig in (base, tuned):
+        assert [t.meta for t in fig.data] == ["cloud-passage", "cloud-query"]  # questions drawn on top
+        assert [t.marker.color for t in fig.data] == [map_figure.CLOUD_COLORS["passage"],
+                                                      map_figure.CLOUD_COLORS["query"]]
+        assert [t.name for t in fig.data] == ["passages (9)", "questions (4)"]
+        assert list(fig.layout.xaxis.range) == ranges[0] and list(fig.layout.yaxis.range) == ranges[1]
+        assert json.loads(fig.to_json())["data"]  # serialisable
+    x = pts["x"].astype(float)
+    assert ranges[0][0] < x.min() and ranges[0][1] > x.max()  # every point of both spaces inside the frame
+
+
+def test_handful_picks_the_most_improved_and_most_worsened():
+    wl = pd.DataFrame({"movement": ["improved", "improved", "same", "worsened", "worsened", "worsened"],
+                       "change": [9, 2, 0, -1, -5, -30]}, index=[1, 2, 3, 4, 5, 6])
+    assert map_figure.handful(wl, "improved", 5) == ["1", "2"]
+    assert map_figure.handful(wl, "worsened", 2) == ["6", "5"]  # the biggest losses first
+    with pytest.raises(ValueError):
+        map_figure.handful(wl, "same")
+
+
+def test_handful_sample_draws_only_the_chosen_and_colours_their_answers_by_their_own_movement():
+    pts = _points()
+    pts["answers"] = [None if k == "query" else "worsened" for k in pts["kind"]]  # d0 also answers a worsened one
+    shown = map_figure.handful_sample(pts, ["q0"], {"q0": ["d0"], "q1": ["d1"]}, limit=8, floor=2)
+    assert set(shown.loc[shown["kind"] == "query", "id"]) == {"q0"}
+    ans = shown.set_index(["space", "id"])["answers"]
+    assert ans[("base", "d0")] == "improved"  # q0's movement, not the other question's
+    assert ans.drop(index=[("base", "d0"), ("tuned", "d0")], errors="ignore").isna().all()

@@ -13,8 +13,12 @@ import pandas as pd
 import pytest
 
 from core.insight.projection import (
+    AnswerNearby,
     Projection,
     ProjectionParams,
+    answer_in_top_k,
+    cloud_rows,
+    fit_clouds,
     fit_projection,
     rank_movement,
     retrieval_alignment,
@@ -230,3 +234,106 @@ def test_rank_movement_cases():
     # Aligned on the index; a query missing on one side counts as not found there.
     out2 = rank_movement(pd.Series({"x": 1.0, "y": 2.0}), pd.Series({"y": 1.0, "z": 3.0}))
     assert out2.to_dict() == {"x": "worsened", "y": "improved", "z": "improved"}
+
+
+# --- the "questions vs passages" view: one frame, uniform passages, the number that agrees with retrieval ---
+
+
+def test_clouds_share_one_frame_and_skip_blocks_the_tuned_model_left_as_they_were(data):
+    qids, dids = data["qids"], data["dids"]
+    base_q, base_d = data["base"]
+    tuned_q = _unit(base_q + 0.5 * np.random.default_rng(1).normal(size=base_q.shape))  # an adapter: questions move
+    proj = fit_clouds(qids, dids, base_q, base_d, tuned_q, base_d, params=PARAMS)
+    b, t = _xy(proj.points, "base"), _xy(proj.points, "tuned")
+    assert list(b.index) == list(t.index) and np.isfinite(b.to_numpy()).all()
+    # passages unchanged by the adapter: the same points in both pictures (one layout, no rotation between them)
+    assert np.array_equal(b.loc["passage"].to_numpy(), t.loc["passage"].to_numpy())
+    assert not np.allclose(b.loc["query"].to_numpy(), t.loc["query"].to_numpy())  # the questions moved
+    n_q, n_d = cloud_rows(len(qids), len(dids), PARAMS.sample, PARAMS.seed)
+    assert len(b.loc["query"]) == len(n_q) == PARAMS.sample // 3 and len(b.loc["passage"]) == len(n_d) == N_D
+    same = fit_clouds(qids, dids, base_q, base_d, base_q, base_d, params=PARAMS)  # an unchanged model
+    assert np.array_equal(_xy(same.points, "base").to_numpy(), _xy(same.points, "tuned").to_numpy())
+
+
+def test_clouds_of_models_of_different_widths_still_compare(data):
+    base_q, base_d = data["base"]
+    proj = fit_clouds(data["qids"], data["dids"], base_q, base_d, base_q[:, :16], base_d[:, :16], params=PARAMS)
+    assert set(proj.points["space"]) == {"base", "tuned"} and np.isfinite(proj.points[["x", "y"]].to_numpy()).all()
+
+
+def test_cloud_rows_are_a_uniform_sample_of_passages():
+    q, d = cloud_rows(271, 3866, 1500, 42)
+    assert len(q) == 271 and len(d) == 1500 - 271 and len(set(d)) == len(d)
+    assert abs(np.median(d) - 3866 / 2) < 3866 * 0.1  # spread over the whole collection, not its first rows
+    q, d = cloud_rows(5000, 100_000, 1500, 42)
+    assert len(q) == 500 and len(d) == 1000  # many questions: a sample of them, passages fill the rest
+    assert np.array_equal(cloud_rows(5000, 100_000, 1500, 42)[1], d)  # fixed by the seed
+    q, d = cloud_rows(3, 50, 1500)
+    assert len(q) == 3 and len(d) == 50
+
+
+def test_answer_in_top_k_equals_accuracy_at_10_of_an_exact_search():
+    from core.retrieval.metrics import per_query_metrics
+
+    rng = np.random.default_rng(5)
+    q, d = _unit(rng.normal(size=(60, 16))), _unit(rng.normal(size=(80, 16)))
+    gold = [[int(i)] for i in rng.integers(0, 80, size=60)]
+    gold[3] = [1, 2, 3]  # several answers: any one in the top 10 counts
+    ranked = np.argsort(-(q @ d.T), axis=1)[:, :100]
+    pq = per_query_metrics([[f"d{j}" for j in row] for row in ranked], [{f"d{j}" for j in g} for g in gold])
+    expected = float(pq["Accuracy@10"].mean())
+    assert 0.05 < expected < 0.5  # not a trivial case
+    assert answer_in_top_k(q, d, gold) == pytest.approx(expected)
+
+
+def test_answer_nearby_reads_the_runs_accuracy_at_10_and_says_no_change_plainly():
+    from types import SimpleNamespace
+
+    def results(base, tuned):
+        return SimpleNamespace(systems={"base": SimpleNamespace(metrics={"Accuracy@10": base}),
+                                        "tuned": SimpleNamespace(metrics={"Accuracy@10": tuned})},
+                               eval_questions=271, eval_passages=3866)
+
+    n = AnswerNearby.of(results(0.62, 0.81))
+    assert (n.base, n.tuned, n.points) == (0.62, 0.81, 19)
+    assert n.headline() == "62% → 81% of the 271 questions (+19 points)"
+    assert "271 evaluation questions" in n.meaning() and "3,866 passages" in n.meaning()
+    assert "Accuracy@10" in n.meaning() and n.title("base") == "62% find their answer in the top 10"
+    assert AnswerNearby.of(results(0.62, 0.621)).headline().endswith("(no change)")  # rounds alike: no +0
+    kept = AnswerNearby.of(results(0.62, 0.62), unchanged="kept the identity")
+    assert kept.headline() == "62% of the 271 questions, before and after (the tuned model is the base model)"
+    with pytest.raises(ValueError, match="Accuracy@10"):
+        AnswerNearby.of(SimpleNamespace(systems={"base": SimpleNamespace(metrics={})}, eval_questions=1,
+                                        eval_passages=1))
+
+
+@pytest.mark.slow
+def test_the_number_beside_the_clouds_agrees_with_retrieval_on_a_smoke_run(tmp_path):
+    """On a real run (the sample dataset, an adapter that moved): the number the map and the report show equals
+    Accuracy@10 computed independently from the run's stored vectors and from its per-question ranks."""
+    from core.execute import execute
+    from core.insight.explore import CLOUDS_FILE, open_run, unchanged_note
+    from core.sample import ensure_sample
+    from core.tuning.runs import create_run
+    from core.tuning.spec import RunSpec
+    from core.workspace.jobs import Job
+    from core.workspace.store import Store
+
+    store = Store(tmp_path / "ws")
+    run_id = create_run(store, ensure_sample(store)[0], RunSpec.for_method("adapter", epochs=3, val_fraction=0.0))
+    job = Job(store, run_id)
+    job.run(lambda j: execute(store, run_id, j, device="cpu", prepare_views=True))
+    assert job.snapshot().status == "done", job.snapshot().error
+    assert (store.run_dir(run_id) / CLOUDS_FILE.format(key=ProjectionParams().key())).exists()  # made at the end
+    view = open_run(store, run_id)
+    assert unchanged_note(view) is None
+    shown = AnswerNearby.of(view.results)
+    row = {p: i for i, p in enumerate(view.passage_ids)}
+    gold = [[row[d] for d in view.eval.relevant_docs[q]] for q in view.query_ids]
+    pq = view.per_query()
+    for space, value in (("base", shown.base), ("tuned", shown.tuned)):
+        q, d = (view.base_q, view.base_d) if space == "base" else (view.tuned_q, view.tuned_d)
+        assert value == pytest.approx(answer_in_top_k(q, d, gold))  # from the vectors, exact search
+        assert value == pytest.approx(float((pq[f"{space}|gold_rank"] <= 10).mean()))  # from the run's ranks
+    assert 0 < shown.base < 1 and shown.base != shown.tuned  # a real, moving number
+    assert shown.questions == len(view.query_ids) and shown.passages == len(view.passage_ids)

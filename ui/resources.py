@@ -30,7 +30,7 @@ from core.ingest.meaning import MeaningTasks
 from core.ingest.passages import read_passage_columns as read_passage_file_columns
 from core.ingest.qafiles import read_columns as read_qa_columns
 from core.insight import explore
-from core.insight.projection import ProjectionParams
+from core.insight.projection import AnswerNearby, ProjectionParams
 from core.insight.projection import warm_up as umap_warm_up
 from core.retrieval.embedding import DEFAULT_MODEL, EmbeddingCache, load_model
 from core.sample import ensure_sample as add_sample
@@ -159,13 +159,10 @@ def prefetch(dataset_id: str | None, run_id: str | None) -> None:
 
 
 def _prefetch_run(root: str, run_id: str) -> None:
-    from core.insight.map_figure import MAP_QUESTIONS  # imports plotly: in this thread, not at start-up
-
     view = _run_view(root, run_id)  # the cached function: the page's own call returns the same view
     params = ProjectionParams()
-    if (view.run_dir / f"projection-{params.key()}.npz").exists():  # a saved map only: never fit UMAP here
-        proj = view.projection(params)
-        map_figures(view, proj, MAP_QUESTIONS, k=min(5, proj.ring_depth))  # what the map page shows first
+    if (view.run_dir / explore.CLOUDS_FILE.format(key=params.key())).exists():  # saved only: never fit UMAP here
+        cloud_figures(view, explore.clouds_projection(view, params), AnswerNearby.of(view.results))  # shown first
 
 
 def forget_run(run_id: str) -> None:
@@ -335,7 +332,8 @@ def map_points(view, proj) -> pd.DataFrame:
     return _map_points(str(default_root()), view.run_id, proj.params.key(), view, proj)
 
 
-def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | None = None, k: int = 5):
+def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | None = None, k: int = 5,
+                questions: tuple[str, ...] | None = None):
     """The Embedding map page's two figures (base, tuned) for a projection and the page's choices, and what they
     drew: ``(figures, shown points, drawn question ids)``. Built once per run and choices (``figure``); the page
     and the prefetch of the selected run share them.
@@ -344,8 +342,9 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
         n_questions: questions drawn at most (``map_questions``; 0: all).
         mode: how passages are coloured (``COLOR_MODES`` or "file:<name>").
         qid: the highlighted question; ``k``: its top passages ringed.
+        questions: draw only these questions with their links (``handful_sample``: a chosen few), not a sample.
     """
-    from core.insight.map_figure import embedding_map, map_sample  # imports plotly: not at start-up
+    from core.insight.map_figure import embedding_map, handful_sample, map_sample  # plotly: not at start-up
 
     points, links = map_points(view, proj), gold_links(view)
     params = proj.params
@@ -357,8 +356,13 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
         return {"query_id": qid, "top_ids": ranked[0][:k] if ranked else []}
 
     ringed = {d for space in ("base", "tuned") for d in ((highlight(space) or {}).get("top_ids") or [])}
-    shown, drawn_q = map_sample(points, view.query_ids, view.eval.relevant_docs, params.sample, params.seed,
-                                n_questions, qid, ringed)
+    if questions is not None:
+        drawn_q = list(dict.fromkeys([*questions, *([qid] if qid is not None else [])]))
+        shown = handful_sample(points, drawn_q, view.eval.relevant_docs, params.sample, params.seed, ringed)
+        links = links[links["query_id"].astype(str).isin(drawn_q)]
+    else:
+        shown, drawn_q = map_sample(points, view.query_ids, view.eval.relevant_docs, params.sample, params.seed,
+                                    n_questions, qid, ringed)
     titles = {"base": "Before: base model", "tuned": f"After: {view.results.systems['tuned'].name}"}
 
     def build(space: str):
@@ -367,9 +371,27 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
         fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0}, height=640)
         return fig
 
-    figures = {space: figure(view.run_id, "map", (params.key(), n_questions, space, titles[space], mode, qid, k),
+    figures = {space: figure(view.run_id, "map", (params.key(), n_questions, space, titles[space], mode, qid, k,
+                                                  questions),
                              lambda space=space: build(space)) for space in ("base", "tuned")}
     return figures, shown, drawn_q
+
+
+def cloud_figures(view, proj, nearby) -> dict:
+    """The "questions vs passages" view's two figures (base, tuned) of a clouds projection
+    (``core.insight.explore.clouds_projection``): one frame, the same axes ranges, each titled with its share of
+    questions finding their answer (``nearby``: ``core.insight.projection.AnswerNearby``). Built once per run."""
+    from core.insight.map_figure import cloud_points, clouds_map, frame_ranges  # plotly: not at start-up
+
+    titles = {"base": f"Before: base model<br><sup>{nearby.title('base')}</sup>",
+              "tuned": f"After: {view.results.systems['tuned'].name}<br><sup>{nearby.title('tuned')}</sup>"}
+
+    def build(space: str):
+        points = cloud_points(proj.points, view.eval.queries, view.eval.corpus, view.eval.sources)
+        return clouds_map(points, space, titles[space], frame_ranges(points))
+
+    return {space: figure(view.run_id, "clouds", (proj.params.key(), space, titles[space]),
+                          lambda space=space: build(space)) for space in ("base", "tuned")}
 
 
 def gold_links(view) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import pandas as pd
 from core.dataset import QADataset, source_file
 from core.insight.matryoshka import quality_by_dimension
 from core.insight.projection import Projection, ProjectionParams, fit_projection, retrieval_alignment
+from core.insight.unchanged import base_unchanged
 from core.retrieval.backends import with_backend
 from core.retrieval.embedding import encode, load_model
 from core.retrieval.index import DenseIndex
@@ -320,3 +321,32 @@ def search_table(df: pd.DataFrame, space: str, preview: int = 160) -> pd.DataFra
         "passage": [p if len(p) <= preview else p[:preview].rstrip() + "…" for p in df["passage"]],
         "source": df["source"],
     })
+
+
+CLOUDS_FILE = "clouds-{key}.npz"  # the "questions vs passages" pictures of a run (one frame, uniform passages)
+
+
+def clouds_projection(view: RunView, params, progress=None):
+    """The run's "questions vs passages" pictures for ``params`` (``core.insight.projection.fit_clouds``): read
+    from the run folder, else fitted once and saved there (no labels enter it: re-scoring leaves it valid)."""
+    from core.insight.projection import Projection, fit_clouds
+
+    path = view.run_dir / CLOUDS_FILE.format(key=params.key())
+    if path.exists():
+        try:
+            return Projection.load(path)
+        except (ValueError, OSError):
+            path.unlink(missing_ok=True)  # unreadable (old format, torn): fit again
+    proj = fit_clouds(view.query_ids, view.passage_ids, view.base_q, view.base_d, view.tuned_q, view.tuned_d,
+                      params, progress=progress)
+    proj.save(path)
+    return proj
+
+
+def unchanged_note(view: RunView) -> str | None:
+    """Why the run's tuned model is the base model unchanged (``core.insight.unchanged.base_unchanged``, or its
+    stored vectors equal the base model's), in a sentence; None when it changed."""
+    note = base_unchanged(view.run_dir)
+    if note is None and np.array_equal(view.base_q, view.tuned_q) and np.array_equal(view.base_d, view.tuned_d):
+        note = "The tuned model's vectors equal the base model's: the tuned model is the base model unchanged."
+    return note

@@ -25,6 +25,7 @@ from core.insight.plots import (
     _hover,
     _source_name,
     _strings,
+    hover_column,
     new_figure,
 )
 
@@ -299,3 +300,104 @@ def _add_highlight(fig: go.Figure, qs: pd.DataFrame, ps: pd.DataFrame, highlight
                 meta="highlight-query",
             )
         )  # fmt: skip
+
+
+# The "questions vs passages" view: two clouds in two colours (blue and orange stay apart for colour-blind eyes).
+CLOUD_COLORS = {"passage": "#1f77b4", "query": "#e8710a"}
+CLOUD_NAMES = {"passage": "passages", "query": "questions"}
+
+
+def cloud_points(points: pd.DataFrame, queries: dict[str, str], corpus: dict[str, str],
+                 sources: dict[str, str] | None = None) -> pd.DataFrame:
+    """A clouds projection's points with their hover text (question or passage text, the passage's source)."""
+    pts = points.copy()
+    is_q = (pts["kind"] == "query").to_numpy()
+    ids = pts["id"].astype(str)
+    pts["text"] = [queries.get(i, "") if q else corpus.get(i, "") for i, q in zip(ids, is_q)]
+    pts["source"] = [None if q else ((sources or {}).get(i) or None) for i, q in zip(ids, is_q)]
+    pts["hover"] = hover_column(pts)
+    return pts
+
+
+def frame_ranges(points: pd.DataFrame, pad: float = 0.04) -> tuple[list[float], list[float]]:
+    """One x range and one y range holding every point of both spaces (plus ``pad`` of their span): the two
+    pictures drawn on the same axes, so where a cloud sits in one compares with the other."""
+    x, y = points["x"].astype(float), points["y"].astype(float)
+    out = []
+    for v in (x, y):
+        lo, hi = float(v.min()), float(v.max())
+        span = (hi - lo) or 1.0
+        out.append([lo - pad * span, hi + pad * span])
+    return out[0], out[1]
+
+
+def clouds_map(points: pd.DataFrame, space: str, title: str | None = None,
+               ranges: tuple[list[float], list[float]] | None = None, uirevision: str | None = None) -> go.Figure:
+    """One space of a projection as two clouds: passages in blue, questions in orange (drawn on top).
+
+    Args:
+        points: rows to draw of both spaces (a clouds projection's points, ``cloud_points``).
+        space: "base" or "tuned".
+        title: the figure's title.
+        ranges: (x range, y range) shared by both pictures (``frame_ranges`` of the frame of both spaces).
+
+    Returns:
+        The figure; traces' ``meta`` are "cloud-passage" and "cloud-query", ``customdata`` their ids.
+    """
+    df = points[points["space"] == space]
+    fig = new_figure()
+    for kind, size, opacity, symbol in (("passage", POINT_SIZE - 1, 0.45, "circle"),
+                                        ("query", POINT_SIZE + 1, 0.85, "diamond")):
+        part = df[df["kind"] == kind]
+        if not len(part):
+            continue
+        fig.add_trace(go.Scatter(
+            x=part["x"].to_numpy(), y=part["y"].to_numpy(), mode="markers",
+            name=f"{CLOUD_NAMES[kind]} ({len(part):,})",
+            marker={"size": size, "opacity": opacity, "color": CLOUD_COLORS[kind], "symbol": symbol,
+                    "line": {"width": 0}},
+            text=_strings(_hover(part, "question" if kind == "query" else "passage")),
+            hovertemplate="%{text}<extra></extra>",
+            customdata=_strings(part["id"].astype(str)), meta=f"cloud-{kind}",
+        ))
+    fig.update_layout(
+        title=title, height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 60 if title else 20, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0, "itemsizing": "constant"},
+        hovermode="closest", uirevision=uirevision or f"clouds-{space}",
+    )
+    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
+    x_range, y_range = ranges or frame_ranges(points)
+    fig.update_xaxes(**axis, range=x_range, constrain="domain")
+    fig.update_yaxes(**axis, range=y_range, scaleanchor="x", scaleratio=1, constrain="domain")
+    return fig
+
+
+def handful(wl: pd.DataFrame, which: str, n: int = 5) -> list[str]:
+    """The ``n`` most improved (``which`` "improved") or most worsened ("worsened") questions of a run's
+    per-question ranks (``RunView.winners_losers``: sorted by places gained, best first), as str ids."""
+    if which not in ("improved", "worsened"):
+        raise ValueError(f"which must be 'improved' or 'worsened', not {which!r}")
+    moved = wl[wl["movement"] == which]
+    picked = moved.head(n) if which == "improved" else moved.iloc[::-1].head(n)
+    return [str(q) for q in picked.index]
+
+
+def handful_sample(points: pd.DataFrame, questions: Collection[str], relevant_docs: dict[str, Collection[str]],
+                   limit: int, seed: int = 42, ringed: Collection[str] = (),
+                   floor: int = OTHERS_FLOOR) -> pd.DataFrame:
+    """What the link view draws for a few chosen questions: those questions, their answer passages (coloured
+    by how their question moved; other questions' answers lose that colour), the ``ringed`` passages, and other
+    passages (a fixed random sample) up to about ``limit`` points, for context."""
+    questions = [str(q) for q in questions]
+    answers = {str(d) for q in questions for d in relevant_docs.get(q, ())}
+    shown = drawn_points(points, answers | {str(r) for r in ringed}, limit, seed, floor, questions=questions)
+    if "answers" in shown.columns and "movement" in shown.columns:  # coloured by the chosen question they answer
+        qs = shown[shown["kind"] == "query"]
+        movement = dict(zip(qs["id"].astype(str), qs["movement"]))
+        colour: dict[str, str] = {}
+        for q in questions:
+            for d in relevant_docs.get(q, ()):
+                colour.setdefault(str(d), movement.get(q) or "same")
+        is_p = (shown["kind"] == "passage").to_numpy()
+        shown = shown.assign(answers=[colour.get(i) if p else None for i, p in zip(shown["id"].astype(str), is_p)])
+    return shown

@@ -21,10 +21,10 @@ import pandas as pd
 from core.dataset import QADataset
 from core.generate.pairs import origin_summary, origin_warning
 from core.ingest.splits import leakage_report
-from core.insight.explore import open_run
+from core.insight.explore import clouds_projection, open_run, unchanged_note
 from core.insight.judging import RESCORED_PREFIX, unjudged_lines
 from core.insight.matryoshka import quality_by_dimension
-from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
+from core.insight.projection import ALIGNMENT_HELP, AnswerNearby, ProjectionParams
 from core.retrieval.results import RunResults
 from core.workspace.run_folder import MODEL, artifact
 from core.workspace.store import Store
@@ -158,6 +158,81 @@ def _case_html(view, qid: str, row: pd.Series) -> str:
     )
 
 
+def _legend_below(fig):
+    """Two maps side by side: the legend goes below each, so the map keeps its column's width."""
+    return fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0})
+
+
+def _maps_html(view, wl: pd.DataFrame, fig_html, tuned_name: str) -> list[str]:
+    """The Embedding map page's two views, for the report: questions vs passages before and after (one frame,
+    the same axes) with the share of questions finding their answer and what it means, then the link view of the
+    most improved and most worsened questions; a run that kept the base model says so above them."""
+    from core.insight.map_figure import (  # heavy: plotly, loaded only when drawing
+        cloud_points,
+        clouds_map,
+        embedding_map,
+        frame_ranges,
+        handful,
+        handful_sample,
+    )
+
+    params = ProjectionParams()
+    unchanged = unchanged_note(view)
+    nearby = AnswerNearby.of(view.results, unchanged)
+    note = ([f'<p class="warn"><b>Unchanged:</b> {_e(unchanged)} The two pictures below are one map drawn twice, '
+             "not a change.</p>"] if unchanged else [])
+    clouds = clouds_projection(view, params)
+    points = cloud_points(clouds.points, view.eval.queries, view.eval.corpus, view.eval.sources)
+    ranges = frame_ranges(points)
+    n_q = int(((points["space"] == "base") & (points["kind"] == "query")).sum())
+    n_p = int(((points["space"] == "base") & (points["kind"] == "passage")).sum())
+    drawn = (f"{n_q:,} of the {len(view.query_ids):,} evaluation questions (orange) and "
+             f"{n_p:,} of the {len(view.passage_ids):,} passages (blue"
+             + (", a uniform random sample)" if n_p < len(view.passage_ids) else ")"))
+    out = ["<h2>Questions and passages: before and after</h2>", *note,
+           f"<p><b>{_e(nearby.label())}: {_e(nearby.headline())}.</b><br>{_e(nearby.meaning())}</p>",
+           '<div class="maps"><div>'
+           + fig_html(clouds_map(points, "base", f"Before: base model<br><sup>{nearby.title('base')}</sup>", ranges),
+                      560)
+           + "</div><div>"
+           + fig_html(clouds_map(points, "tuned", f"After: {_e(tuned_name)}<br><sup>{nearby.title('tuned')}</sup>",
+                                 ranges), 560)
+           + "</div></div>",
+           f'<p class="muted">{drawn}, in one UMAP layout of both models\' vectors: the two pictures share their axes. '
+           "Questions far from every passage form a cloud of their own; tuning that brings them to their answers "
+           "mixes the two clouds. UMAP keeps neighbours, not distances: the number above is measured on every "
+           "passage.</p>"]
+
+    chosen = [*handful(wl, "improved"), *handful(wl, "worsened")]
+    out.append("<h3>Links: the most improved and the most worsened questions</h3>")
+    if not chosen:
+        out.append("<p>No question's answer moved up or down the ranking: there are no links to show.</p>")
+    else:
+        proj = view.projection(params)
+        shown = handful_sample(view.map_points(proj, wl), chosen, view.eval.relevant_docs, params.sample,
+                               params.seed)
+        links = view.gold_links(wl)
+        links = links[links["query_id"].astype(str).isin(chosen)]
+        counts = wl.loc[chosen, "movement"].value_counts()
+        out += [f"<p>The {int(counts.get('improved', 0))} questions whose answer moved furthest up the ranking "
+                f"(green) and the {int(counts.get('worsened', 0))} whose answer moved furthest down (red), each "
+                "joined to its answer passage; grey dots are other passages. The tuned map is aligned onto the "
+                "base one so positions compare.</p>",
+                '<div class="maps"><div>'
+                + fig_html(_legend_below(embedding_map(shown, "base", links, title="Before: base model")), 620)
+                + "</div><div>"
+                + fig_html(_legend_below(embedding_map(shown, "tuned", links, title=f"After: {tuned_name}")), 620)
+                + "</div></div>"]
+    base, tuned = view.alignment("base"), view.alignment("tuned")
+    out.append(_table(pd.DataFrame({
+        "base": [base["answer_first"], base["median_rank"], base["margin"]],
+        "tuned": [tuned["answer_first"], tuned["median_rank"], tuned["margin"]],
+        "what it means": [ALIGNMENT_HELP[k] for k in ("answer_first", "median_rank", "margin")],
+    }, index=["nearest passage is the answer (share)", "median rank of the answer",
+              "answer vs best wrong passage (margin)"])))
+    return out
+
+
 def build_report(store: Store, run_id: str, progress=None, with_maps: bool = True) -> str:
     """The whole report as one HTML string.
 
@@ -168,7 +243,6 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
     Raises:
         FileNotFoundError: the run has not finished (no results).
     """
-    from core.insight.map_figure import embedding_map  # heavy: plotly, loaded only when drawing
     from core.insight.plots import metric_bars  # heavy: plotly, loaded only when drawing
     run = store.get_run(run_id)
     view = open_run(store, run_id)
@@ -223,33 +297,12 @@ def build_report(store: Store, run_id: str, progress=None, with_maps: bool = Tru
               "(no re-encoding), searched as the run searched. Storage: float32 per passage, per million "
               "passages.</p>"]
 
+    wl = view.winners_losers()
+    wl.index = wl.index.astype(str)  # per_query.csv is read back without dtypes: "7" would be 7
     if with_maps:
         if progress:
-            progress("Drawing the before/after maps", 0.1)
-        params = ProjectionParams()
-        proj = view.projection(params)
-        wl = view.winners_losers()
-        points = view.map_points(proj, wl)
-        links = view.gold_links(wl)
-        base, tuned = view.alignment("base"), view.alignment("tuned")
-        parts += ["<h2>Embedding maps: before and after</h2>",
-                  "<p>UMAP maps of every evaluation question (◇) and passages (dots): answer passages are coloured "
-                  "by how their question moved, green when tuning moved the answer up, red when down, grey when "
-                  "unchanged; other passages are light grey (a random sample of them). A line joins each question "
-                  "to its answer. The tuned map is aligned onto the base one so positions compare.</p>",
-                  '<div class="maps"><div>'
-                  + fig_html(embedding_map(points, "base", links, title="Before: base model"), 560)
-                  + "</div><div>"
-                  + fig_html(embedding_map(points, "tuned", links, title=f"After: {tuned_name}"), 560)
-                  + "</div></div>",
-                  _table(pd.DataFrame({
-                      "base": [base["answer_first"], base["median_rank"], base["margin"]],
-                      "tuned": [tuned["answer_first"], tuned["median_rank"], tuned["margin"]],
-                      "what it means": [ALIGNMENT_HELP[k] for k in ("answer_first", "median_rank", "margin")],
-                  }, index=["nearest passage is the answer (share)", "median rank of the answer",
-                            "answer vs best wrong passage (margin)"]))]
-    else:
-        wl = view.winners_losers()
+            progress("Drawing the before/after pictures", 0.1)
+        parts += _maps_html(view, wl, fig_html, tuned_name)
 
     if progress:
         progress("Writing the report", 0.8)

@@ -120,3 +120,20 @@ def save_cheap_projection(store, run_id: str) -> None:
     Projection(pd.concat(frames, ignore_index=True), params).save(
         store.run_dir(run_id) / f"projection-{params.key()}.npz"
     )
+    save_cheap_clouds(view, params)
+
+
+def save_cheap_clouds(view, params=None) -> None:
+    """Write a run's "questions vs passages" pictures without UMAP: the first two dimensions of each model's
+    vectors (as ``explore.clouds_projection`` would save them), for the same reason as ``save_cheap_projection``."""
+    import pandas as pd
+
+    from core.insight.explore import CLOUDS_FILE
+    from core.insight.projection import Projection, ProjectionParams
+
+    params = params or ProjectionParams()
+    frames = [pd.DataFrame({"space": space, "kind": ["query"] * len(q) + ["passage"] * len(d),
+                            "id": view.query_ids + view.passage_ids,
+                            "x": list(q[:, 0]) + list(d[:, 0]), "y": list(q[:, 1]) + list(d[:, 1])})
+              for space, q, d in (("base", view.base_q, view.base_d), ("tuned", view.tuned_q, view.tuned_d))]
+    Projection(pd.concat(frames, ignore_index=True), params).save(view.run_dir / CLOUDS_FILE.format(key=params.key()))

@@ -37,7 +37,7 @@ def test_the_selected_run_and_its_default_map_are_ready_before_the_map_page_open
     for cached in (res._run_view, res._figure, res._map_points):
         cached.clear()
     res._PREFETCHED.clear()
-    calls = {"open_run": 0, "embedding_map": 0}
+    calls = {"open_run": 0, "clouds_map": 0}
 
     def counting(name, fn):
         def wrapper(*a, **k):
@@ -46,7 +46,7 @@ def test_the_selected_run_and_its_default_map_are_ready_before_the_map_page_open
         return wrapper
 
     monkeypatch.setattr(explore, "open_run", counting("open_run", explore.open_run))
-    monkeypatch.setattr(map_figure, "embedding_map", counting("embedding_map", map_figure.embedding_map))
+    monkeypatch.setattr(map_figure, "clouds_map", counting("clouds_map", map_figure.clouds_map))
     from streamlit.testing.v1 import AppTest
 
     from tests.pages.conftest import APP
@@ -56,10 +56,10 @@ def test_the_selected_run_and_its_default_map_are_ready_before_the_map_page_open
     at.run()  # the Data page; the prefetch starts in the background
     assert not at.exception
     _wait_for_prefetch()
-    assert calls == {"open_run": 1, "embedding_map": 2}  # the run opened and both default maps built, once
+    assert calls == {"open_run": 1, "clouds_map": 2}  # the run opened and both default pictures built, once
     at.switch_page("pages/4_Embedding_map.py").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2
-    assert calls == {"open_run": 1, "embedding_map": 2}  # the page drew what the prefetch built
+    assert calls == {"open_run": 1, "clouds_map": 2}  # the page drew what the prefetch built
     res.prefetch(None, run_id)  # once per run and process
     assert not any(t.name == "prefetch" for t in threading.enumerate())

@@ -1,10 +1,20 @@
 """The stakeholder report: self-contained HTML with the verdict, intervals, maps and cases."""
 
+import json
 import re
 
 import pytest
 
 from core.cli import main
+from core.execute import execute
+from core.insight.explore import open_run
+from core.insight.map_figure import handful
+from core.insight.report import build_report
+from core.sample import ensure_sample
+from core.tuning.runs import create_run
+from core.tuning.spec import RunSpec
+from core.workspace.jobs import Job
+from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
 from tests.pages.conftest import save_cheap_projection
 
@@ -18,11 +28,16 @@ def test_report_is_self_contained_and_escaped(finished_run, tmp_path, capsys):
     # offline: plotly inlined once, nothing fetched from the network
     assert "Plotly.newPlot" in html and len(html) > 1_000_000  # the plotly library is inside the file
     assert not re.search(r"<script[^>]+src=", html) and not re.search(r"<link[^>]+href=", html)
-    for section in ("Scores", "Confidence intervals and significance", "Embedding maps: before and after",
-                    "Winners and losers", "Data and leakage", "Settings", "Library versions"):
+    for section in ("Scores", "Confidence intervals and significance", "Questions and passages: before and after",
+                    "Links: the most improved and the most worsened questions", "Winners and losers",
+                    "Data and leakage", "Settings", "Library versions"):
         assert f">{section}<" in html
     assert "tuned (adapter)" in html and "BM25" in html and "hybrid" in html
-    assert html.count('class="plotly-graph-div"') == 3  # bars + two maps
+    # the tiny adapter kept the base model: said above the two pictures, and no links (no question moved)
+    assert "<b>Unchanged:</b> No epoch of the query adapter beat the base model" in html
+    assert "one map drawn twice, not a change" in html and "there are no links to show" in html
+    assert "Answer in the top 10: 100% of the 6 questions, before and after" in html
+    assert html.count('class="plotly-graph-div"') == 3  # bars + the two clouds
     assert html.count("plotly.js v") <= 2  # the library inlined once (its banner), not per figure
     assert "sentence-transformers" in html and "fingerprint" in html
 
@@ -90,3 +105,25 @@ def test_every_finished_run_gets_its_report(way, tmp_path):
     html = build_report(store, run_id, with_maps=False)
     assert ">Settings<" in html and "base model" in html and "all-MiniLM-L6-v2 (bundled)" in html
     assert "None</td>" not in html and "{&#x27;" not in html  # no raw None or dict in the settings
+
+
+def test_report_draws_the_two_clouds_with_the_number_and_the_handfuls_links(workspace, tmp_path):
+    """A run whose adapter moved: the number beside the clouds is the run's Accuracy@10, and the link view shows
+    the 5 most improved and 5 most worsened questions (not every question)."""
+    store = Store(workspace)
+    run_id = create_run(store, ensure_sample(store)[0], RunSpec.for_method("adapter", epochs=3, val_fraction=0.0))
+    Job(store, run_id).run(lambda j: execute(store, run_id, j, device="cpu"))
+    save_cheap_projection(store, run_id)
+    html = build_report(store, run_id)
+    view = open_run(store, run_id)
+    base, tuned = (view.results.systems[r].metrics["Accuracy@10"] for r in ("base", "tuned"))
+    points = round(tuned * 100) - round(base * 100)
+    assert f"Answer in the top 10: {base:.0%} → {tuned:.0%} of the {len(view.query_ids)} questions " \
+           f"({points:+d} points)" in html
+    assert "Unchanged:" not in html and html.count('class="plotly-graph-div"') == 5  # bars, 2 clouds, 2 link maps
+    specs = [json.loads(m) for m in re.findall(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html)]
+    wl = view.winners_losers()
+    wl.index = wl.index.astype(str)
+    chosen = sorted(handful(wl, "improved") + handful(wl, "worsened"))
+    drawn = [sorted(t["customdata"]) for data in specs for t in data if t.get("meta") == "queries"]
+    assert drawn == [chosen, chosen]  # both link maps: the handful only

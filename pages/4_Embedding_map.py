@@ -82,13 +82,13 @@ st.subheader("Do questions find their answers?")
 base, tuned = view.alignment("base"), view.alignment("tuned")
 m = st.columns(3)
 m[0].metric("Nearest passage is the answer", f"{tuned['answer_first']:.0%}",
-            delta=f"{(tuned['answer_first'] - base['answer_first']) * 100:+.0f} points vs base",
+            **widgets.metric_delta((tuned['answer_first'] - base['answer_first']) * 100, "+.0f", " points vs base"),
             help=ALIGNMENT_HELP["answer_first"])
 m[1].metric("Median rank of the answer", f"{tuned['median_rank']:g}",
-            delta=f"{tuned['median_rank'] - base['median_rank']:+g} vs base", delta_color="inverse",
+            **widgets.metric_delta(tuned['median_rank'] - base['median_rank'], "+g", inverse=True),
             help=ALIGNMENT_HELP["median_rank"])
 m[2].metric("Answer vs best wrong passage", f"{tuned['margin']:+.3f}",
-            delta=f"{tuned['margin'] - base['margin']:+.3f} vs base", help=ALIGNMENT_HELP["margin"])
+            **widgets.metric_delta(tuned['margin'] - base['margin']), help=ALIGNMENT_HELP["margin"])
 for key, label in (("answer_first", "Nearest passage"), ("median_rank", "Median rank"), ("margin", "Margin")):
     st.caption(f"**{label}**: {ALIGNMENT_HELP[key]}")
 st.caption(f"Base model: {base['answer_first']:.0%} nearest, median rank {base['median_rank']:g}, "

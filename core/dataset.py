@@ -177,6 +177,35 @@ def derived_ids(train: QADataset, eval: QADataset | None = None) -> set[str]:
     return {d for d in train.corpus if derived_from(d, known) is not None}
 
 
+CUT_COPIES = "cut copies of passages (a generated question's sentence cut out), trained on and never searched"
+
+
+def count_passages(train: QADataset, eval: QADataset | None = None) -> tuple[int, int]:
+    """(passages, cut copies) of a dataset: the passages of both splits, each id once, without the derived
+    training texts (:func:`derived_ids`), and how many of those there are. Every page says the first as
+    the collection's passage count, and the second, when not 0, as :data:`CUT_COPIES`."""
+    derived = derived_ids(train, eval)
+    ids = set(train.corpus) | (set(eval.corpus) if eval is not None else set())
+    return len(ids - derived), len(derived)
+
+
+def corpus_words(ds: QADataset) -> str:
+    """``ds.corpus`` counted in words that say what it holds: "3,866 passages", or for a training split
+    with cut copies "9,104 training texts (3,866 passages + 5,238 cut copies of passages)"."""
+    n_cut = len(derived_ids(ds))
+    n = len(ds.corpus)
+    if not n_cut:
+        return f"{n:,} passage{'s' if n != 1 else ''}"
+    copies = "cut copy of a passage" if n_cut == 1 else "cut copies of passages"
+    return f"{n:,} training texts ({n - n_cut:,} passages + {n_cut:,} {copies})"
+
+
+def corpus_unit(ds: QADataset) -> str:
+    """The unit a progress count of ``ds.corpus`` is in: "passages", or "training texts" when it holds cut
+    copies (:func:`derived_ids`), so "516/9,104" never reads as passages of a 3,866-passage collection."""
+    return "training texts" if derived_ids(ds) else "passages"
+
+
 def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADataset]:
     """Train and eval loaded from two separate files, made consistent.
 

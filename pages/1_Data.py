@@ -53,7 +53,7 @@ docs = res.load_documents(tuple((f.name, f.getvalue()) for f in doc_uploads)) if
 passage_files: list[intake.PassageFile] = []
 with right:
     if docs is not None:
-        st.caption(f"{len(docs.files)} document(s) read, {len(docs.chunks)} passages.")
+        st.caption(f"{len(docs.files):,} document(s) read, cut into {len(docs.chunks):,} passages.")
         for problem in docs.problems:
             st.error(widgets.plain(problem))
         for note in docs.notes:

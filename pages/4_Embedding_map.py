@@ -42,14 +42,14 @@ else:
 with st.expander("More measures: nearest passage, median rank, margin"):
     base, tuned = view.alignment("base"), view.alignment("tuned")
     m = st.columns(3)
-    first, rank, margin = (tuned[k] - base[k] for k in ("answer_first", "median_rank", "margin"))
     m[0].metric("Nearest passage is the answer", f"{tuned['answer_first']:.0%}",
-                delta=f"{first * 100:+.0f} points vs base" if round(first * 100) else None,
+                **widgets.metric_delta((tuned['answer_first'] - base['answer_first']) * 100, "+.0f", " points vs base"),
                 help=ALIGNMENT_HELP["answer_first"])
     m[1].metric("Median rank of the answer", f"{tuned['median_rank']:g}",
-                delta=f"{rank:+g} vs base" if rank else None, delta_color="inverse", help=ALIGNMENT_HELP["median_rank"])
+                **widgets.metric_delta(tuned['median_rank'] - base['median_rank'], "+g", inverse=True),
+                help=ALIGNMENT_HELP["median_rank"])
     m[2].metric("Answer vs best wrong passage", f"{tuned['margin']:+.3f}",
-                delta=f"{margin:+.3f} vs base" if round(margin, 3) else None, help=ALIGNMENT_HELP["margin"])
+                **widgets.metric_delta(tuned['margin'] - base['margin']), help=ALIGNMENT_HELP["margin"])
     for key, label in (("answer_first", "Nearest passage"), ("median_rank", "Median rank"), ("margin", "Margin")):
         st.caption(f"**{label}**: {ALIGNMENT_HELP[key]}")
     st.caption(f"Base model: {base['answer_first']:.0%} nearest, median rank {base['median_rank']:g}, "

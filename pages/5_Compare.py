@@ -27,7 +27,8 @@ view = widgets.require_run()
 results = view.results
 
 widgets.pipeline_headline(results)
-widgets.metric_tiles(results)
+said_unchanged = widgets.unchanged_note(res.get_store().run_dir(view.run_id), "These scores")
+widgets.metric_tiles(results, said_unchanged=said_unchanged)
 widgets.metrics_table(results, key="etl_cmp_table")
 compare.unjudged_note(results)
 widgets.verdict_panel(results, key="etl_cmp_ci")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.csvsafe import safe_frame
 from core.insight.export import bundle_zip, dimension_options, onnx_ready, prepare_bundle
-from core.insight.history import dataset_names, done_runs, run_label, runs_frame
+from core.insight.history import dataset_names, done_runs, not_comparable, run_label, runs_frame
 from core.insight.report import build_report
 from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
 from core.workspace.files import atomic_write_bytes
@@ -47,18 +47,37 @@ st.dataframe(
 )
 
 st.subheader("Compare two runs")
-if len(done) < 2:
+scored = {rid: r for rid in done if (r := load_results(store.run_dir(rid))) is not None}
+if len(scored) < 2:
     st.caption("Two finished runs are needed.")
 else:
+    ids = list(scored)
+    n_q = {rid: f"{labels[rid]} · {r.eval_questions:,} evaluation questions" for rid, r in scored.items()}
     cols = st.columns(2)
-    for i, col in enumerate(cols):
-        with col:
-            rid = st.selectbox(
-                f"Run {'AB'[i]}", done, index=i, format_func=labels.get, key=f"etl_runs_cmp_{i}"
-            )
-            results = load_results(store.run_dir(rid))
-            if results:
-                widgets.metrics_table(results, key=f"etl_runs_table_{i}", explain=False)
+    a = cols[0].selectbox("Run A", ids, format_func=n_q.get, key="etl_runs_cmp_0")
+    like = [rid for rid in ids if rid != a and not not_comparable(scored[a], scored[rid])]
+    every = cols[1].checkbox("Also offer runs scored on other evaluation questions or passages",
+                             key="etl_runs_cmp_any", help="Their numbers are not comparable with run A's: a score "
+                             "is an average over the questions asked, among the passages searched.")
+    offered = [rid for rid in ids if rid != a] if every else like
+    if not offered:
+        cols[1].info("No other finished run was scored on the same evaluation questions and passages as run A: "
+                     "only such runs compare. Tick the box above to see the others anyway.")
+    else:
+        b = cols[1].selectbox("Run B", offered, format_func=n_q.get, key="etl_runs_cmp_1",
+                              help="Runs scored on the same evaluation questions and passages as run A"
+                              + (", then the others." if every else "."))
+        differ = not_comparable(scored[a], scored[b])
+        if differ:
+            st.error(f"These two runs are not comparable: {widgets.plain('; '.join(differ))}. A score is an average "
+                     "over the questions asked, among the passages searched, so their numbers measure different "
+                     "things: compare each run's change against its own base model, not the scores.",
+                     icon=":material/warning:")
+        for col, letter, rid in zip(st.columns(2), "AB", (a, b)):  # below the warning, not beside it
+            with col:
+                widgets.unchanged_note(store.run_dir(rid), f"Run {letter}")
+                widgets.metrics_table(scored[rid], key=f"etl_runs_table_{'AB'.index(letter)}", explain=False,
+                                      lead="nDCG@10")
     st.caption(widgets.METRIC_HELP)
 
 st.subheader("Download a tuned model")

@@ -712,7 +712,7 @@ CASES: list[Case] = [
         "A .txt document that is one 100,000-character paragraph",
         lambda: [("long answers.csv", csv_text(LONG_ANSWERS, header="question,answer").encode())],
         LOADED,
-        r"(?=.*1 document\(s\) read, \d{3,} passages)(?=.*4 of 4 answers linked to a passage)",
+        r"(?=.*1 document\(s\) read, cut into \d{3,} passages)(?=.*4 of 4 answers linked to a passage)",
         docs=lambda: [("procedure.txt", LONG_PARAGRAPH.encode())],
         check=short_passages(2_000),
     ),
@@ -752,7 +752,7 @@ def run_core(case: Case) -> CoreOutcome:
     if case.docs:
         docs = load_documents(case.docs())
         messages += [
-            f"{len(docs.files)} document(s) read, {len(docs.chunks)} passages.",
+            f"{len(docs.files):,} document(s) read, cut into {len(docs.chunks):,} passages.",
             *docs.problems,
             *docs.notes,
         ]

@@ -47,12 +47,18 @@ def test_load_offline_hub_id_fails_clearly():
 def test_encode_normalised_and_cached(model, tmp_path):
     cache = EmbeddingCache(tmp_path / "c.sqlite")
     texts = ["pump cavitation", "accumulator precharge", "pump cavitation"]
-    seen = []
-    v1 = encode(model, texts, kind="passage", cache=cache, progress=lambda d, t: seen.append((d, t)))
+    seen, encoded = [], []
+    real = model.encode_document
+    model.encode_document = lambda batch, *a, **k: encoded.extend(batch) or real(batch, *a, **k)
+    try:
+        v1 = encode(model, texts, kind="passage", cache=cache, progress=lambda d, t: seen.append((d, t)))
+    finally:
+        del model.encode_document
     assert v1.shape == (3, 384) and v1.dtype == np.float32
     assert np.allclose(np.linalg.norm(v1, axis=1), 1, atol=1e-5)
     assert np.allclose(v1[0], v1[2])
-    assert seen[-1] == (2, 2)  # duplicates encoded once
+    assert sorted(encoded) == sorted(set(texts))  # duplicates encoded once
+    assert seen[0] == (0, 3) and seen[-1] == (3, 3)  # progress counts the texts given (issue 27: one count)
 
     calls = []
     real = model.encode_document

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from core.insight.history import dataset_choices
+from types import SimpleNamespace
+
+from core.dataset import QADataset, corpus_unit, corpus_words, count_passages
+from core.insight.history import dataset_choices, not_comparable
 from core.sample import ensure_sample
 from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
@@ -38,3 +41,35 @@ def test_runs_frame_shows_a_dash_for_runs_without_scores():
     frame = runs_frame(runs, {})
     assert frame["MRR@10"].tolist() == ["0.612", "-"]
     assert "None" not in frame.astype(str).to_numpy()
+
+
+def _scored(questions: int, q_fp: str, passages: int, p_fp: str):
+    cond = SimpleNamespace(questions=questions, questions_fingerprint=q_fp, passages=passages, passages_fingerprint=p_fp)
+    return SimpleNamespace(systems={"base": SimpleNamespace(conditions=cond)})
+
+
+def test_not_comparable_names_what_differs():
+    """Issue 27 item 5: two runs compare only on the same evaluation questions over the same passages."""
+    a = _scored(271, "q1", 3866, "p1")
+    assert not_comparable(a, _scored(271, "q1", 3866, "p1")) == []
+    assert not_comparable(a, _scored(19, "q2", 3866, "p1")) == ["different evaluation questions (271 vs 19)"]
+    assert not_comparable(a, _scored(271, "q2", 120, "p2")) == [
+        "different evaluation questions or answer passages (both 271, not the same ones)",
+        "different passages searched (3,866 vs 120)"]
+
+
+def test_cut_copies_are_counted_apart_from_passages(tmp_path):
+    """Issue 27 item 1: a training split's cut copies of passages (``<passage id>#tag``) are not passages: the
+    catalog, the Train page and the progress lines count the collection's passages."""
+    ps = {f"p{i}": f"Sentence {i}. The rest of passage {i}." for i in range(3)}
+    train = QADataset({"g1": "Sentence 0."}, {**ps, "p0#ic": "The rest of passage 0."}, {"g1": ["p0#ic"]})
+    ev = QADataset({"h1": "which passage?"}, dict(ps), {"h1": ["p1"]})
+    assert count_passages(train, ev) == (3, 1) and count_passages(ev) == (3, 0)
+    assert corpus_words(ev) == "3 passages" and corpus_unit(ev) == "passages"
+    assert corpus_words(train) == "4 training texts (3 passages + 1 cut copy of a passage)"
+    assert corpus_unit(train) == "training texts"
+    store = Store(tmp_path)
+    ds_id = store.save_dataset("gen", train, ev)
+    assert store.get_dataset(ds_id)["n_passages"] == 3
+    store.update_dataset(ds_id, train=train)
+    assert store.get_dataset(ds_id)["n_passages"] == 3

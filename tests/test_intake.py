@@ -287,7 +287,8 @@ def test_documents_and_a_passages_file_saved_as_a_collection(tmp_path):
     pf = intake.read_passages("export.csv", export)
     assert pf.report.summary() == "2 rows -> 2 passages, no questions; no warnings"
     chunks, notes = intake.collection_chunks(docs.chunks, [pf])
-    assert notes == ["1 passage found in more than one file kept once."]  # the badge sentence
+    assert notes == [f"1 passage with the same text as another (in the same file or another) kept once: "
+                     f"{len(chunks):,} passages in the collection."]  # the badge sentence
     store = Store(tmp_path)
     ds_id = intake.save_collection(store, "handbook", chunks, docs.files, [pf])
     train, ev = store.load_dataset(ds_id)

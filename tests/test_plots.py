@@ -189,8 +189,9 @@ def test_loss_curve_with_and_without_evals():
     assert list(ev.x) == [0, 10] and list(ev.y) == [0.3, 0.4]  # sorted; eval without the metric skipped
     fig = plots.loss_curve(losses, evals, metric="nDCG@10")
     assert list(fig.data[1].y) == [0.5]
-    # one validation point (a cancelled run) once drew an axis from -0.444 to 1.341: rates stay on 0..1
-    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
+    # one validation point (a cancelled run) once drew an axis from -0.444 to 1.341: a set range around it
+    lo, hi = fig.layout.yaxis2.range
+    assert 0.4 < lo < 0.5 < hi < 0.6
     empty = plots.loss_curve([])
     assert len(empty.data) == 0 and "No training" in empty.layout.annotations[0].text
     assert fig.layout.xaxis.dtick is None  # 45 steps: plotly's own ticks
@@ -350,3 +351,34 @@ def test_handful_sample_draws_only_the_chosen_and_colours_their_answers_by_their
     ans = shown.set_index(["space", "id"])["answers"]
     assert ans[("base", "d0")] == "improved"  # q0's movement, not the other question's
     assert ans.drop(index=[("base", "d0"), ("tuned", "d0")], errors="ignore").isna().all()
+
+
+def test_loss_curve_axis_fits_the_validation_and_marks_the_evaluation():
+    """Issue 27: a full fine-tune's validation curve (0.61 -> 0.73) looked flat on a 0..1 axis while the
+    evaluation improved by 0.12; the axis fits the points, names the metric, and marks base and tuned."""
+    losses = [(i, 1.0 / (i + 1)) for i in range(0, 100, 10)]
+    evals = [(0, {"MRR@10": 0.61}), (50, {"MRR@10": 0.70}), (100, {"MRR@10": 0.73})]
+    marks = {"evaluation, base model": 0.55, "evaluation, tuned model": 0.67}
+    fig = plots.loss_curve(losses, evals, marks=marks)
+    lo, hi = fig.layout.yaxis2.range
+    assert 0.5 < lo < 0.55 and 0.73 < hi < 0.76  # the data and the marks, a little padding, not 0..1
+    assert "MRR@10" in fig.layout.yaxis2.title.text
+    assert fig.data[1].name == "validation MRR@10 (held-out training questions)"
+    lines = {t.name: t for t in fig.data[2:]}
+    assert set(lines) == {"evaluation, base model: MRR@10 0.550", "evaluation, tuned model: MRR@10 0.670"}
+    base = lines["evaluation, base model: MRR@10 0.550"]
+    assert base.yaxis == "y2" and list(base.y) == [0.55, 0.55] and list(base.x) == [0, 100]
+    assert base.line.dash == "dash"
+    # without marks: the range fits the validation points alone; a rate never leaves 0..1
+    lo, hi = plots.loss_curve(losses, evals).layout.yaxis2.range
+    assert 0.55 < lo < 0.61 and 0.73 < hi <= 0.76
+    assert plots.metric_range([0.0, 1.0]) == pytest.approx([-0.1, 1.1])
+    flat = plots.loss_curve(losses, [(0, {"MRR@10": 1.0}), (9, {"MRR@10": 1.0})], marks={"evaluation": 1.0})
+    lo, hi = flat.layout.yaxis2.range  # a perfect score stays inside the plot, its ticks distinct
+    assert lo == pytest.approx(0.97) and 1.0 < hi <= 1.01 and flat.layout.yaxis2.tickformat == ".3f"
+
+
+def test_metric_range_pads_and_widens_a_flat_curve():
+    assert plots.metric_range([0.3, 0.3]) == pytest.approx([0.27, 0.33])
+    lo, hi = plots.metric_range([0.2, 0.4])
+    assert lo == pytest.approx(0.18) and hi == pytest.approx(0.42)

@@ -25,6 +25,7 @@ MAPPING_LABELS = {"query": "Question column", "passage": "Passage column",
                   "negative": "Wrong passage (optional)", "answer": "Answer column (no passages)"}
 PASSAGE_MAPPING_LABELS = {"text": "Passage text column", "id": "Id column (optional)",
                           "source": "Source column (optional)", "metadata": "Metadata column (optional)"}
+SAVED_KEY = "etl_saved_forms"  # per save form, its last save this session: {form: {key: (name, content), id, message}}
 DISMISSED_KEY = "etl_dismissed_flags"  # near duplicates dismissed in this session: {(train q, eval q) normalised}
 CONFIDENCE_HELP = ("How sure the link is: 1.00 = the answer appears word for word in the passage; for keyword "
                    "matches, the share of the answer's words found in it (rare words weigh more); by meaning, the "
@@ -258,19 +259,43 @@ def split_and_save(parts: list[intake.Part], qa_names: list[str], doc_names: lis
         flags_panel(split)
 
         st.subheader("Save")
-        with st.form("etl_save_dataset"):
+        content = f"{split.train.fingerprint()}/{split.eval.fingerprint()}"
+        sizes = f"{len(split.train):,} training and {len(split.eval):,} evaluation questions"
+        with st.form("etl_save_dataset", enter_to_submit=False):  # Enter in the name saves nothing: the button does
             name = st.text_input("Dataset name", intake.default_name(qa_names), key="etl_ds_name", max_chars=80)
             if st.form_submit_button("Save dataset", type="primary"):
-                try:
-                    ds_id = intake.save_split(store, name, split, parts, qa_names, doc_names)
-                except DataError as exc:  # a bad name, or the disk refused the write (nothing left behind)
-                    widgets.show_data_error(exc)
-                else:
-                    state.select_dataset(ds_id)
-                    sizes = f"{len(split.train)} training and {len(split.eval)} evaluation questions"
-                    state.flash(f"Saved dataset “{name}”: {sizes}. It is selected in the sidebar: go to Train "
-                                "next.")
-                    st.rerun()
+                save_once("etl_save_dataset", name, content,
+                          lambda: intake.save_split(store, name, split, parts, qa_names, doc_names),
+                          f"Saved dataset “{name.strip()}”: {sizes}. It is selected in the sidebar: go to Train next.")
+        saved_message("etl_save_dataset", name, content)
+
+
+def save_once(form: str, name: str, content: str, save, message: str) -> None:
+    """A save form's button: ``save()`` (returns the new dataset's id), selected in the sidebar, and its
+    ``message`` shown next to the form. The same name and content saved again from this session (a second
+    click, or a click after the first save) is not a failure: it says the same message, not "already exists"."""
+    key = (name.strip(), content)
+    done = st.session_state.setdefault(SAVED_KEY, {})
+    ds_id = done.get(form, {}).get("key") == key and done[form]["id"]
+    if ds_id and any(d["id"] == ds_id for d in res.get_store().list_datasets()):
+        state.select_dataset(ds_id)
+        return
+    try:
+        ds_id = save()
+    except DataError as exc:  # a bad or taken name, or the disk refused the write (nothing left behind)
+        widgets.show_data_error(exc)
+        return
+    state.select_dataset(ds_id)
+    done[form] = {"key": key, "id": ds_id, "message": message}
+    st.rerun()  # the sidebar shows the new dataset; the message stays next to the form (``saved_message``)
+
+
+def saved_message(form: str, name: str, content: str) -> None:
+    """Under a save form: the success message of its last save from this session while the name and content
+    are still those saved, where the user pressed the button (a message at the top of a long page went unseen)."""
+    done = st.session_state.get(SAVED_KEY, {}).get(form)
+    if done and done["key"] == (name.strip(), content):
+        st.success(widgets.plain(done["message"]), icon=":material/check_circle:")
 
 
 def collection_form(chunks, docs, passage_files, doc_names: list[str]) -> None:
@@ -280,14 +305,11 @@ def collection_form(chunks, docs, passage_files, doc_names: list[str]) -> None:
     n_files = len(docs.files if docs else []) + len(passage_files)
     st.info(f"{len(chunks):,} passages from {n_files} file(s), no questions yet: save them as a collection. "
             f"{intake.COLLECTION_NEXT}")
-    with st.form("etl_save_collection"):
+    content = intake.chunks_key(chunks)
+    with st.form("etl_save_collection", enter_to_submit=False):  # Enter in the name saves nothing: the button does
         name = st.text_input("Collection name", intake.default_name(doc_names), key="etl_coll_name", max_chars=80)
         if st.form_submit_button("Save collection", type="primary"):
-            try:
-                ds_id = intake.save_collection(store, name, chunks, docs.files if docs else [], passage_files)
-            except DataError as exc:
-                widgets.show_data_error(exc)
-            else:
-                state.select_dataset(ds_id)
-                state.flash(f"Saved collection “{name}”: {len(chunks):,} passages. {intake.COLLECTION_NEXT}")
-                st.rerun()
+            save_once("etl_save_collection", name, content,
+                      lambda: intake.save_collection(store, name, chunks, docs.files if docs else [], passage_files),
+                      f"Saved collection “{name.strip()}”: {len(chunks):,} passages. {intake.COLLECTION_NEXT}")
+    saved_message("etl_save_collection", name, content)

@@ -84,6 +84,12 @@ METHOD_CAPTIONS = {
 
 
 # --------------------------------------------------------------------------- small helpers
+def run_name(backend_label: str, asked: int) -> str:
+    """A generation run's default name, by the passages it asks questions of: "questions · LLM endpoint ·
+    40 passages" (``max_passages`` may ask fewer than the collection holds)."""
+    return f"questions · {backend_label} · {asked:,} passage{'s' if asked != 1 else ''}"
+
+
 def _field(obj, name: str, key: str, **kw):
     """One widget for field ``name`` of a settings dataclass, label/help/bounds from its metadata."""
     f = next(f for f in dataclasses.fields(obj) if f.name == name)
@@ -166,9 +172,12 @@ def generate_form(ds_id: str, n_passages: int) -> None:
     left, right = st.columns([1, 3])
     with left:
         spec.max_passages = _field(spec, "max_passages", "etl_q_max_passages")
-    asked = min(spec.max_passages or n_passages, n_passages)
-    name = right.text_input("Run name", value=f"questions · {BACKEND_LABELS[backend]} · {asked} passages",
-                            key=f"etl_q_run_name_{ds_id}_{tag}", max_chars=100)
+    asked = min(spec.max_passages or n_passages, n_passages)  # what the job asks (``run_generation``)
+    # The default name is made at launch from the passages asked then (a default typed into the field would
+    # keep its first count after "Max passages" changed: issue 27); a name the user types is kept as typed.
+    default = run_name(BACKEND_LABELS[backend], asked)
+    name = right.text_input("Run name", value="", placeholder=default, key=f"etl_q_run_name_{ds_id}_{tag}",
+                            max_chars=100, help="Empty: the name shown here, counting the passages asked.")
     estimate = generation_estimate(ds_id, spec)
     st.info(f":material/timer: Estimated time: **{widgets.plain(estimate.text())}**."
             + (" Turn the round-trip check off under Filters to skip it (a later training run encodes the "
@@ -179,7 +188,7 @@ def generate_form(ds_id: str, n_passages: int) -> None:
                    "generate when it has finished.")
     if st.button("Generate questions", icon=":material/auto_awesome:", type="primary", key="etl_q_generate",
                  disabled=active is not None or n_passages == 0):
-        _launch(spec, key, name.strip() or None)
+        _launch(spec, key, name.strip() or default)
 
 
 @st.cache_resource(show_spinner="Measuring how fast this machine encodes (a few passages)…", max_entries=8)
@@ -277,10 +286,9 @@ def generation_panel(run_id: str) -> None:
 
     def draw(run: dict, snap, job) -> None:
         if snap.status in ("queued", "running"):
-            eta = snap.eta_seconds
-            left = f" · {fmt_duration(eta)} left" if eta is not None else " · measuring…" if snap.total else ""
-            text = (f"{snap.message} · {snap.step:,}/{snap.total:,} {snap.unit}{left}" if snap.total
-                    else snap.message or "Starting…")
+            left = widgets.time_left(snap)
+            text = (f"{snap.message} · {snap.step:,}/{snap.total:,} {snap.unit}" + (f" · {left}" if left else "")
+                    if snap.total else snap.message or "Starting…")
             st.progress(snap.fraction, text=widgets.plain(text))
             if job is not None:
                 st.button("Cancel", icon=":material/stop:", key=f"etl_q_cancel_{run_id}", on_click=job.cancel)

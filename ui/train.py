@@ -13,9 +13,10 @@ import time
 
 import streamlit as st
 
+from core.dataset import CUT_COPIES, count_passages
 from core.execute import execute
 from core.generate.advice import method_advice
-from core.insight.history import NOT_TUNING
+from core.insight.history import EXPLORABLE, NOT_TUNING
 from core.insight.models import comparison_table, from_json
 from core.insight.plots import loss_curve, quality_vs_time
 from core.retrieval.embedding import resolve_model
@@ -77,7 +78,7 @@ def _models_done(run_id: str) -> None:
                                 for m in ("nDCG@10", "MRR@10", "Accuracy@10", "hybrid nDCG@10")})
 
 
-def _done(run_id: str, method: str) -> None:
+def _done(run_id: str, method: str, said_unchanged: bool | None = None) -> None:
     store = res.get_store()
     if method == "models":
         _models_done(run_id)
@@ -102,13 +103,24 @@ def _done(run_id: str, method: str) -> None:
     if results is None:
         st.warning("The run finished but its results file is missing.")
         return
-    widgets.metric_tiles(results)
+    widgets.metric_tiles(results, said_unchanged=said_unchanged)
     widgets.metrics_table(results, key=f"etl_train_table_{run_id}")
     widgets.verdict_panel(results, key=f"etl_train_ci_{run_id}")
     c = st.columns(3)
     c[0].page_link("pages/4_Embedding_map.py", label="See the embedding maps", icon=":material/scatter_plot:")
     c[1].page_link("pages/5_Compare.py", label="Compare question by question", icon=":material/compare_arrows:")
     c[2].page_link("pages/6_Runs.py", label="Download the tuned model", icon=":material/download:")
+
+
+def evaluation_marks(run_id: str, metric: str = "MRR@10") -> dict[str, float] | None:
+    """The run's evaluation scores in the validation curve's metric, base and tuned, to mark on the loss chart
+    (``loss_curve(marks=...)``): the curve is measured on held-out training questions, these on the evaluation
+    questions, so the two can be compared. None without results."""
+    results = load_results(res.get_store().run_dir(run_id))
+    if results is None or "tuned" not in results.systems:
+        return None
+    scores = {f"evaluation, {role} model": results.systems[role].metrics.get(metric) for role in ("base", "tuned")}
+    return {k: v for k, v in scores.items() if v is not None} or None
 
 
 def _progress(snap) -> None:
@@ -118,9 +130,12 @@ def _progress(snap) -> None:
     c[2].metric("Elapsed", fmt_duration(time.time() - snap.started) if snap.started else "–")
     eta = snap.eta_seconds
     c[3].metric(f"Left for these {snap.unit}" if snap.total else "Left in this phase",
-                fmt_duration(eta) if eta is not None else "measuring…" if snap.total else "–",
-                help="From the rate of the last 30 seconds; later phases (validation, scoring) come on top.")
+                fmt_duration(eta) if eta is not None else "timing…" if snap.total else "–",
+                help="From the rate of the last 30 seconds (until there is one: timing the first of them); later "
+                "phases (validation, scoring) come on top.")
     text = f"{snap.message} · {snap.step:,}/{snap.total:,} {snap.unit}" if snap.total else (snap.message or "Starting…")
+    if snap.total and eta is None:  # say what is being measured, not just "measuring"
+        text += f" · {widgets.time_left(snap)}"
     st.progress(snap.fraction, text=widgets.plain(text))
 
 
@@ -162,16 +177,23 @@ def live_panel(run_id: str) -> None:
             _progress(snap)
             if job is not None:  # the click runs job.cancel before the (fragment) rerun draws "Cancelling"
                 st.button("Cancel run", icon=":material/stop:", key=f"etl_cancel_{run_id}", on_click=job.cancel)
+        done = snap.status == "done" and run["method"] in EXPLORABLE
+        said_unchanged = widgets.unchanged_note(res.get_store().run_dir(run_id)) if done and not (
+            snap.losses or snap.evals) else None  # no curve: said above the scores instead
         if snap.losses or snap.evals:
-            build = lambda: loss_curve(snap.losses, snap.evals)  # noqa: E731
+            marks = evaluation_marks(run_id) if done else None
+            build = lambda: loss_curve(snap.losses, snap.evals, marks=marks)  # noqa: E731
             # A finished run's curve no longer changes: built once; a live one is redrawn as it grows.
             key = (snap.status, len(snap.losses), len(snap.evals))  # a resumed run draws anew
             fig = res.figure(run_id, "loss", key, build) if snap.finished else build()
             st.plotly_chart(fig, key=f"etl_loss_{run_id}", height=300)
+            if done:  # a falling loss is no proof of a changed model: say so beside the curve
+                said_unchanged = widgets.unchanged_note(res.get_store().run_dir(run_id),
+                                                        "Training ran (the curve above), but it changed nothing")
         for note in snap.notes:
             st.caption(f":material/info: {widgets.plain(note)}")
         if snap.status == "done":
-            _done(run_id, run["method"])
+            _done(run_id, run["method"], said_unchanged)
         else:
             _ended_badly(run_id, run, snap)
 
@@ -210,10 +232,13 @@ def launch_form(ds_id: str, captions: dict[str, str]) -> None:
     store, runner = res.get_store(), res.get_runner()
     meta = store.get_dataset(ds_id)
     train, ev = res.load_dataset(ds_id)
+    n_passages, n_cut = count_passages(train, ev)  # the collection's count, as the Data and Questions pages say
     st.markdown(
         f"Dataset **{widgets.plain(meta['name'])}**: {len(train):,} training questions, {len(ev) if ev else 0:,} "
-        f"evaluation questions, {meta['n_passages']:,} passages. Change it in the sidebar."
+        f"evaluation questions, {n_passages:,} passages. Change it in the sidebar."
     )
+    if n_cut:
+        st.caption(f"Training also reads {n_cut:,} {CUT_COPIES}.")
     if ev is None or len(ev) == 0:
         st.warning("This dataset has no evaluation questions, so a run could not be scored: split a question file on "
                    "the Data page, or label a few real questions on the Questions page (Label).")
@@ -270,7 +295,7 @@ def launch_form(ds_id: str, captions: dict[str, str]) -> None:
         return
     estimate = res.estimate(ds_id, spec, train, ev)
     st.info(f":material/timer: Estimated duration: **{widgets.plain(estimate.text())}** on this machine "
-            f"({len(train.pairs())} training pairs, {len(ev.corpus):,} passages to search).")
+            f"({len(train.pairs()):,} training pairs, {len(ev.corpus):,} passages to search).")
     name = st.text_input("Run name", value=f"{meta['name']} · {METHOD_LABELS[method]}",
                          key=f"etl_cfg_run_name_{ds_id}_{method}", max_chars=100)
     active = runner.active()

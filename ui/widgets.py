@@ -16,9 +16,10 @@ import streamlit as st
 from core.dataset import DataError
 from core.generate.pairs import origin_warning as warning_text
 from core.insight.history import dataset_choices, done_runs, run_label
+from core.insight.unchanged import base_unchanged
 from core.retrieval.results import RunResults
 from core.retrieval.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p
-from core.workspace.jobs import history_from_files
+from core.workspace.jobs import fmt_duration, history_from_files
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
 
@@ -32,7 +33,6 @@ STATUS_ICON = {
     "interrupted": ":orange[:material/warning:]",
 }
 HEADLINE = ["Accuracy@10", "MRR@10", "nDCG@10"]  # the three numbers shown as metric tiles
-DELTA_EPS = 0.0005  # changes smaller than this are shown uncoloured (rounding noise at 3 decimals)
 
 METRIC_HELP = (
     "Each cell: score (change vs the base model). **Accuracy@k**: share of questions whose answer "
@@ -156,14 +156,54 @@ def require_run() -> Any:
 
 
 # --------------------------------------------------------------------------- shared widgets
+def metric_delta(change: float, fmt: str = "+.3f", suffix: str = " vs base", inverse: bool = False,
+                 coloured: bool = True) -> dict[str, Any]:
+    """``st.metric``'s delta arguments for a change, by the one rule every metric card follows: a change that
+    shows as zero once rounded to ``fmt`` is neutral (no arrow, no colour, no sign: "0.000 vs base"), so "no
+    change" is never drawn as a gain or a loss.
+
+    Args:
+        change: The change (after minus before), in the unit shown.
+        fmt: Its format, with the sign (``"+.3f"``, ``"+.0f"``, ``"+g"``).
+        suffix: Said after the number.
+        inverse: Lower is better (a rank): a fall is green.
+        coloured: False keeps a non-zero change grey (e.g. not significant); its arrow still shows the direction.
+
+    Returns:
+        ``delta``, ``delta_color`` and ``delta_arrow`` for ``st.metric(..., **metric_delta(...))``.
+    """
+    text = f"{change:{fmt}}"
+    if float(text) == 0:  # "+0.000", "-0.000", "+0": rounding noise, or no change at all
+        return {"delta": f"{0.0:{fmt.replace('+', '')}}{suffix}", "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": text + suffix, "delta_color": ("inverse" if inverse else "normal") if coloured else "off",
+            "delta_arrow": "auto"}
+
+
+def time_left(snap: Any) -> str:
+    """A job's time left in words for a progress line: "about 13 min left", "timing the first passages to
+    estimate the time left" while the rate is still being measured, "" when the phase has no count."""
+    if snap.eta_seconds is not None:
+        return f"{fmt_duration(snap.eta_seconds)} left"
+    return f"timing the first {snap.unit} to estimate the time left" if snap.total else ""
+
+
+def unchanged_note(run_dir: Any, what: str = "") -> bool:
+    """Under a chart or the scores of a run that kept the base model (``core.insight.unchanged``): say so there,
+    so a falling loss curve or a table of scores is not read as a changed model. True when it said so.
+
+    Args:
+        run_dir: The run's folder.
+        what: What the note stands beside ("This loss curve", "These scores"), said first.
+    """
+    why = base_unchanged(run_dir)
+    if why:
+        head = f"{what}: " if what else ""
+        st.warning(f"{head}{plain(why)}", icon=":material/info:")
+    return bool(why)
+
+
 def _tile(col, label: str, value: float, base: float) -> None:
-    d = value - base
-    col.metric(
-        label,
-        f"{value:.3f}",
-        delta=f"{d:+.3f} vs base",
-        delta_color="normal" if abs(d) >= DELTA_EPS else "off",
-    )
+    col.metric(label, f"{value:.3f}", **metric_delta(value - base))
 
 
 def pipeline_headline(results: RunResults) -> None:
@@ -178,8 +218,8 @@ def pipeline_headline(results: RunResults) -> None:
     cols[0].metric(f"Without tuning: {u.name}", f"{head.mean_a:.3f}", help="nDCG@10 on the evaluation questions. "
                    + results.pipelines[head.a].describe())
     cols[1].metric(f"With tuning: {t.name}", f"{head.mean_b:.3f}",
-                   delta=(f"{head.delta:+.3f}" + ("" if head.significant else " (not significant)")),
-                   delta_color="normal" if head.significant else "off",
+                   **metric_delta(head.delta, suffix="" if head.significant else " (not significant)",
+                                  coloured=head.significant),
                    help="nDCG@10 on the evaluation questions. " + results.pipelines[head.b].describe())
     deploy = results.recommended
     cols[2].metric("Deploy", results.systems[deploy].name, help=results.pipelines[deploy].describe())
@@ -198,15 +238,23 @@ def pipeline_headline(results: RunResults) -> None:
     st.markdown("**Dense alone: tuned model vs base model**")
 
 
-def metric_tiles(results: RunResults) -> None:
-    """The tuned system's headline metrics as tiles, with the change vs the base model (and BM25's)."""
+def metric_tiles(results: RunResults, said_unchanged: bool | None = None) -> None:
+    """The tuned system's headline metrics as tiles, with the change vs the base model (and BM25's).
+
+    Args:
+        said_unchanged: What ``unchanged_note`` said: True, the run kept the base model (said there, not again);
+            False, the model changed (equal scores then mean equal rankings, not a kept model); None, not asked.
+    """
     base, tuned = results.systems["base"].metrics, results.systems["tuned"].metrics
     cols = st.columns(len(HEADLINE) + 1)
     for col, m in zip(cols, HEADLINE):
         _tile(col, f"{m} (tuned)", tuned[m], base[m])
     if "bm25" in results.systems:
         _tile(cols[-1], "nDCG@10 (BM25, keywords)", results.systems["bm25"].metrics["nDCG@10"], base["nDCG@10"])
-    if all(abs(tuned[m] - base[m]) < 1e-9 for m in HEADLINE):
+    if said_unchanged is False and all(abs(tuned[m] - base[m]) < 1e-9 for m in HEADLINE):
+        st.info("The tuned model scores exactly like the base model on these evaluation questions: tuning changed "
+                "the model, not its rankings here. Try more training pairs or epochs, or label harder questions.")
+    elif said_unchanged is None and all(abs(tuned[m] - base[m]) < 1e-9 for m in HEADLINE):
         st.info(
             "The tuned model scores exactly like the base model: on the held-out training questions no setting "
             "beat the starting point, so the method kept it (nothing changed). Try a full fine-tune, more "
@@ -214,17 +262,25 @@ def metric_tiles(results: RunResults) -> None:
         )
 
 
-def metrics_table(results: RunResults, key: str | None = None, explain: bool = True) -> pd.DataFrame:
+def metrics_table(results: RunResults, key: str | None = None, explain: bool = True,
+                  lead: str | None = None) -> pd.DataFrame:
     """Systems x metrics, each cell 'score (change vs base)', gains green and losses red, with the
-    conditions every system was scored under. Returns the numeric table it showed."""
+    conditions every system was scored under. Returns the numeric table it showed.
+
+    Args:
+        lead: A metric to show first (the headline nDCG@10 in a narrow table, where the last columns are cut).
+    """
     table = results.table()
+    if lead in table.columns:
+        table = table[[lead, *(c for c in table.columns if c != lead)]]
     delta = table - table.iloc[0]
     text = table.map(lambda v: f"{v:.3f}")
-    text.iloc[1:] = text.iloc[1:] + delta.iloc[1:].map(lambda v: f" ({v:+.3f})")  # whole frames: no cell loop
+    shown = delta.map(lambda v: float(f"{v:.3f}"))  # the change as the cell shows it: zero is neutral (metric_delta)
+    text.iloc[1:] = text.iloc[1:] + shown.iloc[1:].map(lambda v: f" ({v:+.3f})" if v else " (0.000)")
 
     def colour(col: pd.Series) -> list[str]:
-        d = delta[col.name]
-        return ["color: #1a7f37" if v > DELTA_EPS else "color: #cf222e" if v < -DELTA_EPS else "" for v in d]
+        d = shown[col.name]
+        return ["color: #1a7f37" if v > 0 else "color: #cf222e" if v < 0 else "" for v in d]
 
     st.dataframe(text.style.apply(colour, axis=0), width="stretch", key=key)
     st.caption(

@@ -50,7 +50,9 @@ def merge_chunks(parts: Iterable[tuple[str, Sequence[Chunk]]]) -> tuple[list[Chu
             out.append(Chunk(pid, c.text, c.source, c.page, c.index))
     notes = []
     if repeated:
-        notes.append(f"{repeated:,} passage{'s' if repeated != 1 else ''} found in more than one file kept once.")
+        notes.append(f"{repeated:,} passage{'s' if repeated != 1 else ''} with the same text as another (in the same "
+                     f"file or another) kept once: {len(out):,} passage{'s' if len(out) != 1 else ''} in the "
+                     "collection.")
     if renamed:
         notes.append(f"{renamed:,} passage id{'s' if renamed != 1 else ''} already used by another file's passage "
                      "got a new id.")  # fmt: skip

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from core.retrieval.results import RunResults
 from core.tuning.methods import fitted
 from core.workspace.store import Store
 
@@ -73,3 +74,20 @@ def datasets_frame(store: Store) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows)
 
+
+
+def not_comparable(a: RunResults, b: RunResults) -> list[str]:
+    """Why two runs' scores cannot be set side by side, one reason a line; [] when both were scored on the
+    same evaluation questions (texts and answer passages) over the same passages. A score is an average over
+    the questions asked and a rank among the passages searched: change either and the numbers measure
+    something else (issue 27: runs of 271 and of 19 evaluation questions were shown side by side)."""
+    ca, cb = a.systems["base"].conditions, b.systems["base"].conditions
+    out = []
+    if ca.questions_fingerprint != cb.questions_fingerprint:
+        out.append(f"different evaluation questions ({ca.questions:,} vs {cb.questions:,})" if ca.questions !=
+                   cb.questions else f"different evaluation questions or answer passages (both {ca.questions:,}, "
+                   "not the same ones)")
+    if ca.passages_fingerprint != cb.passages_fingerprint:
+        out.append(f"different passages searched ({ca.passages:,} vs {cb.passages:,})" if ca.passages != cb.passages
+                   else f"different passages searched (both {ca.passages:,}, not the same ones)")
+    return out

@@ -173,17 +173,38 @@ def metric_bars(table: pd.DataFrame, metrics: list[str] | None = None) -> go.Fig
     return fig
 
 
+MARK_COLOURS = ("#7F7F7F", "#2CA02C")  # the evaluation's before (base) and after (tuned) lines
+
+
+def metric_range(values: list[float], pad: float = 0.1, min_span: float = 0.05) -> list[float]:
+    """A y range that fits ``values`` (a 0..1 score) with a little room: ``pad`` of the span on each side,
+    at least ``min_span`` wide, kept inside 0..1 when the values are. A validation curve drawn on 0..1 looked
+    flat while it rose by 0.12 (issue 27)."""
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, min_span)
+    mid = (lo + hi) / 2
+    lo, hi = min(lo, mid - span / 2) - pad * span, max(hi, mid + span / 2) + pad * span
+    if min(values) >= 0 and max(values) <= 1:  # a rate: no further past its bounds than the padding
+        lo, hi = max(lo, -pad * span), min(hi, 1.0 + pad * span)
+    return [lo, hi]
+
+
 def loss_curve(
     losses: list[tuple[int, float]],
     evals: list[tuple[int, dict]] | None = None,
     metric: str = "MRR@10",
+    marks: dict[str, float] | None = None,
 ) -> go.Figure:
     """Training loss per step and, if given, a validation metric per evaluation.
 
     Args:
         losses: (step, loss) pairs, in any order.
         evals: (step, {metric name: value}) pairs; evaluations lacking ``metric`` are skipped.
-        metric: which metric of ``evals`` to plot, on a secondary y axis at the right.
+        metric: which metric of ``evals`` to plot, on a secondary y axis at the right, its range fitted to
+            the points (and the marks) with a little padding.
+        marks: {label: value} in ``metric``, drawn as dashed horizontal lines on that axis, each labelled: the
+            run's evaluation score before and after tuning, so the validation curve (held-out training
+            questions) can be read against what the evaluation measured.
 
     Returns:
         The figure; with no losses and no evals it carries a "no training steps yet" note.
@@ -208,7 +229,7 @@ def loss_curve(
                 x=[s for s, _ in ev],
                 y=[v for _, v in ev],
                 mode="lines+markers",
-                name=f"validation {metric}",
+                name=f"validation {metric} (held-out training questions)",
                 yaxis="y2",
                 line={"color": "#EF553B", "width": 2},
                 hovertemplate=f"step %{{x}}<br>{html.escape(metric)} %{{y:.4f}}<extra></extra>",
@@ -225,11 +246,26 @@ def loss_curve(
     last = max([s for s, _ in loss] + [s for s, _ in ev] + [0])
     if last <= 12:  # short runs: one tick per whole step, not 1.5, 2.5
         layout["xaxis"]["dtick"] = 1
-    if ev:  # a rate: the axis is 0..1 whatever the points (a cancelled run has one point)
+    marks = {k: float(v) for k, v in (marks or {}).items() if v is not None}
+    if ev or marks:  # the axis fits the points and the marks (0..1 hid a rise of 0.12)
+        y2 = metric_range([v for _, v in ev] + list(marks.values()))
         layout["yaxis2"] = {
-            "title": {"text": metric}, "overlaying": "y", "side": "right", "showgrid": False, "tickformat": ".2f",
-            "range": [0, 1.02],
+            "title": {"text": f"{metric} (validation{' and evaluation' if marks else ''})"}, "overlaying": "y",
+            "side": "right", "showgrid": False, "tickformat": ".2f" if y2[1] - y2[0] >= 0.1 else ".3f",
+            "range": y2,
         }
+        if marks:  # four legend entries take two rows: room above the plot, not over the lines
+            layout["legend"] = {"orientation": "h", "y": 1.02, "yanchor": "bottom"}
+            layout["margin"] = {**layout["margin"], "t": 70}
+        x0, x1 = (min([s for s, _ in loss] + [s for s, _ in ev]), last) if (loss or ev) else (0, 1)
+        for (label, value), colour in zip(marks.items(), MARK_COLOURS * len(marks)):
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, x1], y=[value, value], mode="lines", name=f"{label}: {metric} {value:.3f}", yaxis="y2",
+                    line={"color": colour, "width": 1.5, "dash": "dash"},
+                    hovertemplate=f"{html.escape(label)}<br>{html.escape(metric)} {value:.3f}<extra></extra>",
+                )
+            )
     if not loss and not ev:
         layout["annotations"] = [
             {"text": "No training steps yet", "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}

@@ -231,7 +231,8 @@ def encode(
         texts: the texts; duplicates are encoded once.
         kind: "query" or "passage" (uses the model's query/document prompts if it has any).
         batch_size: texts per forward pass.
-        progress: called with (done, total) texts after each chunk, and once at the end.
+        progress: called with (done, total) texts after each chunk, and once at the end; ``total`` is
+            ``len(texts)`` (a repeated text counts each time it is given, though it is encoded once).
         cache: where to look up and store vectors.
 
     Returns:
@@ -248,8 +249,13 @@ def encode(
     fp = model_fingerprint(model) if cache is not None else ""
     have = cache.get(fp, kind, list(unique)) if cache is not None else {}
     todo = [k for k in unique if k not in have]
-    total = len(unique)
-    done = total - len(todo)
+    # Progress counts the texts asked for (a repeat counts each time, done when its one encoding is), so
+    # "encoding 7,549 questions" never reads "256/7,382": the caller's count and the bar's are the same.
+    repeats: dict[str, int] = {}
+    for k in keys:
+        repeats[k] = repeats.get(k, 0) + 1
+    total = len(keys)
+    done = total - sum(repeats[k] for k in todo)
     if progress:
         progress(done, total)
     # Longest first within the work list keeps padding low across chunks.
@@ -274,7 +280,7 @@ def encode(
             if cache is not None:
                 cache.put(fp, kind, part, vecs)
             have.update(zip(part, vecs))
-            done += len(part)
+            done += sum(repeats[k] for k in part)
             if progress:
                 progress(done, total)
     finally:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
-from core.dataset import QADataset
+from core.dataset import QADataset, corpus_unit
 from core.retrieval import metrics as M
 from core.retrieval.backends import backend_of
 from core.retrieval.embedding import EmbeddingCache, encode
@@ -157,8 +157,9 @@ def encode_dataset(model, ds: QADataset, passage_tokens: int, *, cache: Embeddin
     """
     model.max_seq_length = int(passage_tokens)
     doc_ids = list(ds.corpus)
+    unit = corpus_unit(ds)  # a training split's cut copies of passages are not passages
     d_vecs = encode(model, [ds.corpus[d] for d in doc_ids], kind="passage", batch_size=batch_size, cache=cache,
-                    progress=(lambda done, total: progress(done, total, "passages")) if progress else None)
+                    progress=(lambda done, total: progress(done, total, unit)) if progress else None)
     q_vecs = encode(model, [ds.queries[q] for q in ds.query_ids], kind="query", batch_size=batch_size, cache=cache,
                     progress=(lambda done, total: progress(done, total, "questions")) if progress else None)
     return q_vecs, d_vecs

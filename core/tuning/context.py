@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.dataset import QADataset
+from core.dataset import QADataset, corpus_words
 from core.retrieval.backends import with_backend
 from core.retrieval.evaluation import RetrievalResult, dense_ranking, encode_dataset
 from core.retrieval.index import Ranking
@@ -71,16 +71,16 @@ class FitContext:
 
     def vectors(self, ds: QADataset, label: str) -> tuple[np.ndarray, np.ndarray]:
         """(query vectors, passage vectors) of ``ds`` from the base model (cached)."""
-        self.reporter.phase("encoding", f"Encoding {label} with the base model: {len(ds.corpus)} passages, "
-                                        f"{len(ds)} questions")
+        self.reporter.phase("encoding", f"Encoding {label} with the base model: {corpus_words(ds)}, "
+                                        f"{len(ds):,} questions")
         return encode_dataset(self.base, ds, self.spec.scoring.passage_tokens, cache=self.cache,
                               progress=self.progress)
 
     def search_vectors(self, ds: QADataset, label: str) -> tuple[np.ndarray, np.ndarray, tuple | None]:
         """(query vectors, passage vectors, windows or None) of ``ds`` from the base model, as the run
         searches (windowed passages when the scoring says so; cached)."""
-        self.reporter.phase("encoding", f"Encoding {label} with the base model: {len(ds.corpus)} passages, "
-                                        f"{len(ds)} questions")
+        self.reporter.phase("encoding", f"Encoding {label} with the base model: {corpus_words(ds)}, "
+                                        f"{len(ds):,} questions")
         found = dense_ranking(self.base, ds, self.spec.scoring.passage_tokens, cache=self.cache,
                               progress=self.progress, overlap=self.spec.overlap)
         return found.queries, found.passages, found.windows

@@ -9,7 +9,7 @@ while it runs.
 
 from __future__ import annotations
 
-from core.dataset import QADataset
+from core.dataset import QADataset, corpus_words
 from core.retrieval.rerank import estimate_seconds as rerank_seconds
 from core.tuning.cost import (  # noqa: F401 - the names callers and tests import from here
     ENCODE_SECONDS_PER_TOKEN,
@@ -48,7 +48,7 @@ def estimate_run(spec: RunSpec, train: QADataset, ev: QADataset) -> Estimate:
     est = Estimate()
     est.add("loading the model", STARTUP_SECONDS)
     ev_tokens = tokens(ev.corpus.values(), passage_tokens) + tokens(ev.queries.values(), passage_tokens)
-    est.add(f"encoding {len(ev.corpus):,} passages with the base model (first run only; then cached)",
+    est.add(f"encoding {corpus_words(ev)} with the base model (first run only; then cached)",
             ev_tokens * ENCODE_SECONDS_PER_TOKEN)
     for name, sub in parts(spec.settings) or [(spec.method, spec.settings)]:
         method = method_of(name)

@@ -114,7 +114,7 @@ def make_evaluator(val: QADataset, reporter: Reporter, passage_tokens: int, name
 
         def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
             reporter.check_cancel()
-            reporter.phase("evaluating", f"Scoring {len(val)} validation questions")
+            reporter.phase("evaluating", f"Scoring {len(val):,} validation questions")
 
             def progress(done: int, total: int, unit: str) -> None:
                 reporter.check_cancel()

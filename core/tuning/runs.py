@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from core.dataset import DataError, QADataset, question_origin
+from core.dataset import DataError, QADataset, corpus_words, question_origin
 from core.retrieval.coverage import run_end_summary
 from core.retrieval.embedding import EmbeddingCache, load_model
 from core.retrieval.evaluation import dense_ranking, evaluate_bm25, evaluate_dense, score_ranking
@@ -74,7 +74,7 @@ def _choose_on_validation(ctx: _Context, val: QADataset | None, val_ranking: Val
                  HYBRID: choose_fusion(None, None, label="Tuned hybrid")}, None, None)
     sparse = evaluate_bm25(val).ranking()
     tuned = val_ranking(val)
-    ctx.reporter.phase("evaluating", f"Choosing the base hybrid's fusion on the same {len(val)} validation questions")
+    ctx.reporter.phase("evaluating", f"Choosing the base hybrid's fusion on the same {len(val):,} validation questions")
     base = dense_ranking(ctx.base, val, ctx.spec.scoring.passage_tokens, cache=ctx.cache, progress=ctx.progress,
                          overlap=ctx.spec.overlap).ranking
     fusions = {BASE_HYBRID: choose_fusion(val, base, sparse=sparse, label="Base hybrid"),
@@ -118,7 +118,7 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
     base = _on_backend(load_model(spec.base_model, device=device), spec, onnx_dir, reporter, "base")
     ctx = _Context(spec, base, train_part, val, ev, cache, reporter, run_dir, device, resume, onnx_dir, reuse_fit)
     before = rescore
-    reporter.phase("encoding", f"Scoring the base model: {len(ev)} evaluation questions, {len(ev.corpus)} passages")
+    reporter.phase("encoding", f"Scoring the base model: {len(ev):,} evaluation questions, {corpus_words(ev)}")
     base_res = evaluate_dense(base, ev, passage_tokens=spec.scoring.passage_tokens, name="base", cache=cache,
                               progress=ctx.progress, label=spec.model_label, overlap=spec.overlap)
     reporter.check_cancel()

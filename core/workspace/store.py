@@ -32,7 +32,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from core.dataset import DataError, QADataset
+from core.dataset import DataError, QADataset, count_passages
 from core.workspace import run_folder
 from core.workspace.files import OWNER_ONLY_DIR, atomic_write_json, owner_only, read_json
 
@@ -129,7 +129,7 @@ class Store:
             atomic_write_json(tmp / "report.json", report or {})
             atomic_write_json(tmp / "meta.json", {"name": name, **(meta or {})})
             os.replace(tmp, final)
-            n_pass = len(set(train.corpus) | set(eval.corpus if eval else {}))
+            n_pass = count_passages(train, eval)[0]  # cut copies of passages are not passages
             with closing(self._connect()) as con, con:
                 now = time.time()
                 con.execute(
@@ -179,7 +179,7 @@ class Store:
         new_meta = {**json.loads(row.get("meta") or "{}"), **(meta or {})}
         if meta:
             atomic_write_json(d / "meta.json", {"name": row["name"], **new_meta})
-        n_pass = len(set(train.corpus) | set(eval.corpus if eval else {}))
+        n_pass = count_passages(train, eval)[0]  # cut copies of passages are not passages
         with closing(self._connect()) as con, con:
             con.execute("UPDATE datasets SET n_train=?, n_eval=?, n_passages=?, fingerprint=?, meta=?, updated=? "
                         "WHERE id=?", (len(train), len(eval) if eval else 0, n_pass, train.fingerprint(),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.dataset import corpus_words
 from core.retrieval.backends import backend_of
 from core.retrieval.evaluation import Conditions, evaluate_vectors, model_name
 from core.retrieval.index import Ranking
@@ -93,7 +94,7 @@ def vector_fit_cost(label: str):
     """The cost of a fit on cached base vectors: the training passages encoded once, then seconds."""
 
     def cost(est, spec, sub, train, ev, ev_tokens: int) -> None:
-        est.add(f"encoding {len(train.corpus):,} training passages for the {label} (first run only)",
+        est.add(f"encoding {corpus_words(train)} for the {label} (first run only)",
                 tokens(train.corpus.values(), spec.scoring.passage_tokens) * ENCODE_SECONDS_PER_TOKEN)
         est.add(f"fitting the {label}", FAST_FIT_SECONDS)
 

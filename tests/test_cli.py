@@ -106,7 +106,7 @@ def test_train_with_eval_file_then_report(tmp_path):
 
 
 def test_train_is_refused_while_another_process_trains_on_the_workspace(tmp_path):
-    from tests.test_jobs import HOLDER
+    from tests.workspace.test_jobs import HOLDER
 
     (tmp_path / "ws").mkdir()
     from core.workspace.store import Store

@@ -11,8 +11,8 @@ import sys
 
 from core.ingest.qafiles import load_qa_path
 from tests.conftest import ROOT
+from tests.generate.test_generate_job import passages
 from tests.llm_server import FakeLLMServer
-from tests.test_generate_job import passages
 
 SECRET = "sk-cli-SECRET-1234abcd"
 

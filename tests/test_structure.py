@@ -100,3 +100,11 @@ def test_only_the_run_folder_module_names_the_run_folder_files():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in RUN_FOLDER_NAMES:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert not found, "read and write these through core.workspace.run_folder:\n" + "\n".join(found)
+
+
+def test_tests_mirror_the_core_packages():
+    """A module's tests are found by its path: tests/<package>/ for each package of core (pages/ and e2e/ hold
+    the app's page and browser tests; core's top-level modules are tested in tests/ itself)."""
+    packages = {p.name for p in (ROOT / "core").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert folders - {"pages", "e2e"} == packages

@@ -17,7 +17,7 @@ with no part of this project installed::
 
 ``search.py`` is written from this project's own functions (the BM25 terms, the exact top-k with its
 tie-break by id, the window max-pool, RRF and weighted fusion: their source is copied in, not
-rewritten), so it reproduces the run's rankings: ``tests/test_bundle_pipeline.py`` checks the top 10 of
+rewritten), so it reproduces the run's rankings: ``tests/insight/test_bundle_pipeline.py`` checks the top 10 of
 every evaluation question of a smoke run against ``rankings.json``.
 """
 

@@ -33,7 +33,7 @@ nothing outside them ends up in the bundle and no entry escapes the folder it is
 The chosen Matryoshka dimension is one of ``dimension_choices`` (``quality_by_dimension``'s sizes;
 default the full size). The snippets read export.json (the hybrid ones pipeline.json too), so they follow
 the bundle they sit in; each prints its top hits as ``rank<TAB>score<TAB>id<TAB>text``
-(``tests/test_snippets.py`` and ``tests/test_snippets_hybrid.py`` run them). The README's last section
+(``tests/insight/test_snippets.py`` and ``tests/insight/test_snippets_hybrid.py`` run them). The README's last section
 says which snippet searches what.
 
 Errors: ``FileNotFoundError`` when the run has nothing to export (not finished, failed, or its

@@ -3,7 +3,7 @@
 ``core.tuning.methods``).
 
 Each reads the bundle's ``export.json`` (so it follows the bundle it sits in) and prints its top hits
-as ``rank<TAB>score<TAB>id<TAB>text``; ``tests/test_snippets.py`` runs every one against an exported
+as ``rank<TAB>score<TAB>id<TAB>text``; ``tests/insight/test_snippets.py`` runs every one against an exported
 folder.
 """
 

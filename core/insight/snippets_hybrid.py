@@ -13,7 +13,7 @@ from the bundle's ``search.py``) and prints ``rank<TAB>score<TAB>id<TAB>text`` l
 Their fusion is the library's, as close to the lab's as the library allows (each docstring says how
 close); ``search.py`` is the exact one. A reranker stage is left to ``search.py`` (the snippets print a
 note on stderr). They ship in a bundle whose recommended pipeline has a dense and a BM25 stage
-(``is_hybrid``); ``tests/test_snippets_hybrid.py`` runs each against an exported folder.
+(``is_hybrid``); ``tests/insight/test_snippets_hybrid.py`` runs each against an exported folder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every bad input of tests/test_bad_inputs.py, uploaded through the Data page.
+"""Every bad input of tests/ingest/test_bad_inputs.py, uploaded through the Data page.
 
 For each case, one fresh AppTest (no embedding model is loaded: answers are linked without the
 'match by meaning' option): upload the files, then check that
@@ -22,8 +22,8 @@ import pytest
 
 from core.dataset import QADataset
 from core.workspace.store import Store
+from tests.ingest.test_bad_inputs import CASES, LOADED, REFUSED, SPLIT_REFUSED, WARNING, Case, matches
 from tests.pages.conftest import open_app, texts
-from tests.test_bad_inputs import CASES, LOADED, REFUSED, SPLIT_REFUSED, WARNING, Case, matches
 
 
 def merged(train: QADataset, ev: QADataset | None) -> QADataset:

@@ -11,8 +11,8 @@ import pytest
 
 from core.ingest import intake
 from core.workspace.store import Store
+from tests.ingest.test_meaning import FakeModel
 from tests.pages.conftest import open_app, texts
-from tests.test_meaning import FakeModel
 from ui import resources as res
 
 PAPERS = {

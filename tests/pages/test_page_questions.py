@@ -12,8 +12,8 @@ from core.generate.job import load_summary
 from core.generate.judgments import load_judgments
 from core.generate.review import review_table
 from core.workspace.store import Store
+from tests.generate.test_generate_job import passages
 from tests.pages.conftest import open_app, texts, wait_for_run
-from tests.test_generate_job import passages
 from ui import questions, state
 
 EDITED = "How often must the pump on line 0 be inspected?"
@@ -257,7 +257,7 @@ def test_time_text_comes_from_the_rate_measured_on_this_machine(collection, monk
     assert "seconds" not in texts(at).split("Estimated time")[0].split("Cuts pseudo-questions")[-1]
     if not any(r["method"] == "generate" and r["status"] == "done" for r in store.list_runs()):  # run alone
         from core.generate.job import GenerationSpec, create_generation_run
-        from tests.test_generate_job import run_sync
+        from tests.generate.test_generate_job import run_sync
 
         spec = GenerationSpec.for_backend(ds_id, "offline", "inverse_cloze")
         assert run_sync(store, create_generation_run(store, spec)).snapshot().status == "done"

@@ -10,8 +10,8 @@ import pytest
 from core.dataset import QADataset
 from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
+from tests.generate.test_generate_job import passages
 from tests.pages.conftest import make_finished_run, open_app, texts, wait_for_run
-from tests.test_generate_job import passages
 from ui import questions, state
 
 SHARED = b"The pump leaks oil when the shaft seal is worn, so replace the seal kit. " * 12  # a passage alone

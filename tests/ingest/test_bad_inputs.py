@@ -32,8 +32,14 @@ from core.ingest.chunking import load_documents
 from core.ingest.decoding import MAX_QA_FILE_BYTES
 from core.ingest.irjson import MAX_ZIP_UNCOMPRESSED_BYTES
 from core.ingest.qafiles import load_qa_file, load_qa_path
-from tests.test_data import make_zip
-from tests.test_documents import make_blank_pdf, make_docx, make_docx_bomb, make_encrypted_pdf, make_pdf
+from tests.ingest.test_data import make_zip
+from tests.ingest.test_documents import (
+    make_blank_pdf,
+    make_docx,
+    make_docx_bomb,
+    make_encrypted_pdf,
+    make_pdf,
+)
 
 Files = list[tuple[str, bytes]]
 

@@ -122,7 +122,7 @@ def test_default_root_from_env(tmp_path, monkeypatch):
 def test_default_root_is_the_project_folder_not_the_package(monkeypatch):
     """Without $ETL_WORKSPACE the workspace is <project>/workspace (git-ignored), never inside core/."""
     monkeypatch.delenv("ETL_WORKSPACE", raising=False)
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]
     assert default_root() == project / "workspace"
     assert "/workspace/" in (project / ".gitignore").read_text().splitlines()
 

@@ -35,7 +35,7 @@ from core.workspace.run_folder import (
     load_results,
 )
 from tests.pages.conftest import save_cheap_projection
-from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
+from tests.retrieval.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 
 WRONG = "d0"  # a passage the bench showed for every evaluation question and the expert did not tick
 
@@ -322,7 +322,7 @@ def test_a_run_whose_dataset_was_deleted_reads_its_copy_but_records_nothing(benc
 
 def test_a_best_chosen_on_the_evaluation_questions_is_chosen_again(bench_store):
     from core.tuning.spec import Scoring
-    from tests.test_fairness import TOKENS
+    from tests.retrieval.test_fairness import TOKENS
 
     store, ds_id = bench_store
     spec = RunSpec.for_method("adapter", scoring=Scoring(passage_tokens=TOKENS, validation_share=0), epochs=3)

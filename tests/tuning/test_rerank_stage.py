@@ -15,8 +15,8 @@ from core.insight.explore import open_run
 from core.retrieval import stats
 from core.retrieval.rerank import RerankSettings
 from core.workspace.run_folder import load_results
-from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
-from tests.test_rerank import tiny_ce, tiny_checkpoint  # noqa: F401 - fixtures
+from tests.retrieval.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
+from tests.retrieval.test_rerank import tiny_ce, tiny_checkpoint  # noqa: F401 - fixtures
 
 SMOKE = dict(max_steps=2, max_pairs=16, negatives=1, batch_size=8, max_length=64, top_k=10)
 

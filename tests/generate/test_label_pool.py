@@ -217,7 +217,7 @@ def test_save_label_records_shown_and_not_ticked_as_not_relevant(store_ds):
 
 def test_real_pool_of_base_model_and_bm25(model):
     from core.generate.labels import CandidateSearch
-    from tests.test_generate_job import passages
+    from tests.generate.test_generate_job import passages
 
     ps = passages()
     before = model.max_seq_length

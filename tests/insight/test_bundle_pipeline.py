@@ -12,7 +12,7 @@ import pytest
 
 from core.insight.bundle_pipeline import pipeline_files
 from core.insight.explore import open_run
-from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
+from tests.retrieval.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 
 
 def _write(files, out):

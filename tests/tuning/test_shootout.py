@@ -10,7 +10,7 @@ from core.workspace.jobs import JobRunner
 from core.workspace.store import Store
 from tests.conftest import make_tiny_dataset
 from tests.test_cli import _pairs_file, _run
-from tests.test_jobs import _done
+from tests.workspace.test_jobs import _done
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from core.retrieval.pipeline import (
 )
 from core.retrieval.results import build_results
 from core.workspace.run_folder import load_results
-from tests.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
+from tests.retrieval.test_fairness import SPECS, _run, long_store  # noqa: F401 - the module fixture is reused
 
 
 def _chosen(n_val=12, alpha=0.4):

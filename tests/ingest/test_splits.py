@@ -274,7 +274,7 @@ def test_split_by_document_keeps_all_pages_of_a_pdf_together():
     grouped on the chunk label "manual.pdf p.N", one group per page)."""
     from core.ingest.chunking import load_documents
     from core.ingest.linking import link_answers
-    from tests.test_documents import make_pdf
+    from tests.ingest.test_documents import make_pdf
 
     facts = {name: [f"The {name} {topic} value is {i}{j}7 units." for j, topic in enumerate(TOPICS[:2])]
              for i, name in enumerate(("alpha", "beta", "gamma", "delta"))}  # fmt: skip

@@ -206,7 +206,7 @@ def test_the_measurement_the_page_states_is_the_benchmarks():
 
     from core.generate.offline import MEASURED
 
-    lines = Path(__file__).resolve().parents[1] / "bench" / "results" / "generate-sec10k.jsonl"
+    lines = Path(__file__).resolve().parents[2] / "bench" / "results" / "generate-sec10k.jsonl"
     rows = {r["config"]: r for r in map(json.loads, lines.read_text().splitlines())}
     for config in ("inverse_cloze/adapter", "crop/adapter", "keywords/adapter", "crop/full", "keywords/full"):
         scores = rows[config]["scores"]

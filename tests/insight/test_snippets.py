@@ -22,7 +22,7 @@ import pytest
 from core.insight.export import SNIPPETS, write_bundle
 from core.tuning.spec import RunSpec, Scoring
 from core.workspace.store import Store
-from tests.test_export import make_run
+from tests.insight.test_export import make_run
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def _installed(module: str) -> bool:
 
 def _run_snippet(bundle, name: str, cwd, *args: str, needs: dict | None = None) -> list[list[str]]:
     """The snippet's hits: [rank, score, id, text] per printed line (``needs``: the modules each snippet imports,
-    default this file's NEEDS; tests/test_snippets_hybrid.py passes its own)."""
+    default this file's NEEDS; tests/insight/test_snippets_hybrid.py passes its own)."""
     missing = [m for m in (needs or NEEDS)[name] if not _installed(m)]
     if missing:
         pytest.skip(f"{name} needs {', '.join(missing)}, not installed here; the snippet ships untested "

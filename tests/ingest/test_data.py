@@ -21,7 +21,7 @@ from core.ingest.qafiles import (
 )
 from core.ingest.tables import detect_columns
 
-SHARED_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "sec-10k-qa" / "val_dataset.json"
+SHARED_VAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "sec-10k-qa" / "val_dataset.json"
 
 CSV = (
     "question,passage,negative\n"

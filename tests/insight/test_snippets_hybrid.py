@@ -26,9 +26,9 @@ from core.insight.bundle_pipeline import pipeline_files
 from core.insight.explore import open_run
 from core.insight.snippets_hybrid import HYBRID_SNIPPETS, hybrid_readme, hybrid_snippets, is_hybrid
 from core.tuning.spec import RunSpec, Scoring
-from tests.test_bundle_pipeline import _load_search, _write, adapter_run  # noqa: F401 - module fixture reused
-from tests.test_fairness import TOKENS, _run, long_store  # noqa: F401 - the fixture adapter_run uses
-from tests.test_snippets import _run_snippet as run_snippet
+from tests.insight.test_bundle_pipeline import _load_search, _write, adapter_run  # noqa: F401 - module fixture reused
+from tests.insight.test_snippets import _run_snippet as run_snippet
+from tests.retrieval.test_fairness import TOKENS, _run, long_store  # noqa: F401 - the fixture adapter_run uses
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ FUSIONS = {"rrf": {"method": "rrf", "alpha": None}, "weighted": {"method": "weig
 
 
 def _run_snippet(bundle, name: str, cwd, *args: str) -> list[list[str]]:
-    """The snippet's hits: [rank, score, id, text] per printed line (tests/test_snippets.py's runner)."""
+    """The snippet's hits: [rank, score, id, text] per printed line (tests/insight/test_snippets.py's runner)."""
     return run_snippet(bundle, name, cwd, *args, needs=NEEDS)
 
 

@@ -10,7 +10,7 @@ from core.insight.unchanged import UNCHANGED_BUNDLE, base_unchanged
 from core.tuning.adapter import LinearAdapter
 from core.tuning.spec import RunSpec, Scoring
 from core.workspace.store import Store
-from tests.test_export import make_run
+from tests.insight.test_export import make_run
 
 
 @pytest.fixture(scope="module")

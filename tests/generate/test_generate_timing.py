@@ -18,7 +18,7 @@ from core.generate.offline import generate_offline
 from core.generate.pairs import collection_passages
 from core.generate.timing import EncodeRate, estimate_generation, measure_rate, question_cost, stored_rate
 from core.retrieval.embedding import EmbeddingCache, model_fingerprint
-from tests.test_generate_job import collection, passages, run_sync  # noqa: F401 - the fixture
+from tests.generate.test_generate_job import collection, passages, run_sync  # noqa: F401 - the fixture
 
 
 def test_cost_counts_characters_to_the_token_limit_plus_a_cost_per_text():

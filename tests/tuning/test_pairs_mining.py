@@ -86,7 +86,7 @@ def test_full_fine_tune_runs_with_each_recipe_option(options, tmp_path):
     from core.tuning.spec import RunSpec, Scoring
     from core.workspace.jobs import Job
     from core.workspace.store import Store
-    from tests.test_fairness import long_dataset
+    from tests.retrieval.test_fairness import long_dataset
 
     ds = long_dataset(30)
     q = ds.query_ids

@@ -1,6 +1,6 @@
 """core.insight.export: the bundle of a finished run (files, Parquet schema, dimension, README, zip,
 CLI), on tiny adapter runs made with core.tuning (no transformer training; ONNX left out here: the
-ONNX part and every snippet run in tests/test_snippets.py)."""
+ONNX part and every snippet run in tests/insight/test_snippets.py)."""
 
 from __future__ import annotations
 

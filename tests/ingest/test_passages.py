@@ -11,7 +11,7 @@ import pytest
 from core.dataset import DataError
 from core.ingest.collection import load_passages_path
 from core.ingest.passages import detect_passage_columns, read_passage_columns, read_passages_file
-from tests.test_data import beir_files, make_zip
+from tests.ingest.test_data import beir_files, make_zip
 
 EXPORT = (
     "id,text,source\n"

@@ -123,15 +123,8 @@ def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
     Raises:
         ValueError: a flag the method has no setting for, or an unknown ``--set`` name.
     """
-    scoring = Scoring()
-    if args.passage_tokens is not None:
-        scoring.passage_tokens = args.passage_tokens
-    if args.validation_share is not None:
-        scoring.validation_share = args.validation_share
-    if args.backend is not None:
-        scoring.backend = args.backend
-    if args.windows:
-        scoring.windows = True
+    scoring = {k: v for k, v in (("passage_tokens", args.passage_tokens), ("validation_share", args.validation_share),
+                                 ("backend", args.backend), ("windows", True if args.windows else None)) if v is not None}
     target = "full" if method == "shootout" else method
     overrides: dict[str, Any] = {}
     for flag, by_method in FLAG_FIELDS.items():
@@ -142,24 +135,24 @@ def build_spec(args: argparse.Namespace, method: str) -> RunSpec:
             raise ValueError(f"--{flag.replace('_', '-')} does not apply to the {method} method "
                              f"(it applies to: {', '.join(by_method)}).")
         overrides[by_method[target]] = value
-    spec = RunSpec.for_method(method, base_model=args.model, seed=args.seed, scoring=scoring)
-    sub = spec.settings.full if method == "shootout" else spec.settings
-    for name, value in overrides.items():
-        setattr(sub, name, value)
+    settings: dict[str, Any] = {"full": overrides} if method == "shootout" and overrides else dict(overrides)
     for item in args.set or []:
         name, _, text = item.partition("=")
-        obj, cls = sub, type(sub)
+        part, cls = None, method_of(target).settings
         if method == "shootout" and "." in name:
             part, name = name.split(".", 1)
             if part not in names(in_shootout=True):
                 raise ValueError(f"--set {item}: use " + ", ".join(f"{m}.NAME" for m in names(in_shootout=True))
                                  + " in a shoot-out")
-            obj = getattr(spec.settings, part)
             cls = method_of(part).settings
-        setattr(obj, name, _parse_value(cls, name, text))
+        elif method == "shootout":
+            part = "full"
+        value = _parse_value(cls, name, text)
+        (settings.setdefault(part, {}) if part else settings)[name] = value
     if method == "shootout" and args.methods:
-        spec.settings.methods = list(args.methods)
-    return RunSpec.from_dict(spec.to_dict())  # validates the result
+        settings["methods"] = list(args.methods)
+    # built once, so RunSpec's checks run on exactly what the command asked for
+    return RunSpec.for_method(method, base_model=args.model, seed=args.seed, scoring=Scoring(**scoring), **settings)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

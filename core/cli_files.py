@@ -6,6 +6,7 @@ adds them to its parser (``add_file_commands``) and runs them like the others.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -97,25 +98,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("No passage found in " + ", ".join(args.sources) + ".")
     print(f"{len(passages)} passages from {', '.join(args.sources)}", file=sys.stderr)
     if llm:
-        settings = LLMSettings(base_url=args.llm_url or "", model=args.llm_model or "")
-        if args.per_passage:
-            settings.questions_per_passage = args.per_passage
-        if args.llm_timeout is not None:
-            settings.timeout_s = args.llm_timeout
-        if args.llm_retries is not None:
-            settings.retries = args.llm_retries
-        spec = GenerationSpec.for_backend("", "llm", llm=settings)
+        llm = {k: v for k, v in (("questions_per_passage", args.per_passage or None), ("timeout_s", args.llm_timeout),
+                                 ("retries", args.llm_retries)) if v is not None}
+        spec = GenerationSpec.for_backend("", "llm", base_model=args.model, max_passages=args.max_passages,
+                                          llm=LLMSettings(base_url=args.llm_url or "", model=args.llm_model or "", **llm))
     else:
-        offline = OfflineSettings(method=args.method or "inverse_cloze", seed=args.seed)
-        if args.per_passage:
-            offline.per_passage = args.per_passage
-        spec = GenerationSpec.for_backend("", "offline", offline=offline)
-    spec.base_model = args.model
-    spec.max_passages = args.max_passages
-    if args.no_round_trip:
-        spec.filters.round_trip = False
-    if args.round_trip_k is not None:
-        spec.filters.round_trip_k = args.round_trip_k
+        per = {"per_passage": args.per_passage} if args.per_passage else {}
+        spec = GenerationSpec.for_backend("", "offline", base_model=args.model, max_passages=args.max_passages,
+                                          offline=OfflineSettings(method=args.method or "inverse_cloze", seed=args.seed,
+                                                                  **per))
+    checks = {k: v for k, v in (("round_trip", False if args.no_round_trip else None),
+                                ("round_trip_k", args.round_trip_k)) if v is not None}
+    spec = dataclasses.replace(spec, filters=dataclasses.replace(spec.filters, **checks))  # built, not edited
     store = open_workspace(note=lambda line: print(f"note: {line}", file=sys.stderr))
     try:  # the key comes from ETL_LLM_API_KEY / OPENAI_API_KEY only: a flag would show in ps and shell history
         out = generate(passages, spec, reporter=PrintReporter(), cache_folder=store.root / "cache",

@@ -19,8 +19,35 @@ MIN_QUESTIONS = 20  # below this a hold-out leaves too little to train on: none 
 VAL_CORPUS_CAP = 400  # validation searches at most this many passages (its positives + others), for speed
 
 
+def _passage_groups(ds: QADataset, qids: list[str]) -> list[list[str]]:
+    """Questions linked by a shared relevant passage (any of theirs, not only the first), in first-seen order:
+    a group lands on one side whole, so no passage is a positive on both sides. With one passage per question
+    the groups are the questions of each passage."""
+    root: dict[str, str] = {}  # passage -> a passage of its group (union-find)
+
+    def find(d: str) -> str:
+        while root[d] != d:
+            root[d] = root[root[d]]
+            d = root[d]
+        return d
+
+    for q in qids:
+        docs = ds.relevant_docs[q]
+        for d in docs:
+            root.setdefault(d, d)
+        for d in docs[1:]:
+            a, b = find(docs[0]), find(d)
+            if a != b:
+                root[b] = a
+    groups: dict[str, list[str]] = {}
+    for q in qids:
+        groups.setdefault(find(ds.relevant_docs[q][0]), []).append(q)
+    return list(groups.values())
+
+
 def split_validation(ds: QADataset, fraction: float, seed: int) -> tuple[QADataset, QADataset | None]:
-    """Hold out ``fraction`` of the training questions, grouped by passage.
+    """Hold out ``fraction`` of the training questions, grouped by passage (questions sharing any relevant
+    passage stay on one side).
 
     Args:
         ds: the training split.
@@ -36,10 +63,7 @@ def split_validation(ds: QADataset, fraction: float, seed: int) -> tuple[QADatas
     qids = ds.query_ids
     if fraction <= 0 or len(qids) < MIN_QUESTIONS:
         return ds, None
-    by_doc: dict[str, list[str]] = {}
-    for q in qids:
-        by_doc.setdefault(ds.relevant_docs[q][0], []).append(q)
-    groups = list(by_doc.values())
+    groups = _passage_groups(ds, qids)
     random.Random(seed).shuffle(groups)
     val_q: list[str] = []
     for g in groups:

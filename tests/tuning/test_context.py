@@ -40,9 +40,10 @@ def _ctx(spec: RunSpec, reporter: Reporter, base=None, cache=None, onnx_dir=None
 
 
 def test_positives_are_rows_of_the_given_ids_in_question_order():
-    ds = QADataset({"a": "qa", "b": "qb", "c": "qc"}, {"d1": "x", "d2": "y", "d3": "z"},
-                   {"a": ["d2"], "b": ["d3", "d1"], "c": ["gone"]})
-    assert positives(ds, ["d3", "d2", "d1"]) == [[1], [0, 2], []]  # a passage not in ids is left out
+    ds = QADataset({"a": "qa", "none": "no answer", "b": "qb", "c": "qc"}, {"d1": "x", "d2": "y", "d3": "z"},
+                   {"a": ["d2"], "none": [], "b": ["d3", "d1"], "c": ["gone"]})
+    # a question without a relevant passage has no row; a passage not in ids is left out
+    assert positives(ds, ["d3", "d2", "d1"]) == [[1], [0, 2], []]
 
 
 def test_progress_reports_and_a_cancel_stops_before_reporting():

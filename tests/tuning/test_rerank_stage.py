@@ -169,7 +169,8 @@ def test_a_brought_reranker_reorders_each_sides_best_and_is_scored_on_the_hold_o
     assert out.val_scores == {"base_rerank": 1.0, "rerank": 1.0}
 
 
-def test_ties_go_to_the_simpler_pipeline_then_the_earlier_role():
+def test_ties_go_to_the_simpler_pipeline_the_earlier_role():
+    """(ROLES lists the simpler pipelines first, so simplicity and role order agree on every known role.)"""
     assert _best(["hybrid", "bm25"], {"hybrid": 0.5, "bm25": 0.5}) == "bm25"  # no fusion beats fusion at a tie
     assert _best(["tuned", "base"], {"tuned": 0.5, "base": 0.5}) == "base"
     assert _best(["base", "hybrid"], {"base": 0.5, "hybrid": 0.5000000000001}) == "base"  # equal to 10 places

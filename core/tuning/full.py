@@ -305,7 +305,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         reporter.note("No validation questions were held out: the last epoch is kept.")
     budget = plan_budget(settings, train, spec.seed, hooks.speed)  # after the hold-out: subsets training only
     if budget.cut:
-        reporter.note(budget.line())
+        reporter.note(budget.line(done=False))
         train = budget.kept
     pairs = training_pairs(train, model, settings, spec.scoring.passage_tokens, cache, reporter)
     model.max_seq_length = settings.max_seq_length

@@ -296,6 +296,8 @@ def launch_form(ds_id: str, captions: dict[str, str]) -> None:
     estimate = res.estimate(ds_id, spec, train, ev)
     st.info(f":material/timer: Estimated duration: **{widgets.plain(estimate.text())}** on this machine "
             f"({len(train.pairs()):,} training pairs, {len(ev.corpus):,} passages to search).")
+    for note in estimate.notes:  # what the run will leave out (the time budget)
+        st.caption(f":material/hourglass_bottom: {widgets.plain(note)}")
     name = st.text_input("Run name", value=f"{meta['name']} · {METHOD_LABELS[method]}",
                          key=f"etl_cfg_run_name_{ds_id}_{method}", max_chars=100)
     active = runner.active()

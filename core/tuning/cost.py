@@ -93,6 +93,7 @@ class Estimate:
     """Seconds per phase of a run, in order."""
 
     parts: list[tuple[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run will leave out (e.g. the time budget's line)
 
     @property
     def seconds(self) -> float:

@@ -29,6 +29,7 @@ from core.dataset import QADataset
 from core.retrieval.embedding import forget_fingerprint, load_model
 from core.retrieval.evaluation import encode_dataset, evaluate_dense
 from core.tuning import st
+from core.tuning.budget import plan_budget
 from core.tuning.losses import loss_of
 from core.tuning.pairs import mine_negatives, positive_texts
 from core.workspace.jobs import Cancelled, Reporter
@@ -56,6 +57,7 @@ class TrainInfo:
     best_step: int | None
     seconds: float
     resumed_from_step: int | None = None
+    budget: str | None = None  # what the time budget left out (``core.tuning.budget``), None: nothing
 
 
 def save_whole(model, folder: Path) -> None:
@@ -73,6 +75,8 @@ class TrainHooks:
             (e.g. adding LoRA layers); None: the model trains as loaded.
         save: (model, folder) writes what the run keeps.
         finish: the trained model -> the model that is scored (e.g. adapters merged); None: itself.
+        speed: the method's training time per token relative to the full fine-tune's (its cost model's factor):
+            the time budget (``core.tuning.budget``) counts with it.
         load_checkpoint: (model, checkpoint folder) loads a checkpoint the Trainer wrote back into the model being
             trained (the best epoch at the end, or resuming), for methods whose checkpoints sentence-transformers
             cannot load as a whole model (adapter weights only); None: the Trainer's own loading.
@@ -83,6 +87,7 @@ class TrainHooks:
     save: Callable[[Any, Path], None] = save_whole
     finish: Callable[[Any], Any] | None = None
     load_checkpoint: Callable[[Any, Path], None] | None = None
+    speed: float = 1.0  # training time per token relative to the full fine-tune (the estimate's; the time budget)
 
 
 FULL_HOOKS = TrainHooks()
@@ -298,6 +303,10 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         raise ValueError("Training needs at least 2 questions with a passage.")
     if val is None:
         reporter.note("No validation questions were held out: the last epoch is kept.")
+    budget = plan_budget(settings, train, spec.seed, hooks.speed)  # after the hold-out: subsets training only
+    if budget.cut:
+        reporter.note(budget.line(done=False))
+        train = budget.kept
     pairs = training_pairs(train, model, settings, spec.scoring.passage_tokens, cache, reporter)
     model.max_seq_length = settings.max_seq_length
     if hooks.prepare is not None:
@@ -361,6 +370,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         best_step=best_step,
         seconds=time.perf_counter() - t0,
         resumed_from_step=int(start.name.split("-")[-1]) if start else None,
+        budget=budget.line() or None,
     )
     return model, info
 

@@ -243,3 +243,26 @@ def test_the_rerank_stage_is_off_until_turned_on_and_then_estimated_and_saved(ti
 
     spec = RunSpec.load(store.run_dir(run["id"]))
     assert spec.rerank is not None and spec.rerank.top_k == 12 and spec.rerank.model == ""
+
+
+def test_a_large_training_split_shows_the_time_budget_in_the_estimate(tiny_dataset):
+    """5,000 pairs take far more than the default 15 min: the estimate says what the budget keeps, what it leaves
+    out and what more time would buy; 0 (no limit) trains on everything and says nothing."""
+    from core.dataset import QADataset
+
+    store, ds_id = tiny_dataset
+    _, ev = store.load_dataset(ds_id)
+    corpus = {f"d{p}": f"unit {p}: " + "the hydraulic pressure drops when the piston seal wears out " * 10
+              for p in range(2500)}
+    queries = {f"q{p}_{j}": f"why does the pressure of unit {p} drop ({j})?" for p in range(2500) for j in range(2)}
+    big = QADataset(queries, corpus, {q: [f"d{q[1:].split('_')[0]}"] for q in queries})
+    big_id = store.save_dataset("big", big, ev)
+    at = _train_page(big_id)
+    at.radio(key="etl_cfg_method").set_value("full").run()
+    assert not at.exception
+    page = texts(at)
+    assert at.number_input(key="etl_cfg_full_time_budget_minutes").value == 15
+    assert "Time budget 15 min: training on " in page and "left out — all of them would take about " in page
+    assert "30 min would train on " in page
+    at.number_input(key="etl_cfg_full_time_budget_minutes").set_value(0).run()
+    assert not at.exception and "Time budget" not in texts(at)

@@ -15,11 +15,12 @@ from typing import Any, Literal
 from core.retrieval.embedding import load_model
 from core.retrieval.evaluation import dense_ranking, evaluate_dense
 from core.retrieval.index import Ranking
+from core.tuning.budget import plan_budget
 from core.tuning.context import Fit, FitContext
-from core.tuning.cost import ENCODE_SECONDS_PER_TOKEN, over, tokens, trainer_seconds
+from core.tuning.cost import ENCODE_SECONDS_PER_TOKEN, over, tokens
 from core.tuning.ddp import launch
 from core.tuning.full import FULL_HOOKS, TrainHooks, TrainInfo, train_full
-from core.tuning.holdout import VAL_CORPUS_CAP
+from core.tuning.holdout import VAL_CORPUS_CAP, split_validation
 from core.tuning.losses import LossName
 from core.tuning.methods.base import Method
 from core.tuning.settings import setting
@@ -37,6 +38,13 @@ class FullSettings:
                           "validation questions is kept anyway. Measured on sec-10k (bench/RESULTS.md): 1 epoch "
                           "reached nDCG@10 0.690 in half the time of 2 (0.694; Accuracy@10 0.851 vs 0.863).",
                           label="Epochs", min=1, max=50)
+    time_budget_minutes: float = setting(15.0, "How long the training steps may take, in minutes, at the "
+                                         "estimate's measured rate on this machine (0 = no limit). When every "
+                                         "pair does not fit, a subset spread over all the passages is trained on "
+                                         "(one question per passage first, then a second, ...; drawn with the "
+                                         "seed) and the run says what it left out. 5,000 generated pairs take "
+                                         "about an hour here at the default epochs.",
+                                         label="Time budget (min)", min=0.0, max=10_000.0, step=5.0)
     batch_size: int = setting(32, "Bigger batch = more in-batch negatives for the loss to learn from.",
                               label="Batch size", min=2, max=512)
     learning_rate: float = setting(5e-5, "Higher than the usual 2e-5: one or two epochs must move a small "
@@ -127,6 +135,8 @@ def fit_trained(ctx: FitContext, hooks: TrainHooks, rebuild: Callable[[Path, Any
         return res, [], val_ranking, 0.0
     lines = [f"Trained {info.steps} steps ({info.epochs_run:.1f} epochs) on {info.pairs} pairs in "
              f"{info.seconds / 60:.1f} min" + (f", {procs} processes (torchrun)." if procs > 1 else ".")]
+    if info.budget:
+        lines.append(info.budget)
     if info.resumed_from_step:
         lines.append(f"Resumed after an interruption from the checkpoint at step {info.resumed_from_step}.")
     if info.best_value is not None:
@@ -148,7 +158,11 @@ def trained_cost(speed: float = 1.0):
             if n_long:
                 est.add(f"choosing the training window of {n_long:,} long passage{'s' * (n_long != 1)} "
                         "(first run only)", long_tokens * ENCODE_SECONDS_PER_TOKEN)
-        est.add("training", trainer_seconds(sub, train, speed))
+        part = split_validation(train, spec.scoring.validation_share, spec.seed)[0]  # the run's training part
+        budget = plan_budget(sub, part, spec.seed, speed)  # what the run will train on (core.tuning.budget)
+        est.add("training", budget.kept_seconds)
+        if budget.cut:
+            est.notes.append(budget.line(done=False))
         val_tokens = tokens(list(train.corpus.values())[:VAL_CORPUS_CAP], passage_tokens)
         epochs = sub.epochs if sub.max_steps <= 0 else 1
         if spec.scoring.validation_share > 0:

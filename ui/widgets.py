@@ -18,7 +18,7 @@ from core.generate.pairs import origin_warning as warning_text
 from core.insight.history import dataset_choices, done_runs, run_label
 from core.insight.unchanged import base_unchanged
 from core.retrieval.results import RunResults
-from core.retrieval.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p
+from core.retrieval.stats import SMALL_N, TYPICAL_DELTA_SD, fmt_p, signed
 from core.workspace.jobs import fmt_duration, history_from_files
 from ui import state
 from ui.resources import get_run_view, get_runner, get_store
@@ -224,7 +224,7 @@ def pipeline_headline(results: RunResults) -> None:
     deploy = results.recommended
     cols[2].metric("Deploy", results.systems[deploy].name, help=results.pipelines[deploy].describe())
     st.caption(
-        f"Change {head.delta:+.3f} nDCG@10, 95% interval [{head.low:+.3f}, {head.high:+.3f}], "
+        f"Change {signed(head.delta)} nDCG@10, 95% interval [{signed(head.low)}, {signed(head.high)}], "
         f"{plain(fmt_p(head.p_value))}, {head.n:,} questions; {plain(results.best.describe())}. "
         "Every pipeline searched the same passages for the same questions, and both hybrids chose their fusion "
         "the same way."

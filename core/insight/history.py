@@ -53,8 +53,9 @@ def runs_frame(runs: list[dict], names: dict[str, str]) -> pd.DataFrame:
                 "method": r["method"],
                 "dataset": names.get(r.get("dataset_id"), "(deleted)"),
                 "created": datetime.fromtimestamp(r["created"]),
-                # Text, so a run without scores (running, failed, a model comparison) reads "-", not "None".
-                **{k: "-" if m.get(k) is None else f"{m[k]:.3f}" for k in ("Accuracy@10", "MRR@10", "nDCG@10")},
+                # Text, so a run without scores (running, failed, a model comparison) reads "—", not "None";
+                # not a plain "-", which the CSV download guard would show as "'-" (a formula guard)
+                **{k: "—" if m.get(k) is None else f"{m[k]:.3f}" for k in ("Accuracy@10", "MRR@10", "nDCG@10")},
                 "id": r["id"],
             }
         )

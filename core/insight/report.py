@@ -26,6 +26,7 @@ from core.insight.judging import RESCORED_PREFIX, unjudged_lines
 from core.insight.matryoshka import quality_by_dimension
 from core.insight.projection import ALIGNMENT_HELP, AnswerNearby, ProjectionParams
 from core.retrieval.results import RunResults
+from core.retrieval.stats import signed
 from core.workspace.run_folder import MODEL, artifact
 from core.workspace.store import Store
 
@@ -88,7 +89,7 @@ def _metrics_html(results: RunResults) -> str:
         for c in table.columns:
             v, d = table.loc[system, c], delta.loc[system, c]
             cls = "up" if d > 0.0005 else "down" if d < -0.0005 else ""
-            extra = f' <span class="{cls}">({d:+.3f})</span>' if i else ""
+            extra = f' <span class="{cls}">({signed(d)})</span>' if i else ""
             cells.append(f'<td class="num">{v:.3f}{extra}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

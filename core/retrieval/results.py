@@ -154,7 +154,7 @@ class RunResults:
         u, t = self.systems[head.a], self.systems[head.b]
         lines = [f"Best retriever without tuning: {u.name} (nDCG@10 {head.mean_a:.3f}).",
                  f"Best retriever with tuning: {t.name} (nDCG@10 {head.mean_b:.3f}).",
-                 f"Change: {head.delta:+.3f} nDCG@10, 95% interval [{head.low:+.3f}, {head.high:+.3f}], "
+                 f"Change: {stats.signed(head.delta)} nDCG@10, 95% interval [{stats.signed(head.low)}, {stats.signed(head.high)}], "
                  f"{stats.fmt_p(head.p_value)}, over {head.n} evaluation questions; {self.best.describe()}.",
                  f"Deploy: {self.systems[self.recommended].name} ({self.pipelines[self.recommended].describe()})."]
         if head.n < stats.SMALL_N:
@@ -163,7 +163,7 @@ class RunResults:
         dense = self.dense_delta
         if dense is not None:
             lines.append(f"Dense alone (tuned vs base model): {dense.delta:+.3f} nDCG@10 "
-                         f"[{dense.low:+.3f}, {dense.high:+.3f}], {stats.fmt_p(dense.p_value)}.")
+                         f"[{stats.signed(dense.low)}, {stats.signed(dense.high)}], {stats.fmt_p(dense.p_value)}.")
         return lines
 
     @property

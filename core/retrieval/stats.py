@@ -209,11 +209,18 @@ def deltas_frame(deltas: list[Delta], names: dict[str, str] | None = None) -> pd
             "comparison": f"{names.get(d.b, d.b)} vs {names.get(d.a, d.a)}",
             "metric": d.metric,
             "delta": d.delta,
-            "95% CI": f"[{d.low:+.3f}, {d.high:+.3f}]",
+            "95% CI": f"[{signed(d.low)}, {signed(d.high)}]",
             "p-value": d.p_value,
             "verdict": ("better" if d.delta > 0 else "worse") if d.significant else "no clear difference",
         })
     return pd.DataFrame(rows)
+
+
+def signed(x: float, digits: int = 3) -> str:
+    """``x`` with its sign ("+0.012", "-0.140"), but a value that rounds to zero is "0.000": no "-0.000" or
+    "+0.000" in an interval or a change (zero is no direction)."""
+    text = f"{x:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 def fmt_p(p: float) -> str:
@@ -221,7 +228,7 @@ def fmt_p(p: float) -> str:
 
 
 def _ci(d: Delta) -> str:
-    return f"[{d.low:+.2f}, {d.high:+.2f}]"
+    return f"[{signed(d.low, 2)}, {signed(d.high, 2)}]"
 
 
 def verdict(deltas: list[Delta], roles: list[str], names: dict[str, str] | None = None,
@@ -298,7 +305,7 @@ def pipeline_verdict(untuned: str, tuned: str, deltas: list[Delta], names: dict[
     if d is None:
         return "Not enough per-question data to compare the best pipelines."
     u, t = names.get(untuned, untuned), names.get(tuned, tuned)
-    change = f"{d.delta:+.3f} {metric} [{d.low:+.3f}, {d.high:+.3f}], {fmt_p(d.p_value)}"
+    change = f"{signed(d.delta)} {metric} [{signed(d.low)}, {signed(d.high)}], {fmt_p(d.p_value)}"
     if d.significant and d.delta > 0:
         out = (f"Deploy {t}: with tuning it beats the best retriever without tuning, {u} "
                f"({d.mean_a:.3f} -> {d.mean_b:.3f}), by {change}.")

@@ -86,13 +86,14 @@ def test_documents_and_answers_through_map_and_compare(page: Page, app_url, arti
     box.press("Enter")
     page.get_by_role("button", name="Redraw maps").click()
     idle(page, timeout=TRAIN_TIMEOUT)
-    caption = page.get_by_text(re.compile(r"^All [\d,]+ evaluation questions are on both maps"))
+    # the default view (questions vs passages): every evaluation question drawn, the passages sampled
+    caption = page.get_by_text(re.compile(r"^Orange: all [\d,]+ of the [\d,]+ evaluation questions; blue: [\d,]+ of"))
     expect(caption).to_be_visible(timeout=TRAIN_TIMEOUT)
-    n_questions = int(re.search(r"All ([\d,]+)", caption.inner_text()).group(1).replace(",", ""))
+    n_questions = int(re.search(r"Orange: all ([\d,]+)", caption.inner_text()).group(1).replace(",", ""))
     charts = page.get_by_test_id("stPlotlyChart")
     for i in range(2):
         expect(charts.nth(i).locator(".scatterlayer .point").first).to_be_attached(timeout=SLOW)
-        questions = [t for t in plot_data(page, i) if t["meta"] == "queries"]
+        questions = [t for t in plot_data(page, i) if t["meta"] == "cloud-query"]
         assert len(questions) == 1 and len(set(questions[0]["ids"])) == n_questions > 10
     shot(page, artifacts, "d2_map_every_question")
 

@@ -39,7 +39,7 @@ def test_runs_frame_shows_a_dash_for_runs_without_scores():
     runs = [{"id": "a", "status": "done", "method": "full", "created": 0, "metrics": {"Accuracy@10": 0.8, "MRR@10": 0.61234, "nDCG@10": 0.7}},
             {"id": "b", "status": "interrupted", "method": "full", "created": 0, "metrics": {}}]
     frame = runs_frame(runs, {})
-    assert frame["MRR@10"].tolist() == ["0.612", "-"]
+    assert frame["MRR@10"].tolist() == ["0.612", "—"]
     assert "None" not in frame.astype(str).to_numpy()
 
 

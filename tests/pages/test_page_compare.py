@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.retrieval.stats import signed
 from tests.pages.conftest import open_app, texts
 from ui import resources as res
 from ui import state
@@ -24,7 +25,7 @@ def test_table_filter_and_search(finished_run):
     assert labels[:3] == [f"Without tuning: {results.systems[head.a].name}",
                           f"With tuning: {results.systems[head.b].name}", "Deploy"]
     assert at.metric[2].value == results.systems[results.recommended].name
-    assert f"{head.delta:+.3f} nDCG@10, 95% interval [{head.low:+.3f}, {head.high:+.3f}]" in texts(at)
+    assert f"{signed(head.delta)} nDCG@10, 95% interval [{signed(head.low)}, {signed(head.high)}]" in texts(at)
     if head.n < 30:
         assert any("cannot be told from chance" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) == 1  # the rank scatter; the closed expanders draw nothing

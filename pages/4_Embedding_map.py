@@ -8,7 +8,8 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from core.insight.projection import ALIGNMENT_HELP, AnswerNearby, ProjectionParams
+from core.insight.clouds import AnswerNearby
+from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from ui import embedding_map, state, widgets
 from ui import resources as res
 

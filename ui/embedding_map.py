@@ -10,9 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.insight import explore
+from core.insight.clouds import AnswerNearby
 from core.insight.explore import fmt_rank, ranks_table
 from core.insight.map_figure import COLOR_MODES, MAP_QUESTIONS, handful
-from core.insight.projection import AnswerNearby
 from ui import resources as res
 from ui import state, widgets
 

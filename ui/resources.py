@@ -30,7 +30,8 @@ from core.ingest.meaning import MeaningTasks
 from core.ingest.passages import read_passage_columns as read_passage_file_columns
 from core.ingest.qafiles import read_columns as read_qa_columns
 from core.insight import explore
-from core.insight.projection import AnswerNearby, ProjectionParams
+from core.insight.clouds import AnswerNearby
+from core.insight.projection import ProjectionParams
 from core.insight.projection import warm_up as umap_warm_up
 from core.retrieval.embedding import DEFAULT_MODEL, EmbeddingCache, load_model
 from core.sample import ensure_sample as add_sample
@@ -380,7 +381,7 @@ def map_figures(view, proj, n_questions: int, mode: str = "answer", qid: str | N
 def cloud_figures(view, proj, nearby) -> dict:
     """The "questions vs passages" view's two figures (base, tuned) of a clouds projection
     (``core.insight.explore.clouds_projection``): one frame, the same axes ranges, each titled with its share of
-    questions finding their answer (``nearby``: ``core.insight.projection.AnswerNearby``). Built once per run."""
+    questions finding their answer (``nearby``: ``core.insight.clouds.AnswerNearby``). Built once per run."""
     from core.insight.map_figure import cloud_points, clouds_map, frame_ranges  # plotly: not at start-up
 
     titles = {"base": f"Before: base model<br><sup>{nearby.title('base')}</sup>",

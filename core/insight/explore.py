@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import QADataset, source_file
+from core.insight.clouds import fit_clouds
 from core.insight.matryoshka import quality_by_dimension
 from core.insight.projection import Projection, ProjectionParams, fit_projection, retrieval_alignment
 from core.insight.unchanged import base_unchanged
@@ -327,10 +328,8 @@ CLOUDS_FILE = "clouds-{key}.npz"  # the "questions vs passages" pictures of a ru
 
 
 def clouds_projection(view: RunView, params, progress=None):
-    """The run's "questions vs passages" pictures for ``params`` (``core.insight.projection.fit_clouds``): read
+    """The run's "questions vs passages" pictures for ``params`` (``core.insight.clouds.fit_clouds``): read
     from the run folder, else fitted once and saved there (no labels enter it: re-scoring leaves it valid)."""
-    from core.insight.projection import Projection, fit_clouds
-
     path = view.run_dir / CLOUDS_FILE.format(key=params.key())
     if path.exists():
         try:

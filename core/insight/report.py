@@ -21,10 +21,11 @@ import pandas as pd
 from core.dataset import QADataset
 from core.generate.pairs import origin_summary, origin_warning
 from core.ingest.splits import leakage_report
+from core.insight.clouds import AnswerNearby
 from core.insight.explore import clouds_projection, open_run, unchanged_note
 from core.insight.judging import RESCORED_PREFIX, unjudged_lines
 from core.insight.matryoshka import quality_by_dimension
-from core.insight.projection import ALIGNMENT_HELP, AnswerNearby, ProjectionParams
+from core.insight.projection import ALIGNMENT_HELP, ProjectionParams
 from core.retrieval.results import RunResults
 from core.retrieval.stats import signed
 from core.workspace.run_folder import MODEL, artifact

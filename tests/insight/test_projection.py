@@ -12,13 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.insight.clouds import AnswerNearby, answer_in_top_k, cloud_rows, fit_clouds
 from core.insight.projection import (
-    AnswerNearby,
     Projection,
     ProjectionParams,
-    answer_in_top_k,
-    cloud_rows,
-    fit_clouds,
     fit_projection,
     rank_movement,
     retrieval_alignment,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from core.insight.clouds import answer_in_top_k
 from core.insight.map_figure import handful
-from core.insight.projection import answer_in_top_k
 from tests.pages.conftest import open_app, save_cheap_projection, texts
 from ui import resources as res
 from ui import state

@@ -111,6 +111,8 @@ def test_user_journey(page: Page, app_url, artifacts, pair_file):
     for i in range(2):
         expect(charts.nth(i).locator(".scatterlayer .point").first).to_be_attached(timeout=SLOW)
         assert charts.nth(i).locator(".scatterlayer .point").count() > 20
+    expect(page.get_by_text("Answer in the top 10").first).to_be_visible()  # the default view's one number
+    page.get_by_text("More measures: nearest passage, median rank, margin").click()
     expect(page.get_by_text("Nearest passage is the answer").first).to_be_visible()
     shot(page, artifacts, "3_embedding_map")
 

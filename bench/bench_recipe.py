@@ -56,6 +56,12 @@ OFAT: dict[str, dict] = {
     # Two factors at once, as one set-up: a mined negative costs a third passage per pair, and 128 training
     # tokens pay for it (the issue's "negatives that fit the machine").
     "negatives1-seq128": {"hard_negatives": 1, "max_seq_length": 128},
+    # Issue 26 items 4a and 5: weight merging with the base model (WiSE-FT, w chosen on the hold-out) and hard
+    # negatives mined with BM25 instead of the base model (same training cost as "negatives1").
+    "merge": {"merge_base": True},
+    "negatives1-bm25": {"hard_negatives": 1, "negatives_from": "bm25"},
+    "negatives1-bm25+merge": {"hard_negatives": 1, "negatives_from": "bm25", "merge_base": True},
+    "negatives1+merge": {"hard_negatives": 1, "merge_base": True},
 }
 SCORING_KEYS = ("passage_tokens", "windows", "window_overlap", "validation_share")
 

@@ -158,13 +158,17 @@ def fit_trained(ctx: FitContext, hooks: TrainHooks, rebuild: Callable[[Path, Any
     else:
         lines.append("No validation questions were held out: the model after the last step is kept.")
     if info.merge_scores:
-        tried = ", ".join(f"w {w:g}: {v:.3f}" for w, v in info.merge_scores)
-        w = info.merge_weight
-        kept = ("the tuned weights as trained (w 1) scored best, so nothing was merged" if w == 1 else
-                f"the model saved is {1 - w:g} x base + {w:g} x tuned weights")
-        lines.append(f"Weight merging (WiSE-FT), validation {MERGE_METRIC} of (1 - w) x base + w x tuned on "
-                     f"{info.validation_questions} held-out questions: {tried}; {kept}.")
+        lines.append(merge_line(info.merge_weight, info.merge_scores, info.validation_questions))
     return res, lines, val_ranking, info.seconds
+
+
+def merge_line(chosen: float, scores: list[list[float]], n_val: int) -> str:
+    """The training line of weight merging: each weight's validation score and the one kept."""
+    tried = ", ".join(f"w {w:g}: {v:.3f}" for w, v in scores)
+    kept = ("the tuned weights as trained (w 1) scored best, so nothing was merged" if chosen == 1 else
+            f"the model saved is {1 - chosen:g} x base + {chosen:g} x tuned weights")
+    return (f"Weight merging (WiSE-FT), validation {MERGE_METRIC} of (1 - w) x base + w x tuned on {n_val} "
+            f"held-out questions: {tried}; {kept}.")
 
 
 def trained_cost(speed: float = 1.0):

@@ -56,6 +56,12 @@ OFAT: dict[str, dict] = {
     # Two factors at once, as one set-up: a mined negative costs a third passage per pair, and 128 training
     # tokens pay for it (the issue's "negatives that fit the machine").
     "negatives1-seq128": {"hard_negatives": 1, "max_seq_length": 128},
+    # Issue 26 items 4a and 5: weight merging with the base model (WiSE-FT, w chosen on the hold-out) and hard
+    # negatives mined with BM25 instead of the base model (same training cost as "negatives1").
+    "merge": {"merge_base": True},
+    "negatives1-bm25": {"hard_negatives": 1, "negatives_from": "bm25"},
+    "negatives1-bm25+merge": {"hard_negatives": 1, "negatives_from": "bm25", "merge_base": True},
+    "negatives1+merge": {"hard_negatives": 1, "merge_base": True},
 }
 SCORING_KEYS = ("passage_tokens", "windows", "window_overlap", "validation_share")
 
@@ -160,6 +166,67 @@ def run_one(name: str, overrides: dict, workspace: str, which: str) -> dict:
             "training": r.training, "conditions": r.systems["tuned"].conditions.to_dict(), **pipelines_summary(r)}
 
 
+def merge_after(name: str, source: str, workspace: str) -> dict:
+    """Weight merging added to a finished run without retraining (what ``merge_base`` does after training,
+    through the same ``core.tuning.full.merge_with_base``): the run's workspace is copied (the source is left
+    untouched), its saved tuned model merged with the base on the run's own validation hold-out, saved as the
+    run's model, and the run re-scored (``run_method(rescore=...)``; its rerank stage, if any, dropped).
+
+    ``source``: WORKSPACE:RUN_ID of a finished full fine-tune.
+    """
+    import shutil
+
+    from core.cli import PrintReporter
+    from core.tuning.full import merge_with_base
+    from core.tuning.holdout import split_validation
+    from core.tuning.methods.full import load_saved, merge_line
+    from core.tuning.runs import run_method
+    from core.tuning.spec import RunSpec
+    from core.workspace.files import atomic_write_json
+    from core.workspace.jobs import Reporter
+    from core.workspace.run_folder import load_results
+    from core.workspace.store import Store
+
+    class Printer(PrintReporter, Reporter):  # prints, and has check_cancel (never cancels)
+        pass
+
+    src_ws, run_id = source.rsplit(":", 1)
+    dst = Path(workspace) / f"merge-{run_id}"
+    if not dst.exists():
+        shutil.copytree(src_ws, dst, ignore=shutil.ignore_patterns("job.lock", "reranker", "projection-*",
+                                                                   "map-points-*"))
+    store = Store(dst)
+    run_dir = store.run_dir(run_id)
+    spec = RunSpec.load(run_dir)
+    spec.rerank = None
+    spec.settings.merge_base = True
+    atomic_write_json(run_dir / "config.json", spec.to_dict())
+    before = load_results(run_dir)
+    train, _, _ = store.scoring_data(run_id, fresh=False)
+    _, val = split_validation(train, spec.scoring.validation_share, spec.seed)
+    reporter = Printer()
+    t0 = time.perf_counter()
+    model = load_saved(run_dir, spec, "cpu")
+    model.max_seq_length = spec.settings.max_seq_length
+    chosen, scores = merge_with_base(model, spec.base_model, val, spec.scoring.passage_tokens, reporter,
+                                     device="cpu", overlap=spec.overlap)
+    model.max_seq_length = spec.scoring.passage_tokens
+    shutil.rmtree(run_dir / "model")
+    model.save(str(run_dir / "model"))
+    merge_seconds = time.perf_counter() - t0
+    before.training = [x for x in before.training if not x.startswith("Rerank stage: ")] + [
+        merge_line(chosen, scores, len(val))]
+    r = run_method(store, run_id, reporter, device="cpu", rescore=before)
+    return {"name": name, "data": "sec10k", "merged_from": source, "spec": spec.to_dict(), "run_id": run_id,
+            "seconds": round(time.perf_counter() - t0, 1), "merge_seconds": round(merge_seconds, 1),
+            "merge_weight": chosen, "merge_scores": scores, "peak_rss_mb": round(peak_rss_mb()),
+            "training_seconds": round(r.training_seconds, 1), "verdict": r.verdict,
+            "systems": {role: {"name": s.name, **{k: round(s.metrics[k], 4) for k in
+                                                  ("Accuracy@1", "Accuracy@10", "MRR@10", "nDCG@10")}}
+                        for role, s in r.systems.items()},
+            "training": r.training, "conditions": r.systems["tuned"].conditions.to_dict(), **pipelines_summary(r)}
+
+
 def pipelines_summary(r) -> dict:
     """Every pipeline's stages and conditions, the best choice per side and the headline comparison (with
     the check that every system ran under the same conditions and both hybrids chose their fusion alike)."""
@@ -230,10 +297,21 @@ def main() -> int:
     p.add_argument("--workspace", default=None)
     p.add_argument("--table", action="store_true")
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--merge-run", metavar="WORKSPACE:RUN_ID",
+                   help="add weight merging to a finished full fine-tune (no retraining; the source is copied, "
+                        "never changed) and score it; its line is named --name (default: merge-after-RUN_ID)")
     args = p.parse_args()
     out = Path(args.out)
     if args.table:
         table(out)
+        return 0
+    if args.merge_run:
+        row = merge_after(args.name or f"merge-after-{args.merge_run.rsplit(':', 1)[1]}", args.merge_run,
+                          args.workspace or tempfile.mkdtemp(prefix="etl-merge-"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(f"   -> merge w {row['merge_weight']}: {row['merge_scores']}; {row['systems']['tuned']}", flush=True)
         return 0
     if args.one:
         print("RESULT " + json.dumps(run_one(args.one, json.loads(os.environ["ETL_BENCH_OVERRIDES"]), args.workspace,

@@ -108,6 +108,10 @@ def _parse_value(cls: type, name: str, text: str) -> Any:
             return [x.strip() for x in text.split(",") if x.strip()]
         if kind.startswith("list"):
             return [int(x) for x in text.split(",") if x]
+        if kind == "bool":
+            if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError
+            return text.strip().lower() in ("true", "1", "yes", "on")
         if kind == "int":
             return int(text)
         if kind == "float":

@@ -39,6 +39,10 @@ def test_flags_given_are_flags_used_for_every_method():
     assert _spec(["train", "--train", "x", "--method", "adapter"]).settings.epochs == 30  # defaults untouched
     so = _spec(["shootout", "--train", "x", "--epochs", "1", "--set", "adapter.epochs=4", "--methods", "adapter"])
     assert so.settings.full.epochs == 1 and so.settings.adapter.epochs == 4 and so.settings.methods == ["adapter"]
+    mixed = _spec(["train", "--train", "x", "--hard-negatives", "1", "--set", "negatives_from=bm25", "--set",
+                   "merge_base=true"]).settings
+    assert (mixed.hard_negatives, mixed.negatives_from, mixed.merge_base) == (1, "bm25", True)
+    assert _spec(["train", "--train", "x", "--set", "merge_base=off"]).settings.merge_base is False
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -47,6 +51,8 @@ def test_flags_given_are_flags_used_for_every_method():
     (["train", "--train", "x", "--set", "epoch=3"], "FullSettings has no setting 'epoch'"),
     (["train", "--train", "x", "--method", "adapter", "--nproc", "2"], "--nproc does not apply to the adapter"),
     (["train", "--train", "x", "--set", "epochs=many"], "expected a int"),
+    (["train", "--train", "x", "--set", "merge_base=maybe"], "expected a bool"),
+    (["train", "--train", "x", "--set", "negatives_from=sparse"], "use 'dense' .* or 'bm25'"),
 ])
 def test_flags_a_method_cannot_use_are_refused(argv, message):
     with pytest.raises(ValueError, match=message):

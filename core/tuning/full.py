@@ -6,7 +6,9 @@ default (the same gradients on small memory); optional MatryoshkaLoss; optional 
 mined once from the base model's cached vectors with a relative margin that keeps likely false
 negatives out (``core.tuning.pairs``); optional guided in-batch filtering (GISTEmbedLoss). The run's validation hold-out (``core.tuning.holdout``) is scored
 with our metrics after each epoch, the best epoch is kept, early stopping; the model is saved
-in sentence-transformers format with its passage token limit set to the run's search limit.
+in sentence-transformers format with its passage token limit set to the run's search limit. Optional
+weight merging (``FullSettings.merge_base``, WiSE-FT): the kept model mixed with the base weights, the mix
+chosen on the same hold-out (:func:`merge_with_base`); hard negatives from BM25 (``negatives_from``).
 
 Resumable: a checkpoint with optimizer and scheduler state is written every
 ``checkpoint_every`` steps (and at epoch ends), so an interrupted run continues from the last
@@ -31,7 +33,7 @@ from core.retrieval.evaluation import encode_dataset, evaluate_dense
 from core.tuning import st
 from core.tuning.budget import plan_budget
 from core.tuning.losses import loss_of
-from core.tuning.pairs import mine_negatives, positive_texts
+from core.tuning.pairs import mine_bm25_negatives, mine_negatives, positive_texts
 from core.workspace.jobs import Cancelled, Reporter
 
 if TYPE_CHECKING:  # the method modules (which the spec reads) import this one
@@ -41,6 +43,8 @@ if TYPE_CHECKING:  # the method modules (which the spec reads) import this one
 logger = logging.getLogger(__name__)
 
 VAL_METRIC = "mrr@10"  # what picks the best epoch: rewards the first relevant hit near the top
+MERGE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)  # weight merging (FullSettings.merge_base): the tuned model's share w
+MERGE_METRIC = "nDCG@10"  # what picks the merge weight on the validation hold-out
 CHECKPOINTS = "checkpoints"  # folder under the run folder; removed when the run ends (kept when interrupted)
 
 
@@ -58,6 +62,8 @@ class TrainInfo:
     seconds: float
     resumed_from_step: int | None = None
     budget: str | None = None  # what the time budget left out (``core.tuning.budget``), None: nothing
+    merge_weight: float | None = None  # weight merging: the tuned share w kept (None: no merging)
+    merge_scores: list[list[float]] | None = None  # [w, validation nDCG@10] per weight tried
 
 
 def save_whole(model, folder: Path) -> None:
@@ -186,7 +192,11 @@ def training_pairs(train: QADataset, model, settings: FullSettings, passage_toke
     data: dict[str, list] = {"anchor": [q for _, q, _ in rows], "positive": [p for _, _, p in rows]}
     negs = {q: [d for d in train.negatives.get(q, []) if d in train.corpus] for q in train.query_ids}
     n_neg = settings.hard_negatives
-    if n_neg > 0 and not any(negs.values()):
+    if n_neg > 0 and not any(negs.values()) and getattr(settings, "negatives_from", "dense") == "bm25":
+        reporter.phase("mining", f"Mining {n_neg} hard negative(s) per question with keyword search (BM25)")
+        negs = mine_bm25_negatives(train, num=n_neg, range_max=settings.hn_range_max,
+                                   relative_margin=settings.hn_relative_margin)
+    elif n_neg > 0 and not any(negs.values()):
         reporter.phase("mining", f"Mining {n_neg} hard negative(s) per question from the base model's vectors")
         q_vecs, d_vecs = encode_dataset(model, train, passage_tokens, cache=cache, progress=progress)
         ids = list(train.corpus)
@@ -258,6 +268,72 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
         ddp_backend=("nccl" if gpu else "gloo") if distributed else None,
         ddp_find_unused_parameters=False if distributed else None,
     )
+
+
+def interpolate(base: dict, tuned: dict, w: float) -> dict:
+    """Weights ``(1 - w) x base + w x tuned`` for every floating-point tensor of two state dicts of one
+    architecture (other tensors, e.g. position ids, are the tuned model's).
+
+    Raises:
+        ValueError: the two state dicts do not hold the same tensors (not the same architecture).
+    """
+    if set(base) != set(tuned) or any(base[k].shape != tuned[k].shape for k in tuned):
+        raise ValueError("Weight merging needs the base and the tuned model to have the same architecture.")
+    return {k: (1 - w) * base[k].to(v.dtype) + w * v if v.is_floating_point() else v for k, v in tuned.items()}
+
+
+def choose_merge(scores: list[tuple[float, float]]) -> float:
+    """The merge weight with the best validation score, of ``[(w, score), ...]``; a tie goes to the larger w
+    (the less merged model: merging must earn its place)."""
+    if not scores:
+        raise ValueError("no merge weight was scored")
+    return max(scores, key=lambda ws: (round(ws[1], 10), ws[0]))[0]
+
+
+def merge_with_base(model, base_model: str | None, val: QADataset, passage_tokens: int, reporter: Reporter,
+                    weights: tuple[float, ...] = MERGE_WEIGHTS, device: str | None = None,
+                    overlap: int | None = None) -> tuple[float, list[list[float]]]:
+    """Weight merging (WiSE-FT): ``model`` (tuned) becomes ``(1 - w) x base + w x tuned`` for the ``w`` of
+    ``weights`` whose validation nDCG@10 on ``val`` is best (ties: the larger w).
+
+    Only ``val`` (the run's hold-out) is scored: the evaluation questions never choose. ``model``'s weights
+    are changed in place; its ``max_seq_length`` is kept.
+
+    Returns:
+        (the chosen w, [[w, validation nDCG@10], ...] in the order tried).
+    """
+    import torch
+
+    train_len = model.max_seq_length
+    reporter.phase("evaluating", f"Weight merging: scoring {len(weights)} mixes of the tuned and base weights on "
+                              f"{len(val):,} validation questions")
+    base = load_model(base_model, device=device)
+    with torch.no_grad():
+        base_sd = {k: v.detach().to(next(model.parameters()).device).clone() for k, v in base.state_dict().items()}
+        tuned_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    del base
+    scores: list[list[float]] = []
+    try:
+        for w in weights:
+            reporter.check_cancel()
+            with torch.no_grad():
+                model.load_state_dict(interpolate(base_sd, tuned_sd, float(w)))
+            forget_fingerprint(model)
+            res = evaluate_dense(model, val, passage_tokens=passage_tokens, overlap=overlap,
+                                 progress=lambda done, total, unit: reporter.progress(done, total, unit))
+            scores.append([float(w), float(res.metrics[MERGE_METRIC])])
+            logger.info("merge w=%.2f: validation %s %.4f", w, MERGE_METRIC, scores[-1][1])
+        chosen = choose_merge([(w, v) for w, v in scores])
+        with torch.no_grad():
+            model.load_state_dict(interpolate(base_sd, tuned_sd, chosen))
+    except BaseException:
+        with torch.no_grad():
+            model.load_state_dict(tuned_sd)
+        raise
+    finally:
+        forget_fingerprint(model)
+        model.max_seq_length = train_len
+    return chosen, scores
 
 
 def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: str | Path,
@@ -343,6 +419,16 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     if use_val and state.best_model_checkpoint:
         tail = Path(state.best_model_checkpoint).name.split("-")[-1]
         best_step = int(tail) if tail.isdigit() else None
+    merge_weight, merge_scores = None, None
+    if getattr(settings, "merge_base", False):
+        if hooks != FULL_HOOKS:
+            reporter.note("Weight merging applies to the full fine-tune only: the model is kept as trained.")
+        elif not use_val:
+            reporter.note("Weight merging needs validation questions to choose the weight: the model is kept as "
+                          "trained.")
+        else:
+            merge_weight, merge_scores = merge_with_base(model, spec.base_model, val, spec.scoring.passage_tokens,
+                                                         reporter, device=device, overlap=spec.overlap)
     reporter.phase("saving", "Saving the tuned model")
     model.max_seq_length = spec.scoring.passage_tokens  # the tuned model searches like the base model
     if int(os.environ.get("RANK", "0")) == 0:  # one writer when several processes trained (torchrun)
@@ -371,6 +457,8 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         seconds=time.perf_counter() - t0,
         resumed_from_step=int(start.name.split("-")[-1]) if start else None,
         budget=budget.line() or None,
+        merge_weight=merge_weight,
+        merge_scores=merge_scores,
     )
     return model, info
 

@@ -11,6 +11,10 @@
   among each question's top ``range_max`` passages, the best-scoring ones that are not a positive and
   score below ``(1 - relative_margin)`` x the positive's score (the false-negative guard of
   sentence-transformers' ``mine_hard_negatives``, whose choices a test reproduces).
+* Or mined with BM25 (``FullSettings.negatives_from = "bm25"``): the same rule on each question's BM25
+  scores over the training passages (top ``range_max`` passages BM25 finds, not a positive, at most
+  ``(1 - relative_margin)`` x the positive's own BM25 score): the passages keyword search confuses with
+  the answer. A question whose positive shares no term with it (BM25 score 0) gets none.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import numpy as np
 
 from core.dataset import QADataset
 from core.retrieval.embedding import encode
+from core.retrieval.index import BM25Index
+from core.retrieval.terms import terms_batch
 from core.retrieval.windows import split_windows
 
 logger = logging.getLogger(__name__)
@@ -70,6 +76,21 @@ def positive_texts(ds: QADataset, model, mode: str, max_seq_length: int, cache=N
     return out
 
 
+def pick_negatives(row: np.ndarray, positives: list[int], *, num: int, range_max: int, relative_margin: float,
+                   found_only: bool = False) -> list[int]:
+    """The hard negatives of one question from its ``row`` of scores over the passages (the miners' one rule).
+
+    Candidates are the question's top ``range_max`` passages (ties in passage order); a candidate is kept
+    when it is not a positive and scores at most ``(1 - relative_margin)`` x the best positive's score
+    (likely false negatives score close to the positive); ``found_only``: only passages scoring above 0 (BM25
+    did not find the others). Returns up to ``num`` passage rows, best-scoring first.
+    """
+    pos = set(positives)
+    limit = (1 - relative_margin) * float(max(row[p] for p in positives)) if positives else np.inf
+    top = np.argsort(-row, kind="stable")[:range_max]
+    return [int(i) for i in top if int(i) not in pos and row[i] <= limit and (row[i] > 0 or not found_only)][:num]
+
+
 def mine_negatives(q_vecs: np.ndarray, positives: list[list[int]], corpus_vecs: np.ndarray, *, num: int = 1,
                    range_max: int = 30, relative_margin: float = 0.05) -> list[list[int]]:
     """Hard negatives per question from precomputed vectors (no model call).
@@ -89,8 +110,31 @@ def mine_negatives(q_vecs: np.ndarray, positives: list[list[int]], corpus_vecs: 
     for start in range(0, len(q_vecs), 256):
         scores = q_vecs[start : start + 256] @ corpus_vecs.T
         for r, row in enumerate(scores):
-            pos = positives[start + r]
-            limit = (1 - relative_margin) * float(max(row[p] for p in pos)) if pos else np.inf
-            top = np.argsort(-row, kind="stable")[:range_max]
-            out.append([int(i) for i in top if i not in set(pos) and row[i] <= limit][:num])
+            out.append(pick_negatives(row, positives[start + r], num=num, range_max=range_max,
+                                      relative_margin=relative_margin))
+    return out
+
+
+def mine_bm25_negatives(ds: QADataset, *, num: int = 1, range_max: int = 30,
+                        relative_margin: float = 0.05) -> dict[str, list[str]]:
+    """Hard negatives per question of ``ds`` from BM25 over its passages (the project's ``BM25Index``).
+
+    The dense miner's rule (:func:`pick_negatives`) on BM25 scores: among the top ``range_max`` passages
+    BM25 finds for the question (score above 0), those that are not a positive and score at most
+    ``(1 - relative_margin)`` x the positive's own BM25 score. A positive BM25 does not find (score 0)
+    leaves the question without negatives.
+
+    Returns:
+        question id -> up to ``num`` passage ids, best-scoring first; never a positive.
+    """
+    ids = list(ds.corpus)
+    row_of = {d: i for i, d in enumerate(ids)}
+    index = BM25Index(ids, [ds.corpus[d] for d in ids])
+    out: dict[str, list[str]] = {}
+    for q, q_terms in zip(ds.query_ids, terms_batch([ds.queries[q] for q in ds.query_ids])):
+        scores = index.scores(q_terms)
+        pos = [row_of[d] for d in ds.relevant_docs.get(q, []) if d in row_of]
+        picked = pick_negatives(scores, pos, num=num, range_max=range_max, relative_margin=relative_margin,
+                                found_only=True)
+        out[q] = [ids[i] for i in picked]
     return out

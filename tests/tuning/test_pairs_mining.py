@@ -124,3 +124,72 @@ def test_default_trains_on_the_answer_else_best_window_and_older_runs_read_as_th
     assert RunSpec.from_dict(shoot).settings.full.train_passage == "first"
     legacy = {"method": "full", "epochs": 1, "batch_size": 8}  # flat config of runs made before specs existed
     assert RunSpec.from_dict(legacy).settings.train_passage == "first"
+
+
+def test_bm25_miner_on_a_hand_made_case():
+    """BM25's confusions: the high-scoring passages that are not a positive, below the positive's own score by
+    the margin, among BM25's top range_max; never a positive, never a passage BM25 does not find."""
+    from core.retrieval.index import BM25Index
+    from core.retrieval.terms import terms
+    from core.tuning.pairs import mine_bm25_negatives
+
+    corpus = {
+        "pos": "the relief valve on pump seven is set to 210 bar",
+        "pos2": "valve overview",  # a second positive, scoring between "near" and "far"
+        "twin": "the relief valve on pump seven is set to 210 bar",  # a copy: scores like the positive
+        "near": "the relief valve on pump eight is set to 180 bar",
+        "far": "pump maintenance logs are kept for a year",
+        "none": "hoses are replaced every spring",
+    }
+    ds = QADataset({"q": "relief valve setting on pump seven", "q2": "spring hoses"}, corpus,
+                   {"q": ["pos", "pos2"], "q2": ["none"]})
+    ids = list(corpus)
+    bm = BM25Index(ids, [corpus[d] for d in ids])
+    s = dict(zip(ids, bm.scores(terms(ds.queries["q"]))))
+    limit = 0.95 * max(s["pos"], s["pos2"])
+    assert s["twin"] > limit and 0 < s["near"] <= limit and 0 < s["far"] < s["pos2"] < s["near"] and s["none"] == 0
+
+    mined = mine_bm25_negatives(ds, num=3, range_max=30, relative_margin=0.05)
+    assert mined["q"] == ["near", "far"]  # the twin is too close (a likely false negative); "none" not found
+    assert mined["q2"] == []  # nothing else shares a term with "spring hoses"
+    for q, negs in mined.items():
+        assert not set(negs) & set(ds.relevant_docs[q])
+    assert mine_bm25_negatives(ds, num=1, range_max=30, relative_margin=0.05)["q"] == ["near"]
+    # range_max counts BM25's ranking, positives included: its top 2 are the positive and its twin
+    assert mine_bm25_negatives(ds, num=3, range_max=2, relative_margin=0.05)["q"] == []
+    assert mine_bm25_negatives(ds, num=3, range_max=3, relative_margin=0.05)["q"] == ["near"]
+    # no margin: the twin scores the same as the positive, not above it, so it is allowed
+    assert "twin" in mine_bm25_negatives(ds, num=3, range_max=30, relative_margin=0.0)["q"]
+
+
+def test_training_pairs_take_negatives_from_bm25_when_asked(model):
+    from core.tuning.full import training_pairs
+    from core.tuning.spec import FullSettings
+    from core.workspace.jobs import Reporter
+
+    ds = QADataset({"q": "relief valve setting on pump seven", "q2": "oil change interval of the cooler"},
+                   {"pos": "the relief valve on pump seven is set to 210 bar",
+                    "near": "the relief valve on pump eight is set to 180 bar",
+                    "cool": "change the cooler oil every 500 hours",
+                    "coolx": "the cooler fan interval is checked yearly"},
+                   {"q": ["pos"], "q2": ["cool"]})
+    got = training_pairs(ds, model, FullSettings(hard_negatives=1, negatives_from="bm25", train_passage="first"),
+                         64, None, Reporter())
+    rows = {a: n for a, n in zip(got["anchor"], got["negative_1"])}
+    assert rows[ds.queries["q"]] == ds.corpus["near"]
+    assert rows[ds.queries["q2"]] == ds.corpus["coolx"]
+
+
+def test_negatives_from_is_checked_and_round_trips():
+    from core.tuning.spec import FullSettings, RunSpec
+
+    with pytest.raises(ValueError, match="negatives_from 'sparse'"):
+        RunSpec.for_method("full", negatives_from="sparse")
+    spec = RunSpec.for_method("full", hard_negatives=1, negatives_from="bm25", merge_base=True)
+    back = RunSpec.from_dict(spec.to_dict())
+    assert back.settings.negatives_from == "bm25" and back.settings.merge_base is True
+    old = spec.to_dict()
+    del old["settings"]["negatives_from"], old["settings"]["merge_base"]  # a config.json from before
+    assert RunSpec.from_dict(old).settings.negatives_from == "dense"
+    assert RunSpec.from_dict(old).settings.merge_base is False
+    assert FullSettings().negatives_from == "dense" and FullSettings().merge_base is False

@@ -19,7 +19,7 @@ from core.tuning.budget import plan_budget
 from core.tuning.context import Fit, FitContext
 from core.tuning.cost import ENCODE_SECONDS_PER_TOKEN, over, tokens
 from core.tuning.ddp import launch
-from core.tuning.full import FULL_HOOKS, TrainHooks, TrainInfo, train_full
+from core.tuning.full import FULL_HOOKS, MERGE_METRIC, MERGE_WEIGHTS, TrainHooks, TrainInfo, train_full
 from core.tuning.holdout import VAL_CORPUS_CAP, split_validation
 from core.tuning.losses import LossName
 from core.tuning.methods.base import Method
@@ -27,6 +27,7 @@ from core.tuning.settings import setting
 
 TrainPassage = Literal["first", "best", "answer", "all"]
 Scheduler = Literal["linear", "cosine", "constant_with_warmup"]
+NegativesFrom = Literal["dense", "bm25"]
 Loss = LossName  # the names of core.tuning.losses.LOSSES
 
 
@@ -61,6 +62,21 @@ class FullSettings:
                                   "training time on sec-10k for nDCG@10 0.671 against 0.659.",
                                   label="Hard negatives",
                                   min=0, max=5)
+    negatives_from: NegativesFrom = setting(
+        "dense", "Where hard negatives are mined (with 'Hard negatives' above 0): the base model's ranking (dense), "
+        "or keyword search (BM25): the passages BM25 ranks high that are not the answer, the confusions of the "
+        "system the tuned model most often loses to. Either way a negative must score below 95% of the "
+        "positive's own score in that ranking, among its top 30 (likely false negatives kept out); the "
+        "training cost is the same.",
+        label="Mine negatives with", advanced=True,
+        option_labels={"dense": "the base model (dense)", "bm25": "keyword search (BM25)"})
+    merge_base: bool = setting(
+        False, "Weight merging (WiSE-FT): after training, mix the tuned and base weights, "
+        "(1 - w) x base + w x tuned, for w = 0.25, 0.5, 0.75 and 1 (the tuned model as trained), and keep the "
+        "w with the best validation nDCG@10 (the hold-out that picks the epoch; never the evaluation "
+        "questions). It can keep what the base model knew that training wore away; costs one validation "
+        "pass per weight, no retraining. Needs a validation hold-out; the full fine-tune only.",
+        label="Merge with the base model", advanced=True)
     loss: Loss = setting("cached_mnrl", "CachedMNRL gives the same gradients as plain MNRL computed in chunks: "
                          "~2 GB of RAM instead of ~6 at batch 32 (measured on sec-10k), for ~1/3 more compute. GIST "
                          "variants use the base model as a guide and drop in-batch negatives it finds too close "
@@ -103,6 +119,13 @@ class FullSettings:
                              "effective batch is batch size x processes (in-batch negatives stay per process).",
                              label="Processes (torchrun)", min=1, max=64, advanced=True)
 
+    def __post_init__(self) -> None:
+        if self.negatives_from not in ("dense", "bm25"):
+            raise ValueError(f"negatives_from {self.negatives_from!r}: use 'dense' (the base model's ranking) or "
+                             "'bm25' (keyword search)")
+        if not isinstance(self.merge_base, bool):
+            raise ValueError(f"merge_base {self.merge_base!r}: use true or false")
+
 
 def fit_trained(ctx: FitContext, hooks: TrainHooks, rebuild: Callable[[Path, Any, str | None], Any],
                 name: str) -> Fit:
@@ -144,7 +167,18 @@ def fit_trained(ctx: FitContext, hooks: TrainHooks, rebuild: Callable[[Path, Any
                      f"that checkpoint is the tuned model ({info.validation_questions} held-out questions).")
     else:
         lines.append("No validation questions were held out: the model after the last step is kept.")
+    if info.merge_scores:
+        lines.append(merge_line(info.merge_weight, info.merge_scores, info.validation_questions))
     return res, lines, val_ranking, info.seconds
+
+
+def merge_line(chosen: float, scores: list[list[float]], n_val: int) -> str:
+    """The training line of weight merging: each weight's validation score and the one kept."""
+    tried = ", ".join(f"w {w:g}: {v:.3f}" for w, v in scores)
+    kept = ("the tuned weights as trained (w 1) scored best, so nothing was merged" if chosen == 1 else
+            f"the model saved is {1 - chosen:g} x base + {chosen:g} x tuned weights")
+    return (f"Weight merging (WiSE-FT), validation {MERGE_METRIC} of (1 - w) x base + w x tuned on {n_val} "
+            f"held-out questions: {tried}; {kept}.")
 
 
 def trained_cost(speed: float = 1.0):
@@ -170,6 +204,9 @@ def trained_cost(speed: float = 1.0):
             # the base hybrid chooses its fusion on the same hold-out: the base model searches it once
             est.add("the base model on the validation questions (for the base hybrid's fusion; first run "
                     "only)", val_tokens * ENCODE_SECONDS_PER_TOKEN)
+            if getattr(sub, "merge_base", False):
+                est.add(f"weight merging ({len(MERGE_WEIGHTS)} validation passes)",
+                        len(MERGE_WEIGHTS) * val_tokens * ENCODE_SECONDS_PER_TOKEN)
         est.add("encoding the passages with the tuned model", ev_tokens * ENCODE_SECONDS_PER_TOKEN)
 
     return cost

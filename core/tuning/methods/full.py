@@ -78,7 +78,7 @@ class FullSettings:
         "questions). It can keep what the base model knew that training wore away; costs one validation "
         "pass per weight, no retraining. Needs a validation hold-out; the full fine-tune only. Measured on "
         "sec-10k (bench/RESULTS.md): the hold-out chose w 0.75 and evaluation nDCG@10 was 0.687 against 0.694 "
-        "unmerged (no gain), hence off by default.",
+        "unmerged (a small loss), hence off by default.",
         label="Merge with the base model", advanced=True)
     loss: Loss = setting("cached_mnrl", "CachedMNRL gives the same gradients as plain MNRL computed in chunks: "
                          "~2 GB of RAM instead of ~6 at batch 32 (measured on sec-10k), for ~1/3 more compute. GIST "

@@ -8,12 +8,12 @@ through ``core.tuning.runs``; with ``prepare_views`` it also draws the run's map
 
 from __future__ import annotations
 
-from core.insight.explore import clouds_projection, open_run
+from core.insight.explore import clouds_projection, finished_view
 from core.insight.models import run_comparison
 from core.insight.projection import ProjectionParams
 from core.retrieval.results import RunResults
 from core.tuning.methods import method_of
-from core.tuning.runs import run_method
+from core.tuning.runs import finish_method
 from core.tuning.shootout import ShootoutResults, run_shootout
 from core.workspace.jobs import Reporter
 from core.workspace.store import Store
@@ -36,12 +36,12 @@ def execute(store: Store, run_id: str, reporter: Reporter | None = None, device:
         if method not in DISPATCH:
             raise ValueError(f"no runner for the dispatch method {method!r}")
         return DISPATCH[method](store, run_id, reporter, device=device)
-    results = run_method(store, run_id, reporter, device=device, resume=resume)
+    done = finish_method(store, run_id, reporter, device=device, resume=resume)
     if prepare_views:
         reporter = reporter or Reporter()
         reporter.phase("saving", "Drawing the maps and scoring smaller vectors for the Map and Compare pages")
-        view = open_run(store, run_id)
+        view = finished_view(store, run_id, done)  # what the run holds, not its files read back
         view.prepare(progress=lambda m, f: reporter.progress(int(f * 90), 100, "% of the maps"))
         clouds_projection(view, ProjectionParams(),  # the Embedding map's default view: questions vs passages
                           progress=lambda m, f: reporter.progress(90 + int(f * 10), 100, "% of the maps"))
-    return results
+    return done.results

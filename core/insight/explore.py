@@ -27,9 +27,17 @@ from core.retrieval.index import DenseIndex
 from core.retrieval.results import RunResults
 from core.retrieval.windows import maxp_search
 from core.tuning.methods import method_of
+from core.tuning.runs import Finished
 from core.tuning.spec import RunSpec
 from core.workspace.files import owner_only
-from core.workspace.run_folder import load_per_query, load_rankings, load_results, load_vectors
+from core.workspace.run_folder import (
+    load_per_query,
+    load_rankings,
+    load_results,
+    load_vectors,
+    rankings_of,
+    vectors_of,
+)
 from core.workspace.store import Store
 
 logger = logging.getLogger(__name__)
@@ -266,6 +274,21 @@ class RunView:
                 "other_rank": [other_rank.get(d, np.nan) for d in ids[:k]],
             })
         return out
+
+
+def finished_view(store: Store, run_id: str, done: Finished) -> RunView:
+    """The view of a run that has just finished, from what it holds in memory: what ``open_run`` would read
+    back from the files the run has just saved (a test holds that the two views agree).
+
+    Raises:
+        FileNotFoundError: the run kept no base and tuned vectors (``open_run`` would find none saved).
+    """
+    vecs = vectors_of(done.systems)
+    if vecs is None:
+        raise FileNotFoundError(f"Run {run_id} kept no vectors to draw its maps from.")
+    return RunView(run_id=run_id, run_dir=store.run_dir(run_id), spec=done.spec, eval=done.eval,
+                   results=done.results, rankings=rankings_of(done.systems), query_ids=done.eval.query_ids,
+                   passage_ids=list(done.eval.corpus), **vecs, onnx_dir=store.cache_path.parent / "onnx")
 
 
 def open_run(store: Store, run_id: str) -> RunView:

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from core.dataset import DataError, QADataset, corpus_words, question_origin
 from core.retrieval.coverage import run_end_summary
 from core.retrieval.embedding import EmbeddingCache, load_model
-from core.retrieval.evaluation import dense_ranking, evaluate_bm25, evaluate_dense, score_ranking
+from core.retrieval.evaluation import (
+    RetrievalResult,
+    dense_ranking,
+    evaluate_bm25,
+    evaluate_dense,
+    score_ranking,
+)
 from core.retrieval.fusion import FusionChoice, choose_fusion, fuse
 from core.retrieval.index import Ranking
 from core.retrieval.pipeline import BASE, BASE_HYBRID, BM25, HYBRID, TUNED, standard_pipelines
@@ -88,9 +95,27 @@ def _choose_on_validation(ctx: _Context, val: QADataset | None, val_ranking: Val
 _on_backend = on_backend  # the name rerank_stage and older callers know
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What a finished run holds in memory once its files are saved: enough for the map's view to be drawn
+    without reading them back (``core.insight.explore.RunView.of_finished``)."""
+
+    spec: RunSpec
+    eval: QADataset
+    results: RunResults
+    systems: dict[str, RetrievalResult]
+
+
 def run_method(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
                resume: bool = False, rescore: RunResults | None = None) -> RunResults:
-    """Execute a run of a method with a fit and save its results (see the module docstring).
+    """Execute a run of a method with a fit and save its results (``finish_method``'s results)."""
+    return finish_method(store, run_id, reporter, device, resume, rescore).results
+
+
+def finish_method(store: Store, run_id: str, reporter: Reporter | None = None, device: str | None = None,
+                  resume: bool = False, rescore: RunResults | None = None) -> Finished:
+    """Execute a run of a method with a fit and save its results (see the module docstring); return what it
+    holds at the end.
 
     With ``rescore`` (the run's earlier results) the run is re-scored with the fit it saved (no training), its
     training lines and time kept from those results: e.g. after a rerank stage was added to its spec (``python -m core rescore RUN --rerank``). Encodings come from the cache.
@@ -161,4 +186,4 @@ def run_method(store: Store, run_id: str, reporter: Reporter | None = None, devi
                                   f"passages read at {spec.scoring.passage_tokens} tokens by both models.")
     reporter.phase("done", "Finished")
     logger.info("run %s done: %s", run_id, results.verdict)
-    return results
+    return Finished(spec, ev, results, systems)

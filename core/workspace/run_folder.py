@@ -184,18 +184,30 @@ def save_results(run_dir: str | Path, results: RunResults, per_query: pd.DataFra
     pq = per_query.copy()
     pq.insert(0, "question", [questions[q] for q in pq.index])
     atomic_write_bytes(run_dir / PER_QUERY, pq.to_csv().encode("utf-8"))
-    base, tuned = systems.get("base"), systems.get("tuned")
-    if base is not None and tuned is not None and base.vectors is not None and tuned.vectors is not None:
-        arrays = {"base_q": base.vectors[0], "base_d": base.vectors[1], "tuned_q": tuned.vectors[0],
-                  "tuned_d": tuned.vectors[1]}
-        if base.windows is not None and tuned.windows is not None:  # windowed passages: search by best window
-            arrays |= {"base_w": base.windows[0], "tuned_w": tuned.windows[0], "owner": base.windows[1]}
+    arrays = vectors_of(systems)
+    if arrays is not None:
         save_vectors(run_dir, arrays)
-    rankings = {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
-                       for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
-    atomic_write_json(run_dir / RANKINGS, rankings)
+    atomic_write_json(run_dir / RANKINGS, rankings_of(systems))
     save_deep_rankings(run_dir, {role: dict(zip(r.query_ids, r.ids)) for role, r in systems.items()})
     atomic_write_json(run_dir / RESULTS, results.to_dict())
+
+
+def rankings_of(systems: dict[str, RetrievalResult]) -> dict[str, dict[str, list]]:
+    """What rankings.json holds: {role: {question id: [[top ``TOP_SAVED`` ids], [their scores]]}}."""
+    return {role: {q: [ids[:TOP_SAVED], [round(s, 5) for s in sc[:TOP_SAVED]]]
+                   for q, ids, sc in zip(r.query_ids, r.ids, r.scores)} for role, r in systems.items()}
+
+
+def vectors_of(systems: dict[str, RetrievalResult]) -> dict[str, np.ndarray] | None:
+    """What vectors/ holds (``VECTOR_NAMES``) from the base and tuned systems' vectors; None without them."""
+    base, tuned = systems.get("base"), systems.get("tuned")
+    if base is None or tuned is None or base.vectors is None or tuned.vectors is None:
+        return None
+    arrays = {"base_q": base.vectors[0], "base_d": base.vectors[1], "tuned_q": tuned.vectors[0],
+              "tuned_d": tuned.vectors[1]}
+    if base.windows is not None and tuned.windows is not None:  # windowed passages: search by best window
+        arrays |= {"base_w": base.windows[0], "tuned_w": tuned.windows[0], "owner": base.windows[1]}
+    return arrays
 
 
 def save_deep_rankings(run_dir: str | Path, rankings: dict[str, dict[str, list[str]]]) -> None:
@@ -230,9 +242,6 @@ def load_deep_rankings(run_dir: str | Path) -> dict[str, dict[str, list[str]]] |
         if key.startswith("rank_"):
             out[key[5:]] = {q: vocab[row[row >= 0]].tolist() for q, row in zip(qids, m)}
     return out
-
-
-VECTOR_NAMES = ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner")
 
 
 def save_vectors(run_dir: str | Path, arrays: dict[str, np.ndarray]) -> None:

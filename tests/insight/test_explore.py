@@ -63,3 +63,40 @@ def test_map_points_with_some_passages_without_a_source(tmp_path):
         assert answers[1] == "improved" and pd.isna(answers[0]) and pd.isna(answers[2])
         assert out["hover"].tolist()[0].startswith("<b>question</b> q1")
         assert "manual.pdf" in out["hover"].tolist()[1]
+
+
+@pytest.mark.slow
+def test_the_view_drawn_at_a_runs_end_is_the_view_its_files_give(tmp_path):
+    """At the end of a run the maps are drawn from what the run holds in memory (``finished_view``), not from
+    its files read back: that view must be the one ``open_run`` gives from the files the run has just saved."""
+    import json
+
+    import numpy as np
+
+    from core.insight.explore import finished_view, open_run
+    from core.sample import ensure_sample
+    from core.tuning.runs import create_run, finish_method
+    from core.tuning.spec import RunSpec
+    from core.workspace.store import Store
+
+    store = Store(tmp_path / "ws")
+    run_id = create_run(store, ensure_sample(store)[0], RunSpec.for_method("adapter", epochs=2))
+    done = finish_method(store, run_id, device="cpu")
+    now, later = finished_view(store, run_id, done), open_run(store, run_id)
+    assert (now.run_id, now.run_dir, now.onnx_dir) == (later.run_id, later.run_dir, later.onnx_dir)
+    assert now.spec.to_dict() == later.spec.to_dict()
+    assert now.results.to_dict() == later.results.to_dict()
+    assert json.loads(json.dumps(now.rankings)) == later.rankings
+    assert (now.query_ids, now.passage_ids) == (later.query_ids, later.passage_ids)
+    assert now.eval.queries == later.eval.queries and now.eval.corpus == later.eval.corpus
+    assert now.eval.relevant_docs == later.eval.relevant_docs
+    for name in ("base_q", "base_d", "tuned_q", "tuned_d", "base_w", "tuned_w", "owner"):
+        a, b = getattr(now, name), getattr(later, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert now.tuned_q is not None and not np.array_equal(now.base_q, now.tuned_q)  # an adapter moved the queries
+
+    done.systems.pop("tuned")
+    with pytest.raises(FileNotFoundError, match="no vectors"):
+        finished_view(store, run_id, done)

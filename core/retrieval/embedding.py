@@ -30,6 +30,9 @@ ENCODE_CHUNK = 256  # texts per progress update; big enough to keep batches full
 MULTI_PROCESS_MIN = 20_000
 # ETL_ENCODE_DEVICES="cuda:0,cuda:1" picks the devices of the pool ("cpu,cpu" works too, e.g. in tests).
 DEVICES_ENV = "ETL_ENCODE_DEVICES"
+# "1": encode and train in bfloat16 on a CPU that has bf16 instructions (avx512_bf16 / amx_bf16); "0": float32.
+CPU_BF16_ENV = "ETL_CPU_BF16"
+CPU_BF16_DEFAULT = False  # measured in bench/bench_bf16.py (bench/RESULTS.md): adopted only where it paid
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -201,13 +204,36 @@ def pool_devices(model, n_texts: int) -> list[str] | None:
     return chosen if len(chosen) >= 2 else None
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (Linux: ``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def cpu_bf16() -> bool:
+    """Whether CPU work (encoding, training) runs in bfloat16: ``$ETL_CPU_BF16`` ("1" / "0") when set, else
+    ``CPU_BF16_DEFAULT``; never on a CPU without bf16 instructions."""
+    wanted = os.environ.get(CPU_BF16_ENV, "").strip()
+    on = wanted == "1" if wanted in ("0", "1") else CPU_BF16_DEFAULT
+    return on and cpu_has_bf16()
+
+
 def gpu_autocast(model):
-    """Mixed precision for encoding on a GPU (bf16 where the card supports it, else fp16); nothing on a CPU,
-    an MPS device or an ONNX encoder. The vectors come back as float32 either way."""
+    """Mixed precision for encoding: on a GPU bf16 where the card supports it, else fp16; on a CPU bf16 when
+    ``cpu_bf16()`` says so; nothing on an MPS device or an ONNX encoder. The vectors come back as float32
+    either way."""
     import contextlib
 
     device = getattr(model, "device", None)
-    if getattr(device, "type", None) != "cuda":
+    kind = getattr(device, "type", None)
+    if kind == "cpu" and cpu_bf16():
+        import torch
+
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    if kind != "cuda":
         return contextlib.nullcontext()
     import torch
 

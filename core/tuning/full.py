@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.dataset import QADataset
-from core.retrieval.embedding import forget_fingerprint, load_model
+from core.retrieval.embedding import cpu_bf16, forget_fingerprint, load_model
 from core.retrieval.evaluation import encode_dataset, evaluate_dense
 from core.tuning import st
 from core.tuning.budget import plan_budget
@@ -237,7 +237,8 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
     import torch
 
     gpu = torch.cuda.is_available() and device != "cpu"
-    bf16 = gpu and torch.cuda.is_bf16_supported()  # mixed precision on GPUs: bf16 where supported, else fp16
+    # Mixed precision: on GPUs bf16 where supported, else fp16; on a CPU bf16 when cpu_bf16() says so.
+    bf16 = gpu and torch.cuda.is_bf16_supported() or not gpu and cpu_bf16()
     return SentenceTransformerTrainingArguments(
         output_dir=str(ckpt),
         num_train_epochs=settings.epochs,

@@ -381,9 +381,11 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     if val is None:
         reporter.note("No validation questions were held out: the last epoch is kept.")
     budget = plan_budget(settings, train, spec.seed, hooks.speed)  # after the hold-out: subsets training only
+    if budget.mix:
+        reporter.note(budget.mix)
     if budget.cut:
         reporter.note(budget.line(done=False))
-        train = budget.kept
+    train = budget.kept  # the mix and the budget's subset (the split itself when neither left anything out)
     pairs = training_pairs(train, model, settings, spec.scoring.passage_tokens, cache, reporter)
     model.max_seq_length = settings.max_seq_length
     if hooks.prepare is not None:
@@ -457,7 +459,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         best_step=best_step,
         seconds=time.perf_counter() - t0,
         resumed_from_step=int(start.name.split("-")[-1]) if start else None,
-        budget=budget.line() or None,
+        budget=" ".join(x for x in (budget.mix, budget.line()) if x) or None,  # what the mix and the budget left out
         merge_weight=merge_weight,
         merge_scores=merge_scores,
     )

@@ -191,3 +191,18 @@ def test_the_mix_setting_is_checked_and_reaches_the_estimate():
     est = estimate_run(spec, ds, ds)
     assert any(n.startswith("Mix: 10 labelled pairs and 10 of 120 generated") for n in est.notes)
     assert RunSpec.from_dict(spec.to_dict()).settings.generated_per_labelled == 1.0
+
+
+@pytest.mark.slow
+def test_train_full_trains_on_the_mix_and_says_so(tmp_path):
+    """The run trains on the mix (every labelled pair, one generated pair per labelled one) and says so."""
+    from core.tuning.full import train_full
+    from core.tuning.spec import RunSpec
+
+    ds = _mixed(20, 4)
+    spec = RunSpec.for_method("full", generated_per_labelled=1.0, time_budget_minutes=0, batch_size=4,
+                              max_seq_length=64, epochs=1, checkpoint_every=0)
+    _, info = train_full(ds, None, spec, tmp_path, device="cpu")
+    assert info.pairs == 8 and info.steps == 2
+    assert info.budget == ("Mix: 4 labelled pairs and 4 of 40 generated ones (1 generated per labelled pair, "
+                           "spread over the passages).")

@@ -245,6 +245,11 @@ def merge_datasets(parts: list[QADataset]) -> QADataset:
     return out
 
 
+def generated_ids(ds: QADataset) -> list[str]:
+    """The questions of ``ds`` a generator wrote (origin "generated:..."), in ``ds``'s order."""
+    return [q for q in ds.query_ids if ds.origins.get(q, "").startswith("generated")]
+
+
 def question_origin(ds: QADataset) -> str:
     """What a dataset's questions are, in words: "human-labelled", "generated", "mixed (N of M
     generated)", "N human-labelled, K as uploaded", or "as uploaded" when no origin was recorded."""

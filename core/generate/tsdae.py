@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.retrieval.embedding import forget_fingerprint, load_model
+from core.retrieval.trainer_args import shared_args
 from core.workspace.files import atomic_write_json
 from core.workspace.jobs import Cancelled
 
@@ -258,6 +259,7 @@ def train_tsdae(
     out_dir = Path(out_dir)
     work = out_dir.parent / f".{out_dir.name}.tsdae-{uuid.uuid4().hex[:8]}"
     args = SentenceTransformerTrainingArguments(
+        **shared_args(device, settings.seed, gpu_mixed=False),  # float32: TSDAE was measured so
         output_dir=str(work / "checkpoints"),
         num_train_epochs=1,  # the epochs are already in the data, each with its own noise
         max_steps=settings.max_steps,
@@ -266,14 +268,7 @@ def train_tsdae(
         lr_scheduler_type="constant",
         weight_decay=0.0,
         warmup_steps=0,
-        seed=settings.seed,
-        data_seed=settings.seed,
         save_strategy="no",
-        logging_steps=1,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=(device == "cpu"),
     )
     losses: list[float] = []
     trainer = SentenceTransformerTrainer(

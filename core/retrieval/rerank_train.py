@@ -30,6 +30,7 @@ from core.retrieval.rerank import (
     RerankStopped,
     reranker_start,
 )
+from core.retrieval.trainer_args import shared_args
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +147,11 @@ def _callback(progress: Progress | None, should_stop: Callable[[], bool] | None,
 
 
 def _training_args(settings: RerankSettings, out: Path, seed: int, device: str | None, use_mnrl: bool):
-    import torch
     from sentence_transformers import CrossEncoderTrainingArguments
     from sentence_transformers.training_args import BatchSamplers
 
-    gpu = torch.cuda.is_available() and device != "cpu"
-    bf16 = gpu and torch.cuda.is_bf16_supported()
     return CrossEncoderTrainingArguments(
+        **shared_args(device, seed),  # bf16 on a CPU not measured for the cross-encoder: float32 there
         output_dir=str(out),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
@@ -160,17 +159,8 @@ def _training_args(settings: RerankSettings, out: Path, seed: int, device: str |
         learning_rate=settings.lr,
         warmup_steps=0.1,  # a share of the steps (transformers 5)
         batch_sampler=BatchSamplers.NO_DUPLICATES if use_mnrl else BatchSamplers.BATCH_SAMPLER,
-        seed=seed,
-        data_seed=seed,
         eval_strategy="no",
         save_strategy="no",
-        logging_steps=1,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=(device == "cpu"),
-        bf16=bf16,
-        fp16=gpu and not bf16,
     )
 
 

@@ -1,11 +1,17 @@
-"""The full fine-tune's time budget (``FullSettings.time_budget_minutes``): which training pairs fit.
+"""Which training pairs the full fine-tune trains on: the mix of generated and labelled questions
+(``FullSettings.generated_per_labelled``), then the time budget (``FullSettings.time_budget_minutes``).
+
+Mixing: when the training split holds both generated questions and labelled ones (a person's, or uploaded),
+every labelled pair is kept and at most ``generated_per_labelled`` generated pairs per labelled pair, spread
+over the passages like the budget's subset (0: every generated pair).
 
 From the estimate's measured rate (``core.tuning.cost.trainer_seconds``: the same numbers the Train page's
 estimate shows) the training phase of all the training pairs takes ``full_seconds``; when that is over the
 budget, a subset of the questions is kept, spread over every passage: the passages (each question's first
 relevant passage) in an order drawn from the run's seed, then one question of each passage, then a second of
 each, ... until the pairs that fit are taken. Never the first rows: a collection's first passages are often
-one document. The validation hold-out is made before (``core.tuning.holdout``): the budget subsets the
+one document. Labelled questions are taken before generated ones (``labelled_first``), so a budget cuts
+generated pairs first. The validation hold-out is made before (``core.tuning.holdout``): the budget subsets the
 training part only. The epochs stay as set; the budget takes pairs away.
 
 A leaf besides ``core.tuning.cost`` (no torch): the estimate and ``core.tuning.full.train_full`` both call
@@ -19,7 +25,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-from core.dataset import QADataset
+from core.dataset import QADataset, generated_ids
 from core.tuning.cost import trainer_seconds
 from core.workspace.jobs import fmt_duration
 
@@ -39,6 +45,7 @@ class BudgetPlan:
     full_seconds: float  # the training phase on every pair, at the estimate's rate
     kept_seconds: float
     unit_seconds: float  # one pair for every epoch (what one more pair costs)
+    mix: str = ""  # what the mix of generated and labelled questions left out, in words ('' when nothing)
 
     @property
     def cut(self) -> bool:
@@ -100,21 +107,58 @@ def spread_subset(train: QADataset, max_pairs: int, seed: int) -> QADataset:
     return train.subset([q for q in train.query_ids if q in chosen])
 
 
+def mix_generated(train: QADataset, per_labelled: float, seed: int) -> tuple[QADataset, str]:
+    """``train`` with at most ``per_labelled`` generated pairs per labelled pair (0: all), the generated
+    questions kept spread over the passages (``spread_subset``), every labelled question kept; and what was
+    left out in words ('' when nothing was: one kind only, or the generated pairs within the ratio)."""
+    gen = set(generated_ids(train))
+    if per_labelled <= 0 or not gen or len(gen) == len(train):
+        return train, ""
+    labelled = [q for q in train.query_ids if q not in gen]
+    lab_pairs = len(train.subset(labelled).pairs())
+    generated = train.subset([q for q in train.query_ids if q in gen])
+    gen_pairs = len(generated.pairs())
+    cap = int(per_labelled * lab_pairs)
+    if gen_pairs <= cap:
+        return train, ""
+    chosen = set(spread_subset(generated, cap, seed).query_ids)
+    kept = train.subset([q for q in train.query_ids if q not in gen or q in chosen])
+    line = (f"Mix: {lab_pairs:,} labelled pairs and {len(kept.pairs()) - lab_pairs:,} of {gen_pairs:,} generated "
+            f"ones ({per_labelled:g} generated per labelled pair, spread over the passages).")
+    return kept, line
+
+
+def labelled_first(train: QADataset, max_pairs: int, seed: int) -> QADataset:
+    """``spread_subset`` of ``train``, its labelled questions taken before its generated ones: the labelled
+    spread over their passages up to ``max_pairs``, then the generated spread over theirs with what is left."""
+    gen = set(generated_ids(train))
+    if not gen or len(gen) == len(train):
+        return spread_subset(train, max_pairs, seed)
+    labelled = spread_subset(train.subset([q for q in train.query_ids if q not in gen]), max_pairs, seed)
+    rest = max_pairs - len(labelled.pairs())
+    generated = spread_subset(train.subset([q for q in train.query_ids if q in gen]), rest, seed) if rest > 0 else None
+    keep = set(labelled.query_ids) | set(generated.query_ids if generated is not None else ())
+    return train.subset([q for q in train.query_ids if q in keep])
+
+
 def plan_budget(settings, train: QADataset, seed: int, speed: float = 1.0) -> BudgetPlan:
-    """The training pairs of ``train`` that fit ``settings.time_budget_minutes`` (a ``FullSettings``; 0 or no
-    such setting: all), at the estimate's rate times the method's ``speed`` (``core.tuning.methods``)."""
+    """The training pairs of ``train`` that the run trains on: the mix of generated and labelled questions
+    (``settings.generated_per_labelled``, ``mix_generated``), then what fits ``settings.time_budget_minutes``
+    (a ``FullSettings``; 0 or no such setting: all) at the estimate's rate times the method's ``speed``
+    (``core.tuning.methods``), labelled questions before generated ones."""
+    train, mix = mix_generated(train, float(getattr(settings, "generated_per_labelled", 0) or 0), seed)
     minutes = float(getattr(settings, "time_budget_minutes", 0) or 0)
     pairs = len(train.pairs())
     full_s = trainer_seconds(settings, train, speed)
     passages = {d for q in train.query_ids for d in train.relevant_docs.get(q, [])[:1] if d in train.corpus}
-    plan = BudgetPlan(minutes, train, pairs, pairs, len(passages), len(passages), full_s, full_s, 0.0)
+    plan = BudgetPlan(minutes, train, pairs, pairs, len(passages), len(passages), full_s, full_s, 0.0, mix)
     if minutes <= 0 or pairs == 0 or full_s <= minutes * 60:
         return plan
     uncapped = dataclasses.replace(settings, max_steps=-1)  # max_steps caps the cost, not a pair's price
     plan.unit_seconds = trainer_seconds(uncapped, train, speed) / pairs
     floor = min(pairs, max(2, settings.batch_size))  # at least one batch: a step to take
     keep = max(floor, plan.pairs_for(minutes))
-    kept = spread_subset(train, keep, seed)
+    kept = labelled_first(train, keep, seed)
     plan.kept = kept
     plan.kept_pairs = len(kept.pairs())
     plan.kept_passages = len({d for q in kept.query_ids for d in kept.relevant_docs[q][:1]})

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.dataset import QADataset
-from core.retrieval.embedding import cpu_bf16, forget_fingerprint, load_model
+from core.retrieval.embedding import forget_fingerprint, load_model
 from core.retrieval.evaluation import encode_dataset, evaluate_dense
+from core.retrieval.trainer_args import shared_args
 from core.tuning import st
 from core.tuning.budget import plan_budget
 from core.tuning.losses import loss_of
@@ -237,9 +238,8 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
     import torch
 
     gpu = torch.cuda.is_available() and device != "cpu"
-    # Mixed precision: on GPUs bf16 where supported, else fp16; on a CPU bf16 when cpu_bf16() says so.
-    bf16 = gpu and torch.cuda.is_bf16_supported() or not gpu and cpu_bf16()
     return SentenceTransformerTrainingArguments(
+        **shared_args(device, seed, cpu_bf16_ok=True),  # CPU bf16 when adopted: measured on this path
         output_dir=str(ckpt),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
@@ -248,8 +248,6 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
         lr_scheduler_type=settings.scheduler,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        seed=seed,
-        data_seed=seed,
         eval_strategy=("steps" if by_steps else "epoch") if use_val else "no",
         eval_steps=settings.max_steps if use_val and by_steps else None,
         save_strategy="steps" if by_steps else "epoch",
@@ -259,13 +257,6 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
         load_best_model_at_end=use_val,
         metric_for_best_model=f"eval_val_{VAL_METRIC}" if use_val else None,
         greater_is_better=True,
-        logging_steps=1,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=(device == "cpu"),
-        bf16=bf16,
-        fp16=gpu and not bf16,
         ddp_backend=("nccl" if gpu else "gloo") if distributed else None,
         ddp_find_unused_parameters=False if distributed else None,
     )
@@ -381,9 +372,11 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     if val is None:
         reporter.note("No validation questions were held out: the last epoch is kept.")
     budget = plan_budget(settings, train, spec.seed, hooks.speed)  # after the hold-out: subsets training only
+    if budget.mix:
+        reporter.note(budget.mix)
     if budget.cut:
         reporter.note(budget.line(done=False))
-        train = budget.kept
+    train = budget.kept  # the mix and the budget's subset (the split itself when neither left anything out)
     pairs = training_pairs(train, model, settings, spec.scoring.passage_tokens, cache, reporter)
     model.max_seq_length = settings.max_seq_length
     if hooks.prepare is not None:
@@ -457,7 +450,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         best_step=best_step,
         seconds=time.perf_counter() - t0,
         resumed_from_step=int(start.name.split("-")[-1]) if start else None,
-        budget=budget.line() or None,
+        budget=" ".join(x for x in (budget.mix, budget.line()) if x) or None,  # what the mix and the budget left out
         merge_weight=merge_weight,
         merge_scores=merge_scores,
     )

@@ -127,3 +127,82 @@ def test_train_full_trains_on_the_budgets_subset_and_says_so(tmp_path):
     assert info.pairs == 8 and info.steps == 2
     assert info.budget and info.budget.startswith(f"Time budget {spec.settings.time_budget_minutes:g} min: trained "
                                                   "on 8 of 80 pairs (spread over the passages: 8 of 40 kept a question)")
+
+
+def _mixed(n_passages: int = 60, labelled: int = 10) -> QADataset:
+    """``n_passages`` passages with 2 generated questions each; the first ``labelled`` passages also have one
+    labelled question (no origin: as uploaded)."""
+    ds = _many(n_passages, 2)
+    ds.origins = {q: "generated:offline:inverse_cloze" for q in ds.query_ids}
+    for p in range(labelled):
+        ds.queries[f"h{p}"] = f"what happens to the seal in unit {p}?"
+        ds.relevant_docs[f"h{p}"] = [f"d{p}"]
+    return ds
+
+
+def test_mixing_keeps_every_labelled_pair_and_caps_the_generated_ones_spread_over_the_passages():
+    from core.dataset import generated_ids
+    from core.tuning.budget import mix_generated
+
+    ds = _mixed()
+    kept, line = mix_generated(ds, 2.0, seed=3)
+    labelled = [q for q in ds.query_ids if q.startswith("h")]
+    assert set(labelled) <= set(kept.query_ids)  # every labelled question stays
+    gen = generated_ids(kept)
+    assert len(gen) == 20  # 2 generated per labelled pair, 10 labelled pairs
+    assert len({kept.relevant_docs[q][0] for q in gen}) == 20  # one per passage, passages drawn over all 60
+    assert any(int(kept.relevant_docs[q][0][1:]) >= 30 for q in gen)  # not the first rows
+    assert line == ("Mix: 10 labelled pairs and 20 of 120 generated ones (2 generated per labelled pair, spread "
+                    "over the passages).")
+    assert mix_generated(ds, 2.0, seed=3)[0].query_ids == kept.query_ids  # the seed decides
+    # nothing to mix: ratio 0 (all), one kind only, or the generated pairs already within the ratio
+    assert mix_generated(ds, 0.0, seed=3) == (ds, "")
+    only_gen = ds.subset(generated_ids(ds))
+    assert mix_generated(only_gen, 1.0, seed=3) == (only_gen, "")
+    assert mix_generated(ds, 12.0, seed=3) == (ds, "")
+
+
+def test_the_plan_mixes_first_then_the_budget_cuts_generated_pairs_before_labelled_ones():
+    from core.dataset import generated_ids
+
+    ds = _mixed()
+    settings = FullSettings(batch_size=2, generated_per_labelled=1.0)
+    plan = plan_budget(settings, ds, seed=0)
+    assert plan.pairs == 20 and not plan.cut and plan.mix.startswith("Mix: 10 labelled pairs and 10 of 120")
+    # a budget of 14 pairs on the whole mix (130 pairs): all 10 labelled kept, 4 generated
+    tight = dataclasses.replace(settings, generated_per_labelled=0.0,
+                                time_budget_minutes=_minutes_for(settings, ds, 14))
+    plan = plan_budget(tight, ds, seed=0)
+    assert plan.cut and plan.mix == "" and plan.kept_pairs == 14
+    assert {q for q in plan.kept.query_ids if q.startswith("h")} == {f"h{p}" for p in range(10)}
+    assert len(generated_ids(plan.kept)) == 4
+    assert len({plan.kept.relevant_docs[q][0] for q in generated_ids(plan.kept)}) == 4  # spread over passages
+
+
+def test_the_mix_setting_is_checked_and_reaches_the_estimate():
+    from core.tuning.estimate import estimate_run
+    from core.tuning.spec import RunSpec
+
+    with pytest.raises(ValueError, match="generated_per_labelled"):
+        FullSettings(generated_per_labelled=-1)
+    ds = _mixed()
+    spec = RunSpec.for_method("full", generated_per_labelled=1.0, time_budget_minutes=0)
+    spec.scoring.validation_share = 0.0
+    est = estimate_run(spec, ds, ds)
+    assert any(n.startswith("Mix: 10 labelled pairs and 10 of 120 generated") for n in est.notes)
+    assert RunSpec.from_dict(spec.to_dict()).settings.generated_per_labelled == 1.0
+
+
+@pytest.mark.slow
+def test_train_full_trains_on_the_mix_and_says_so(tmp_path):
+    """The run trains on the mix (every labelled pair, one generated pair per labelled one) and says so."""
+    from core.tuning.full import train_full
+    from core.tuning.spec import RunSpec
+
+    ds = _mixed(20, 4)
+    spec = RunSpec.for_method("full", generated_per_labelled=1.0, time_budget_minutes=0, batch_size=4,
+                              max_seq_length=64, epochs=1, checkpoint_every=0)
+    _, info = train_full(ds, None, spec, tmp_path, device="cpu")
+    assert info.pairs == 8 and info.steps == 2
+    assert info.budget == ("Mix: 4 labelled pairs and 4 of 40 generated ones (1 generated per labelled pair, "
+                           "spread over the passages).")

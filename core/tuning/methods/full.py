@@ -46,6 +46,12 @@ class FullSettings:
                                          "seed) and the run says what it left out. 5,000 generated pairs take "
                                          "about an hour here at the default epochs.",
                                          label="Time budget (min)", min=0.0, max=10_000.0, step=5.0)
+    generated_per_labelled: float = setting(
+        0.0, "When the training questions are both labelled (yours, or uploaded) and generated: at most this "
+        "many generated pairs for each labelled pair, spread over the passages (1 = as many generated as "
+        "labelled); 0 = every generated pair. Every labelled pair is kept, and a time budget cuts generated "
+        "pairs before labelled ones. Generated questions reach the passages no one labelled.",
+        label="Generated pairs per labelled pair", min=0.0, max=100.0, step=0.5, advanced=True)
     batch_size: int = setting(32, "Bigger batch = more in-batch negatives for the loss to learn from.",
                               label="Batch size", min=2, max=512)
     learning_rate: float = setting(5e-5, "Higher than the usual 2e-5: one or two epochs must move a small "
@@ -123,6 +129,9 @@ class FullSettings:
                              label="Processes (torchrun)", min=1, max=64, advanced=True)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.generated_per_labelled, (int, float)) or self.generated_per_labelled < 0:
+            raise ValueError(f"generated_per_labelled {self.generated_per_labelled!r}: use 0 (every generated pair) "
+                             "or a positive number of generated pairs per labelled pair")
         if self.negatives_from not in ("dense", "bm25"):
             raise ValueError(f"negatives_from {self.negatives_from!r}: use 'dense' (the base model's ranking) or "
                              "'bm25' (keyword search)")
@@ -198,6 +207,8 @@ def trained_cost(speed: float = 1.0):
         part = split_validation(train, spec.scoring.validation_share, spec.seed)[0]  # the run's training part
         budget = plan_budget(sub, part, spec.seed, speed)  # what the run will train on (core.tuning.budget)
         est.add("training", budget.kept_seconds)
+        if budget.mix:
+            est.notes.append(budget.mix)
         if budget.cut:
             est.notes.append(budget.line(done=False))
         val_tokens = tokens(list(train.corpus.values())[:VAL_CORPUS_CAP], passage_tokens)

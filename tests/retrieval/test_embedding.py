@@ -126,7 +126,7 @@ def test_encoding_uses_autocast_on_a_gpu_and_on_a_cpu_only_with_bf16(model, monk
     monkeypatch.delenv(embedding.CPU_BF16_ENV, raising=False)
     fp32_key = model_fingerprint(model).removesuffix("-bf16")
     # the default on a CPU with bf16 instructions: encoding in bf16, cached and recorded apart from float32
-    assert embedding.CPU_BF16_DEFAULT == {"encode": True, "train": False}
+    assert embedding.CPU_BF16_DEFAULT == {"encode": True, "train": True}
     ctx = gpu_autocast(model)
     assert isinstance(ctx, torch.autocast) and ctx.device == "cpu" and ctx.fast_dtype == torch.bfloat16
     assert model_fingerprint(model) == f"{fp32_key}-bf16" and backend_of(model) == "torch bf16"

@@ -13,7 +13,7 @@ def test_on_a_cpu_float32_unless_bf16_is_asked_for_measured_and_the_cpu_has_it(m
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv(embedding.CPU_BF16_ENV, "1")
     monkeypatch.setattr(embedding, "cpu_has_bf16", lambda: True)
-    args = shared_args("cpu", 7)
+    args = shared_args("cpu", 7)  # a trainer whose bf16 was not measured (the reranker, TSDAE): float32
     assert args == {"seed": 7, "data_seed": 7, "logging_steps": 1, "report_to": "none", "disable_tqdm": True,
                     "dataloader_num_workers": 0, "use_cpu": True, "bf16": False, "fp16": False}
     assert shared_args("cpu", 7, cpu_bf16_ok=True)["bf16"] is True

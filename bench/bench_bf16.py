@@ -5,10 +5,10 @@ says ("1" bf16 autocast, "0" float32), through the project's own code path (``co
     ETL_CPU_BF16=0 .venv/bin/python bench/bench_bf16.py encode --passages 96
     ETL_CPU_BF16=1 .venv/bin/python bench/bench_bf16.py encode --passages 96
     ETL_CPU_BF16=1 .venv/bin/python bench/bench_bf16.py train --steps 4
-    .venv/bin/python bench/bench_bf16.py quality      # fp32 vs bf16 vectors of the base model on sec-10k val
+    .venv/bin/python bench/bench_bf16.py quality [--collection sec10k|long|sample]
 
-``quality`` encodes sec-10k's 395 evaluation passages (512 tokens) and 790 questions both ways in one
-process and prints nDCG@10 of each and the cosine between the two vectors of each text.
+``quality`` encodes a collection's evaluation passages (512 tokens) and questions both ways in one process
+(the base model) and prints nDCG@10 of each and the cosine between the two vectors of each text.
 """
 
 from __future__ import annotations
@@ -57,17 +57,34 @@ def _train(steps: int, batch: int) -> dict:
             "seconds": info.seconds}
 
 
-def _quality() -> dict:
+def _collection(name: str):
+    """The evaluation questions and passages of ``name``: sec10k (val_dataset.json), long (each sec-10k
+    passage joined with the next: twice the length, the same questions; what 512 tokens cut matters most
+    for), sample (the project's sample evaluation split)."""
+    from bench.bench_encode import sec10k
+    from core.dataset import QADataset
+    from core.sample import load_sample
+
+    if name == "sample":
+        return load_sample()[1]
+    ds = sec10k(0, 0)
+    if name == "long":
+        ids = list(ds.corpus)
+        ds = QADataset(ds.queries, {d: ds.corpus[d] + "\n\n" + ds.corpus[ids[(i + 1) % len(ids)]]
+                                    for i, d in enumerate(ids)}, ds.relevant_docs)
+    return ds
+
+
+def _quality(collection: str) -> dict:
     import numpy as np
 
-    from bench.bench_encode import sec10k
     from core.retrieval import embedding
     from core.retrieval.embedding import encode, load_model
 
-    ds = sec10k(0, 0)
+    ds = _collection(collection)
     model = load_model(device="cpu")
     model.max_seq_length = 512
-    out = {}
+    out = {"collection": collection, "questions": len(ds), "passages": len(ds.corpus)}
     vecs = {}
     for name, flag in (("fp32", "0"), ("bf16", "1")):
         os.environ[embedding.CPU_BF16_ENV] = flag
@@ -97,9 +114,11 @@ def main() -> int:
     p.add_argument("--passages", type=int, default=96, help="encode: this many sec-10k val passages, 512 tokens")
     p.add_argument("--steps", type=int, default=4, help="train: this many steps of the default full fine-tune")
     p.add_argument("--batch", type=int, default=32, help="train: pairs per step")
+    p.add_argument("--collection", choices=["sec10k", "long", "sample"], default="sec10k",
+                   help="quality: which evaluation questions and passages")
     args = p.parse_args()
     out = (_encode(args.passages) if args.what == "encode" else _train(args.steps, args.batch)
-           if args.what == "train" else _quality())
+           if args.what == "train" else _quality(args.collection))
     print("RESULT " + json.dumps(out))
     return 0
 

@@ -245,6 +245,18 @@ def merge_datasets(parts: list[QADataset]) -> QADataset:
     return out
 
 
+def merge_splits(first: QADataset, second: QADataset) -> QADataset:
+    """One split holding both splits' questions (ids unchanged: they must not clash), every passage of both
+    (ids unchanged: an id in both must be the same passage) and every extra (negatives, sources, answers,
+    origins)."""
+    if set(first.queries) & set(second.queries):
+        raise ValueError("merge_splits: the two splits share question ids")
+    return QADataset({**first.queries, **second.queries}, {**second.corpus, **first.corpus},
+                     {**first.relevant_docs, **second.relevant_docs}, {**first.negatives, **second.negatives},
+                     {**second.sources, **first.sources}, {**first.answers, **second.answers},
+                     {**first.origins, **second.origins})
+
+
 def generated_ids(ds: QADataset) -> list[str]:
     """The questions of ``ds`` a generator wrote (origin "generated:..."), in ``ds``'s order."""
     return [q for q in ds.query_ids if ds.origins.get(q, "").startswith("generated")]

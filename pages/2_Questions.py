@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.dataset import generated_ids
 from core.generate.labels import human_labels
 from core.generate.pairs import collection_passages
 from ui import questions, state, widgets
@@ -49,7 +50,7 @@ with generate_tab:
             questions.generation_panel(current)
 with review_tab:
     if review_tab.open:
-        questions.review(ds_id, len(train))
+        questions.review(ds_id, len(train), len(train) - len(generated_ids(train)))
 with label_tab:
     if label_tab.open:
         questions.label_bench(ds_id, ev, passages, sources)

@@ -327,8 +327,9 @@ def _bulk(run_id: str, editor_key: str, version_key: str, how: str) -> None:
     st.session_state[version_key] = st.session_state.get(version_key, 0) + 1  # a fresh editor shows the result
 
 
-def review(ds_id: str, train_questions: int) -> None:
-    """The questions of a finished generation run: keep / edit, bulk choices, then the training split."""
+def review(ds_id: str, train_questions: int, labelled: int = 0) -> None:
+    """The questions of a finished generation run: keep / edit, bulk choices, then the training split (replacing
+    it, or added to its ``labelled`` questions: those not generated)."""
     store = res.get_store()
     runs = generation_runs(store, ds_id, status="done")
     if not runs:
@@ -375,17 +376,24 @@ def review(ds_id: str, train_questions: int) -> None:
     n = int(edited["keep"].sum())
     st.caption(f"The training split becomes these {n:,} questions over all the collection's passages"
                + (f" (replacing its {train_questions:,} training questions)" if train_questions else "")
+               + (f", or these and its {labelled:,} labelled questions (one run trains on both; 'Generated pairs "
+                  "per labelled pair' on the Train page sets the mix)" if labelled else "")
                + ". The evaluation split is not touched: generated questions never enter it from here.")
-    if st.button(f"Use the {n:,} kept questions as the training split", type="primary", disabled=n == 0,
-                 icon=":material/check:", key=f"etl_q_use_{run_id}"):
+    left_col, right_col = st.columns(2)
+    use = left_col.button(f"Use the {n:,} kept questions as the training split", type="primary", disabled=n == 0,
+                          icon=":material/check:", key=f"etl_q_use_{run_id}")
+    add = labelled > 0 and right_col.button(f"Add them to the {labelled:,} labelled training questions",
+                                            disabled=n == 0, icon=":material/add:", key=f"etl_q_add_{run_id}")
+    if use or add:
         try:
-            done = use_as_training(store, ds_id, run_id, edited)
+            done = use_as_training(store, ds_id, run_id, edited, keep_labelled=bool(add))
         except DataError as exc:
             widgets.show_data_error(exc)
             return
         extra = f" ({done.edited} edited by you)" if done.edited else ""
         left = f"; {done.left_out} left out (already evaluation questions, or empty)" if done.left_out else ""
-        state.flash(f"The training split now holds {done.questions:,} generated questions{extra}{left}.")
+        both = f" ({labelled:,} labelled and {done.questions - labelled:,} generated)" if add else " generated"
+        state.flash(f"The training split now holds {done.questions:,}{both} questions{extra}{left}.")
         st.rerun()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.dataset import DataError
+from core.dataset import DataError, generated_ids, merge_splits
 from core.generate.filters import normalize
 from core.generate.job import load_passages, load_rows
 from core.generate.pairs import GeneratedQuestion, build_dataset
@@ -97,8 +97,11 @@ class TrainingSplit:
     replaced: int
 
 
-def use_as_training(store: Store, dataset_id: str, run_id: str, table: pd.DataFrame) -> TrainingSplit:
-    """Make the kept rows of ``table`` the dataset's training split (origins recorded).
+def use_as_training(store: Store, dataset_id: str, run_id: str, table: pd.DataFrame,
+                    keep_labelled: bool = False) -> TrainingSplit:
+    """Make the kept rows of ``table`` the dataset's training split (origins recorded); with ``keep_labelled``
+    add them to the split's labelled questions instead (those not generated: a person's, or uploaded), so one
+    run can train on both (``FullSettings.generated_per_labelled`` sets the mix).
 
     The split's corpus is every passage of the run's collection (questions' derived positives
     added, see :func:`core.generate.pairs.build_dataset`), so passages without a question stay
@@ -112,7 +115,7 @@ def use_as_training(store: Store, dataset_id: str, run_id: str, table: pd.DataFr
         table: :func:`review_table` rows with the user's edits (same length and order).
 
     Returns:
-        The counts (:class:`TrainingSplit`).
+        The counts (:class:`TrainingSplit`; ``replaced``: the training questions no longer in the split).
 
     Raises:
         DataError: nothing kept, or a table that does not match the run.
@@ -142,7 +145,17 @@ def use_as_training(store: Store, dataset_id: str, run_id: str, table: pd.DataFr
     new = build_dataset(chosen, passages, sources)
     ds = new.dataset
     ds.origins = dict(new.origins)
+    kept = [q for q in train.query_ids if q not in set(generated_ids(train))] if keep_labelled else []
+    if kept:  # the labelled questions, their passages and answers kept; the generated ones added
+        labelled = train.subset(kept)
+        clash = set(kept) & set(ds.queries)
+        if clash:
+            raise DataError(f"{len(clash)} labelled question id(s) clash with generated ones (e.g. {sorted(clash)[0]})"
+                            ": use the kept questions as the training split instead, or rename those ids.")
+        ds = merge_splits(labelled, ds)
     store.update_dataset(dataset_id, train=ds, meta={"training_questions_from": run_id,
-                                                     "training_question_origins": new.origin_counts()})
-    logger.info("dataset %s: %d generated training questions from run %s", dataset_id, len(chosen), run_id)
-    return TrainingSplit(len(chosen), edited, left_out, len(train))
+                                                     "training_question_origins": new.origin_counts(),
+                                                     "training_labelled_kept": len(kept)})
+    logger.info("dataset %s: %d generated training questions from run %s (%d labelled kept)", dataset_id,
+                len(chosen), run_id, len(kept))
+    return TrainingSplit(len(chosen) + len(kept), edited, left_out, len(train) - len(kept))

@@ -37,7 +37,7 @@ from core.retrieval import index as index_module
 from core.retrieval import metrics as M
 from core.retrieval import terms as terms_module
 from core.retrieval import windows as windows_module
-from core.retrieval.embedding import resolve_model
+from core.retrieval.embedding import cpu_has_bf16, resolve_model
 from core.retrieval.index import BM25Index
 from core.retrieval.pipeline import Pipeline
 from core.retrieval.results import RunResults
@@ -113,7 +113,10 @@ def pipeline_files(view, results: RunResults, spec: RunSpec, run_dir: Path, role
         adapter = method_of(spec.method).query_file if which == "tuned" else None  # moves question vectors
         dense_cfg = {"model": folder, "hub_id": hub, "max_seq_length": spec.scoring.passage_tokens,
                      "vectors": f"{FOLDER}/dense.npy", "owner": f"{FOLDER}/owner.npy" if windows is not None else None,
-                     "adapter": adapter, "which": which}
+                     "adapter": adapter, "which": which,
+                     # bf16: the run encoded on a CPU in bf16 (core.retrieval.embedding.encodes_in_bf16); search.py
+                     # encodes questions so too where the CPU has bf16 instructions
+                     "precision": "bf16" if results.systems[which].conditions.backend == "torch bf16" else "float32"}
         if adapter and not any(n == adapter for n, _ in files):
             files.append((adapter, run_dir / adapter))
     bm25_cfg = None
@@ -185,7 +188,12 @@ def pipeline_readme(results: RunResults, role: str | None = None) -> str:
               + (", the reranker" if pipe.rerank else "") + ". "
               "New or changed passages mean rebuilding these files (export the run again after adding them)."]
     backend = results.systems[role].conditions.backend
-    if pipe.dense and backend not in (None, "torch"):
+    if pipe.dense and backend == "torch bf16":
+        lines += ["", "The run encoded in bf16 on a CPU with bf16 instructions (ETL_CPU_BF16=1); `search.py` encodes "
+                      "questions in bf16 too where the CPU has them (avx512_bf16 or amx_bf16), else in float32. Either "
+                      "way a near-tie may order differently than in the run: a bf16 vector depends slightly on the "
+                      "texts encoded with it, and search.py encodes one question at a time."]
+    elif pipe.dense and backend not in (None, "torch"):
         lines += ["", f"The run scored the dense stage on the {md_text(backend)} backend; `search.py` encodes questions "
                       "with torch (sentence-transformers), so a near-tie may order differently than in the run."]
     return "\n".join(lines)
@@ -204,6 +212,7 @@ def search_script(config: dict) -> str:
         _source(index_module.top_k, windows_module.max_pool),
         f"RRF_K = {index_module.RRF_K!r}",
         _source(index_module.rrf_fuse, index_module.weighted_fuse),
+        _source(cpu_has_bf16),
     ])
     name = json.dumps(config["name"])
     return TEMPLATE.replace("@@NAME@@", name).replace("@@SHARED@@", shared)
@@ -276,7 +285,15 @@ class Pipeline:
             self.texts = json.loads((self.folder / "pipeline" / "texts.json").read_text(encoding="utf-8"))
 
     def _dense(self, question: str) -> tuple[list[str], list[float]]:
-        q = self.model.encode_query([question], normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+        import contextlib
+
+        import torch
+
+        # the run's precision: bf16 where it encoded in bf16 and this CPU has bf16 instructions, else float32
+        bf16 = self.config["dense"].get("precision") == "bf16" and cpu_has_bf16()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            q = self.model.encode_query([question], normalize_embeddings=True, convert_to_numpy=True)
+        q = np.asarray(q, dtype=np.float32)
         if self.adapter is not None:
             W, b = self.adapter
             q = q @ W.T + b

@@ -51,7 +51,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from core.retrieval.embedding import weights_fingerprint
+from core.retrieval.embedding import encodes_in_bf16, weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ def check_backend(name: str) -> str:
 
 
 def backend_of(model) -> str:
-    """The backend an encoder runs on ('torch' for a plain SentenceTransformer)."""
-    return getattr(model, "etl_backend", "torch")
+    """The backend an encoder runs on: 'torch' for a plain SentenceTransformer ('torch bf16' when it encodes in
+    bfloat16 on a CPU: ``core.retrieval.embedding.encodes_in_bf16``), else the ONNX encoder's."""
+    backend = getattr(model, "etl_backend", "torch")
+    return "torch bf16" if backend == "torch" and encodes_in_bf16(model) else backend
 
 
 def torch_model_of(model):

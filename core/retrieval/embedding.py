@@ -30,9 +30,16 @@ ENCODE_CHUNK = 256  # texts per progress update; big enough to keep batches full
 MULTI_PROCESS_MIN = 20_000
 # ETL_ENCODE_DEVICES="cuda:0,cuda:1" picks the devices of the pool ("cpu,cpu" works too, e.g. in tests).
 DEVICES_ENV = "ETL_ENCODE_DEVICES"
-# "1": encode and train in bfloat16 on a CPU that has bf16 instructions (avx512_bf16 / amx_bf16); "0": float32.
+# "1": encode and train in bfloat16 on a CPU that has bf16 instructions (avx512_bf16 / amx_bf16); "0": float32;
+# unset: CPU_BF16_DEFAULT, per kind of work.
 CPU_BF16_ENV = "ETL_CPU_BF16"
-CPU_BF16_DEFAULT = False  # measured in bench/bench_bf16.py (bench/RESULTS.md): adopted only where it paid
+# Measured in bench/bench_bf16.py (bench/RESULTS.md, issue 26 item 6), adopted where it gained >= 1.3x with
+# |change in nDCG@10| <= .002 and kept what the lab promises. Training: the full fine-tune 1.31x faster (whole
+# processes of 6 steps; its training phase 1.37x), the default run's tuned nDCG@10 0.7375 -> 0.7367: adopted.
+# Encoding: 1.82x faster, nDCG@10 0.6568 -> 0.6564, but a bf16 vector depends on which texts were encoded with
+# it (a question alone vs in a batch: up to 5e-4 apart, float32 1e-7), so the export's search.py, which
+# encodes one question at a time, no longer gave the run's top 10 on near-ties: float32 by default.
+CPU_BF16_DEFAULT = {"encode": False, "train": True}
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -127,12 +134,15 @@ def model_fingerprint(model) -> str:
 
     The limit is read at every call, so changing ``model.max_seq_length`` never returns vectors
     cached at another limit. Call ``forget_fingerprint(model)`` after changing weights in place.
-    torch keeps the key it had before backends existed ('<weights>-t<limit>'); an ONNX encoder
-    (``core.retrieval.backends``) appends its backend ('-onnx', '-onnx-int8').
+    torch keeps the key it had before backends existed ('<weights>-t<limit>'), '-bf16' appended when it
+    encodes in bfloat16 on a CPU (``encodes_in_bf16``); an ONNX encoder (``core.retrieval.backends``)
+    appends its backend ('-onnx', '-onnx-int8').
     """
     backend = getattr(model, "etl_backend", "torch")
     fp = f"{weights_fingerprint(getattr(model, 'torch_model', model))}-t{getattr(model, 'max_seq_length', '')}"
-    return fp if backend == "torch" else f"{fp}-{backend}"
+    if backend == "torch":
+        return f"{fp}-bf16" if encodes_in_bf16(model) else fp
+    return f"{fp}-{backend}"
 
 
 def forget_fingerprint(model) -> None:
@@ -192,9 +202,10 @@ class EmbeddingCache:
 def pool_devices(model, n_texts: int) -> list[str] | None:
     """The devices to spread ``n_texts`` over (sentence-transformers' multi-process pool), or None for one
     process: ``$ETL_ENCODE_DEVICES`` if set, else every CUDA device when there are two or more; only for a
-    SentenceTransformer (not an ONNX encoder) and at least ``MULTI_PROCESS_MIN`` texts."""
-    if n_texts < MULTI_PROCESS_MIN or not hasattr(model, "start_multi_process_pool"):
-        return None
+    SentenceTransformer (not an ONNX encoder) not encoding in bf16 on a CPU, and at least ``MULTI_PROCESS_MIN``
+    texts."""
+    if n_texts < MULTI_PROCESS_MIN or not hasattr(model, "start_multi_process_pool") or encodes_in_bf16(model):
+        return None  # (bf16 on a CPU runs in this process: the pool's processes would encode in float32)
     chosen = [d.strip() for d in os.environ.get(DEVICES_ENV, "").split(",") if d.strip()]
     if not chosen:
         import torch
@@ -213,23 +224,29 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def cpu_bf16() -> bool:
-    """Whether CPU work (encoding, training) runs in bfloat16: ``$ETL_CPU_BF16`` ("1" / "0") when set, else
-    ``CPU_BF16_DEFAULT``; never on a CPU without bf16 instructions."""
+def cpu_bf16(work: str = "encode") -> bool:
+    """Whether CPU ``work`` ("encode" or "train") runs in bfloat16: ``$ETL_CPU_BF16`` ("1" / "0") when set,
+    else ``CPU_BF16_DEFAULT[work]``; never on a CPU without bf16 instructions."""
     wanted = os.environ.get(CPU_BF16_ENV, "").strip()
-    on = wanted == "1" if wanted in ("0", "1") else CPU_BF16_DEFAULT
+    on = wanted == "1" if wanted in ("0", "1") else CPU_BF16_DEFAULT[work]
     return on and cpu_has_bf16()
+
+
+def encodes_in_bf16(model) -> bool:
+    """Whether ``encode`` runs ``model`` in bfloat16 on a CPU: a torch model (not an ONNX encoder) on a CPU,
+    with ``cpu_bf16("encode")``. Its vectors are then cached and recorded apart from float32 ones."""
+    on_cpu = getattr(getattr(model, "device", None), "type", None) == "cpu"
+    return getattr(model, "etl_backend", "torch") == "torch" and on_cpu and cpu_bf16("encode")
 
 
 def gpu_autocast(model):
     """Mixed precision for encoding: on a GPU bf16 where the card supports it, else fp16; on a CPU bf16 when
-    ``cpu_bf16()`` says so; nothing on an MPS device or an ONNX encoder. The vectors come back as float32
+    ``encodes_in_bf16``; nothing on an MPS device or an ONNX encoder. The vectors come back as float32
     either way."""
     import contextlib
 
-    device = getattr(model, "device", None)
-    kind = getattr(device, "type", None)
-    if kind == "cpu" and cpu_bf16():
+    kind = getattr(getattr(model, "device", None), "type", None)
+    if encodes_in_bf16(model):
         import torch
 
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)

@@ -3,7 +3,7 @@ the reranker, TSDAE): seeds, logging each step to the lab's own callbacks (no tq
 no data-loader workers, the device, and mixed precision.
 
 Mixed precision: on a GPU bf16 where the card supports it, else fp16 (``gpu_mixed``); on a CPU bf16 when
-``core.retrieval.embedding.cpu_bf16()`` says so and the caller measured it (``cpu_bf16_ok``).
+``core.retrieval.embedding.cpu_bf16("train")`` says so and the caller measured it (``cpu_bf16_ok``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ def shared_args(device: str | None, seed: int, *, gpu_mixed: bool = True, cpu_bf
     import torch
 
     gpu = torch.cuda.is_available() and device != "cpu"
-    bf16 = (gpu_mixed and torch.cuda.is_bf16_supported()) if gpu else (cpu_bf16_ok and cpu_bf16())
+    mps = not gpu and device in (None, "mps") and torch.backends.mps.is_available()
+    on_cpu = not gpu and not mps
+    bf16 = (gpu_mixed and torch.cuda.is_bf16_supported()) if gpu else (on_cpu and cpu_bf16_ok and cpu_bf16("train"))
     return {
         "seed": seed,
         "data_seed": seed,
@@ -26,7 +28,8 @@ def shared_args(device: str | None, seed: int, *, gpu_mixed: bool = True, cpu_bf
         "report_to": "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
-        "use_cpu": device == "cpu",
+        # transformers takes bf16 on a CPU only with use_cpu (else it looks for a GPU and refuses)
+        "use_cpu": device == "cpu" or bool(on_cpu and bf16),
         "bf16": bool(bf16),
         "fp16": bool(gpu and gpu_mixed and not bf16),
     }

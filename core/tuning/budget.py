@@ -109,18 +109,19 @@ def spread_subset(train: QADataset, max_pairs: int, seed: int) -> QADataset:
 
 def mix_generated(train: QADataset, per_labelled: float, seed: int) -> tuple[QADataset, str]:
     """``train`` with at most ``per_labelled`` generated pairs per labelled pair (0: all), the generated
-    questions kept spread over the passages (``spread_subset``), every labelled question kept; and what was
-    left out in words ('' when nothing was: one kind only, or the generated pairs within the ratio)."""
+    questions kept spread over the passages (``spread_subset``), every labelled question kept; and the mix in
+    words ('' when the split holds one kind only)."""
     gen = set(generated_ids(train))
-    if per_labelled <= 0 or not gen or len(gen) == len(train):
+    if not gen or len(gen) == len(train):
         return train, ""
     labelled = [q for q in train.query_ids if q not in gen]
     lab_pairs = len(train.subset(labelled).pairs())
     generated = train.subset([q for q in train.query_ids if q in gen])
     gen_pairs = len(generated.pairs())
     cap = int(per_labelled * lab_pairs)
-    if gen_pairs <= cap:
-        return train, ""
+    if per_labelled <= 0 or gen_pairs <= cap:
+        within = "every generated pair" if per_labelled <= 0 else f"within {per_labelled:g} per labelled pair"
+        return train, f"Mix: {lab_pairs:,} labelled pairs and all {gen_pairs:,} generated ones ({within})."
     chosen = set(spread_subset(generated, cap, seed).query_ids)
     kept = train.subset([q for q in train.query_ids if q not in gen or q in chosen])
     line = (f"Mix: {lab_pairs:,} labelled pairs and {len(kept.pairs()) - lab_pairs:,} of {gen_pairs:,} generated "

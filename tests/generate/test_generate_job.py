@@ -286,3 +286,29 @@ def test_detectable_difference_is_the_paired_bootstrap_half_width():
     assert "~0.08 in nDCG@10" in confidence_note(30) and "With 30 labelled questions" in confidence_note(30)
     assert "too few" in confidence_note(1)
 
+
+
+def test_kept_questions_can_join_the_labelled_training_questions(collection):
+    """'Add them to the labelled training questions': the split keeps its labelled questions (a person's, or
+    uploaded) and gains the generated ones; earlier generated questions are replaced, not stacked."""
+    from core.dataset import QADataset, generated_ids, merge_splits
+
+    store, ds_id = collection
+    train, ev = store.load_dataset(ds_id)
+    labelled = QADataset({"lab-1": "What torque do the flange bolts need?"}, dict(train.corpus),
+                         {"lab-1": [next(iter(train.corpus))]}, answers={"lab-1": "40 Nm"})
+    store.update_dataset(ds_id, train=labelled)
+    spec = GenerationSpec.for_backend(ds_id, "offline", "crop", filters=no_round_trip())
+    run_id = run_sync(store, create_generation_run(store, spec)).run_id
+    table = set_keep(review_table(store.run_dir(run_id)), "all")
+    done = use_as_training(store, ds_id, run_id, table, keep_labelled=True)
+    train, _ = store.load_dataset(ds_id)
+    assert done.questions == len(table) + 1 and done.replaced == 0
+    assert train.queries["lab-1"] == "What torque do the flange bolts need?" and train.answers["lab-1"] == "40 Nm"
+    assert len(generated_ids(train)) == len(table) and question_origin(train).startswith("mixed")
+    again = use_as_training(store, ds_id, run_id, table, keep_labelled=True)  # a second time: not stacked
+    assert again.questions == len(table) + 1 and len(store.load_dataset(ds_id)[0]) == len(table) + 1
+    plain = use_as_training(store, ds_id, run_id, table)  # the other button: generated only
+    assert plain.questions == len(table) and plain.replaced == len(table) + 1
+    with pytest.raises(ValueError, match="share question ids"):
+        merge_splits(labelled, labelled)

@@ -111,22 +111,60 @@ def test_pickled_weights_are_refused(model, tmp_path):
         load_model(str(tmp_path / "m"), device="cpu")
 
 
-def test_encoding_uses_autocast_only_on_a_gpu(model):
+def test_encoding_uses_autocast_on_a_gpu_and_on_a_cpu_only_with_bf16(model, monkeypatch):
     import contextlib
     import warnings
     from types import SimpleNamespace
 
     import torch
 
-    from core.retrieval.embedding import gpu_autocast
+    from core.retrieval import embedding
+    from core.retrieval.backends import backend_of
+    from core.retrieval.embedding import gpu_autocast, model_fingerprint
 
-    assert isinstance(gpu_autocast(model), contextlib.nullcontext)  # the CPU model here
-    assert isinstance(gpu_autocast(SimpleNamespace()), contextlib.nullcontext)  # an ONNX encoder: no .device
+    monkeypatch.setattr(embedding, "cpu_has_bf16", lambda: True)
+    monkeypatch.delenv(embedding.CPU_BF16_ENV, raising=False)
+    fp32_key = model_fingerprint(model)
+    # the default on a CPU with bf16 instructions: training in bf16, encoding in float32 (bench/RESULTS.md)
+    assert embedding.CPU_BF16_DEFAULT == {"encode": False, "train": True}
+    assert isinstance(gpu_autocast(model), contextlib.nullcontext) and backend_of(model) == "torch"
+    assert embedding.cpu_bf16("train") and not embedding.cpu_bf16("encode")
+    monkeypatch.setenv(embedding.CPU_BF16_ENV, "1")  # asked for: bf16, cached and recorded apart from float32
+    ctx = gpu_autocast(model)
+    assert isinstance(ctx, torch.autocast) and ctx.device == "cpu" and ctx.fast_dtype == torch.bfloat16
+    assert model_fingerprint(model) == f"{fp32_key}-bf16" and backend_of(model) == "torch bf16"
+    monkeypatch.setenv(embedding.CPU_BF16_ENV, "0")  # asked off
+    assert isinstance(gpu_autocast(model), contextlib.nullcontext)
+    assert model_fingerprint(model) == fp32_key and backend_of(model) == "torch"
+    monkeypatch.setenv(embedding.CPU_BF16_ENV, "1")
+    monkeypatch.setattr(embedding, "cpu_has_bf16", lambda: False)  # asked on, but the CPU lacks it
+    assert isinstance(gpu_autocast(model), contextlib.nullcontext) and backend_of(model) == "torch"
+    monkeypatch.setattr(embedding, "cpu_has_bf16", lambda: True)
+    onnx = SimpleNamespace(etl_backend="onnx", device=torch.device("cpu"))  # an ONNX encoder: never torch's bf16
+    assert isinstance(gpu_autocast(onnx), contextlib.nullcontext) and backend_of(onnx) == "onnx"
+    assert isinstance(gpu_autocast(SimpleNamespace()), contextlib.nullcontext)  # no .device
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "CUDA is not available": the object is still what a GPU run gets
         ctx = gpu_autocast(SimpleNamespace(device=torch.device("cuda:0")))
     assert isinstance(ctx, torch.autocast) and ctx.device == "cuda"
     assert ctx.fast_dtype in (torch.bfloat16, torch.float16)
+
+
+def test_bf16_vectors_are_the_float32_ones_to_four_decimals(model, monkeypatch):
+    """What bench/bench_bf16.py measured on sec-10k (cosine >= 0.99995), held on a few texts: bf16 changes
+    the vectors by far less than any ranking needs, and encode returns float32, normalised, either way."""
+    from core.retrieval import embedding
+
+    if not embedding.cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 instructions: encoding stays float32")
+    texts = ["How are pump seals inspected?", "Seals are inspected every 500 hours of running. " * 20]
+    monkeypatch.setenv(embedding.CPU_BF16_ENV, "0")
+    fp32 = embedding.encode(model, texts, kind="passage")
+    monkeypatch.setenv(embedding.CPU_BF16_ENV, "1")
+    bf16 = embedding.encode(model, texts, kind="passage")
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1, atol=1e-5)
+    cos = (fp32 * bf16).sum(axis=1)
+    assert cos.min() > 0.999 and not np.array_equal(fp32, bf16)  # bf16 did run, and moved little
 
 
 @pytest.mark.slow
@@ -135,6 +173,13 @@ def test_a_large_collection_is_spread_over_several_devices_with_the_same_vectors
     import core.retrieval.embedding as emb
 
     texts = [f"passage {i} about pump seals, hoses and filters, version {i % 7}" for i in range(40)]
+    monkeypatch.setenv(emb.DEVICES_ENV, "cpu,cpu")
+    monkeypatch.setattr(emb, "MULTI_PROCESS_MIN", 10)
+    monkeypatch.setattr(emb, "cpu_has_bf16", lambda: True)
+    monkeypatch.setenv(emb.CPU_BF16_ENV, "1")
+    assert emb.pool_devices(model, 10) is None  # bf16 runs in this process: the pool's would encode in float32
+    monkeypatch.setenv(emb.CPU_BF16_ENV, "0")
+    monkeypatch.delenv(emb.DEVICES_ENV)
     single = emb.encode(model, texts, kind="passage")
     started = []
     real = type(model).start_multi_process_pool  # spied on the class: the model itself is pickled for the pool

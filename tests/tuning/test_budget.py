@@ -155,11 +155,14 @@ def test_mixing_keeps_every_labelled_pair_and_caps_the_generated_ones_spread_ove
     assert line == ("Mix: 10 labelled pairs and 20 of 120 generated ones (2 generated per labelled pair, spread "
                     "over the passages).")
     assert mix_generated(ds, 2.0, seed=3)[0].query_ids == kept.query_ids  # the seed decides
-    # nothing to mix: ratio 0 (all), one kind only, or the generated pairs already within the ratio
-    assert mix_generated(ds, 0.0, seed=3) == (ds, "")
+    # nothing left out: ratio 0 (all) or the generated pairs within the ratio (said); one kind only (nothing said)
+    assert mix_generated(ds, 0.0, seed=3) == (ds, "Mix: 10 labelled pairs and all 120 generated ones (every "
+                                                  "generated pair).")
+    assert mix_generated(ds, 12.0, seed=3) == (ds, "Mix: 10 labelled pairs and all 120 generated ones (within 12 "
+                                                   "per labelled pair).")
     only_gen = ds.subset(generated_ids(ds))
     assert mix_generated(only_gen, 1.0, seed=3) == (only_gen, "")
-    assert mix_generated(ds, 12.0, seed=3) == (ds, "")
+    assert mix_generated(ds.subset([q for q in ds.query_ids if q.startswith("h")]), 1.0, seed=3)[1] == ""
 
 
 def test_the_plan_mixes_first_then_the_budget_cuts_generated_pairs_before_labelled_ones():
@@ -173,7 +176,7 @@ def test_the_plan_mixes_first_then_the_budget_cuts_generated_pairs_before_labell
     tight = dataclasses.replace(settings, generated_per_labelled=0.0,
                                 time_budget_minutes=_minutes_for(settings, ds, 14))
     plan = plan_budget(tight, ds, seed=0)
-    assert plan.cut and plan.mix == "" and plan.kept_pairs == 14
+    assert plan.cut and plan.mix.endswith("(every generated pair).") and plan.kept_pairs == 14
     assert {q for q in plan.kept.query_ids if q.startswith("h")} == {f"h{p}" for p in range(10)}
     assert len(generated_ids(plan.kept)) == 4
     assert len({plan.kept.relevant_docs[q][0] for q in generated_ids(plan.kept)}) == 4  # spread over passages

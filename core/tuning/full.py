@@ -239,7 +239,8 @@ def _training_args(settings: FullSettings, seed: int, ckpt: Path, use_val: bool,
 
     gpu = torch.cuda.is_available() and device != "cpu"
     return SentenceTransformerTrainingArguments(
-        **shared_args(device, seed, cpu_bf16_ok=True),  # CPU bf16 when adopted: measured on this path
+        # bf16 on a CPU: measured on this path (bench/bench_bf16.py); not across processes (torchrun with gloo)
+        **shared_args(device, seed, cpu_bf16_ok=not distributed),
         output_dir=str(ckpt),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
@@ -352,6 +353,7 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
         Cancelled: the reporter asked to stop (checkpoints are removed).
         ValueError: fewer than 2 training questions, or ``resume`` without a checkpoint.
     """
+    from accelerate.utils import extract_model_from_parallel
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
@@ -405,6 +407,9 @@ def train_full(train: QADataset, val: QADataset | None, spec: RunSpec, run_dir: 
     except Cancelled:
         shutil.rmtree(ckpt, ignore_errors=True)
         raise
+    # the Trainer (accelerate) wrapped the model's forward in its mixed-precision autocast: take it off, so the
+    # tuned model encodes as the base model does (float32 on a CPU) and as the saved model will
+    extract_model_from_parallel(model, keep_fp32_wrapper=False)
     if reporter.should_stop():
         shutil.rmtree(ckpt, ignore_errors=True)
         raise Cancelled()

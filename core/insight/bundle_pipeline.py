@@ -234,6 +234,7 @@ file ranks passages as the lab's run did.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys

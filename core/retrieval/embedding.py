@@ -14,6 +14,7 @@ backend, so vectors of two backends never stand in for each other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -215,6 +216,7 @@ def pool_devices(model, n_texts: int) -> list[str] | None:
     return chosen if len(chosen) >= 2 else None
 
 
+@functools.cache  # read once per process: encode and the cache key ask at every call
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bfloat16 instructions (Linux: ``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo)."""
     try:

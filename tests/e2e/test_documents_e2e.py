@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, shot
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, shot, upload
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "sample_data" / "documents").glob("*"))
@@ -47,13 +47,12 @@ def test_documents_and_answers_through_map_and_compare(page: Page, app_url, arti
     open_front_page(page, app_url)
 
     # Data: documents on the right, the answers file on the left; linking, then split by document.
-    page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCS])
+    upload(page, "Documents or passages", [str(p) for p in DOCS], timeout=TRAIN_TIMEOUT)
     expect(page.get_by_text(re.compile(r"\d+ document\(s\) read")).first).to_be_visible(timeout=TRAIN_TIMEOUT)
     idle(page, timeout=TRAIN_TIMEOUT)
     linked = page.get_by_text(re.compile(r"\d+ of \d+ answers linked")).first
     for _ in range(3):  # on a loaded machine an upload made while the page reruns can be dropped: offer it again
-        page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(answers_file))
-        idle(page, timeout=TRAIN_TIMEOUT)
+        upload(page, "Question files", str(answers_file), timeout=TRAIN_TIMEOUT)
         try:
             expect(linked).to_be_visible(timeout=30_000)
             break

@@ -49,6 +49,16 @@ def shot(page: Page, artifacts, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True, animations="disabled")
 
 
+def upload(page: Page, label: str, files, timeout: int = SLOW) -> None:
+    """Put ``files`` into the file uploader labelled ``label`` (found by its label, never by position: in a CI run
+    the first dropzone on the page was once the right-hand one, and the pair file landed among the documents)."""
+    uploader = page.get_by_test_id("stFileUploader").filter(
+        has=page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True))
+    expect(uploader).to_have_count(1)
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files)
+    idle(page, timeout=timeout)
+
+
 def set_number(page: Page, label: str, value: str) -> None:
     box = page.get_by_label(label, exact=True)
     box.fill(value)
@@ -76,8 +86,7 @@ def test_user_journey(page: Page, app_url, artifacts, pair_file):
     expect(sidebar_dataset).to_have_value("Hydraulics maintenance (sample)")
 
     # 1. Upload a pair file, see the report, save it as a dataset.
-    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(pair_file))
-    idle(page)
+    upload(page, "Question files", str(pair_file))
     expect(page.get_by_text("my_pairs.csv").first).to_be_visible()
     expect(page.get_by_text(re.compile(r"40 (questions|pairs)")).first).to_be_visible()
     expect(page.get_by_text("Split into training and evaluation")).to_be_visible()

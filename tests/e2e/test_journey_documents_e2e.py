@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import start_app, stop_app
-from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, set_number, shot
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, set_number, shot, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -148,8 +148,7 @@ def test_documents_only_journey_one_passage_count_and_the_kept_model_said(page: 
     counts: dict[str, int] = {}
 
     # Data: the notice is cut twice and kept once; the collection's count is said when it is saved.
-    page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files(documents)
-    idle(page, timeout=TRAIN_TIMEOUT)
+    upload(page, "Documents or passages", documents, timeout=TRAIN_TIMEOUT)
     cut = count_in(page, r"^6 document\(s\) read, cut into ([\d,]+) passages\.$")
     n = count_in(page, r"^1 passage with the same text as another .*kept once: ([\d,]+) passages in the collection")
     assert n == cut - 1 > 4

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from core.dataset import question_origin
 from core.workspace.store import Store
 from tests.e2e.conftest import ROOT, start_app, stop_app
-from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, set_number, shot
+from tests.e2e.test_e2e import SLOW, TRAIN_TIMEOUT, go, idle, open_front_page, set_number, shot, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,7 @@ def test_from_passages_to_a_model_scored_on_labelled_questions(page: Page, app_w
     open_front_page(page, url)
 
     # 0. Documents only: upload them on the Data page and save them as a collection.
-    page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files([str(p) for p in DOCUMENTS])
-    idle(page, timeout=TRAIN_TIMEOUT)
+    upload(page, "Documents or passages", [str(p) for p in DOCUMENTS], timeout=TRAIN_TIMEOUT)
     expect(page.get_by_text(re.compile(r"[\d,]+ passages from 14 file\(s\), no questions yet")).first).to_be_visible()
     page.get_by_label("Collection name").fill(NAME)
     page.get_by_role("button", name="Save collection").click()

@@ -67,14 +67,12 @@ def run_one(name: str, device: str) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{name}: train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout)
-    training = res.get("training") or {}
     systems = {role: s["metrics"].get(NDCG) for role, s in (res.get("systems") or {}).items()}
     return {
         "collection": name, "when": time.strftime("%Y-%m-%d %H:%M:%S"), "command": "python -m core train (defaults)",
         "wall_seconds": round(wall, 1), "total_seconds": res.get("total_seconds"),
-        "training_seconds": res.get("training_seconds"), "pairs": training.get("pairs"),
-        "steps": training.get("steps"), "budget": training.get("budget"),
-        "fit_seconds": training.get("seconds"), "load_before": [round(x, 2) for x in load_before],
+        "training_seconds": res.get("training_seconds"), "training": res.get("training"),
+        "notes": res.get("notes"), "headline": res.get("headline"), "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after], "ndcg@10": systems or None,
         "stderr_tail": proc.stderr[-1500:],
     }

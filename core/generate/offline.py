@@ -57,8 +57,14 @@ MEASURED = (
 )
 
 # Sentence ends: . ! ? … (then optional closing quote/bracket) before whitespace and a capital,
-# digit or opening quote; or CJK full stops.
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])|[。！？]+")
+# digit or opening quote; or, with no space at all, after a lower-case word and before a capitalised one
+# ("transportation.In 2012": text taken out of a PDF often loses the space; "U.S.A", "3.5" and "Item 1.Business"
+# are not cut); or CJK full stops.
+_SENTENCE_END = re.compile(
+    r"[.!?…][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ])"
+    r"|(?<=[a-zß-öø-ÿ]{2})[.!?][\"'”’)\]]*(?=[\"'“‘(\[•]?[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ])"
+    r"|[。！？]+"
+)
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st no nos vs fig figs approx sec art jr sr ca cf e.g i.e".split()
 )

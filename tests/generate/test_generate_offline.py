@@ -38,6 +38,21 @@ def test_sentences():
     assert split_sentences("第一句。第二句！") == ["第一句。", "第二句！"]
 
 
+def test_sentences_glued_by_pdf_extraction_are_cut():
+    # Text out of a PDF often loses the space after a full stop: half of sec-10k's passages read as one
+    # "sentence" (so inverse cloze skipped them) before these were cut.
+    assert split_sentences("We launched a marketplace.In 2012, we grew.Today, Lyft is large.“Quoted” too.") == [
+        "We launched a marketplace.", "In 2012, we grew.", "Today, Lyft is large.", "“Quoted” too.",
+    ]
+    assert split_sentences("Our offering is the Marketplace.•Selection matters.") == [
+        "Our offering is the Marketplace.", "•Selection matters.",
+    ]
+    # what stays whole: initials, decimals, numbered headings, file names, abbreviations
+    for whole in ("The U.S.Army base.", "It grew 3.5 times.", "See Item 1.Business here.", "Use e.g.The tool.",
+                  "Visit lyft.com today."):
+        assert split_sentences(whole) == [whole], whole
+
+
 @pytest.mark.parametrize("method", ["inverse_cloze", "crop", "keywords"])
 def test_deterministic_given_seed_and_independent_of_other_passages(method):
     s = OfflineSettings(method=method, per_passage=2, seed=7)

@@ -1,0 +1,79 @@
+"""Documents only, through the README's two commands (issue 26's first target).
+
+sec-10k's evaluation passages (val_dataset.json's corpus; its 790 questions are never shown to a command) are the
+user's documents:
+
+    python -m core generate --from val_dataset.json --out pairs.csv          # sentence as question, defaults
+    python -m core train --train pairs.csv --eval val_dataset.json --json    # the default full fine-tune
+
+each in a fresh workspace, every setting at its default. One JSON line is added to ``--out``: the generation's
+report line, the run's systems (nDCG@10 of base, tuned, BM25 and both hybrids), its headline and training lines,
+the passages searched, and wall times with the load average (a contended run shows).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_readme_docs_only.py --out bench/results/readme-docs-only.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT.parent / "shared" / "data" / "sec-10k-qa" / "val_dataset.json"
+NDCG = "nDCG@10"
+
+
+def _cli(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc, time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="JSON lines file the result is added to")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-steps", type=int, default=0, help="wiring check: cap the training steps")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="etl-readme-docs-") as tmp:
+        env = {**os.environ, "ETL_WORKSPACE": str(Path(tmp) / "ws"), "HF_HUB_OFFLINE": "1",
+               "TOKENIZERS_PARALLELISM": "false"}
+        pairs = Path(tmp) / "pairs.csv"
+        load0 = os.getloadavg()
+        gen, gen_s = _cli(["generate", "--from", str(EVAL), "--out", str(pairs), "--device", args.device], env)
+        with pairs.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        train_args = ["train", "--train", str(pairs), "--eval", str(EVAL), "--device", args.device, "--json"]
+        if args.max_steps:
+            train_args += ["--max-steps", str(args.max_steps)]
+        run, run_s = _cli(train_args, env)
+        load1 = os.getloadavg()
+    res = json.loads(run.stdout)
+    row = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"), "max_steps": args.max_steps,
+        "generate_seconds": round(gen_s, 1), "generate_report": gen.stderr.strip().splitlines()[-3:],
+        "pairs_written": len(rows), "passages_with_pairs": len({r.get("passage_id") for r in rows}),
+        "train_seconds": round(run_s, 1), "training_seconds": res.get("training_seconds"),
+        "ndcg@10": {role: s["metrics"].get(NDCG) for role, s in (res.get("systems") or {}).items()},
+        "conditions": {role: s.get("conditions") for role, s in (res.get("systems") or {}).items()},
+        "comparisons": res.get("comparisons"), "headline": res.get("headline"), "training": res.get("training"),
+        "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in load1],
+    }
+    with open(args.out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+    print(json.dumps({k: row[k] for k in ("generate_seconds", "pairs_written", "passages_with_pairs",
+                                          "train_seconds", "ndcg@10", "headline")}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

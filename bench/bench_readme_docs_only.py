@@ -66,6 +66,8 @@ def main() -> int:
         "ndcg@10": {role: s["metrics"].get(NDCG) for role, s in (res.get("systems") or {}).items()},
         "conditions": {role: s.get("conditions") for role, s in (res.get("systems") or {}).items()},
         "comparisons": res.get("comparisons"), "headline": res.get("headline"), "training": res.get("training"),
+        "best": res.get("best"), "recommended": res.get("recommended"), "verdict": res.get("verdict"),
+        "fusion": res.get("fusion"), "judging": res.get("judging"),
         "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in load1],
     }
     with open(args.out, "a", encoding="utf-8") as f:

@@ -206,6 +206,19 @@ def corpus_unit(ds: QADataset) -> str:
     return "training texts" if derived_ids(ds) else "passages"
 
 
+def _renamed_docs(ds: QADataset, rename: dict[str, str]) -> QADataset:
+    """``ds`` with the passage ids in ``rename`` (old -> new) renamed everywhere."""
+    def r(d: str) -> str:
+        return rename.get(d, d)
+
+    return QADataset(
+        ds.queries, {r(d): t for d, t in ds.corpus.items()},
+        {q: [r(d) for d in v] for q, v in ds.relevant_docs.items()},
+        {q: [r(d) for d in v] for q, v in ds.negatives.items()},
+        {r(d): x for d, x in ds.sources.items()}, ds.answers, ds.origins,
+    )
+
+
 def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADataset]:
     """Train and eval loaded from two separate files, made consistent.
 
@@ -213,7 +226,9 @@ def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADat
     eval corpus becomes every passage of both files (retrieval is judged against all), except
     the training file's derived texts (:func:`derived_ids`: a generated pair file's passages with
     the question's sentence cut out): those stay in the training corpus only, so a pair file
-    generated from the evaluation file's passages leaves exactly those passages to search.
+    generated from the evaluation file's passages leaves exactly those passages to search. A derived
+    text keeps its link to its passage (id ``<the passage's new id>#<tag>``), which the validation
+    hold-out follows (``core.tuning.holdout.split_validation``).
 
     Returns:
         (train, eval) re-keyed; eval.corpus = both corpora, derived training texts left out.
@@ -221,6 +236,13 @@ def join_train_eval(train: QADataset, eval: QADataset) -> tuple[QADataset, QADat
     derived = derived_ids(train, eval)
     tr = rekey_by_text(train, "train-")
     ev = rekey_by_text(eval, "eval-")
+    if derived:  # a cut copy keeps its link to its passage: <new id of the passage>#<tag> (the validation uses it)
+        known = {**eval.corpus, **train.corpus}
+        rename = {}
+        for d in derived:
+            base, _, tag = d.rpartition("#")
+            rename[_doc_key(train.corpus[d])] = f"{_doc_key(known[base])}#{tag}"
+        tr = _renamed_docs(tr, rename)
     passages = {_doc_key(t) for d, t in train.corpus.items() if d not in derived}
     corpus = {**{d: t for d, t in tr.corpus.items() if d in passages}, **ev.corpus}
     sources = {d: s for d, s in {**tr.sources, **ev.sources}.items() if d in corpus}

@@ -136,7 +136,7 @@ def finish_method(store: Store, run_id: str, reporter: Reporter | None = None, d
     if ev is None or len(ev) == 0:
         raise DataError("This dataset has no evaluation split: split it on the Data page first.")
     t0 = time.perf_counter()
-    train_part, val = split_validation(train, spec.scoring.validation_share, spec.seed)
+    train_part, val = split_validation(train, spec.scoring.validation_share, spec.seed, passages=ev.corpus)
     cache = EmbeddingCache(store.cache_path)
     reporter.phase("preparing", "Loading the base model")
     onnx_dir = store.cache_path.parent / "onnx"

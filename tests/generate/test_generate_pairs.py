@@ -146,6 +146,9 @@ def test_join_keeps_derived_positives_out_of_the_searched_passages(tmp_path):
     assert set(joined.corpus) == {_doc_key(t) for t in PASSAGES.values()}
     assert {x.positive for x in r.questions} <= set(tr.corpus.values())  # still trained on
     assert set(tr.pairs()) == {(x.question, x.positive) for x in r.questions}
+    # each cut copy keeps its link to the passage it came from (the validation hold-out scores against that)
+    links = {tr.corpus[d]: derived_from(d, joined.corpus) for d in tr.corpus}
+    assert {x.positive: _doc_key(PASSAGES[x.passage_id]) for x in r.questions} == links
     # An id that only contains '#' is a passage; a training file's own passages are still searched.
     assert derived_from("manual.pdf#chunk3", {"manual.pdf#chunk2"}) is None
     assert derived_from("manual-p1#ict1", PASSAGES) == "manual-p1"

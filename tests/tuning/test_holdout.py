@@ -122,3 +122,44 @@ def test_one_passage_per_question_draws_the_groups_of_each_passage_in_first_seen
         random.Random(seed).shuffle(groups)
         expected = [q for g in groups[:5] for q in g]  # 20% of 50 = 10 questions = 5 groups
         assert split_validation(ds, 0.2, seed)[1].query_ids == expected
+
+
+def _cut_copies(n: int = 40) -> tuple[QADataset, dict[str, str]]:
+    """Inverse-cloze pairs as the app saves them: question k's positive is ``p<k>#ict1`` (passage k with the
+    question's sentence cut out); the passages themselves are in the training corpus for the first half, in the
+    evaluation split's corpus (returned) for the rest, as after the CLI's join."""
+    passages = {f"p{k}": f"Pump {k} leaks. Seal {k} wears out. Valve {k} sticks." for k in range(n)}
+    queries = {f"q{k}": f"Seal {k} wears out." for k in range(n)}
+    corpus = {f"p{k}#ict1": f"Pump {k} leaks. Valve {k} sticks." for k in range(n)}
+    corpus.update({d: t for d, t in passages.items() if int(d[1:]) < n // 2})
+    rel = {f"q{k}": [f"p{k}#ict1"] for k in range(n)}
+    return QADataset(queries, corpus, rel), {d: t for d, t in passages.items() if int(d[1:]) >= n // 2}
+
+
+def test_cut_copies_are_validated_against_their_passages():
+    """A held-out generated question is scored against its passage as uploaded, among the collection's passages
+    and never the cut copies (issue 26: the hold-out measured the training task and chose a 0.9 dense weight)."""
+    ds, eval_passages = _cut_copies()
+    train, val = split_validation(ds, 0.25, 3, passages=eval_passages)
+    assert val is not None and len(val) >= 10
+    assert not any("#" in d for d in val.corpus)  # no cut copy searched
+    for q in val.query_ids:
+        (pos,) = val.relevant_docs[q]
+        assert pos == q.replace("q", "p") and val.corpus[pos] == f"Pump {pos[1:]} leaks. Seal {pos[1:]} wears out. " \
+            f"Valve {pos[1:]} sticks."
+    assert any(int(d[1:]) >= 20 for q in val.query_ids for d in val.relevant_docs[q])  # found among eval's passages
+    # training still learns from the cut copies, and nothing held out is trained on
+    assert all(d.endswith("#ict1") for q in train.query_ids for d in train.relevant_docs[q])
+    assert not set(train.query_ids) & set(val.query_ids)
+    # without the evaluation split's passages, a copy whose passage is unknown stays as it was
+    _, alone = split_validation(ds, 0.25, 3)
+    assert {d for q in alone.query_ids for d in alone.relevant_docs[q] if "#" in d} == {
+        f"p{q[1:]}#ict1" for q in alone.query_ids if int(q[1:]) >= 20}
+
+
+def test_ids_holding_a_hash_that_are_passages_stay_passages():
+    ds = _shared()
+    ds = QADataset(ds.queries, {f"manual.pdf#{d}": t for d, t in ds.corpus.items()},
+                   {q: [f"manual.pdf#{d}" for d in v] for q, v in ds.relevant_docs.items()},
+                   {q: [f"manual.pdf#{d}" for d in v] for q, v in ds.negatives.items()})
+    assert split_validation(ds, 0.2, 1) == split_validation(ds, 0.2, 1, passages={"other": "x"})

@@ -79,7 +79,9 @@ def test_the_torch_backend_is_the_model_itself_and_another_is_exported_with_prog
 
 
 @pytest.mark.slow
-def test_vectors_and_search_vectors_are_the_base_models_at_the_runs_token_limit(model, tmp_path):
+def test_vectors_and_search_vectors_are_the_base_models_at_the_runs_token_limit(model, tmp_path, monkeypatch):
+    # the run sets the shared model's token limit: put it back afterwards (a later test read 64 from it)
+    monkeypatch.setattr(model, "max_seq_length", model.max_seq_length)
     rec = Recorder()
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
     spec = RunSpec.for_method("adapter", scoring=Scoring(passage_tokens=64))

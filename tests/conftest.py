@@ -15,6 +15,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_job_left_running(_workspace):
+    """At the session's end, cancel and wait for any run a test launched in a thread and left going (a page
+    test's launch): a daemon thread still inside torch when the interpreter exits aborts the process
+    ("terminate called without an active exception", exit 134) after every test passed."""
+    yield
+    import gc
+
+    from core.workspace.jobs import Job
+
+    for job in [o for o in gc.get_objects() if isinstance(o, Job)]:
+        if job.thread is not None and job.thread.is_alive():
+            job.cancel()
+            job.wait(300)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _workspace(tmp_path_factory):
     """Every test session writes to its own workspace, never the user's."""
     ws = tmp_path_factory.mktemp("workspace")

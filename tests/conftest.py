@@ -24,7 +24,8 @@ def _no_job_left_running(_workspace):
 
     from core.workspace.jobs import Job
 
-    for job in [o for o in gc.get_objects() if isinstance(o, Job)]:
+    # type(), not isinstance(): gc also holds weak proxies, and isinstance() on a dead one raises ReferenceError
+    for job in [o for o in gc.get_objects() if issubclass(type(o), Job)]:
         if job.thread is not None and job.thread.is_alive():
             job.cancel()
             job.wait(300)

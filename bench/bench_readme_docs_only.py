@@ -11,6 +11,11 @@ report line, the run's systems (nDCG@10 of base, tuned, BM25 and both hybrids), 
 the passages searched, and wall times with the load average (a contended run shows).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_readme_docs_only.py --out bench/results/readme-docs-only.jsonl
+
+A variant of generate's settings (not the README's defaults) goes to another file:
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_readme_docs_only.py --keep-sentence 1 \
+        --out bench/results/readme-docs-only-variants.jsonl
 """
 
 from __future__ import annotations
@@ -43,13 +48,20 @@ def main() -> int:
     p.add_argument("--out", required=True, help="JSON lines file the result is added to")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-steps", type=int, default=0, help="wiring check: cap the training steps")
+    p.add_argument("--keep-sentence", type=float, default=None,
+                   help="generate's --keep-sentence (a variant: write it to another --out than the default's file, "
+                        "whose last line the advice quotes)")
+    p.add_argument("--per-passage", type=int, default=None, help="generate's --per-passage (a variant, likewise)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="etl-readme-docs-") as tmp:
         env = {**os.environ, "ETL_WORKSPACE": str(Path(tmp) / "ws"), "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         pairs = Path(tmp) / "pairs.csv"
         load0 = os.getloadavg()
-        gen, gen_s = _cli(["generate", "--from", str(EVAL), "--out", str(pairs), "--device", args.device], env)
+        variant = [*(["--keep-sentence", f"{args.keep_sentence:g}"] if args.keep_sentence is not None else []),
+                   *(["--per-passage", str(args.per_passage)] if args.per_passage else [])]
+        gen, gen_s = _cli(["generate", "--from", str(EVAL), "--out", str(pairs), "--device", args.device, *variant],
+                          env)
         with pairs.open(encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
         train_args = ["train", "--train", str(pairs), "--eval", str(EVAL), "--device", args.device, "--json"]
@@ -59,7 +71,7 @@ def main() -> int:
         load1 = os.getloadavg()
     res = json.loads(run.stdout)
     row = {
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"), "max_steps": args.max_steps,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"), "max_steps": args.max_steps, "generate_args": variant,
         "generate_seconds": round(gen_s, 1), "generate_report": gen.stderr.strip().splitlines()[-3:],
         "pairs_written": len(rows), "passages_with_pairs": len({r.get("passage_id") for r in rows}),
         "train_seconds": round(run_s, 1), "training_seconds": res.get("training_seconds"),

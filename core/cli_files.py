@@ -91,8 +91,9 @@ def _passages_from_paths(paths: list[str]) -> tuple[dict[str, str], dict[str, st
 
 def cmd_generate(args: argparse.Namespace) -> int:
     llm = bool(args.llm_url or args.llm_model)
-    if llm and args.method:
-        raise ValueError("--method chooses an offline method; it does not apply with --llm-url / --llm-model.")
+    if llm and (args.method or args.keep_sentence is not None):
+        flag = "--method chooses" if args.method else "--keep-sentence tunes"
+        raise ValueError(f"{flag} an offline method; it does not apply with --llm-url / --llm-model.")
     passages, sources = _passages_from_paths(args.sources)
     if not passages:
         raise ValueError("No passage found in " + ", ".join(args.sources) + ".")
@@ -104,6 +105,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                           llm=LLMSettings(base_url=args.llm_url or "", model=args.llm_model or "", **llm))
     else:
         per = {"per_passage": args.per_passage} if args.per_passage else {}
+        if args.keep_sentence is not None:
+            if (args.method or "inverse_cloze") != "inverse_cloze":
+                raise ValueError("--keep-sentence applies to the inverse_cloze method only.")
+            if not 0.0 <= args.keep_sentence <= 1.0:
+                raise ValueError(f"--keep-sentence is a share between 0 and 1, not {args.keep_sentence:g}.")
+            per["ict_keep_sentence"] = args.keep_sentence
         spec = GenerationSpec.for_backend("", "offline", base_model=args.model, max_passages=args.max_passages,
                                           offline=OfflineSettings(method=args.method or "inverse_cloze", seed=args.seed,
                                                                   **per))
@@ -158,6 +165,10 @@ def add_file_commands(sub) -> None:
                    help=f"retries of one request after a timeout, 429 or 5xx (default {LLMSettings().retries}); the "
                         "job stops when the first passage fails every try")
     g.add_argument("--per-passage", type=int, default=None, help="questions per passage (default: 2 offline, 3 LLM)")
+    g.add_argument("--keep-sentence", type=float, default=None, metavar="SHARE",
+                   help=f"inverse_cloze: share of questions whose sentence stays in the passage they train on "
+                        f"(default {OfflineSettings().ict_keep_sentence:g}; 1: every pair's passage is the passage as "
+                        f"uploaded)")
     g.add_argument("--max-passages", type=int, default=0, help="only the first N passages (0: all)")
     g.add_argument("--model", default=None, help="base model of the round-trip filter (default: bundled "
                                                  "all-MiniLM-L6-v2)")

@@ -83,6 +83,28 @@ def test_bad_flags_are_refused(tmp_path):
     assert proc.returncode == 2 and "--method chooses an offline method" in proc.stderr
     proc = _run(["--from", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o.csv")], tmp_path)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+    for flags, said in ((["--keep-sentence", "1", "--llm-model", "m"], "--keep-sentence tunes an offline method"),
+                        (["--keep-sentence", "1", "--method", "crop"], "applies to the inverse_cloze method only"),
+                        (["--keep-sentence", "1.5"], "a share between 0 and 1, not 1.5")):
+        proc = _run(["--from", str(src), "--out", str(tmp_path / "o.csv"), *flags], tmp_path)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_keep_sentence_one_trains_on_the_passages_as_uploaded(tmp_path):
+    """--keep-sentence 1: every question's sentence stays in its passage, so each pair's passage is the collection's
+    own (no cut copy, no '#ict' id); the default (0.1) cuts most of them out."""
+    src, ps = _qa_file(tmp_path)
+    rows = {}
+    for share in ("1", "0.1"):
+        out = tmp_path / f"pairs-{share}.csv"
+        proc = _run(["--from", str(src), "--out", str(out), "--keep-sentence", share, "--no-round-trip"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        rows[share] = list(csv.DictReader(out.open(encoding="utf-8")))
+    kept = rows["1"]
+    assert kept and all(r["passage_id"] in ps and r["passage"] == ps[r["passage_id"]] for r in kept)
+    assert all(r["question"] in r["passage"] for r in kept)
+    assert sum("#ict" in r["passage_id"] for r in rows["0.1"]) > len(rows["0.1"]) // 2
 
 
 def test_passages_only_file_keeps_its_ids_and_sources(tmp_path):

@@ -43,6 +43,15 @@ def _cli(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float
     return proc, time.perf_counter() - t0
 
 
+def _long_collection(path: Path) -> Path:
+    """val_dataset.json with every passage joined to the next one (as bench_recipe.py's "long" data)."""
+    data = json.loads(EVAL.read_text(encoding="utf-8"))
+    ids = list(data["corpus"])
+    data["corpus"] = {d: data["corpus"][d] + "\n\n" + data["corpus"][ids[(i + 1) % len(ids)]] for i, d in enumerate(ids)}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="JSON lines file the result is added to")
@@ -52,26 +61,32 @@ def main() -> int:
                    help="generate's --keep-sentence (a variant: write it to another --out than the default's file, "
                         "whose last line the advice quotes)")
     p.add_argument("--per-passage", type=int, default=None, help="generate's --per-passage (a variant, likewise)")
+    p.add_argument("--collection", choices=["sec10k", "sample", "long"], default="sec10k",
+                   help="sec10k: val_dataset.json; sample: sample_data/qa_eval.csv; long: val_dataset.json with each "
+                        "passage joined to the next (twice the text, the same questions; written to a temporary file)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="etl-readme-docs-") as tmp:
+        qa = {"sec10k": EVAL, "sample": ROOT / "sample_data" / "qa_eval.csv"}.get(args.collection)
+        qa = qa or _long_collection(Path(tmp) / "long.json")
         env = {**os.environ, "ETL_WORKSPACE": str(Path(tmp) / "ws"), "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         pairs = Path(tmp) / "pairs.csv"
         load0 = os.getloadavg()
         variant = [*(["--keep-sentence", f"{args.keep_sentence:g}"] if args.keep_sentence is not None else []),
                    *(["--per-passage", str(args.per_passage)] if args.per_passage else [])]
-        gen, gen_s = _cli(["generate", "--from", str(EVAL), "--out", str(pairs), "--device", args.device, *variant],
+        gen, gen_s = _cli(["generate", "--from", str(qa), "--out", str(pairs), "--device", args.device, *variant],
                           env)
         with pairs.open(encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
-        train_args = ["train", "--train", str(pairs), "--eval", str(EVAL), "--device", args.device, "--json"]
+        train_args = ["train", "--train", str(pairs), "--eval", str(qa), "--device", args.device, "--json"]
         if args.max_steps:
             train_args += ["--max-steps", str(args.max_steps)]
         run, run_s = _cli(train_args, env)
         load1 = os.getloadavg()
     res = json.loads(run.stdout)
     row = {
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"), "max_steps": args.max_steps, "generate_args": variant,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"), "collection": args.collection, "max_steps": args.max_steps,
+        "generate_args": variant,
         "generate_seconds": round(gen_s, 1), "generate_report": gen.stderr.strip().splitlines()[-3:],
         "pairs_written": len(rows), "passages_with_pairs": len({r.get("passage_id") for r in rows}),
         "train_seconds": round(run_s, 1), "training_seconds": res.get("training_seconds"),

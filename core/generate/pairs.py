@@ -231,19 +231,28 @@ def pair_table(
     Columns: ``question, passage, passage_id, source, origin``. A cell a spreadsheet would run as a formula
     is guarded with a leading ``'`` (:mod:`core.csvsafe`; the app removes it when it reads the file back). ``passage`` is the text the
     question trains against and ``passage_id`` its corpus id (see
-    :meth:`GeneratedQuestion.positive_id`); ``source`` is empty when unknown.
+    :meth:`GeneratedQuestion.positive_id`; one id per text: a cut copy that reads like a passage of ``passages``,
+    or like an earlier cut copy, takes that one's id); ``source`` is empty when unknown.
 
     Raises:
         ValueError: a question names a passage id that is not in ``passages``.
     """
     _check_passages(questions, passages)
     sources = sources or {}
+    texts = [passages[q.passage_id] if q.positive is None else q.positive for q in questions]
+    # One id per text: two cut copies can read the same (overlapping passages, a table cut twice), and a reader
+    # gives a text that carries two ids a new one, which loses the cut copy's link to its passage and has it
+    # searched as a passage (core.ingest.pairs._doc_ids). A collection passage's own id wins, else the first.
+    id_of: dict[str, str] = {}
+    for pid, text in passages.items():
+        id_of.setdefault(text, pid)
+    for q, text in zip(questions, texts):
+        id_of.setdefault(text, q.positive_id())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")  # RFC 4180; a cell holding a bare \r is quoted too
     w.writerow(PAIR_COLUMNS)
-    for q in questions:
-        text = passages[q.passage_id] if q.positive is None else q.positive
-        w.writerow([neutralise(v) for v in (q.question, text, q.positive_id(), sources.get(q.passage_id, ""), q.origin)])
+    for q, text in zip(questions, texts):
+        w.writerow([neutralise(v) for v in (q.question, text, id_of[text], sources.get(q.passage_id, ""), q.origin)])
     return buf.getvalue().encode("utf-8")
 
 

@@ -155,3 +155,30 @@ def test_join_keeps_derived_positives_out_of_the_searched_passages(tmp_path):
     extra = QADataset({"t1": "q?"}, {"other.pdf#chunk3": "A passage only the training file has."}, {"t1": ["other.pdf#chunk3"]})
     _, joined = join_train_eval(extra, ev)
     assert "A passage only the training file has." in joined.corpus.values() and len(joined.corpus) == 4
+
+
+def test_two_cut_copies_that_read_the_same_stay_cut_copies(tmp_path):
+    """Overlapping passages (a collection of joined windows: the measured 'long' collection gave 2 such) can give two
+    cut copies the same text. The pair file gives that text one id, so the reader does not hand it a new one
+    ('d0001', no link to its passage) and the evaluation searches exactly the collection: 395 passages, not 397."""
+    from core.dataset import QADataset, join_train_eval
+
+    shared = "Beta valves close at dawn every day. Gamma pumps idle until noon every day."
+    ps = {"w1": "Alpha crews check the seals at night. " + shared, "w2": "Delta crews check the hoses at night. " + shared,
+          "w3": shared}
+    r = generate_offline(ps, OfflineSettings(method="inverse_cloze", per_passage=3, ict_keep_sentence=0.0))
+    same = [x for x in r.questions if x.positive == shared]
+    assert {x.passage_id for x in same} == {"w1", "w2"}  # w1's and w2's first sentence cut: the same text
+    path = write_pair_file(tmp_path / "pairs.csv", r.questions, ps)
+    rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
+    ids = {}
+    for row in rows:
+        ids.setdefault(row["passage"], set()).add(row["passage_id"])
+    assert all(len(v) == 1 for v in ids.values())  # one id per text
+    assert ids[shared] == {"w3"}  # the collection's own passage with that text wins over a cut copy's id
+    loaded = load_qa_file(path.name, path.read_bytes())
+    assert not [p for p in loaded.report.problems if "not unique" in p.message]
+    ev = QADataset({"e1": "When do the valves close?"}, dict(ps), {"e1": ["w1"]})
+    tr, joined = join_train_eval(loaded.dataset, ev)
+    assert sorted(joined.corpus.values()) == sorted(ps.values())  # exactly the collection is searched
+    assert {x.positive for x in r.questions if x.positive} <= set(tr.corpus.values())  # every cut copy trained on

@@ -52,6 +52,39 @@ def _long_collection(path: Path) -> Path:
     return path
 
 
+def compare(ws_a: str, ws_b: str, out: str) -> int:
+    """Paired change B - A per question, on the same questions and passages (checked), of the tuned model and the
+    tuned hybrid, with the project's own paired test (``core.retrieval.stats.paired_randomization``)."""
+    sys.path.insert(0, str(ROOT))
+    from core.retrieval.stats import paired_randomization
+    from core.workspace.run_folder import load_per_query, load_results
+
+    frames, conditions = [], []
+    for ws in (ws_a, ws_b):
+        runs = sorted(p for p in (Path(ws) / "runs").iterdir() if p.is_dir())
+        if len(runs) != 1:
+            raise SystemExit(f"{ws}: expected one run, found {len(runs)}")
+        frames.append(load_per_query(runs[0]))
+        systems = load_results(runs[0]).to_dict()["systems"]
+        conditions.append({role: {k: (s.get("conditions") or {}).get(k) for k in (
+            "passages_fingerprint", "questions_fingerprint", "passage_tokens", "backend")}
+            for role, s in systems.items() if role in ("base", "bm25")})
+    a, b = frames
+    if list(a.index) != list(b.index) or conditions[0] != conditions[1]:
+        raise SystemExit("the two runs did not search the same passages with the same questions and settings")
+    row = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "compare": [ws_a, ws_b], "n": len(a),
+           "conditions": conditions[0]}
+    for role in ("tuned", "hybrid"):
+        col = f"{role}|{NDCG}"
+        delta, low, high, p = paired_randomization(a[col].to_numpy(float), b[col].to_numpy(float))
+        row[role] = {"a": round(float(a[col].mean()), 4), "b": round(float(b[col].mean()), 4),
+                     "delta": round(delta, 4), "low": round(low, 4), "high": round(high, 4), "p_value": p}
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+    print(json.dumps(row, indent=1, default=str))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="JSON lines file the result is added to")
@@ -64,11 +97,21 @@ def main() -> int:
     p.add_argument("--collection", choices=["sec10k", "sample", "long"], default="sec10k",
                    help="sec10k: val_dataset.json; sample: sample_data/qa_eval.csv; long: val_dataset.json with each "
                         "passage joined to the next (twice the text, the same questions; written to a temporary file)")
+    p.add_argument("--workspace", default=None,
+                   help="keep the run's workspace in this (new) folder, for --compare; default: a temporary one")
+    p.add_argument("--compare", nargs=2, metavar=("WS_A", "WS_B"), default=None,
+                   help="instead of a run: the paired change B - A of the tuned model and of the tuned hybrid "
+                        "(nDCG@10 per question) between two kept workspaces of the same collection; one JSON line "
+                        "added to --out")
     args = p.parse_args()
+    if args.compare:
+        return compare(*args.compare, out=args.out)
+    if args.workspace and Path(args.workspace).exists() and any(Path(args.workspace).iterdir()):
+        raise SystemExit(f"--workspace {args.workspace} is not empty")
     with tempfile.TemporaryDirectory(prefix="etl-readme-docs-") as tmp:
         qa = {"sec10k": EVAL, "sample": ROOT / "sample_data" / "qa_eval.csv"}.get(args.collection)
         qa = qa or _long_collection(Path(tmp) / "long.json")
-        env = {**os.environ, "ETL_WORKSPACE": str(Path(tmp) / "ws"), "HF_HUB_OFFLINE": "1",
+        env = {**os.environ, "ETL_WORKSPACE": args.workspace or str(Path(tmp) / "ws"), "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         pairs = Path(tmp) / "pairs.csv"
         load0 = os.getloadavg()

@@ -92,15 +92,17 @@ def test_bad_flags_are_refused(tmp_path):
 
 
 def test_keep_sentence_one_trains_on_the_passages_as_uploaded(tmp_path):
-    """--keep-sentence 1: every question's sentence stays in its passage, so each pair's passage is the collection's
-    own (no cut copy, no '#ict' id); the default (0.1) cuts most of them out."""
+    """--keep-sentence 1 (the default): every question's sentence stays in its passage, so each pair's passage is the collection's
+    own (no cut copy, no '#ict' id); ORQA's share (0.1) cuts most of them out."""
     src, ps = _qa_file(tmp_path)
     rows = {}
-    for share in ("1", "0.1"):
+    for share in ("1", "0.1", None):  # None: the default
         out = tmp_path / f"pairs-{share}.csv"
-        proc = _run(["--from", str(src), "--out", str(out), "--keep-sentence", share, "--no-round-trip"], tmp_path)
+        flag = ["--keep-sentence", share] if share else []
+        proc = _run(["--from", str(src), "--out", str(out), *flag, "--no-round-trip"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         rows[share] = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert rows[None] == rows["1"]  # the default keeps the sentence (bench/RESULTS.md, "Keep the sentence")
     kept = rows["1"]
     assert kept and all(r["passage_id"] in ps and r["passage"] == ps[r["passage_id"]] for r in kept)
     assert all(r["question"] in r["passage"] for r in kept)
@@ -140,7 +142,8 @@ def test_train_warns_when_its_evaluation_file_is_generated(tmp_path):
 
 def test_generate_then_train_searches_exactly_the_collection(tmp_path):
     """The README's path on one collection (issue 26): `generate --from FILE` writes 'sentence as question' pairs
-    whose passages have the question's sentence cut out (ids '<id>#ict<k>'); `train --train pairs --eval FILE`
+    whose passages have the question's sentence cut out (ids '<id>#ict<k>'; --keep-sentence 0.1, ORQA's inverse
+    cloze); `train --train pairs --eval FILE`
     trains on those texts but searches and scores the collection exactly as uploaded: its passages, no more."""
     from core.dataset import _doc_key
     from core.workspace.store import Store
@@ -151,7 +154,8 @@ def test_generate_then_train_searches_exactly_the_collection(tmp_path):
     src.write_text(json.dumps({"queries": queries, "corpus": ps,
                                "relevant_docs": {f"q{i}": [f"p{i}"] for i in range(3)}}))
     pairs = tmp_path / "pairs.csv"
-    proc = _run(["--from", str(src), "--out", str(pairs), "--method", "inverse_cloze", "--no-round-trip"], tmp_path)
+    proc = _run(["--from", str(src), "--out", str(pairs), "--method", "inverse_cloze", "--keep-sentence", "0.1",
+                 "--no-round-trip"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(pairs.open(encoding="utf-8")))
     cut = [r for r in rows if "#ict" in r["passage_id"]]

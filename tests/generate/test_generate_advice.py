@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.dataset import QADataset
-from core.generate.advice import GENERATED_BEST, method_advice
+from core.generate.advice import FULL_NDCG, GENERATED_BEST, method_advice
 from core.generate.pairs import llm_origin, offline_origin
 
 
@@ -19,8 +19,8 @@ def test_generated_questions_get_the_full_fine_tune_with_the_figure():
     assert advice is not None and advice.method == GENERATED_BEST == "full"
     assert (advice.generated, advice.total) == (9, 10)
     assert "9 of 10, mostly sentence as question" in advice.why
-    assert "from 0.657 to 0.692" in advice.why and "stayed at 0.657" in advice.why
-    assert "did not move" in advice.against["adapter"] and "0.692" in advice.against["adapter"]
+    assert f"from 0.657 to {FULL_NDCG:.3f}" in advice.why and "stayed at 0.657" in advice.why
+    assert "did not move" in advice.against["adapter"] and f"{FULL_NDCG:.3f}" in advice.against["adapter"]
     assert "nudge" in advice.against and "full" not in advice.against
 
 
@@ -37,3 +37,15 @@ def test_human_or_unknown_questions_get_no_advice():
     assert method_advice(_train([""] * 5)) is None  # as uploaded: nothing says they are generated
     assert method_advice(_train([offline_origin("crop")] * 2 + ["human"] * 3)) is None  # a minority
     assert method_advice(QADataset({}, {}, {})) is None
+
+
+def test_the_figure_is_the_readme_paths_last_measurement():
+    """FULL_NDCG is the tuned dense nDCG@10 of the README's generate -> train path with today's defaults
+    (bench/bench_readme_docs_only.py's last line in bench/results/readme-docs-only.jsonl, no variant flags)."""
+    import json
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[2] / "bench" / "results" / "readme-docs-only.jsonl").read_text()
+    last = json.loads(lines.splitlines()[-1])
+    assert not last.get("generate_args") and last.get("collection", "sec10k") == "sec10k"
+    assert f"{last['ndcg@10']['tuned']:.3f}" == f"{FULL_NDCG:.3f}"

@@ -90,16 +90,19 @@ def test_inverse_cloze_removes_the_sentence_as_orqa():
     assert kept.questions and all(q.positive is None for q in kept.questions)
 
 
-def test_inverse_cloze_keeps_the_sentence_about_one_time_in_ten():
+def test_inverse_cloze_at_orqas_share_keeps_the_sentence_about_one_time_in_ten():
     rng = random.Random(0)
     words = "pump valve seal hose gauge motor filter cooler tank line".split()
     many = {
         f"p{i}": " ".join(" ".join(rng.choices(words, k=8)).capitalize() + "." for _ in range(4))
         for i in range(300)
     }
-    r = generate_offline(many, OfflineSettings(method="inverse_cloze", per_passage=1))
+    r = generate_offline(many, OfflineSettings(method="inverse_cloze", per_passage=1, ict_keep_sentence=0.1))
     share = sum(q.positive is None for q in r.questions) / len(r.questions)
     assert 0.05 <= share <= 0.15
+    default = generate_offline(many, OfflineSettings(method="inverse_cloze", per_passage=1))
+    assert default.questions and all(q.positive is None for q in default.questions)  # the default: passage as is
+    assert [q.question for q in default.questions] == [q.question for q in r.questions]  # the same sentences
 
 
 def test_crop_is_a_contiguous_span_within_bounds():

@@ -76,7 +76,8 @@ BACKEND_CAPTIONS = {
 METHOD_LABELS = {"inverse_cloze": "Sentence as question", "crop": "Random excerpt", "keywords": "Keywords"}
 METHOD_CAPTIONS = {
     "inverse_cloze": "One sentence of a passage plays the question and the passage its answer. Needs no LLM; "
-    "Advanced can cut the sentence out of some answers (inverse cloze), which measured worse on our benchmarks.",
+    "'Method settings' can cut the sentence out of some answers (inverse cloze), which measured worse on our "
+    "benchmarks.",
     "crop": "A random stretch of the passage plays the question. Works on any passage; the 'questions' read like "
     "excerpts.",
     "keywords": "A few of the passage's rarest words, like a query typed into a search box.",

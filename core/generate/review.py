@@ -145,8 +145,10 @@ def use_as_training(store: Store, dataset_id: str, run_id: str, table: pd.DataFr
     new = build_dataset(chosen, passages, sources)
     ds = new.dataset
     ds.origins = dict(new.origins)
-    generated = set(generated_ids(train)) if keep_labelled else set()  # once, not once per question
-    kept = [q for q in train.query_ids if q not in generated] if keep_labelled else []
+    kept: list[str] = []
+    if keep_labelled:
+        generated = set(generated_ids(train))  # once, not once per question
+        kept = [q for q in train.query_ids if q not in generated]
     if kept:  # the labelled questions, their passages and answers kept; the generated ones added
         labelled = train.subset(kept)
         clash = set(kept) & set(ds.queries)
